@@ -1,0 +1,151 @@
+/* The experiment spec: expt.yaml (+ variant + command-line overrides) → typed struct expt_spec,
+ * validated with file:line:col diagnostics, and its sweep expanded into run plans.
+ * Owner: spec/. Everything returned is owned by the struct expt_spec it came from. */
+#ifndef EXPT_SPEC_SPEC_H
+#define EXPT_SPEC_SPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../util/err.h"
+#include "../util/strv.h"
+
+/* A param value. Params are scalars; a list or map value is kept as JSON text (EXPT_VT_JSON). */
+enum expt_vtype { EXPT_VT_NULL, EXPT_VT_BOOL, EXPT_VT_INT, EXPT_VT_FLOAT, EXPT_VT_STR, EXPT_VT_JSON };
+
+struct expt_value {
+	enum expt_vtype type;
+	char *text; /* canonical text: "0.01", "true", "adam", "[1,2]"; never NULL ("" for null) */
+};
+
+struct expt_param {
+	char *name;
+	struct expt_value value;
+};
+
+/* Ordered (spec order, then overrides in command-line order). */
+struct expt_params {
+	struct expt_param *v;
+	size_t n, cap;
+};
+
+struct expt_kv {
+	char *key, *value;
+};
+
+struct expt_kvs {
+	struct expt_kv *v;
+	size_t n, cap;
+};
+
+/* inputs/outputs entries: {name: {mount: /data, from|to: URL, readonly: bool}} */
+struct expt_mount {
+	char *name;
+	char *mount; /* path inside the run (container/pod); for local, exposed as env */
+	char *url;   /* "/abs/path" or "./rel" (hostPath), nfs://, pvc://, s3:// */
+	int readonly;
+};
+
+struct expt_mounts {
+	struct expt_mount *v;
+	size_t n, cap;
+};
+
+/* One run of an expanded sweep. */
+struct expt_run_plan {
+	size_t index;              /* 0-based position in the sweep */
+	struct expt_params params; /* complete: spec params with this trial's values merged in */
+};
+
+struct expt_spec {
+	char *path;    /* the spec file as given (for messages) */
+	char *dir;     /* absolute directory of the spec file: the project dir and runs' cwd */
+	char *name;    /* experiment name, DNS-1123 label */
+	char *variant; /* chosen variant, NULL for the base */
+	char *image;   /* NULL if unset */
+	struct expt_strv command; /* argv from `command:` (string split shell-like, or a list) */
+	int shell;                /* run `command` through /bin/sh -c */
+	char *args;               /* "auto" (default), "none", or a template with {param} */
+	struct expt_params params;
+	int parallel; /* >= 1, default 1 */
+	struct {
+		int64_t cpu_milli;    /* 0 = unset */
+		int64_t memory_bytes; /* 0 = unset */
+		int gpu;              /* 0 = none */
+	} resources;
+	struct expt_mounts inputs, outputs;
+	struct expt_kvs env;       /* spec order */
+	struct expt_strv secrets;  /* Kubernetes Secret names */
+	struct expt_kvs files;     /* path in run → local path */
+	int retries;               /* extra attempts after a failure, default 0 */
+	int64_t timeout_ms;        /* 0 = none */
+	char *on_conflict;         /* fail | replace | new-id */
+	int64_t cleanup_failed_ms, cleanup_succeeded_ms; /* -1 = keep */
+	char *backend;             /* local (default) | container | kubernetes */
+	struct {
+		char *uri;            /* NULL = embedded store only */
+		int tensorboard;
+		char *metrics_prefix; /* stdout capture prefix, default "expt:" */
+		struct expt_strv sinks; /* store, console, jsonl, tensorboard, mlflow */
+	} tracking;
+	struct {
+		char *context, *namespace_, *service_account;
+		struct expt_kvs node_selector;
+		char *tolerations_json; /* "[]" when unset */
+	} kubernetes;
+	/* The sweep, expanded (grid product, trials list, or random samples); at least one run. */
+	struct expt_run_plan *runs;
+	size_t nruns;
+	char *resolved_json; /* the whole resolved spec (after variant and overrides) as JSON */
+};
+
+/* One problem found while loading; all are collected before failing. */
+struct expt_diag {
+	char *file;  /* spec path, or "<command line>" for overrides */
+	int line, col; /* 1-based; for overrides line = 0, col = 1-based argument index */
+	char *field; /* dotted path: "sweep.lr", "resources.memory" */
+	char *msg;   /* "expected a quantity like 512Mi or 2Gi, got '1Gb'" */
+};
+
+struct expt_diags {
+	struct expt_diag *v;
+	size_t n, cap;
+};
+
+struct expt_spec_opts {
+	const char *path;        /* spec file; NULL = "expt.yaml" in the current directory */
+	const char *variant;     /* NULL = base */
+	const char *const *overrides; /* "key=value" / "key=a,b,c" from the command line */
+	size_t noverrides;
+};
+
+/* Loads, merges (variant, overrides), validates and expands. On success returns 0 and *out
+ * (free with expt_spec_free). On bad input returns EXPT_EUSAGE with every problem in diags
+ * (caller releases with expt_diags_release) and err summarising; other failures (file missing)
+ * return their code in err. */
+int expt_spec_load(struct expt_spec **out, const struct expt_spec_opts *opts,
+		   struct expt_diags *diags, struct expt_err *err);
+void expt_spec_free(struct expt_spec *spec); /* NULL is a no-op */
+void expt_diags_release(struct expt_diags *d);
+/* "file:line:col: field: msg" */
+void expt_diag_format(const struct expt_diag *d, char *out, size_t n);
+
+/* The run contract (DESIGN.md §1). argv: per `args` (auto → --key value; template with {param},
+ * {run_id}, {output_dir}); with shell: true, argv is {"/bin/sh", "-c", "<command + args>"}. */
+int expt_spec_run_argv(const struct expt_spec *spec, const struct expt_params *params,
+		       const char *run_id, const char *output_dir, struct expt_strv *argv,
+		       struct expt_err *err);
+/* Appends "KEY=VALUE" entries for the run: spec env, EXPT_PARAM_<NAME> (upper-cased, non
+ * alphanumerics → _), EXPT_RUN_ID, EXPT_EXPERIMENT, EXPT_OUTPUT_DIR, EXPT_PARAMS_FILE. */
+void expt_spec_run_env(const struct expt_spec *spec, const struct expt_params *params,
+		       const char *run_id, const char *output_dir, const char *params_file,
+		       struct expt_strv *env);
+/* {"lr": 0.01, "optimizer": "adam"} with JSON types from the value types; caller frees. */
+char *expt_params_json(const struct expt_params *params);
+const struct expt_value *expt_params_get(const struct expt_params *params, const char *name);
+void expt_params_release(struct expt_params *params);
+
+/* Is s a DNS-1123 label (lowercase alnum and '-', starts/ends alnum, <= 63)? */
+int expt_dns_label_ok(const char *s);
+
+#endif

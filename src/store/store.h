@@ -1,0 +1,195 @@
+/* The embedded store: SQLite (WAL) at <project>/.expt/expt.db. Experiments, runs, params,
+ * metrics, tags, artifacts, events; run-id allocation. Owner: store/.
+ * Strings in returned records are owned by the record; release with the matching _release. */
+#ifndef EXPT_STORE_STORE_H
+#define EXPT_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../util/err.h"
+
+struct expt_store; /* opaque; one connection; not shared between threads */
+
+enum expt_run_status {
+	EXPT_RUN_QUEUED = 0,
+	EXPT_RUN_RUNNING,
+	EXPT_RUN_SUCCEEDED,
+	EXPT_RUN_FAILED,
+	EXPT_RUN_STOPPED,
+};
+
+const char *expt_run_status_name(enum expt_run_status s); /* "queued", ... */
+int expt_run_status_parse(const char *s, enum expt_run_status *out);
+int expt_run_status_done(enum expt_run_status s); /* succeeded, failed or stopped */
+
+/* Locates the store: $EXPT_HOME/expt.db if EXPT_HOME is set, else the first .expt/expt.db found
+ * walking up from start_dir (like git), else (create != 0) start_dir/.expt/expt.db.
+ * *db_path and *project_dir are malloc'd (project_dir = directory holding .expt, or EXPT_HOME's
+ * parent). Returns EXPT_ENOTFOUND when none exists and create == 0. */
+int expt_store_locate(const char *start_dir, int create, char **db_path, char **project_dir,
+		      struct expt_err *err);
+
+/* Opens (creating and migrating as needed) the store at db_path. Refuses, with EXPT_ESTORE and a
+ * clear message, a store whose schema is newer than this expt. */
+int expt_store_open(struct expt_store **out, const char *db_path, struct expt_err *err);
+void expt_store_close(struct expt_store *st); /* NULL is a no-op */
+int expt_store_schema_version(struct expt_store *st);
+
+/* A run as stored. */
+struct expt_run_rec {
+	int64_t id;         /* row id */
+	char *run_id;       /* "<experiment>-<seq>", a valid Kubernetes name */
+	char *experiment;
+	int64_t seq;
+	enum expt_run_status status;
+	int exit_code;      /* -1 if none */
+	int signal;         /* 0 if none */
+	char *reason;       /* NULL or: exit, signal, oom, timeout, stopped, supervisor-lost, error */
+	char *message;      /* NULL or a human detail ("killed after 2m timeout") */
+	int64_t created_ms, started_ms, ended_ms; /* 0 if not yet */
+	char *backend;      /* "local" */
+	char *host;
+	char *variant;      /* NULL for base */
+	int attempt;        /* 1-based attempt currently/last run */
+	char *retry_of;     /* run_id this run retries, or NULL */
+	int pid;            /* process (group leader) of the current attempt, 0 if none */
+	int supervisor_pid; /* expt process supervising the run */
+	int64_t supervisor_start; /* its start time (/proc/<pid>/stat field 22), to detect pid reuse */
+	char *params_json;  /* {"lr":0.1} */
+	char *argv_json;    /* ["python","train.py","--lr","0.1"] */
+	char *env_json;     /* {"EXPT_RUN_ID":"..."} only what expt added */
+	char *spec_json;    /* snapshot of the resolved spec */
+	char *output_dir;   /* absolute */
+	char *log_dir;      /* absolute; stdout.log and stderr.log inside */
+	char *gpus;         /* "0,1" assigned GPU slots, or NULL */
+};
+
+void expt_run_rec_release(struct expt_run_rec *r);
+
+struct expt_run_list {
+	struct expt_run_rec *v;
+	size_t n, cap;
+};
+void expt_run_list_release(struct expt_run_list *l);
+
+/* Input for creating runs: one per planned run. */
+struct expt_run_new {
+	const char *params_json;
+	const char *variant;  /* may be NULL */
+	const char *retry_of; /* may be NULL */
+};
+
+/* Allocates n new run ids for experiment in ONE transaction (BEGIN IMMEDIATE), creating the
+ * experiment if needed, and inserts the runs as queued with backend, host, spec_json.
+ * Ids are <experiment>-<seq>, seq strictly increasing per experiment and never reused (even
+ * after rm). Experiment names too long for a 63-char Kubernetes name with the suffix are
+ * shortened deterministically (prefix + short hash). out gets the created records in order;
+ * output_dir/log_dir are set to <project>/.expt/runs/<run_id>/{output,logs} (not created). */
+int expt_store_create_runs(struct expt_store *st, const char *experiment, const char *backend,
+			   const char *spec_json, const struct expt_run_new *runs, size_t n,
+			   struct expt_run_list *out, struct expt_err *err);
+
+/* Updates of a run's lifecycle. Each is one short transaction. */
+int expt_store_set_argv_env(struct expt_store *st, const char *run_id, const char *argv_json,
+			    const char *env_json, struct expt_err *err);
+int expt_store_mark_running(struct expt_store *st, const char *run_id, int pid, int attempt,
+			    int supervisor_pid, int64_t supervisor_start, const char *gpus,
+			    int64_t started_ms, struct expt_err *err);
+int expt_store_mark_supervisor(struct expt_store *st, const char *run_id, int supervisor_pid,
+			       int64_t supervisor_start, struct expt_err *err);
+int expt_store_mark_done(struct expt_store *st, const char *run_id, enum expt_run_status status,
+			 int exit_code, int signal, const char *reason, const char *message,
+			 int64_t ended_ms, struct expt_err *err);
+
+/* Marks queued/running runs whose supervisor process is gone (pid dead, or pid reused: start time
+ * differs) as failed with reason "supervisor-lost". Cheap; called by read commands. */
+int expt_store_reconcile(struct expt_store *st, struct expt_err *err);
+
+/* Lookups. A ref is a run id ("mnist-3"). Returns EXPT_ENOTFOUND if missing. */
+int expt_store_get_run(struct expt_store *st, const char *run_id, struct expt_run_rec *out,
+		       struct expt_err *err);
+/* Filter for listing; all fields optional (NULL/0 = any). */
+struct expt_run_filter {
+	const char *experiment;
+	int status_mask;  /* bit (1 << status); 0 = any */
+	int64_t limit;    /* 0 = no limit; newest first when set */
+	int include_specs; /* 0 = leave spec_json/env_json NULL (fast path for ps) */
+};
+int expt_store_list_runs(struct expt_store *st, const struct expt_run_filter *f,
+			 struct expt_run_list *out, struct expt_err *err);
+/* Experiments with run counts, newest activity first. */
+struct expt_experiment_rec {
+	char *name;
+	int64_t created_ms;
+	int64_t next_seq;
+	int64_t nruns, nrunning, nsucceeded, nfailed;
+};
+struct expt_experiment_list {
+	struct expt_experiment_rec *v;
+	size_t n, cap;
+};
+void expt_experiment_list_release(struct expt_experiment_list *l);
+int expt_store_list_experiments(struct expt_store *st, struct expt_experiment_list *out,
+				struct expt_err *err);
+/* Deletes a run and everything it owns in the store (not files). The seq is not reused. */
+int expt_store_delete_run(struct expt_store *st, const char *run_id, struct expt_err *err);
+
+/* Params (besides params_json on the run: one row per param for querying). */
+int expt_store_set_param(struct expt_store *st, const char *run_id, const char *key,
+			 const char *value, struct expt_err *err);
+
+/* Metrics. */
+struct expt_metric_point {
+	const char *key;
+	double value;
+	int64_t step;    /* -1 when none given */
+	int64_t time_ms; /* wall clock */
+};
+/* Appends points in one transaction (fast path: prepared statement reused). */
+int expt_store_add_metrics(struct expt_store *st, const char *run_id,
+			   const struct expt_metric_point *pts, size_t n, struct expt_err *err);
+/* Summary per key for a run: last value (highest step, then latest time), min, max, count. */
+struct expt_metric_summary {
+	char *key;
+	double last, min, max;
+	int64_t last_step, count;
+};
+struct expt_metric_summaries {
+	struct expt_metric_summary *v;
+	size_t n, cap;
+};
+void expt_metric_summaries_release(struct expt_metric_summaries *s);
+int expt_store_metric_summaries(struct expt_store *st, const char *run_id,
+				struct expt_metric_summaries *out, struct expt_err *err);
+/* Every point of one key, ordered by step then time (for show/export). */
+struct expt_metric_row {
+	double value;
+	int64_t step, time_ms;
+};
+int expt_store_metric_history(struct expt_store *st, const char *run_id, const char *key,
+			      struct expt_metric_row **rows, size_t *n, struct expt_err *err);
+
+/* Tags, artifacts, events. */
+int expt_store_set_tag(struct expt_store *st, const char *run_id, const char *key,
+		       const char *value, struct expt_err *err);
+int expt_store_add_artifact(struct expt_store *st, const char *run_id, const char *path,
+			    int64_t size, struct expt_err *err);
+int expt_store_add_event(struct expt_store *st, const char *run_id, const char *kind,
+			 const char *message, int64_t time_ms, struct expt_err *err);
+
+/* Key/value pairs (tags) or single-column lists (artifacts: path + size as value) of a run. */
+struct expt_kv_rows {
+	char **keys, **values;
+	int64_t *times;
+	size_t n, cap;
+};
+void expt_kv_rows_release(struct expt_kv_rows *r);
+int expt_store_get_tags(struct expt_store *st, const char *run_id, struct expt_kv_rows *out,
+			struct expt_err *err);
+int expt_store_get_artifacts(struct expt_store *st, const char *run_id,
+			     struct expt_kv_rows *out, struct expt_err *err);
+int expt_store_get_events(struct expt_store *st, const char *run_id, struct expt_kv_rows *out,
+			  struct expt_err *err);
+
+#endif

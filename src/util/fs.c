@@ -1,0 +1,274 @@
+/* Files, paths and clocks. */
+#define _GNU_SOURCE
+#include "fs.h"
+#include "mem.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int expt_mkdirs(const char *path, struct expt_err *err)
+{
+	char *p = expt_xstrdup(path), *s;
+	int rc = 0;
+
+	for (s = p + 1; ; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, 0755) && errno != EEXIST) {
+				rc = expt_err_errno(err, EXPT_EFAIL, "cannot create directory '%s'", p);
+				break;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	free(p);
+	return rc;
+}
+
+int expt_read_file(const char *path, struct expt_buf *b, struct expt_err *err)
+{
+	char chunk[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return expt_err_errno(err, errno == ENOENT ? EXPT_ENOTFOUND : EXPT_EFAIL,
+				      "cannot read '%s'", path);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = expt_err_errno(err, EXPT_EFAIL, "cannot read '%s'", path);
+			break;
+		}
+		if (n == 0)
+			break;
+		if (expt_buf_add(b, chunk, (size_t)n)) {
+			rc = expt_err_set(err, EXPT_EFAIL, "'%s' is larger than %zu bytes", path,
+					  b->max);
+			break;
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+int expt_write_file(const char *path, const void *data, size_t len, struct expt_err *err)
+{
+	char *tmp = expt_xasprintf("%s.tmp.%d", path, (int)getpid());
+	const char *p = data;
+	int fd, rc = 0;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = expt_err_errno(err, EXPT_EFAIL, "cannot write '%s'", path);
+		goto out;
+	}
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = expt_err_errno(err, EXPT_EFAIL, "cannot write '%s'", path);
+			close(fd);
+			unlink(tmp);
+			goto out;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (close(fd) || rename(tmp, path)) {
+		rc = expt_err_errno(err, EXPT_EFAIL, "cannot write '%s'", path);
+		unlink(tmp);
+	}
+out:
+	free(tmp);
+	return rc;
+}
+
+int expt_remove_tree(const char *path, struct expt_err *err)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+
+	if (lstat(path, &st))
+		return errno == ENOENT ? 0 : expt_err_errno(err, EXPT_EFAIL, "cannot remove '%s'", path);
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlink(path) && errno != ENOENT)
+			return expt_err_errno(err, EXPT_EFAIL, "cannot remove '%s'", path);
+		return 0;
+	}
+	d = opendir(path);
+	if (!d)
+		return expt_err_errno(err, EXPT_EFAIL, "cannot remove '%s'", path);
+	while (!rc && (e = readdir(d))) {
+		char *child;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		child = expt_xasprintf("%s/%s", path, e->d_name);
+		rc = expt_remove_tree(child, err);
+		free(child);
+	}
+	closedir(d);
+	if (!rc && rmdir(path) && errno != ENOENT)
+		rc = expt_err_errno(err, EXPT_EFAIL, "cannot remove '%s'", path);
+	return rc;
+}
+
+static int copy_file(const char *src, const char *dst, mode_t mode, struct expt_err *err)
+{
+	char chunk[65536];
+	int in, out, rc = 0;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return expt_err_errno(err, EXPT_EFAIL, "cannot read '%s'", src);
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode & 0777);
+	if (out < 0) {
+		close(in);
+		return expt_err_errno(err, EXPT_EFAIL, "cannot write '%s'", dst);
+	}
+	for (;;) {
+		ssize_t n = read(in, chunk, sizeof(chunk)), off = 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = expt_err_errno(err, EXPT_EFAIL, "cannot read '%s'", src);
+			break;
+		}
+		if (!n)
+			break;
+		while (off < n) {
+			ssize_t w = write(out, chunk + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				rc = expt_err_errno(err, EXPT_EFAIL, "cannot write '%s'", dst);
+				goto done;
+			}
+			off += w;
+		}
+	}
+done:
+	close(in);
+	if (close(out) && !rc)
+		rc = expt_err_errno(err, EXPT_EFAIL, "cannot write '%s'", dst);
+	return rc;
+}
+
+int expt_copy_tree(const char *src, const char *dst, struct expt_err *err)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+
+	if (lstat(src, &st))
+		return expt_err_errno(err, EXPT_ENOTFOUND, "cannot read '%s'", src);
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlink(src, target, sizeof(target) - 1);
+		if (n < 0)
+			return expt_err_errno(err, EXPT_EFAIL, "cannot read link '%s'", src);
+		target[n] = '\0';
+		if (symlink(target, dst) && errno != EEXIST)
+			return expt_err_errno(err, EXPT_EFAIL, "cannot create link '%s'", dst);
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return copy_file(src, dst, st.st_mode, err);
+	if (mkdir(dst, 0755) && errno != EEXIST)
+		return expt_err_errno(err, EXPT_EFAIL, "cannot create directory '%s'", dst);
+	d = opendir(src);
+	if (!d)
+		return expt_err_errno(err, EXPT_EFAIL, "cannot read directory '%s'", src);
+	while (!rc && (e = readdir(d))) {
+		char *s, *t;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		s = expt_xasprintf("%s/%s", src, e->d_name);
+		t = expt_xasprintf("%s/%s", dst, e->d_name);
+		rc = expt_copy_tree(s, t, err);
+		free(s);
+		free(t);
+	}
+	closedir(d);
+	return rc;
+}
+
+int expt_path_exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+int expt_is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+char *expt_abspath(const char *p)
+{
+	char cwd[PATH_MAX];
+
+	if (p[0] == '/')
+		return expt_xstrdup(p);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	if (!strcmp(p, "."))
+		return expt_xstrdup(cwd);
+	return expt_xasprintf("%s/%s", cwd, p);
+}
+
+int64_t expt_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t expt_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void expt_fmt_time_iso(int64_t ms, char *out, size_t n)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+void expt_fmt_time_local(int64_t ms, char *out, size_t n)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	snprintf(out, n, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}

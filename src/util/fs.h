@@ -1,0 +1,34 @@
+/* Files, paths and time: small helpers shared by every layer. */
+#ifndef EXPT_UTIL_FS_H
+#define EXPT_UTIL_FS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "err.h"
+
+/* mkdir -p with mode 0755. */
+int expt_mkdirs(const char *path, struct expt_err *err);
+/* Reads a whole file into b (respecting b->max). */
+int expt_read_file(const char *path, struct expt_buf *b, struct expt_err *err);
+/* Writes data to path atomically (temp file + rename). */
+int expt_write_file(const char *path, const void *data, size_t len, struct expt_err *err);
+/* rm -rf; missing path is not an error. */
+int expt_remove_tree(const char *path, struct expt_err *err);
+/* Copies a file or directory tree (regular files, dirs, symlinks). */
+int expt_copy_tree(const char *src, const char *dst, struct expt_err *err);
+int expt_path_exists(const char *path);
+int expt_is_dir(const char *path);
+/* Returns a malloc'd absolute path of p (not resolving symlinks); NULL on failure. */
+char *expt_abspath(const char *p);
+
+/* Wall clock in milliseconds since the epoch, and a monotonic clock in ms. */
+int64_t expt_now_ms(void);
+int64_t expt_mono_ms(void);
+/* "2026-11-26T03:31:23.123Z" (UTC); n >= 32. */
+void expt_fmt_time_iso(int64_t ms, char *out, size_t n);
+/* "2026-11-26 03:31:23" in local time; n >= 24. */
+void expt_fmt_time_local(int64_t ms, char *out, size_t n);
+
+#endif

@@ -1,0 +1,14 @@
+/* One include for the util layer; banned.h last so it also guards the includer. */
+#ifndef EXPT_UTIL_UTIL_H
+#define EXPT_UTIL_UTIL_H
+
+#include "buf.h"
+#include "err.h"
+#include "fs.h"
+#include "mem.h"
+#include "parse.h"
+#include "strv.h"
+
+#include "banned.h"
+
+#endif
