@@ -80,7 +80,4 @@ const struct expt_backend_ops *expt_backend_find(const char *name);
 /* GPU discovery: $EXPT_GPUS ("0,1", or "none"), else `nvidia-smi -L`. Fills ids ("0","1"). */
 int expt_gpus_detect(struct expt_strv *ids, struct expt_err *err);
 
-/* Start time of a process (field 22 of /proc/<pid>/stat), 0 if no such process. */
-int64_t expt_proc_start_time(int pid);
-
 #endif

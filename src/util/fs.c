@@ -272,3 +272,40 @@ void expt_fmt_time_local(int64_t ms, char *out, size_t n)
 	snprintf(out, n, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
+
+int64_t expt_proc_start_time(int pid)
+{
+	char path[64], buf[1024], *p;
+	long long start = 0;
+	int fd, field;
+	ssize_t n;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* The command name (field 2) may hold spaces and parentheses: skip to the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	for (field = 2; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	if (sscanf(p, "%lld", &start) != 1)
+		return 0;
+	return start;
+}
+
+void expt_hostname(char *out, size_t n)
+{
+	if (gethostname(out, n))
+		out[0] = '\0';
+	out[n - 1] = '\0';
+}

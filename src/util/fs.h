@@ -31,4 +31,10 @@ void expt_fmt_time_iso(int64_t ms, char *out, size_t n);
 /* "2026-11-26 03:31:23" in local time; n >= 24. */
 void expt_fmt_time_local(int64_t ms, char *out, size_t n);
 
+/* Start time of a process (field 22 of /proc/<pid>/stat, clock ticks since boot), 0 if there is
+ * no such process. With the pid it identifies a process even after pid reuse. */
+int64_t expt_proc_start_time(int pid);
+/* Short host name ("" if unknown); n >= 64. */
+void expt_hostname(char *out, size_t n);
+
 #endif
