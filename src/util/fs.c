@@ -1,5 +1,4 @@
 /* Files, paths and clocks. */
-#define _GNU_SOURCE
 #include "fs.h"
 #include "mem.h"
 
