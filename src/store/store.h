@@ -35,6 +35,16 @@ int expt_store_locate(const char *start_dir, int create, char **db_path, char **
 int expt_store_open(struct expt_store **out, const char *db_path, struct expt_err *err);
 void expt_store_close(struct expt_store *st); /* NULL is a no-op */
 int expt_store_schema_version(struct expt_store *st);
+/* The newest schema this expt knows (PRAGMA user_version of a store it creates). */
+#define EXPT_STORE_SCHEMA_VERSION 1
+
+/* The experiment part of run ids: the name itself when it is a DNS-1123 label of at most
+ * EXPT_RUN_PREFIX_MAX chars (room for "-" and a 10-digit seq within 63), else a deterministic
+ * short form: the name lowercased, runs of other characters turned into one '-', cut to 43 chars,
+ * then "-" and 8 hex digits of the FNV-1a 32-bit hash of the full name. n >= EXPT_RUN_PREFIX_MAX+1.
+ * Returns EXPT_EUSAGE for an empty name. */
+#define EXPT_RUN_PREFIX_MAX 52
+int expt_store_run_id_prefix(const char *experiment, char *out, size_t n, struct expt_err *err);
 
 /* A run as stored. */
 struct expt_run_rec {
@@ -82,6 +92,11 @@ struct expt_run_new {
 
 /* Allocates n new run ids for experiment in ONE transaction (BEGIN IMMEDIATE), creating the
  * experiment if needed, and inserts the runs as queued with backend, host, spec_json.
+ * The calling process is recorded as each run's supervisor (pid and start time) until
+ * expt_store_mark_supervisor/mark_running say otherwise, so reconcile can tell a run queued by a
+ * live expt from one whose expt died. params_json (NULL = {}) must be a JSON object; its top-level
+ * members are also stored as param rows. The records appended to out have spec_json and env_json
+ * NULL (the caller has the spec; get_run returns it).
  * Ids are <experiment>-<seq>, seq strictly increasing per experiment and never reused (even
  * after rm). Experiment names too long for a 63-char Kubernetes name with the suffix are
  * shortened deterministically (prefix + short hash). out gets the created records in order;
@@ -102,14 +117,17 @@ int expt_store_mark_done(struct expt_store *st, const char *run_id, enum expt_ru
 			 int exit_code, int signal, const char *reason, const char *message,
 			 int64_t ended_ms, struct expt_err *err);
 
-/* Marks queued/running runs whose supervisor process is gone (pid dead, or pid reused: start time
- * differs) as failed with reason "supervisor-lost". Cheap; called by read commands. */
+/* Marks queued/running runs whose supervisor process is gone (pid dead or a zombie, or pid reused:
+ * start time differs) as failed with reason "supervisor-lost". Cheap; called by read commands.
+ * Only runs created on this host with supervisor_pid > 0 are judged: a backend whose runs live
+ * without a local supervisor (kubernetes) sets supervisor_pid 0 with mark_supervisor. */
 int expt_store_reconcile(struct expt_store *st, struct expt_err *err);
 
 /* Lookups. A ref is a run id ("mnist-3"). Returns EXPT_ENOTFOUND if missing. */
 int expt_store_get_run(struct expt_store *st, const char *run_id, struct expt_run_rec *out,
 		       struct expt_err *err);
-/* Filter for listing; all fields optional (NULL/0 = any). */
+/* Filter for listing; all fields optional (NULL/0 = any). Without a limit, runs come oldest
+ * first (creation order); with one, the newest `limit` runs, newest first. */
 struct expt_run_filter {
 	const char *experiment;
 	int status_mask;  /* bit (1 << status); 0 = any */
@@ -135,9 +153,11 @@ int expt_store_list_experiments(struct expt_store *st, struct expt_experiment_li
 /* Deletes a run and everything it owns in the store (not files). The seq is not reused. */
 int expt_store_delete_run(struct expt_store *st, const char *run_id, struct expt_err *err);
 
-/* Params (besides params_json on the run: one row per param for querying). */
+/* Params (besides params_json on the run: one row per param for querying). Setting a key again
+ * replaces its value. */
 int expt_store_set_param(struct expt_store *st, const char *run_id, const char *key,
 			 const char *value, struct expt_err *err);
+
 
 /* Metrics. */
 struct expt_metric_point {
@@ -146,7 +166,8 @@ struct expt_metric_point {
 	int64_t step;    /* -1 when none given */
 	int64_t time_ms; /* wall clock */
 };
-/* Appends points in one transaction (fast path: prepared statement reused). */
+/* Appends points in one transaction (fast path: prepared statement reused). A NaN value is kept
+ * in the history; min/max skip NaNs (both NaN when every value was). */
 int expt_store_add_metrics(struct expt_store *st, const char *run_id,
 			   const struct expt_metric_point *pts, size_t n, struct expt_err *err);
 /* Summary per key for a run: last value (highest step, then latest time), min, max, count. */
@@ -154,6 +175,7 @@ struct expt_metric_summary {
 	char *key;
 	double last, min, max;
 	int64_t last_step, count;
+	char *run_id; /* set by expt_store_experiment_metric_summaries only, else NULL */
 };
 struct expt_metric_summaries {
 	struct expt_metric_summary *v;
@@ -162,7 +184,13 @@ struct expt_metric_summaries {
 void expt_metric_summaries_release(struct expt_metric_summaries *s);
 int expt_store_metric_summaries(struct expt_store *st, const char *run_id,
 				struct expt_metric_summaries *out, struct expt_err *err);
-/* Every point of one key, ordered by step then time (for show/export). */
+/* Summaries of every run of an experiment (NULL = all runs) in one query, for compare and ps:
+ * ordered by run (creation order) then key; run_id is set on each. Appends to out. */
+int expt_store_experiment_metric_summaries(struct expt_store *st, const char *experiment,
+					   struct expt_metric_summaries *out,
+					   struct expt_err *err);
+/* Every point of one key, ordered by step then time, then insertion (for show/export).
+ * *rows is malloc'd (caller frees; NULL when *n == 0). An unknown key gives 0 rows. */
 struct expt_metric_row {
 	double value;
 	int64_t step, time_ms;
@@ -170,7 +198,8 @@ struct expt_metric_row {
 int expt_store_metric_history(struct expt_store *st, const char *run_id, const char *key,
 			      struct expt_metric_row **rows, size_t *n, struct expt_err *err);
 
-/* Tags, artifacts, events. */
+/* Tags (set again: replaced), artifacts (same path again: size and time replaced), events
+ * (appended). */
 int expt_store_set_tag(struct expt_store *st, const char *run_id, const char *key,
 		       const char *value, struct expt_err *err);
 int expt_store_add_artifact(struct expt_store *st, const char *run_id, const char *path,
@@ -178,7 +207,8 @@ int expt_store_add_artifact(struct expt_store *st, const char *run_id, const cha
 int expt_store_add_event(struct expt_store *st, const char *run_id, const char *kind,
 			 const char *message, int64_t time_ms, struct expt_err *err);
 
-/* Key/value pairs (tags) or single-column lists (artifacts: path + size as value) of a run. */
+/* Key/value pairs of a run: tags (key, value, time set), artifacts (path, size in decimal, time
+ * added), events (kind, message, time; in time order). Sorted by key except events. Appends. */
 struct expt_kv_rows {
 	char **keys, **values;
 	int64_t *times;
@@ -190,6 +220,9 @@ int expt_store_get_tags(struct expt_store *st, const char *run_id, struct expt_k
 int expt_store_get_artifacts(struct expt_store *st, const char *run_id,
 			     struct expt_kv_rows *out, struct expt_err *err);
 int expt_store_get_events(struct expt_store *st, const char *run_id, struct expt_kv_rows *out,
+			  struct expt_err *err);
+/* Param rows of a run, by key (times 0). */
+int expt_store_get_params(struct expt_store *st, const char *run_id, struct expt_kv_rows *out,
 			  struct expt_err *err);
 
 #endif
