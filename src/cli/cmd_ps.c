@@ -1,0 +1,238 @@
+/* expt ps: runs with their status, duration and params. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "output.h"
+#include "resolve.h"
+
+static const char usage[] =
+	"usage: expt ps [EXPERIMENT] [options]\n"
+	"\n"
+	"Lists runs, newest last: id, status, exit code, duration, start time, params.\n"
+	"Without -a, shows the 30 most recent runs (and says how many more there are).\n"
+	"\n"
+	"Options:\n"
+	"  -a, --all             every run\n"
+	"  -n, --last N          the N most recent runs\n"
+	"  -s, --status LIST     only runs in these states (queued,running,succeeded,failed,stopped)\n"
+	"  -o, --output FORMAT   text (default), wide (adds host, pid, GPUs, metrics), json, yaml\n"
+	"  -h, --help            this help\n";
+
+static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv);
+
+const struct cli_cmd cli_cmd_ps = {"ps", "list runs and their status", usage, CLI_NEED_STORE,
+				   cmd_ps};
+
+static int parse_status_mask(const char *s, int *mask)
+{
+	char *copy = expt_xstrdup(s), *save = NULL, *tok;
+	int rc = 0;
+
+	*mask = 0;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		enum expt_run_status st;
+		if (expt_run_status_parse(tok, &st)) {
+			rc = -1;
+			break;
+		}
+		*mask |= 1 << st;
+	}
+	free(copy);
+	return rc;
+}
+
+static void params_short(const char *params_json, char *out, size_t n)
+{
+	json_t *p = cli_json_parse(params_json), *v;
+	const char *k;
+	size_t len = 0;
+
+	out[0] = '\0';
+	if (!p)
+		return;
+	json_object_foreach(p, k, v)
+	{
+		char *t = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY);
+		int w = snprintf(out + len, n - len, "%s%s=%s", len ? " " : "", k,
+				 t ? t : json_string_value(v));
+		free(t);
+		if (w < 0 || (size_t)w >= n - len) {
+			if (n > 4)
+				memcpy(out + n - 4, "...", 4);
+			break;
+		}
+		len += (size_t)w;
+	}
+	json_decref(p);
+}
+
+static void metrics_short(struct cli_ctx *ctx, const char *run_id, char *out, size_t n)
+{
+	struct expt_metric_summaries s = {0};
+	struct expt_err e = EXPT_ERR_INIT;
+	size_t len = 0;
+
+	out[0] = '\0';
+	if (expt_store_metric_summaries(ctx->store, run_id, &s, &e))
+		return;
+	for (size_t i = 0; i < s.n; i++) {
+		int w = snprintf(out + len, n - len, "%s%s=%.4g", len ? " " : "", s.v[i].key,
+				 s.v[i].last);
+		if (w < 0 || (size_t)w >= n - len)
+			break;
+		len += (size_t)w;
+	}
+	expt_metric_summaries_release(&s);
+}
+
+static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"all", no_argument, NULL, 'a'},          {"last", required_argument, NULL, 'n'},
+		{"status", required_argument, NULL, 's'}, {"output", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	struct expt_run_filter f;
+	struct expt_run_list l = {0};
+	enum cli_output fmt = CLI_OUT_TEXT;
+	int64_t limit = 30, total = -1;
+	int c, rc = 0;
+
+	memset(&f, 0, sizeof(f));
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":an:s:o:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			limit = 0;
+			break;
+		case 'n':
+			if (expt_parse_i64(optarg, &limit) || limit < 1)
+				return cli_usage_error(ctx, &cli_cmd_ps,
+						       "--last needs a positive number, got '%s'",
+						       optarg);
+			break;
+		case 's':
+			if (parse_status_mask(optarg, &f.status_mask))
+				return cli_usage_error(
+					ctx, &cli_cmd_ps,
+					"unknown status in '%s' (queued, running, succeeded, "
+					"failed, stopped)",
+					optarg);
+			break;
+		case 'o':
+			if ((rc = cli_opt_output(ctx, &cli_cmd_ps, optarg, &fmt, 1)))
+				return rc;
+			break;
+		case ':':
+			return cli_usage_error(ctx, &cli_cmd_ps, "option '%s' needs a value",
+					       argv[optind - 1]);
+		default:
+			return cli_usage_error(ctx, &cli_cmd_ps, "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (argc - optind > 1)
+		return cli_usage_error(ctx, &cli_cmd_ps, "expected at most one experiment name");
+	f.experiment = optind < argc ? argv[optind] : NULL;
+	if ((rc = expt_store_reconcile(ctx->store, &ctx->err)))
+		return rc;
+	f.limit = limit;
+	if ((rc = expt_store_list_runs(ctx->store, &f, &l, &ctx->err)))
+		goto out;
+	if (limit && (int64_t)l.n == limit) {
+		struct expt_experiment_list el = {0};
+		if (!expt_store_list_experiments(ctx->store, &el, &ctx->err)) {
+			total = 0;
+			for (size_t i = 0; i < el.n; i++)
+				if (!f.experiment || !strcmp(el.v[i].name, f.experiment))
+					total += el.v[i].nruns;
+		}
+		expt_experiment_list_release(&el);
+	}
+	if (f.experiment && l.n == 0 && !f.status_mask) {
+		rc = expt_err_set(&ctx->err, EXPT_ENOTFOUND, "no experiment named '%s'",
+				  f.experiment);
+		goto out;
+	}
+	/* list_runs gives newest first with a limit: print oldest first. */
+	for (size_t i = 0; i < l.n / 2; i++) {
+		struct expt_run_rec t = l.v[i];
+		l.v[i] = l.v[l.n - 1 - i];
+		l.v[l.n - 1 - i] = t;
+	}
+	if (fmt == CLI_OUT_JSON || fmt == CLI_OUT_YAML) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < l.n; i++)
+			json_array_append_new(a, cli_run_json(&l.v[i]));
+		cli_emit(stdout, a, fmt);
+		json_decref(a);
+		goto out;
+	}
+	if (!l.n) {
+		fprintf(stderr, "no runs%s (start one with 'expt run')\n",
+			f.status_mask ? " in that state" : "");
+		goto out;
+	}
+	{
+		struct cli_table t;
+		int wide = fmt == CLI_OUT_WIDE, co = ctx->color_out;
+		const char *head[] = {"RUN",     "STATUS", "EXIT", "DURATION", "STARTED", "PARAMS",
+				      "BACKEND", "HOST",   "PID",  "GPUS",     "METRICS"};
+		cli_table_init(&t, wide ? 11 : 6);
+		cli_table_row(&t, head);
+		for (size_t i = 0; i < l.n; i++) {
+			const struct expt_run_rec *r = &l.v[i];
+			char status[64], exitc[32], dur[32], started[32], params[256], pid[16],
+				metrics[256];
+			const char *st = expt_run_status_name(r->status);
+			const char *row[11];
+
+			snprintf(status, sizeof(status), "%s%s%s", cli_status_color(st, co), st,
+				 CLI_RESET(co));
+			if (r->status == EXPT_RUN_FAILED && r->reason && strcmp(r->reason, "exit")) {
+				size_t len = strlen(status);
+				snprintf(status + len, sizeof(status) - len, " (%s)", r->reason);
+			}
+			if (r->signal)
+				cli_signal_name(r->signal, exitc, sizeof(exitc));
+			else if (expt_run_status_done(r->status) && r->exit_code >= 0)
+				snprintf(exitc, sizeof(exitc), "%d", r->exit_code);
+			else
+				snprintf(exitc, sizeof(exitc), "-");
+			cli_run_duration(r, dur, sizeof(dur));
+			if (r->started_ms)
+				expt_fmt_time_local(r->started_ms, started, sizeof(started));
+			else
+				snprintf(started, sizeof(started), "-");
+			params_short(r->params_json, params, wide ? sizeof(params) : 60);
+			row[0] = r->run_id;
+			row[1] = status;
+			row[2] = exitc;
+			row[3] = dur;
+			row[4] = started;
+			row[5] = params[0] ? params : "-";
+			if (wide) {
+				snprintf(pid, sizeof(pid), "%d", r->pid);
+				metrics_short(ctx, r->run_id, metrics, sizeof(metrics));
+				row[6] = r->backend;
+				row[7] = r->host;
+				row[8] = r->pid ? pid : "-";
+				row[9] = r->gpus;
+				row[10] = metrics[0] ? metrics : "-";
+			}
+			cli_table_row(&t, row);
+		}
+		cli_table_print(stdout, &t, co);
+		cli_table_release(&t);
+		if (total > (int64_t)l.n)
+			fprintf(stderr, "... %lld older runs not shown (expt ps -a)\n",
+				(long long)(total - (int64_t)l.n));
+	}
+out:
+	expt_run_list_release(&l);
+	return rc;
+}

@@ -1,0 +1,132 @@
+/* expt run: load the spec, create the runs, execute them through the backend. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "launch.h"
+#include "specopts.h"
+
+static const char usage[] =
+	"usage: expt run [options] [KEY=VALUE ...]\n"
+	"\n"
+	"Runs the experiment in ./expt.yaml: one run, or one per point of its sweep.\n"
+	"KEY=VALUE overrides a param (lr=0.1) or a spec field (resources.memory=2Gi);\n"
+	"a comma list sweeps a param (lr=0.1,0.01). See docs/spec.md.\n"
+	"\n"
+	"Options:\n"
+	"  -f, --file FILE       spec file (default: expt.yaml)\n"
+	"  -v, --variant NAME    use a named variant of the spec\n"
+	"  -p, --parallel N      at most N runs at once (spec: parallel)\n"
+	"      --backend NAME    local (default); the same as backend=NAME\n"
+	"  -d, --detach          return at once; a background supervisor keeps the runs going\n"
+	"                        (follow them with 'expt logs -f', stop with 'expt stop')\n"
+	"  -q, --quiet           do not show run output, only the summary\n"
+	"      --dry-run         show the runs that would be created and run nothing\n"
+	"  -o, --output FORMAT   with --dry-run: text, json or yaml\n"
+	"  -h, --help            this help\n"
+	"\n"
+	"Exit status: 0 all runs succeeded, 1 a run failed, 2 bad spec or usage,\n"
+	"130 interrupted (Ctrl-C stops every run and marks it stopped).\n";
+
+static int cmd_run(struct cli_ctx *ctx, int argc, char **argv);
+
+const struct cli_cmd cli_cmd_run = {"run", "run the experiment (a sweep runs many)", usage, 0,
+				    cmd_run};
+
+/* Options shared with plan; returns the index of the first non-option or -1 on error. */
+static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"file", required_argument, NULL, 'f'}, {"variant", required_argument, NULL, 'v'},
+		{"parallel", required_argument, NULL, 'p'}, {"backend", required_argument, NULL, 'B'},
+		{"detach", no_argument, NULL, 'd'},         {"quiet", no_argument, NULL, 'q'},
+		{"dry-run", no_argument, NULL, 'n'},        {"output", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cli_specopts so;
+	struct cli_launch_opts lo;
+	struct expt_spec *spec = NULL;
+	struct expt_params *params = NULL;
+	enum cli_output fmt = CLI_OUT_TEXT;
+	int dry = 0, c, rc;
+
+	memset(&so, 0, sizeof(so));
+	memset(&lo, 0, sizeof(lo));
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":f:v:p:dqo:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			so.file = optarg;
+			break;
+		case 'v':
+			so.variant = optarg;
+			break;
+		case 'p':
+			expt_strv_pushf(&so.overrides, "parallel=%s", optarg);
+			break;
+		case 'B':
+			expt_strv_pushf(&so.overrides, "backend=%s", optarg);
+			break;
+		case 'd':
+			lo.detach = 1;
+			break;
+		case 'q':
+			lo.quiet = 1;
+			break;
+		case 'n':
+			dry = 1;
+			break;
+		case 'o':
+			if (cli_parse_output(optarg, &fmt) || fmt == CLI_OUT_WIDE) {
+				rc = cli_usage_error(ctx, &cli_cmd_run,
+						     "unknown output format '%s' (text, json, yaml)",
+						     optarg);
+				goto out;
+			}
+			break;
+		case ':':
+			rc = cli_usage_error(ctx, &cli_cmd_run, "option '%s' needs a value",
+					     argv[optind - 1]);
+			goto out;
+		default:
+			rc = cli_usage_error(ctx, &cli_cmd_run, "unknown option '%s'",
+					     argv[optind - 1]);
+			goto out;
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!strchr(argv[i], '=')) {
+			rc = cli_usage_error(ctx, &cli_cmd_run,
+					     "'%s' is not KEY=VALUE (a param or spec override)",
+					     argv[i]);
+			goto out;
+		}
+		expt_strv_push(&so.overrides, argv[i]);
+	}
+	if ((rc = cli_load_spec(ctx, &so, &spec)))
+		goto out;
+	if (dry) {
+		rc = cli_print_plan(ctx, spec, fmt);
+		goto out;
+	}
+	/* The store is opened only now, so that a bad spec leaves nothing behind. */
+	{
+		char *cwd = expt_abspath(".");
+		rc = expt_store_locate(cwd ? cwd : ".", 1, &ctx->db_path, &ctx->project_dir,
+				       &ctx->err);
+		free(cwd);
+		if (rc || (rc = expt_store_open(&ctx->store, ctx->db_path, &ctx->err)))
+			goto out;
+	}
+	params = expt_xcalloc(spec->nruns, sizeof(*params));
+	for (size_t i = 0; i < spec->nruns; i++)
+		params[i] = spec->runs[i].params; /* borrowed: spec owns them */
+	rc = cli_launch(ctx, spec, params, NULL, spec->nruns, &lo);
+out:
+	free(params);
+	expt_spec_free(spec);
+	cli_specopts_release(&so);
+	return rc;
+}

@@ -1,0 +1,174 @@
+/* expt show: everything about one run: status, params, metrics, tags, artifacts, command. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "output.h"
+#include "resolve.h"
+#include "runview.h"
+
+static const char usage[] =
+	"usage: expt show RUN [options]\n"
+	"\n"
+	"Shows one run: status and timing, params, metrics (last, min, max), tags,\n"
+	"artifacts, the exact command and where its output and logs are.\n"
+	"\n"
+	"Options:\n"
+	"  -o, --output FORMAT   text (default), json or yaml\n"
+	"  -h, --help            this help\n";
+
+static int cmd_show(struct cli_ctx *ctx, int argc, char **argv);
+
+const struct cli_cmd cli_cmd_show = {"show", "show a run: params, metrics, command, files",
+				     usage, CLI_NEED_STORE, cmd_show};
+
+static json_t *kv_json(const struct expt_kv_rows *r)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < r->n; i++)
+		json_object_set_new(o, r->keys[i], json_string(r->values[i] ? r->values[i] : ""));
+	return o;
+}
+
+static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+						 {NULL, 0, NULL, 0}};
+	struct expt_run_rec r;
+	struct expt_metric_summaries ms = {0};
+	struct expt_kv_rows tags = {0}, arts = {0};
+	enum cli_output fmt = CLI_OUT_TEXT;
+	json_t *o = NULL, *m;
+	int c, rc;
+
+	memset(&r, 0, sizeof(r));
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":o:", longopts, NULL)) != -1) {
+		if (c == 'o') {
+			if ((rc = cli_opt_output(ctx, &cli_cmd_show, optarg, &fmt, 0)))
+				return rc;
+		} else {
+			return cli_usage_error(ctx, &cli_cmd_show, "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error(ctx, &cli_cmd_show, "expected one run id");
+	if ((rc = cli_resolve_run(ctx, argv[optind], &r)))
+		return rc;
+	if ((rc = expt_store_metric_summaries(ctx->store, r.run_id, &ms, &ctx->err)) ||
+	    (rc = expt_store_get_tags(ctx->store, r.run_id, &tags, &ctx->err)) ||
+	    (rc = expt_store_get_artifacts(ctx->store, r.run_id, &arts, &ctx->err)))
+		goto out;
+	o = cli_run_json(&r);
+	m = json_object();
+	for (size_t i = 0; i < ms.n; i++) {
+		json_t *s = json_object();
+		json_object_set_new(s, "last", json_real(ms.v[i].last));
+		json_object_set_new(s, "min", json_real(ms.v[i].min));
+		json_object_set_new(s, "max", json_real(ms.v[i].max));
+		json_object_set_new(s, "last_step",
+				    ms.v[i].last_step >= 0 ? json_integer(ms.v[i].last_step)
+							   : json_null());
+		json_object_set_new(s, "count", json_integer(ms.v[i].count));
+		json_object_set_new(m, ms.v[i].key, s);
+	}
+	json_object_set_new(o, "metrics", m);
+	json_object_set_new(o, "tags", kv_json(&tags));
+	json_object_set_new(o, "artifacts", kv_json(&arts));
+	if (fmt != CLI_OUT_TEXT) {
+		cli_emit(stdout, o, fmt);
+		goto out;
+	}
+	{
+		int co = ctx->color_out;
+		const char *st = expt_run_status_name(r.status);
+		char dur[32], t1[32], t2[32], sig[32];
+		char *cmd = cli_argv_line(r.argv_json);
+		json_t *v;
+		const char *k;
+
+		cli_run_duration(&r, dur, sizeof(dur));
+		printf("%s%s%s  %s%s%s", CLI_BOLD(co), r.run_id, CLI_RESET(co),
+		       cli_status_color(st, co), st, CLI_RESET(co));
+		if (r.message && expt_run_status_done(r.status))
+			printf(" (%s)", r.message);
+		else if (r.signal)
+			printf(" (%s)", cli_signal_name(r.signal, sig, sizeof(sig)));
+		printf("\n");
+		printf("  experiment  %s%s%s\n", r.experiment, r.variant ? "  variant " : "",
+		       r.variant ? r.variant : "");
+		if (r.started_ms) {
+			expt_fmt_time_local(r.started_ms, t1, sizeof(t1));
+			printf("  started     %s   duration %s\n", t1, dur);
+		} else {
+			expt_fmt_time_local(r.created_ms, t2, sizeof(t2));
+			printf("  created     %s   (not started)\n", t2);
+		}
+		printf("  backend     %s on %s", r.backend ? r.backend : "-", r.host ? r.host : "-");
+		if (r.pid)
+			printf("  pid %d", r.pid);
+		if (r.gpus)
+			printf("  GPU %s", r.gpus);
+		if (r.attempt > 1)
+			printf("  attempt %d", r.attempt);
+		printf("\n");
+		if (r.retry_of)
+			printf("  retry of    %s\n", r.retry_of);
+		printf("  command     %s\n", cmd);
+		free(cmd);
+		printf("  output      %s\n  logs        %s\n", r.output_dir ? r.output_dir : "-",
+		       r.log_dir ? r.log_dir : "-");
+		printf("\n%sparams%s\n", CLI_BOLD(co), CLI_RESET(co));
+		json_object_foreach(json_object_get(o, "params"), k, v)
+		{
+			char *t = json_dumps(v, JSON_ENCODE_ANY);
+			printf("  %-20s %s\n", k, json_is_string(v) ? json_string_value(v) : t);
+			free(t);
+		}
+		if (ms.n) {
+			struct cli_table t;
+			const char *head[] = {"  METRIC", "LAST", "MIN", "MAX", "STEP", "POINTS"};
+			printf("\n%smetrics%s\n", CLI_BOLD(co), CLI_RESET(co));
+			cli_table_init(&t, 6);
+			cli_table_row(&t, head);
+			for (size_t i = 0; i < ms.n; i++) {
+				char key[160], a[32], b[32], cc[32], d[32], e[32];
+				const char *row[6] = {key, a, b, cc, d, e};
+				snprintf(key, sizeof(key), "  %s", ms.v[i].key);
+				snprintf(a, sizeof(a), "%.6g", ms.v[i].last);
+				snprintf(b, sizeof(b), "%.6g", ms.v[i].min);
+				snprintf(cc, sizeof(cc), "%.6g", ms.v[i].max);
+				if (ms.v[i].last_step >= 0)
+					snprintf(d, sizeof(d), "%lld", (long long)ms.v[i].last_step);
+				else
+					snprintf(d, sizeof(d), "-");
+				snprintf(e, sizeof(e), "%lld", (long long)ms.v[i].count);
+				cli_table_row(&t, row);
+			}
+			cli_table_print(stdout, &t, 0);
+			cli_table_release(&t);
+		}
+		if (tags.n) {
+			printf("\n%stags%s\n", CLI_BOLD(co), CLI_RESET(co));
+			for (size_t i = 0; i < tags.n; i++)
+				printf("  %-20s %s\n", tags.keys[i], tags.values[i]);
+		}
+		if (arts.n) {
+			printf("\n%sartifacts%s\n", CLI_BOLD(co), CLI_RESET(co));
+			for (size_t i = 0; i < arts.n; i++)
+				printf("  %s  %s\n", arts.keys[i], arts.values[i] ? arts.values[i] : "");
+		}
+	}
+out:
+	json_decref(o);
+	expt_metric_summaries_release(&ms);
+	expt_kv_rows_release(&tags);
+	expt_kv_rows_release(&arts);
+	expt_run_rec_release(&r);
+	return rc;
+}

@@ -1,0 +1,83 @@
+/* expt stop: stop running or queued runs (one run, or every run of an experiment). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "cli.h"
+#include "resolve.h"
+
+static const char usage[] =
+	"usage: expt stop EXPERIMENT|RUN... [options]\n"
+	"\n"
+	"Stops runs that are queued or running: SIGTERM to the run's process group, then\n"
+	"SIGKILL after the grace period. The runs are marked stopped. Finished runs are\n"
+	"left as they are.\n"
+	"\n"
+	"Options:\n"
+	"      --grace SECONDS   time between SIGTERM and SIGKILL (default 5)\n"
+	"  -h, --help            this help\n";
+
+static int cmd_stop(struct cli_ctx *ctx, int argc, char **argv);
+
+const struct cli_cmd cli_cmd_stop = {"stop", "stop queued or running runs", usage,
+				     CLI_NEED_STORE, cmd_stop};
+
+static int cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {{"grace", required_argument, NULL, 'g'},
+						 {NULL, 0, NULL, 0}};
+	struct expt_run_list l = {0};
+	int64_t grace_ms = 5000;
+	size_t nstopped = 0;
+	int c, rc = 0;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		if (c == 'g') {
+			if (expt_parse_duration_ms(optarg, &grace_ms))
+				return cli_usage_error(ctx, &cli_cmd_stop,
+						       "--grace needs seconds, got '%s'", optarg);
+		} else {
+			return cli_usage_error(ctx, &cli_cmd_stop, "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error(ctx, &cli_cmd_stop, "name an experiment or runs");
+	for (int i = optind; i < argc; i++)
+		if ((rc = cli_resolve_runs(ctx, argv[i], 0, &l, NULL)))
+			goto out;
+	for (size_t i = 0; i < l.n; i++) {
+		const struct expt_run_rec *r = &l.v[i];
+		const struct expt_backend_ops *ops;
+		struct expt_err e = EXPT_ERR_INIT;
+		int pid = r->pid;
+
+		if (expt_run_status_done(r->status))
+			continue;
+		/* Record first: the supervisor keeps a run that is already stopped as stopped. */
+		if ((rc = expt_store_mark_done(ctx->store, r->run_id, EXPT_RUN_STOPPED, -1, 0,
+					       "stopped", "stopped by 'expt stop'", expt_now_ms(),
+					       &ctx->err)))
+			goto out;
+		expt_store_add_event(ctx->store, r->run_id, "stopped", "stopped by 'expt stop'",
+				     expt_now_ms(), &e);
+		ops = expt_backend_find(r->backend ? r->backend : "local");
+		if (r->status == EXPT_RUN_RUNNING && pid > 0 && ops &&
+		    ops->stop(pid, grace_ms, &e)) {
+			char msg[1400];
+			expt_err_format(&e, msg, sizeof(msg));
+			fprintf(stderr, "expt stop: %s: %s\n", r->run_id, msg);
+		}
+		printf("%s stopped\n", r->run_id);
+		nstopped++;
+	}
+	if (!nstopped)
+		fprintf(stderr, "expt stop: nothing to stop (no queued or running run)\n");
+out:
+	expt_run_list_release(&l);
+	return rc;
+}

@@ -1,0 +1,681 @@
+/* Launching runs: records first (one transaction), then directories, the run contract, and the
+ * supervisor that drives the backend and records what it reports. */
+#include "launch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "output.h"
+#include "track/capture.h"
+
+/* Set by signal handlers; read by the backend's loop. The only global, and it lives in cli/. */
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+#define METRIC_BATCH 512
+
+struct pending_metric {
+	char key[128];
+	double value;
+	int64_t step, time_ms;
+};
+
+struct run_state {
+	struct expt_run_rec *rec;
+	struct expt_job job;
+	int out_fd;           /* combined output.log, both streams in arrival order */
+	int started, done;
+	int attempt;
+	enum expt_run_status status;
+	struct pending_metric *metrics;
+	size_t nmetrics;
+	int64_t metric_errors;
+};
+
+struct supervisor {
+	struct cli_ctx *ctx;
+	const struct expt_spec *spec;
+	const struct expt_backend_ops *ops;
+	struct run_state *runs;
+	size_t n;
+	const char *prefix; /* metrics capture prefix */
+	int progress;       /* redraw a status line on stderr */
+	int prefix_lines;   /* prefix output lines with the run id */
+	int quiet;
+	int status_shown;
+	size_t nrunning, nsucceeded, nfailed, nstopped;
+	int64_t start_ms, last_flush_ms;
+	struct expt_err err; /* first store error while supervising, reported once */
+	int store_errors;
+};
+
+static void store_error(struct supervisor *sv, struct expt_err *e)
+{
+	char msg[1400];
+
+	if (sv->store_errors++ == 0) {
+		expt_err_format(e, msg, sizeof(msg));
+		if (!sv->quiet)
+			fprintf(stderr, "expt: warning: could not record to the store: %s\n", msg);
+		sv->err = *e;
+	}
+}
+
+static void clear_status(struct supervisor *sv)
+{
+	if (sv->progress && sv->status_shown) {
+		fputs("\r\033[K", stderr);
+		sv->status_shown = 0;
+	}
+}
+
+static void draw_status(struct supervisor *sv)
+{
+	char dur[32];
+	size_t queued = sv->n - sv->nrunning - sv->nsucceeded - sv->nfailed - sv->nstopped;
+	int c = sv->ctx->color_err;
+
+	if (!sv->progress)
+		return;
+	expt_fmt_duration(expt_mono_ms() - sv->start_ms, dur, sizeof(dur));
+	fprintf(stderr, "\r\033[K%s[%zu/%zu]%s %srunning %zu%s · queued %zu · %ssucceeded %zu%s · %sfailed %zu%s",
+		CLI_BOLD(c), sv->nsucceeded + sv->nfailed + sv->nstopped, sv->n, CLI_RESET(c),
+		cli_status_color("running", c), sv->nrunning, CLI_RESET(c), queued,
+		cli_status_color("succeeded", c), sv->nsucceeded, CLI_RESET(c),
+		cli_status_color("failed", c), sv->nfailed, CLI_RESET(c));
+	if (sv->nstopped)
+		fprintf(stderr, " · stopped %zu", sv->nstopped);
+	fprintf(stderr, "  %s", dur);
+	fflush(stderr);
+	sv->status_shown = 1;
+}
+
+static void flush_metrics(struct supervisor *sv, struct run_state *rs)
+{
+	struct expt_metric_point pts[METRIC_BATCH];
+	struct expt_err e = EXPT_ERR_INIT;
+
+	if (!rs->nmetrics)
+		return;
+	for (size_t i = 0; i < rs->nmetrics; i++) {
+		pts[i].key = rs->metrics[i].key;
+		pts[i].value = rs->metrics[i].value;
+		pts[i].step = rs->metrics[i].step;
+		pts[i].time_ms = rs->metrics[i].time_ms;
+	}
+	if (expt_store_add_metrics(sv->ctx->store, rs->rec->run_id, pts, rs->nmetrics, &e))
+		store_error(sv, &e);
+	rs->nmetrics = 0;
+}
+
+static void capture_metrics(struct supervisor *sv, struct run_state *rs, const char *line,
+			    size_t len)
+{
+	struct expt_capture cap;
+	int64_t now;
+	int n = expt_capture_parse(sv->prefix, line, len, &cap);
+
+	if (n <= 0)
+		return;
+	now = expt_now_ms();
+	if (!rs->metrics)
+		rs->metrics = expt_xcalloc(METRIC_BATCH, sizeof(*rs->metrics));
+	for (int i = 0; i < n; i++) {
+		struct pending_metric *m;
+		if (rs->nmetrics == METRIC_BATCH)
+			flush_metrics(sv, rs);
+		m = &rs->metrics[rs->nmetrics++];
+		snprintf(m->key, sizeof(m->key), "%s", cap.points[i].key);
+		m->value = cap.points[i].value;
+		m->step = cap.step;
+		m->time_ms = now;
+	}
+}
+
+static void ev_started(struct expt_job *job, int pid, int attempt, const char *gpus, void *payload)
+{
+	struct supervisor *sv = payload;
+	struct run_state *rs = job->data;
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_run_rec cur;
+
+	memset(&cur, 0, sizeof(cur));
+	/* `expt stop` may have stopped the run while it was queued. */
+	if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
+	    cur.status == EXPT_RUN_STOPPED) {
+		expt_run_rec_release(&cur);
+		sv->ops->stop(pid, 0, &e);
+		return;
+	}
+	expt_run_rec_release(&cur);
+	if (!rs->started)
+		sv->nrunning++;
+	rs->started = 1;
+	rs->attempt = attempt;
+	if (expt_store_mark_running(sv->ctx->store, rs->rec->run_id, pid, attempt, (int)getpid(),
+				    expt_proc_start_time((int)getpid()), gpus && *gpus ? gpus : NULL,
+				    expt_now_ms(), &e))
+		store_error(sv, &e);
+	if (!sv->progress && !sv->quiet) {
+		fprintf(stderr, "expt: %s started (pid %d%s%s%s)\n", rs->rec->run_id, pid,
+			attempt > 1 ? ", retry" : "", gpus && *gpus ? ", GPU " : "",
+			gpus && *gpus ? gpus : "");
+	}
+	draw_status(sv);
+}
+
+static void ev_line(struct expt_job *job, int fd, const char *line, size_t len, void *payload)
+{
+	struct supervisor *sv = payload;
+	struct run_state *rs = job->data;
+
+	if (rs->out_fd >= 0) {
+		/* Best effort: the per-stream files written by the backend are authoritative. */
+		if (write(rs->out_fd, line, len) < 0 || write(rs->out_fd, "\n", 1) < 0) {
+			close(rs->out_fd);
+			rs->out_fd = -1;
+		}
+	}
+	if (fd == 1)
+		capture_metrics(sv, rs, line, len);
+	if (sv->quiet)
+		return;
+	clear_status(sv);
+	{
+		FILE *f = fd == 2 ? stderr : stdout;
+		int c = fd == 2 ? sv->ctx->color_err : sv->ctx->color_out;
+		if (sv->prefix_lines)
+			fprintf(f, "%s%s%s | ", cli_run_color(rs->rec->run_id, c), rs->rec->run_id,
+				CLI_RESET(c));
+		fwrite(line, 1, len, f);
+		fputc('\n', f);
+		fflush(f);
+	}
+	draw_status(sv);
+}
+
+static const char *exit_reason(const struct expt_exit *ex)
+{
+	if (ex->stopped)
+		return "stopped";
+	if (ex->spawn_failed)
+		return "error";
+	if (ex->oom)
+		return "oom";
+	if (ex->timed_out)
+		return "timeout";
+	if (ex->signal)
+		return "signal";
+	return "exit";
+}
+
+static void ev_finished(struct expt_job *job, const struct expt_exit *ex, void *payload)
+{
+	struct supervisor *sv = payload;
+	struct run_state *rs = job->data;
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_run_rec cur;
+	enum expt_run_status st;
+	char dur[32];
+	int c = sv->ctx->color_err;
+
+	flush_metrics(sv, rs);
+	if (!ex->final) {
+		char *msg = expt_xasprintf("attempt %d failed: %s; retrying", ex->attempt, ex->message);
+		if (expt_store_add_event(sv->ctx->store, rs->rec->run_id, "retry", msg, expt_now_ms(),
+					 &e))
+			store_error(sv, &e);
+		if (!sv->quiet) {
+			clear_status(sv);
+			fprintf(stderr, "expt: %s %s\n", rs->rec->run_id, msg);
+			draw_status(sv);
+		}
+		free(msg);
+		return;
+	}
+	if (ex->stopped)
+		st = EXPT_RUN_STOPPED;
+	else if (ex->exit_code == 0 && !ex->signal && !ex->oom && !ex->timed_out &&
+		 !ex->spawn_failed)
+		st = EXPT_RUN_SUCCEEDED;
+	else
+		st = EXPT_RUN_FAILED;
+	memset(&cur, 0, sizeof(cur));
+	if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
+	    cur.status == EXPT_RUN_STOPPED) {
+		st = EXPT_RUN_STOPPED; /* stopped by `expt stop`: keep what it recorded */
+	} else {
+		if (expt_store_add_event(sv->ctx->store, rs->rec->run_id, exit_reason(ex),
+					 ex->message, expt_now_ms(), &e))
+			store_error(sv, &e);
+		if (expt_store_mark_done(sv->ctx->store, rs->rec->run_id, st, ex->exit_code,
+					 ex->signal, exit_reason(ex), ex->message, expt_now_ms(), &e))
+			store_error(sv, &e);
+	}
+	expt_run_rec_release(&cur);
+	if (rs->started)
+		sv->nrunning--;
+	rs->done = 1;
+	rs->status = st;
+	if (st == EXPT_RUN_SUCCEEDED)
+		sv->nsucceeded++;
+	else if (st == EXPT_RUN_FAILED)
+		sv->nfailed++;
+	else
+		sv->nstopped++;
+	if (rs->out_fd >= 0) {
+		close(rs->out_fd);
+		rs->out_fd = -1;
+	}
+	if (sv->quiet)
+		return;
+	clear_status(sv);
+	expt_fmt_duration(ex->end_ms - ex->start_ms, dur, sizeof(dur));
+	if (st == EXPT_RUN_SUCCEEDED)
+		fprintf(stderr, "expt: %s %ssucceeded%s in %s\n", rs->rec->run_id,
+			cli_status_color("succeeded", c), CLI_RESET(c), dur);
+	else
+		fprintf(stderr, "expt: %s %s%s%s: %s\n", rs->rec->run_id,
+			cli_status_color(expt_run_status_name(st), c), expt_run_status_name(st),
+			CLI_RESET(c), ex->message);
+	draw_status(sv);
+}
+
+static void ev_tick(void *payload)
+{
+	struct supervisor *sv = payload;
+	int64_t now = expt_mono_ms();
+
+	if (now - sv->last_flush_ms >= 1000) {
+		for (size_t i = 0; i < sv->n; i++)
+			flush_metrics(sv, &sv->runs[i]);
+		sv->last_flush_ms = now;
+	}
+	draw_status(sv);
+}
+
+static json_t *strv_json(const struct expt_strv *sv)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < sv->n; i++)
+		json_array_append_new(a, json_string(sv->v[i]));
+	return a;
+}
+
+static json_t *env_json(const struct expt_strv *env)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < env->n; i++) {
+		const char *eq = strchr(env->v[i], '=');
+		char *k;
+		if (!eq)
+			continue;
+		k = expt_xstrndup(env->v[i], (size_t)(eq - env->v[i]));
+		json_object_set_new(o, k, json_string(eq + 1));
+		free(k);
+	}
+	return o;
+}
+
+static int env_has(const struct expt_strv *env, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (size_t i = 0; i < env->n; i++)
+		if (!strncmp(env->v[i], key, klen) && env->v[i][klen] == '=')
+			return 1;
+	return 0;
+}
+
+static char *sinks_csv(const struct expt_spec *spec)
+{
+	struct expt_buf b = EXPT_BUF_INIT;
+
+	for (size_t i = 0; i < spec->tracking.sinks.n; i++) {
+		if (i)
+			expt_buf_addch(&b, ',');
+		expt_buf_adds(&b, spec->tracking.sinks.v[i]);
+	}
+	if (!b.len) {
+		expt_buf_adds(&b, "store");
+		if (spec->tracking.tensorboard)
+			expt_buf_adds(&b, ",tensorboard");
+	}
+	return expt_buf_detach(&b, NULL);
+}
+
+/* Directories, params file, argv and env of one run; recorded in the store. */
+static int prepare_run(struct cli_ctx *ctx, const struct expt_spec *spec,
+		       const struct expt_params *params, struct run_state *rs, const char *sinks,
+		       struct expt_err *err)
+{
+	struct expt_run_rec *r = rs->rec;
+	char *run_dir = NULL, *params_file = NULL, *params_json = NULL, *out_log = NULL;
+	char *argv_s = NULL, *env_s = NULL, *spec_abs = NULL;
+	json_t *j;
+	int rc;
+
+	run_dir = expt_xasprintf("%s/..", r->log_dir);
+	if ((rc = expt_mkdirs(r->output_dir, err)) || (rc = expt_mkdirs(r->log_dir, err)))
+		goto out;
+	params_file = expt_xasprintf("%s/params.json", r->log_dir);
+	params_json = expt_params_json(params);
+	if ((rc = expt_write_file(params_file, params_json, strlen(params_json), err)))
+		goto out;
+	rc = expt_spec_run_argv(spec, params, r->run_id, r->output_dir, &rs->job.argv, err);
+	if (rc)
+		goto out;
+	expt_spec_run_env(spec, params, r->run_id, r->output_dir, params_file, &rs->job.env);
+	expt_strv_pushf(&rs->job.env, "EXPT_STORE=%s", ctx->db_path);
+	expt_strv_pushf(&rs->job.env, "EXPT_SINKS=%s", sinks);
+	expt_strv_pushf(&rs->job.env, "EXPT_ARTIFACT_DIR=%s/artifacts", r->output_dir);
+	if (spec->tracking.uri)
+		expt_strv_pushf(&rs->job.env, "EXPT_TRACKING_URI=%s", spec->tracking.uri);
+	if (spec->tracking.metrics_prefix)
+		expt_strv_pushf(&rs->job.env, "EXPT_METRICS_PREFIX=%s",
+				spec->tracking.metrics_prefix);
+	/* Live output needs line-buffered Python; the spec's own setting wins. */
+	if (!env_has(&rs->job.env, "PYTHONUNBUFFERED"))
+		expt_strv_push(&rs->job.env, "PYTHONUNBUFFERED=1");
+	j = strv_json(&rs->job.argv);
+	argv_s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	j = env_json(&rs->job.env);
+	env_s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	if ((rc = expt_store_set_argv_env(ctx->store, r->run_id, argv_s, env_s, err)))
+		goto out;
+	for (size_t i = 0; i < params->n; i++)
+		if ((rc = expt_store_set_param(ctx->store, r->run_id, params->v[i].name,
+					       params->v[i].value.text, err)))
+			goto out;
+	spec_abs = expt_abspath(spec->path);
+	if ((rc = expt_store_set_tag(ctx->store, r->run_id, "expt.spec",
+				     spec_abs ? spec_abs : spec->path, err)))
+		goto out;
+	out_log = expt_xasprintf("%s/output.log", r->log_dir);
+	rs->out_fd = open(out_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	rs->job.run_id = r->run_id;
+	rs->job.cwd = spec->dir;
+	rs->job.stdout_path = NULL; /* set by the caller from log_dir (kept alive there) */
+	rs->job.gpus = spec->resources.gpu;
+	rs->job.memory_bytes = spec->resources.memory_bytes;
+	rs->job.timeout_ms = spec->timeout_ms;
+	rs->job.retries = spec->retries;
+	rs->job.data = rs;
+out:
+	free(run_dir);
+	free(params_file);
+	free(params_json);
+	free(out_log);
+	free(argv_s);
+	free(env_s);
+	free(spec_abs);
+	return rc;
+}
+
+static int supervise(struct supervisor *sv, int detached)
+{
+	struct expt_job_events ev = {ev_started, ev_line, ev_finished, ev_tick};
+	struct expt_exec_opts eo;
+	struct expt_job **jobs;
+	struct sigaction sa;
+	struct expt_err e = EXPT_ERR_INIT;
+	size_t njobs = 0;
+	int rc;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if (!detached)
+		sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	jobs = expt_xcalloc(sv->n, sizeof(*jobs));
+	for (size_t i = 0; i < sv->n; i++) {
+		struct run_state *rs = &sv->runs[i];
+		if (rs->done)
+			continue;
+		if (expt_store_mark_supervisor(sv->ctx->store, rs->rec->run_id, (int)getpid(),
+					       expt_proc_start_time((int)getpid()), &e))
+			store_error(sv, &e);
+		jobs[njobs++] = &rs->job;
+	}
+	memset(&eo, 0, sizeof(eo));
+	eo.parallel = sv->spec->parallel > 0 ? sv->spec->parallel : 1;
+	eo.stop_flag = &stop_flag;
+	eo.grace_ms = 5000;
+	sv->start_ms = sv->last_flush_ms = expt_mono_ms();
+	draw_status(sv);
+	rc = sv->ops->execute(jobs, njobs, &eo, &ev, sv, &sv->ctx->err);
+	clear_status(sv);
+	free(jobs);
+	for (size_t i = 0; i < sv->n; i++)
+		flush_metrics(sv, &sv->runs[i]);
+	return rc;
+}
+
+static void print_summary(struct supervisor *sv)
+{
+	int c = sv->ctx->color_err;
+	const char *first_failed = NULL;
+
+	for (size_t i = 0; i < sv->n; i++)
+		if (sv->runs[i].status == EXPT_RUN_FAILED && !first_failed)
+			first_failed = sv->runs[i].rec->run_id;
+	fprintf(stderr, "expt: %zu run%s: %s%zu succeeded%s", sv->n, sv->n == 1 ? "" : "s",
+		cli_status_color("succeeded", c), sv->nsucceeded, CLI_RESET(c));
+	if (sv->nfailed)
+		fprintf(stderr, ", %s%zu failed%s", cli_status_color("failed", c), sv->nfailed,
+			CLI_RESET(c));
+	if (sv->nstopped)
+		fprintf(stderr, ", %s%zu stopped%s", cli_status_color("stopped", c), sv->nstopped,
+			CLI_RESET(c));
+	fputc('\n', stderr);
+	if (first_failed)
+		fprintf(stderr, "expt: see why with 'expt debug %s'\n", first_failed);
+	if (sv->nsucceeded && sv->n > 1)
+		fprintf(stderr, "expt: compare with 'expt compare %s'\n", sv->spec->name);
+}
+
+/* Forks a supervisor that outlives this process. Returns in the parent once the child has
+ * recorded itself as the supervisor of every run (so `expt ps` never sees an orphan). */
+static int detach_and_supervise(struct supervisor *sv)
+{
+	struct cli_ctx *ctx = sv->ctx;
+	int ready[2];
+	pid_t pid;
+	char c = 0;
+	char *log_path;
+	struct expt_err e = EXPT_ERR_INIT;
+
+	if (pipe2(ready, O_CLOEXEC))
+		return expt_err_errno(&ctx->err, EXPT_EFAIL, "cannot create a pipe");
+	log_path = expt_xasprintf("%s/.expt/supervisor.log", ctx->project_dir);
+	/* SQLite connections must not cross fork(): close here, reopen on both sides. */
+	expt_store_close(ctx->store);
+	ctx->store = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		free(log_path);
+		close(ready[0]);
+		close(ready[1]);
+		return expt_err_errno(&ctx->err, EXPT_EFAIL, "cannot fork the supervisor");
+	}
+	if (pid == 0) {
+		int fd, rc;
+		close(ready[0]);
+		setsid();
+		fd = open("/dev/null", O_RDONLY);
+		if (fd >= 0) {
+			dup2(fd, 0);
+			close(fd);
+		}
+		fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		free(log_path);
+		if (expt_store_open(&ctx->store, ctx->db_path, &e)) {
+			char msg[1400];
+			expt_err_format(&e, msg, sizeof(msg));
+			fprintf(stderr, "expt supervisor: %s\n", msg);
+			_exit(1);
+		}
+		sv->progress = 0;
+		sv->quiet = 1;
+		for (size_t i = 0; i < sv->n; i++)
+			if (!sv->runs[i].done &&
+			    expt_store_mark_supervisor(ctx->store, sv->runs[i].rec->run_id,
+						       (int)getpid(),
+						       expt_proc_start_time((int)getpid()), &e))
+				store_error(sv, &e);
+		if (write(ready[1], "1", 1) < 0) {
+			/* the parent is gone; keep supervising anyway */
+		}
+		close(ready[1]);
+		rc = supervise(sv, 1);
+		fprintf(stderr, "expt supervisor %d: %zu runs done (%zu succeeded, %zu failed, %zu "
+				"stopped)\n",
+			(int)getpid(), sv->n, sv->nsucceeded, sv->nfailed, sv->nstopped);
+		_exit(rc ? 1 : 0);
+	}
+	free(log_path);
+	close(ready[1]);
+	while (read(ready[0], &c, 1) < 0 && errno == EINTR)
+		;
+	close(ready[0]);
+	if (expt_store_open(&ctx->store, ctx->db_path, &ctx->err))
+		return ctx->err.code;
+	if (c != '1')
+		return expt_err_set(&ctx->err, EXPT_EFAIL,
+				    "the background supervisor failed to start (see %s/.expt/"
+				    "supervisor.log)",
+				    ctx->project_dir);
+	for (size_t i = 0; i < sv->n; i++)
+		printf("%s\n", sv->runs[i].rec->run_id);
+	fprintf(stderr,
+		"expt: %zu run%s started in the background (supervisor pid %d); follow with "
+		"'expt logs -f %s'\n",
+		sv->n, sv->n == 1 ? "" : "s", (int)pid, sv->spec->name);
+	return 0;
+}
+
+int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct expt_params *params,
+	       const char *const *retry_of, size_t n, const struct cli_launch_opts *opts)
+{
+	struct supervisor sv;
+	struct expt_run_new *news = NULL;
+	struct expt_run_list list = {0};
+	char **pjson = NULL, **paths = NULL;
+	char *sinks = NULL;
+	int rc = 0;
+
+	memset(&sv, 0, sizeof(sv));
+	sv.ctx = ctx;
+	sv.spec = spec;
+	sv.ops = expt_backend_find(spec->backend ? spec->backend : "local");
+	if (!sv.ops)
+		return expt_err_set(&ctx->err, EXPT_EBACKEND,
+				    "backend '%s' is not available in this version of expt "
+				    "(available: local)",
+				    spec->backend);
+	news = expt_xcalloc(n, sizeof(*news));
+	pjson = expt_xcalloc(n, sizeof(*pjson));
+	for (size_t i = 0; i < n; i++) {
+		pjson[i] = expt_params_json(&params[i]);
+		news[i].params_json = pjson[i];
+		news[i].variant = spec->variant;
+		news[i].retry_of = retry_of ? retry_of[i] : NULL;
+	}
+	rc = expt_store_create_runs(ctx->store, spec->name, sv.ops->name, spec->resolved_json, news,
+				    n, &list, &ctx->err);
+	if (rc)
+		goto out;
+
+	sv.n = list.n;
+	sv.runs = expt_xcalloc(sv.n, sizeof(*sv.runs));
+	paths = expt_xcalloc(2 * sv.n, sizeof(*paths));
+	sinks = sinks_csv(spec);
+	sv.prefix = spec->tracking.metrics_prefix ? spec->tracking.metrics_prefix : "expt:";
+	for (size_t i = 0; i < sv.n; i++) {
+		struct run_state *rs = &sv.runs[i];
+		struct expt_err e = EXPT_ERR_INIT;
+		rs->rec = &list.v[i];
+		rs->out_fd = -1;
+		if (prepare_run(ctx, spec, &params[i], rs, sinks, &e)) {
+			char msg[1400];
+			expt_err_format(&e, msg, sizeof(msg));
+			expt_store_mark_done(ctx->store, rs->rec->run_id, EXPT_RUN_FAILED, -1, 0,
+					     "error", msg, expt_now_ms(), &e);
+			fprintf(stderr, "expt: %s failed before starting: %s\n", rs->rec->run_id,
+				msg);
+			rs->done = 1;
+			rs->status = EXPT_RUN_FAILED;
+			sv.nfailed++;
+			continue;
+		}
+		paths[2 * i] = expt_xasprintf("%s/stdout.log", rs->rec->log_dir);
+		paths[2 * i + 1] = expt_xasprintf("%s/stderr.log", rs->rec->log_dir);
+		rs->job.stdout_path = paths[2 * i];
+		rs->job.stderr_path = paths[2 * i + 1];
+	}
+
+	sv.quiet = opts->quiet;
+	sv.prefix_lines = sv.n > 1;
+	sv.progress = !opts->quiet && ctx->color_err && sv.n > 1;
+	if (opts->detach) {
+		rc = detach_and_supervise(&sv);
+		goto out;
+	}
+	rc = supervise(&sv, 0);
+	if (!rc) {
+		if (!opts->quiet || sv.n > 1)
+			print_summary(&sv);
+		if (stop_flag || sv.nstopped)
+			rc = EXPT_EINTR;
+		else if (sv.nfailed)
+			rc = EXPT_EFAIL;
+	}
+out:
+	if (sv.runs)
+		for (size_t i = 0; i < sv.n; i++) {
+			if (sv.runs[i].out_fd >= 0)
+				close(sv.runs[i].out_fd);
+			expt_strv_release(&sv.runs[i].job.argv);
+			expt_strv_release(&sv.runs[i].job.env);
+			free(sv.runs[i].metrics);
+		}
+	free(sv.runs);
+	if (paths)
+		for (size_t i = 0; i < 2 * sv.n; i++)
+			free(paths[i]);
+	free(paths);
+	for (size_t i = 0; pjson && i < n; i++)
+		free(pjson[i]);
+	free(pjson);
+	free(news);
+	free(sinks);
+	expt_run_list_release(&list);
+	return rc;
+}

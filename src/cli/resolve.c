@@ -1,0 +1,102 @@
+/* RUN|EXPT arguments → run records, with the store reconciled first. */
+#include "resolve.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int reconcile(struct cli_ctx *ctx)
+{
+	return expt_store_reconcile(ctx->store, &ctx->err);
+}
+
+static int by_creation(const void *a, const void *b)
+{
+	const struct expt_run_rec *x = a, *y = b;
+	int c;
+
+	if (x->created_ms != y->created_ms)
+		return x->created_ms < y->created_ms ? -1 : 1;
+	if ((c = strcmp(x->experiment, y->experiment)))
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int cli_resolve_runs(struct cli_ctx *ctx, const char *ref, int include_specs,
+		     struct expt_run_list *out, int *is_run)
+{
+	struct expt_run_filter f;
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_run_rec r;
+	int rc;
+
+	if ((rc = reconcile(ctx)))
+		return rc;
+	if (is_run)
+		*is_run = 0;
+	memset(&f, 0, sizeof(f));
+	f.include_specs = include_specs;
+	if (ref) {
+		memset(&r, 0, sizeof(r));
+		rc = expt_store_get_run(ctx->store, ref, &r, &e);
+		if (!rc) {
+			EXPT_ALLOC_GROW(out->v, out->n + 1, out->cap);
+			out->v[out->n++] = r;
+			if (is_run)
+				*is_run = 1;
+			return 0;
+		}
+		if (rc != EXPT_ENOTFOUND) {
+			ctx->err = e;
+			return rc;
+		}
+		f.experiment = ref;
+	}
+	f.limit = 0;
+	if ((rc = expt_store_list_runs(ctx->store, &f, out, &ctx->err)))
+		return rc;
+	if (ref && out->n == 0)
+		return expt_err_set(&ctx->err, EXPT_ENOTFOUND,
+				    "no run or experiment named '%s' (see 'expt ps')", ref);
+	/* Commands show runs oldest first. */
+	qsort(out->v, out->n, sizeof(out->v[0]), by_creation);
+	return 0;
+}
+
+int cli_resolve_run(struct cli_ctx *ctx, const char *ref, struct expt_run_rec *out)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_run_filter f;
+	struct expt_run_list l = {0};
+	int rc;
+
+	if ((rc = reconcile(ctx)))
+		return rc;
+	rc = expt_store_get_run(ctx->store, ref, out, &e);
+	if (rc != EXPT_ENOTFOUND) {
+		if (rc)
+			ctx->err = e;
+		return rc;
+	}
+	memset(&f, 0, sizeof(f));
+	f.experiment = ref;
+	f.limit = 1;
+	if (!expt_store_list_runs(ctx->store, &f, &l, &e) && l.n) {
+		rc = expt_err_set(&ctx->err, EXPT_EUSAGE,
+				  "'%s' is an experiment; name one of its runs, e.g. %s", ref,
+				  l.v[0].run_id);
+	} else {
+		rc = expt_err_set(&ctx->err, EXPT_ENOTFOUND, "no run named '%s' (see 'expt ps')",
+				  ref);
+	}
+	expt_run_list_release(&l);
+	return rc;
+}
+
+int cli_opt_output(struct cli_ctx *ctx, const struct cli_cmd *cmd, const char *arg,
+		   enum cli_output *fmt, int allow_wide)
+{
+	if (cli_parse_output(arg, fmt) || (!allow_wide && *fmt == CLI_OUT_WIDE))
+		return cli_usage_error(ctx, cmd, "unknown output format '%s' (text%s, json, yaml)",
+				       arg, allow_wide ? ", wide" : "");
+	return 0;
+}

@@ -1,0 +1,19 @@
+/* Turning a command's RUN|EXPT argument into store records. */
+#ifndef EXPT_CLI_RESOLVE_H
+#define EXPT_CLI_RESOLVE_H
+
+#include "cli.h"
+
+/* Fills out with the run named ref, or every run of the experiment named ref (oldest first).
+ * ref NULL: every run of the store. Returns EXPT_ENOTFOUND with a clear message if nothing
+ * matches. *is_run tells which one matched (may be NULL). */
+int cli_resolve_runs(struct cli_ctx *ctx, const char *ref, int include_specs,
+		     struct expt_run_list *out, int *is_run);
+/* The single run named ref; an experiment name is refused with a hint. */
+int cli_resolve_run(struct cli_ctx *ctx, const char *ref, struct expt_run_rec *out);
+
+/* Parses a common "-o FORMAT" option value into fmt; sets a usage error on failure. */
+int cli_opt_output(struct cli_ctx *ctx, const struct cli_cmd *cmd, const char *arg,
+		   enum cli_output *fmt, int allow_wide);
+
+#endif

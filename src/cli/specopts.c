@@ -1,0 +1,139 @@
+/* Spec loading for commands, with every diagnostic printed at once, and the plan view. */
+#include "specopts.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "output.h"
+
+int cli_load_spec(struct cli_ctx *ctx, struct cli_specopts *o, struct expt_spec **out)
+{
+	struct expt_spec_opts so;
+	struct expt_diags diags = {0};
+	int rc;
+
+	memset(&so, 0, sizeof(so));
+	so.path = o->file;
+	so.variant = o->variant;
+	so.overrides = (const char *const *)o->overrides.v;
+	so.noverrides = o->overrides.n;
+	rc = expt_spec_load(out, &so, &diags, &ctx->err);
+	if (rc && diags.n) {
+		char line[2048];
+		for (size_t i = 0; i < diags.n; i++) {
+			expt_diag_format(&diags.v[i], line, sizeof(line));
+			fprintf(stderr, "%s%s%s\n", ctx->color_err ? "\033[31m" : "", line,
+				CLI_RESET(ctx->color_err));
+		}
+		expt_err_set(&ctx->err, EXPT_EUSAGE, "%zu problem%s in the spec; nothing was run",
+			     diags.n, diags.n == 1 ? "" : "s");
+		rc = EXPT_EUSAGE;
+	}
+	expt_diags_release(&diags);
+	return rc;
+}
+
+void cli_specopts_release(struct cli_specopts *o)
+{
+	expt_strv_release(&o->overrides);
+}
+
+int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_output fmt)
+{
+	json_t *root = json_object(), *runs = json_array();
+	int rc = 0;
+
+	for (size_t i = 0; i < spec->nruns; i++) {
+		const struct expt_run_plan *rp = &spec->runs[i];
+		struct expt_strv argv = EXPT_STRV_INIT, env = EXPT_STRV_INIT;
+		char *id = expt_xasprintf("%s-<n%zu>", spec->name, i + 1);
+		char *pj = expt_params_json(&rp->params);
+		json_t *run = json_object(), *a = json_array(), *e = json_object();
+
+		if ((rc = expt_spec_run_argv(spec, &rp->params, id, "<output_dir>", &argv,
+					     &ctx->err))) {
+			free(id);
+			free(pj);
+			json_decref(run);
+			json_decref(a);
+			json_decref(e);
+			break;
+		}
+		expt_spec_run_env(spec, &rp->params, id, "<output_dir>", "<params_file>", &env);
+		for (size_t k = 0; k < argv.n; k++)
+			json_array_append_new(a, json_string(argv.v[k]));
+		for (size_t k = 0; k < env.n; k++) {
+			const char *eq = strchr(env.v[k], '=');
+			char *key = eq ? expt_xstrndup(env.v[k], (size_t)(eq - env.v[k])) : NULL;
+			if (key)
+				json_object_set_new(e, key, json_string(eq + 1));
+			free(key);
+		}
+		json_object_set_new(run, "index", json_integer((json_int_t)i + 1));
+		json_object_set_new(run, "params", json_loads(pj, 0, NULL));
+		json_object_set_new(run, "argv", a);
+		json_object_set_new(run, "env", e);
+		json_array_append_new(runs, run);
+		expt_strv_release(&argv);
+		expt_strv_release(&env);
+		free(id);
+		free(pj);
+	}
+	if (rc)
+		goto out;
+	json_object_set_new(root, "experiment", json_string(spec->name));
+	json_object_set_new(root, "variant", spec->variant ? json_string(spec->variant) : json_null());
+	json_object_set_new(root, "backend", json_string(spec->backend ? spec->backend : "local"));
+	json_object_set_new(root, "parallel", json_integer(spec->parallel));
+	json_object_set_new(root, "runs", runs);
+	runs = NULL;
+	if (fmt == CLI_OUT_JSON || fmt == CLI_OUT_YAML) {
+		json_t *s = cli_json_parse(spec->resolved_json);
+		json_object_set_new(root, "spec", s ? s : json_null());
+		cli_emit(stdout, root, fmt);
+		goto out;
+	}
+	{
+		int c = ctx->color_out;
+		json_t *r;
+		size_t i;
+		printf("%sexperiment%s %s%s%s  backend %s  parallel %d  %zu run%s\n", CLI_BOLD(c),
+		       CLI_RESET(c), spec->name, spec->variant ? "  variant " : "",
+		       spec->variant ? spec->variant : "", spec->backend ? spec->backend : "local",
+		       spec->parallel, spec->nruns, spec->nruns == 1 ? "" : "s");
+		json_array_foreach(json_object_get(root, "runs"), i, r)
+		{
+			json_t *v;
+			const char *k;
+			size_t j;
+			printf("\n%srun %zu%s\n  params:", CLI_BOLD(c), i + 1, CLI_RESET(c));
+			json_object_foreach(json_object_get(r, "params"), k, v)
+			{
+				char *t = json_dumps(v, JSON_ENCODE_ANY);
+				printf(" %s=%s", k, t ? t : "?");
+				free(t);
+			}
+			printf("\n  argv:  ");
+			json_array_foreach(json_object_get(r, "argv"), j, v)
+			{
+				const char *s = json_string_value(v);
+				int plain = *s && !strpbrk(s, " \t\"'$\\`");
+				printf("%s%s%s%s", j ? " " : "", plain ? "" : "'", s, plain ? "" : "'");
+			}
+			printf("\n  env:   ");
+			j = 0;
+			json_object_foreach(json_object_get(r, "env"), k, v)
+			{
+				if (!strncmp(k, "EXPT_PARAM_", 11))
+					continue;
+				printf("%s%s=%s", j++ ? " " : "", k, json_string_value(v));
+			}
+			printf("\n");
+		}
+	}
+out:
+	json_decref(runs);
+	json_decref(root);
+	return rc;
+}
