@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Detached runs, logs -f, stop, a supervisor that dies, Ctrl-C.
+. "$(dirname "$0")/lib.sh"
+
+cat > expt.yaml <<'YAML'
+name: life
+command: python3 slow.py
+args: auto
+params: {n: 3}
+YAML
+cat > slow.py <<'PY'
+import sys, time
+n = int(sys.argv[2])
+for i in range(n):
+    print(f"tick {i}", flush=True)
+    time.sleep(0.3)
+print("end", flush=True)
+PY
+
+# Detach: returns at once with the ids; the runs keep going.
+expect_code "run -d returns at once" 0 "$EXPT" run -d n=2,3
+contains "prints the run ids" "$out" "life-1"
+expect_code "logs -f follows until every run ends" 0 timeout 30 "$EXPT" logs -f life
+equals "both runs' lines, prefixed" "$(echo "$out" | grep -c '| end')" "2"
+contains "prefix" "$out" "life-2 | tick 2"
+expect_code "ps after detach" 0 "$EXPT" ps life -o json
+equals "detached runs finished" "$(echo "$out" | json 'sorted(r["status"] for r in d)')" "['succeeded', 'succeeded']"
+
+# expt stop on a detached run.
+expect_code "a long detached run" 0 "$EXPT" run -d n=100
+sleep 1
+expect_code "ps sees it running" 0 "$EXPT" ps life -o json
+equals "running" "$(echo "$out" | json '[r["status"] for r in d if r["id"]=="life-3"][0]')" "running"
+pid=$(echo "$out" | json '[r["pid"] for r in d if r["id"]=="life-3"][0]')
+expect_code "stop it" 0 "$EXPT" stop life-3 --grace 2
+sleep 0.5
+if kill -0 "$pid" 2>/dev/null; then fail "the process group is gone"; else pass "the process group is gone"; fi
+expect_code "ps after stop" 0 "$EXPT" ps life -o json
+equals "marked stopped" "$(echo "$out" | json '[r["status"] for r in d if r["id"]=="life-3"][0]')" "stopped"
+
+# A supervisor killed with SIGKILL: its run is detected, never left running.
+expect_code "another detached run" 0 "$EXPT" run -d n=100
+sleep 1
+sup=$(sqlite3 .expt/expt.db "select supervisor_pid from runs where run_id='life-4'" 2>/dev/null || true)
+if [ -n "$sup" ] && [ "$sup" -gt 0 ]; then
+	kill -9 "$sup"
+	sleep 0.3
+	run_pid=$("$EXPT" ps life -o json | json '[r["pid"] for r in d if r["id"]=="life-4"][0]')
+	kill -9 -- "-$run_pid" 2>/dev/null
+	expect_code "ps after the supervisor died" 0 "$EXPT" ps life -o json
+	equals "marked failed" "$(echo "$out" | json '[r["status"] for r in d if r["id"]=="life-4"][0]')" "failed"
+	equals "reason supervisor-lost" "$(echo "$out" | json '[r["reason"] for r in d if r["id"]=="life-4"][0]')" "supervisor-lost"
+	expect_code "debug explains it" 0 "$EXPT" debug life-4
+	contains "supervisor named" "$out" "supervisor"
+else
+	fail "supervisor pid recorded for life-4"
+fi
+
+# Ctrl-C (SIGINT to expt run) stops every run and marks them stopped; exit 130.
+"$EXPT" run n=100,101 >ctrlc.out 2>&1 &
+runner=$!
+sleep 1.5
+kill -INT "$runner"
+wait "$runner"
+equals "Ctrl-C exits 130" "$?" "130"
+expect_code "ps after Ctrl-C" 0 "$EXPT" ps life -o json
+equals "both marked stopped" "$(echo "$out" | json 'sorted(r["status"] for r in d if r["id"] in ("life-5","life-6"))')" "['stopped', 'stopped']"
+if pgrep -f "slow.py --n 10[01]" >/dev/null; then fail "no run process left"; else pass "no run process left"; fi
+finish
