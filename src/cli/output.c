@@ -297,6 +297,8 @@ json_t *cli_run_json(const struct expt_run_rec *r)
 	json_object_set_new(o, "attempt", json_integer(r->attempt));
 	set_str(o, "retry_of", r->retry_of);
 	json_object_set_new(o, "pid", r->pid ? json_integer(r->pid) : json_null());
+	json_object_set_new(o, "supervisor_pid",
+			    r->supervisor_pid ? json_integer(r->supervisor_pid) : json_null());
 	set_str(o, "gpus", r->gpus);
 	p = cli_json_parse(r->params_json);
 	json_object_set_new(o, "params", p ? p : json_object());

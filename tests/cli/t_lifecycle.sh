@@ -41,8 +41,8 @@ equals "marked stopped" "$(echo "$out" | json '[r["status"] for r in d if r["id"
 # A supervisor killed with SIGKILL: its run is detected, never left running.
 expect_code "another detached run" 0 "$EXPT" run -d n=100
 sleep 1
-sup=$(sqlite3 .expt/expt.db "select supervisor_pid from runs where run_id='life-4'" 2>/dev/null || true)
-if [ -n "$sup" ] && [ "$sup" -gt 0 ]; then
+sup=$("$EXPT" ps life -o json | json '[r["supervisor_pid"] for r in d if r["id"]=="life-4"][0]')
+if [ -n "$sup" ] && [ "$sup" != None ] && [ "$sup" -gt 0 ]; then
 	kill -9 "$sup"
 	sleep 0.3
 	run_pid=$("$EXPT" ps life -o json | json '[r["pid"] for r in d if r["id"]=="life-4"][0]')
