@@ -21,8 +21,10 @@ struct expt_job {
 	int gpus;              /* exclusive GPU slots wanted */
 	int64_t memory_bytes;  /* 0 = no limit */
 	int64_t timeout_ms;    /* 0 = none; per attempt */
-	int retries;           /* extra attempts after a failure (not after stop or timeout? see docs) */
-	int echo;              /* also write output live to the caller's stdout/stderr callback */
+	int retries;           /* extra attempts after a failure or timeout (not after stop or a
+				  spawn failure; docs/backends.md) */
+	int echo;              /* for the caller: show output live? (the local backend delivers
+				  every line to ev->line whatever its value) */
 	void *data;            /* caller's */
 };
 
@@ -46,7 +48,8 @@ struct expt_job_events {
 	void (*started)(struct expt_job *job, int pid, int attempt, const char *gpus,
 			void *payload);
 	/* A complete line of output (without the newline; partial last lines flushed at exit).
-	 * fd is 1 or 2. Called on the supervisor's thread. */
+	 * fd is 1 or 2. Called on the supervisor's thread. The local backend NUL-terminates line
+	 * (line[len] == '\0') and delivers a line longer than 64 KiB in 64 KiB pieces. */
 	void (*line)(struct expt_job *job, int fd, const char *line, size_t len, void *payload);
 	/* An attempt ended (final says whether the job is done). */
 	void (*finished)(struct expt_job *job, const struct expt_exit *ex, void *payload);
@@ -66,7 +69,9 @@ struct expt_backend_ops {
 	const char *name;
 	/* Runs all jobs to completion, honouring parallel/GPUs/limits; returns 0 when every job
 	 * was dispatched and reported (whatever their outcome), non-zero on an internal failure.
-	 * Jobs that can never run (more GPUs than exist) finish with spawn_failed and a message. */
+	 * Jobs that can never run (more GPUs than exist) finish with spawn_failed and a message.
+	 * The local backend, while it runs, ignores SIGPIPE and makes the process a child
+	 * subreaper (both restored before it returns); see docs/backends.md. */
 	int (*execute)(struct expt_job **jobs, size_t n, const struct expt_exec_opts *opts,
 		       const struct expt_job_events *ev, void *payload, struct expt_err *err);
 	/* Stops a running attempt by its process group (SIGTERM, then SIGKILL after grace). */
@@ -79,5 +84,10 @@ const struct expt_backend_ops *expt_backend_find(const char *name);
 
 /* GPU discovery: $EXPT_GPUS ("0,1", or "none"), else `nvidia-smi -L`. Fills ids ("0","1"). */
 int expt_gpus_detect(struct expt_strv *ids, struct expt_err *err);
+
+/* How the local backend enforces resources.memory on this machine: "cgroup v2", "cgroup v1",
+ * "rss watchdog" or "none" (then each run with a limit gets a warning line on its stderr).
+ * Probes the machine on each call (it may create and remove an empty cgroup). Static string. */
+const char *expt_local_memory_method(void);
 
 #endif
