@@ -97,6 +97,9 @@ struct expt_spec {
 	struct expt_run_plan *runs;
 	size_t nruns;
 	char *resolved_json; /* the whole resolved spec (after variant and overrides) as JSON */
+	/* Added after the first cut (appended, so existing users are unaffected): */
+	char *command_line; /* `command:` as written (a list joined by spaces); shell: true runs it */
+	struct expt_strv param_names; /* every param a run can have: spec params, then swept ones */
 };
 
 /* One problem found while loading; all are collected before failing. */
@@ -143,6 +146,11 @@ void expt_spec_run_env(const struct expt_spec *spec, const struct expt_params *p
 /* {"lr": 0.01, "optimizer": "adam"} with JSON types from the value types; caller frees. */
 char *expt_params_json(const struct expt_params *params);
 const struct expt_value *expt_params_get(const struct expt_params *params, const char *name);
+/* Sets name to a copy of (type, text): replaced in place when present, else appended. */
+void expt_params_set(struct expt_params *params, const char *name, enum expt_vtype type,
+		     const char *text);
+/* Sets copies of every param of src in dst (as expt_params_set does). */
+void expt_params_copy(struct expt_params *dst, const struct expt_params *src);
 void expt_params_release(struct expt_params *params);
 
 /* Is s a DNS-1123 label (lowercase alnum and '-', starts/ends alnum, <= 63)? */
