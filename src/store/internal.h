@@ -30,6 +30,7 @@ enum expt_store_stmt_id {
 	STMT_SET_TAG,
 	STMT_ADD_ARTIFACT,
 	STMT_ADD_EVENT,
+	STMT_RUN_SUMMARIES,
 	STMT_COUNT
 };
 
@@ -65,6 +66,10 @@ struct expt_store {
 	size_t keys_cap, keys_n;
 	int keys_dirty; /* a key was interned in the open transaction */
 	uint32_t gen;
+	/* id -> name of metric keys for readers (committed keys only: readers never run inside
+	 * a transaction); names[id] owned, NULL where not loaded */
+	char **names;
+	size_t names_cap;
 
 	/* add_metrics scratch, kept between calls to avoid reallocating per batch */
 	uint32_t *pt_slot;

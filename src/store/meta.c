@@ -146,18 +146,19 @@ int expt_store_add_event(struct expt_store *st, const char *run_id, const char *
 	return write_for_run(st, s, run_id, err);
 }
 
-/* Appends the rows of a query taking the run's row id as ?1 and returning key, value, time. */
+/* Appends the rows of a query taking the run id as ?1 (looked up inside the query: one read
+ * transaction) and returning key, value, time. */
 static int read_kv(struct expt_store *st, const char *run_id, const char *sql,
 		   struct expt_kv_rows *out, struct expt_err *err)
 {
 	sqlite3_stmt *s = NULL;
+	size_t base = out->n;
 	int64_t run;
 	int rc;
 
-	if ((rc = expt_store_run_rowid(st, run_id, &run, err)) ||
-	    (rc = expt_store_prepare(st, sql, &s, err)))
+	if ((rc = expt_store_prepare(st, sql, &s, err)))
 		return rc;
-	sqlite3_bind_int64(s, 1, run);
+	sqlite3_bind_text(s, 1, run_id ? run_id : "", -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		char *value = expt_store_col_dup(s, 1);
 
@@ -166,13 +167,18 @@ static int read_kv(struct expt_store *st, const char *run_id, const char *sql,
 	}
 	rc = rc == SQLITE_DONE ? 0 : expt_store_dberr(st, err, "cannot read from the store");
 	sqlite3_finalize(s);
+	if (!rc && out->n == base)
+		rc = expt_store_run_rowid(st, run_id, &run, err); /* none: is there such a run? */
 	return rc;
 }
+
+#define RUN_OF_ID "(SELECT id FROM runs WHERE run_id = ?1)"
 
 int expt_store_get_params(struct expt_store *st, const char *run_id, struct expt_kv_rows *out,
 			  struct expt_err *err)
 {
-	return read_kv(st, run_id, "SELECT key, value, 0 FROM params WHERE run = ?1 ORDER BY key",
+	return read_kv(st, run_id,
+		       "SELECT key, value, 0 FROM params WHERE run = " RUN_OF_ID " ORDER BY key",
 		       out, err);
 }
 
@@ -180,24 +186,26 @@ int expt_store_get_tags(struct expt_store *st, const char *run_id, struct expt_k
 			struct expt_err *err)
 {
 	return read_kv(st, run_id,
-		       "SELECT key, value, time_ms FROM tags WHERE run = ?1 ORDER BY key", out,
-		       err);
+		       "SELECT key, value, time_ms FROM tags WHERE run = " RUN_OF_ID
+		       " ORDER BY key",
+		       out, err);
 }
 
 int expt_store_get_artifacts(struct expt_store *st, const char *run_id, struct expt_kv_rows *out,
 			     struct expt_err *err)
 {
-	return read_kv(st, run_id,
-		       "SELECT path, CAST(size AS TEXT), time_ms FROM artifacts WHERE run = ?1"
-		       " ORDER BY path",
-		       out, err);
+	return read_kv(
+	    st, run_id,
+	    "SELECT path, CAST(size AS TEXT), time_ms FROM artifacts WHERE run = " RUN_OF_ID
+	    " ORDER BY path",
+	    out, err);
 }
 
 int expt_store_get_events(struct expt_store *st, const char *run_id, struct expt_kv_rows *out,
 			  struct expt_err *err)
 {
 	return read_kv(st, run_id,
-		       "SELECT kind, message, time_ms FROM events WHERE run = ?1"
+		       "SELECT kind, message, time_ms FROM events WHERE run = " RUN_OF_ID
 		       " ORDER BY time_ms, id",
 		       out, err);
 }

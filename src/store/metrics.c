@@ -85,6 +85,48 @@ void expt_store_metrics_release(struct expt_store *st)
 	st->slots = NULL;
 	st->blob = NULL;
 	st->pt_cap = st->slots_cap = st->blob_cap = 0;
+	for (size_t i = 0; i < st->names_cap; i++)
+		free(st->names[i]);
+	free(st->names);
+	st->names = NULL;
+	st->names_cap = 0;
+}
+
+/* The name of a key id for readers. The table is loaded whole on a miss: keys are few, and a miss
+ * happens once per key a connection has not seen. */
+static const char *key_name(struct expt_store *st, int64_t id, struct expt_err *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (id > 0 && (size_t)id < st->names_cap && st->names[id])
+		return st->names[id];
+	if (expt_store_prepare(st, "SELECT id, name FROM metric_keys", &s, err))
+		return NULL;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t k = sqlite3_column_int64(s, 0);
+		size_t cap = st->names_cap;
+
+		if (k <= 0 || k > INT32_MAX)
+			continue;
+		if ((size_t)k >= cap) {
+			EXPT_ALLOC_GROW(st->names, (size_t)k + 1, cap);
+			memset(st->names + st->names_cap, 0,
+			       (cap - st->names_cap) * sizeof(char *));
+			st->names_cap = cap;
+		}
+		if (!st->names[k])
+			st->names[k] = expt_store_col_dup(s, 1);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		expt_store_dberr(st, err, "cannot read metric keys");
+		return NULL;
+	}
+	if (id > 0 && (size_t)id < st->names_cap && st->names[id])
+		return st->names[id];
+	expt_err_set(err, EXPT_ESTORE, "metric key %lld is missing from the store", (long long)id);
+	return NULL;
 }
 
 static struct expt_store_key *key_cell(struct expt_store_key *tab, size_t cap, const char *name,
@@ -341,73 +383,144 @@ static double col_real(sqlite3_stmt *s, int i)
 	return sqlite3_column_type(s, i) == SQLITE_NULL ? NAN : sqlite3_column_double(s, i);
 }
 
-/* Appends the summaries a query returns: columns run_id (or NULL), key, last, min, max,
- * last_step, count. */
-static int read_summaries(struct expt_store *st, sqlite3_stmt *s, struct expt_metric_summaries *out,
-			  struct expt_err *err)
+/* Appends one summary row (columns key, last, min, max, last_step, count from col). */
+static int push_summary(struct expt_store *st, sqlite3_stmt *s, int col, const char *run_id,
+			struct expt_metric_summaries *out, struct expt_err *err)
 {
-	int rc;
+	const char *name = key_name(st, sqlite3_column_int64(s, col), err);
+	struct expt_metric_summary *m;
 
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct expt_metric_summary *m;
+	if (!name)
+		return EXPT_ESTORE;
+	EXPT_ALLOC_GROW(out->v, out->n + 1, out->cap);
+	m = &out->v[out->n++];
+	m->key = expt_xstrdup(name);
+	m->run_id = expt_xstrdup(run_id);
+	m->last = col_real(s, col + 1);
+	m->min = col_real(s, col + 2);
+	m->max = col_real(s, col + 3);
+	m->last_step = sqlite3_column_int64(s, col + 4);
+	m->count = sqlite3_column_int64(s, col + 5);
+	return 0;
+}
 
-		EXPT_ALLOC_GROW(out->v, out->n + 1, out->cap);
-		m = &out->v[out->n++];
-		m->run_id = expt_store_col_dup(s, 0);
-		m->key = expt_store_col_dup(s, 1);
-		m->last = col_real(s, 2);
-		m->min = col_real(s, 3);
-		m->max = col_real(s, 4);
-		m->last_step = sqlite3_column_int64(s, 5);
-		m->count = sqlite3_column_int64(s, 6);
-	}
-	return rc == SQLITE_DONE ? 0 : expt_store_dberr(st, err, "cannot read metric summaries");
+static int summary_name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct expt_metric_summary *)a)->key,
+		      ((const struct expt_metric_summary *)b)->key);
 }
 
 int expt_store_metric_summaries(struct expt_store *st, const char *run_id,
 				struct expt_metric_summaries *out, struct expt_err *err)
 {
-	sqlite3_stmt *s = NULL;
+	sqlite3_stmt *s;
+	size_t base = out->n;
 	int64_t run;
-	int rc;
+	int rc = 0, step;
 
-	if ((rc = expt_store_run_rowid(st, run_id, &run, err)))
-		return rc;
-	if ((rc = expt_store_prepare(
-		 st,
-		 "SELECT NULL, k.name, s.last, s.min, s.max, s.last_step, s.count"
-		 " FROM metric_summaries s JOIN metric_keys k ON k.id = s.key"
-		 " WHERE s.run = ?1 ORDER BY k.name",
-		 &s, err)))
-		return rc;
-	sqlite3_bind_int64(s, 1, run);
-	rc = read_summaries(st, s, out, err);
-	sqlite3_finalize(s);
+	/* The run lookup is inside the query: each statement is a read transaction of its own (WAL
+	 * locks, a few syscalls), and compare may call this for thousands of runs. */
+	if (!(s = expt_store_stmt(
+		  st, STMT_RUN_SUMMARIES,
+		  "SELECT key, last, min, max, last_step, count FROM metric_summaries"
+		  " WHERE run = (SELECT id FROM runs WHERE run_id = ?1)",
+		  err)))
+		return EXPT_ESTORE;
+	sqlite3_bind_text(s, 1, run_id ? run_id : "", -1, SQLITE_STATIC);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW)
+		if ((rc = push_summary(st, s, 0, NULL, out, err)))
+			break;
+	if (!rc && step != SQLITE_DONE)
+		rc = expt_store_dberr(st, err, "cannot read metric summaries");
+	sqlite3_reset(s);
+	if (!rc && out->n == base)
+		rc = expt_store_run_rowid(st, run_id, &run, err); /* none: is there such a run? */
+	if (!rc)
+		qsort(out->v + base, out->n - base, sizeof(*out->v), summary_name_cmp);
 	return rc;
+}
+
+struct run_ref {
+	int64_t id;
+	char *run_id;
+};
+
+static int run_ref_cmp(const void *a, const void *b)
+{
+	const struct run_ref *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
 }
 
 int expt_store_experiment_metric_summaries(struct expt_store *st, const char *experiment,
 					   struct expt_metric_summaries *out, struct expt_err *err)
 {
-	/* Ordered as the indexes already are (runs by seq or id, then summaries by key id), so
-	 * thousands of runs need no sort. */
-	static const char by_exp[] =
-	    "SELECT r.run_id, k.name, s.last, s.min, s.max, s.last_step, s.count"
-	    " FROM runs r JOIN metric_summaries s ON s.run = r.id"
-	    " JOIN metric_keys k ON k.id = s.key"
-	    " WHERE r.experiment = ?1 ORDER BY r.seq, s.key";
-	static const char all[] =
-	    "SELECT r.run_id, k.name, s.last, s.min, s.max, s.last_step, s.count"
-	    " FROM runs r JOIN metric_summaries s ON s.run = r.id"
-	    " JOIN metric_keys k ON k.id = s.key ORDER BY r.id, s.key";
-	sqlite3_stmt *s = NULL;
-	int rc;
+	/* Two sequential reads merged in C, not a join: the run ids come from an index (covering
+	 * for an experiment, the run_id index otherwise) and the summaries from one range of their
+	 * primary key. A join would seek twice per summary row, which costs several times more
+	 * for the thousands of runs compare shows. */
+	sqlite3_stmt *r = NULL, *s = NULL;
+	struct run_ref *runs = NULL;
+	size_t n = 0, cap = 0, i = 0;
+	int rc, sorted = 1;
 
-	if ((rc = expt_store_prepare(st, experiment ? by_exp : all, &s, err)))
-		return rc;
+	if ((rc =
+		 expt_store_prepare(st,
+				    experiment ? "SELECT id, run_id FROM runs WHERE experiment = ?1"
+					       : "SELECT id, run_id FROM runs",
+				    &r, err)))
+		goto out;
 	if (experiment)
-		sqlite3_bind_text(s, 1, experiment, -1, SQLITE_STATIC);
-	rc = read_summaries(st, s, out, err);
+		sqlite3_bind_text(r, 1, experiment, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(r)) == SQLITE_ROW) {
+		EXPT_ALLOC_GROW(runs, n + 1, cap);
+		runs[n].id = sqlite3_column_int64(r, 0);
+		runs[n].run_id = expt_store_col_dup(r, 1);
+		if (n && runs[n].id < runs[n - 1].id)
+			sorted = 0;
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = expt_store_dberr(st, err, "cannot list runs");
+		goto out;
+	}
+	rc = 0;
+	if (!n)
+		goto out;
+	/* Row ids and seqs are both handed out under the write lock, so id order is creation
+	 * order. */
+	if (!sorted)
+		qsort(runs, n, sizeof(*runs), run_ref_cmp);
+	if ((rc = expt_store_prepare(st,
+				     "SELECT run, key, last, min, max, last_step, count"
+				     " FROM metric_summaries WHERE run BETWEEN ?1 AND ?2"
+				     " ORDER BY run, key",
+				     &s, err)))
+		goto out;
+	sqlite3_bind_int64(s, 1, runs[0].id);
+	sqlite3_bind_int64(s, 2, runs[n - 1].id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t run = sqlite3_column_int64(s, 0);
+
+		while (i < n && runs[i].id < run)
+			i++;
+		if (i == n)
+			break;
+		if (runs[i].id != run) /* a run of another experiment inside the range */
+			continue;
+		if ((rc = push_summary(st, s, 1, runs[i].run_id, out, err)))
+			goto out;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		rc = expt_store_dberr(st, err, "cannot read metric summaries");
+		goto out;
+	}
+	rc = 0;
+out:
+	for (i = 0; i < n; i++)
+		free(runs[i].run_id);
+	free(runs);
+	sqlite3_finalize(r);
 	sqlite3_finalize(s);
 	return rc;
 }

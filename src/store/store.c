@@ -58,7 +58,8 @@ static const char *const migrations[] = {
     " output_dir TEXT NOT NULL,"
     " log_dir TEXT NOT NULL,"
     " spec_id INTEGER REFERENCES specs(id));"
-    "CREATE INDEX runs_experiment ON runs(experiment, seq);"
+    /* Covers (id, run_id) by experiment: compare maps summaries to run ids from it alone. */
+    "CREATE INDEX runs_experiment ON runs(experiment, seq, run_id);"
     "CREATE INDEX runs_experiment_status ON runs(experiment, status);"
     /* Only queued and running runs: reconcile reads this, and it stays tiny. */
     "CREATE INDEX runs_active ON runs(status) WHERE status < 2;"
@@ -489,10 +490,13 @@ int expt_store_open(struct expt_store **out, const char *db_path, struct expt_er
 	}
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
 	/* WAL: readers (ps, compare) never wait for writers, and a commit is an append.
-	 * synchronous=NORMAL: a power cut may lose the last commits, never corrupt the store. */
+	 * synchronous=NORMAL: a power cut may lose the last commits, never corrupt the store.
+	 * journal_size_limit: a burst of metrics must not leave a huge WAL file behind. */
 	if ((rc = exec_retry(st, "PRAGMA journal_mode = WAL", err, "cannot switch to WAL")) ||
-	    (rc = exec_retry(st, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", err,
-			     "cannot configure")))
+	    (rc = exec_retry(st,
+			     "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+			     " PRAGMA journal_size_limit = 67108864",
+			     err, "cannot configure")))
 		goto fail;
 	if ((rc = migrate(st, err)))
 		goto fail;
