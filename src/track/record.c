@@ -1,0 +1,289 @@
+/* Records, the metric key table, and the small encoders the sinks share (JSON numbers, base64,
+ * PNG header, histogram buckets). */
+#include "track.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+struct expt_rec *expt_rec_new(void)
+{
+	struct expt_rec *r = expt_xcalloc(1, sizeof(*r));
+
+	atomic_init(&r->refs, 1);
+	return r;
+}
+
+void expt_rec_ref(struct expt_rec *r)
+{
+	atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+}
+
+void expt_rec_unref(struct expt_rec *r)
+{
+	if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(r->key);
+	free(r->value);
+	free(r->png);
+	free(r->limits);
+	free(r->counts);
+	free(r);
+}
+
+void expt_keys_init(struct expt_keys *k)
+{
+	memset(k, 0, sizeof(*k));
+}
+
+void expt_keys_release(struct expt_keys *k)
+{
+	for (uint32_t i = 0; i < k->n; i++)
+		free(k->chunks[i / EXPT_KEYS_CHUNK][i % EXPT_KEYS_CHUNK]);
+	for (size_t c = 0; c < EXPT_KEYS_MAX_CHUNKS && k->chunks[c]; c++)
+		free(k->chunks[c]);
+	free(k->index);
+	expt_keys_init(k);
+}
+
+static uint32_t key_hash(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static void index_put(struct expt_keys_slot *idx, size_t cap, uint32_t id, uint32_t hash)
+{
+	size_t i = hash & (cap - 1);
+
+	while (idx[i].id1)
+		i = (i + 1) & (cap - 1);
+	idx[i].id1 = id + 1;
+	idx[i].hash = hash;
+}
+
+int expt_keys_intern(struct expt_keys *k, const char *key, size_t len, uint32_t *id)
+{
+	uint32_t h = key_hash(key, len);
+	size_t i;
+
+	if (k->index_cap) {
+		for (i = h & (k->index_cap - 1); k->index[i].id1;
+		     i = (i + 1) & (k->index_cap - 1)) {
+			const char *name;
+			if (k->index[i].hash != h)
+				continue;
+			name = expt_keys_name(k, k->index[i].id1 - 1);
+			if (!strncmp(name, key, len) && !name[len]) {
+				*id = k->index[i].id1 - 1;
+				return 0;
+			}
+		}
+	}
+	if (k->n >= (uint32_t)EXPT_KEYS_CHUNK * EXPT_KEYS_MAX_CHUNKS)
+		return -1;
+	/* Keep the index at most half full. */
+	if ((size_t)(k->n + 1) * 2 > k->index_cap) {
+		size_t ncap = k->index_cap ? k->index_cap * 2 : 64;
+		struct expt_keys_slot *nidx = expt_xcalloc(ncap, sizeof(*nidx));
+		for (i = 0; i < k->index_cap; i++)
+			if (k->index[i].id1)
+				index_put(nidx, ncap, k->index[i].id1 - 1, k->index[i].hash);
+		free(k->index);
+		k->index = nidx;
+		k->index_cap = ncap;
+	}
+	if (!k->chunks[k->n / EXPT_KEYS_CHUNK])
+		k->chunks[k->n / EXPT_KEYS_CHUNK] = expt_xcalloc(EXPT_KEYS_CHUNK, sizeof(char *));
+	k->chunks[k->n / EXPT_KEYS_CHUNK][k->n % EXPT_KEYS_CHUNK] = expt_xstrndup(key, len);
+	index_put(k->index, k->index_cap, k->n, h);
+	*id = k->n++;
+	return 0;
+}
+
+void expt_fmt_double(double v, char *out, size_t n)
+{
+	/* Try the short forms first: 0.3 should read "0.3", not "0.29999999999999999". */
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(out, n, "%.*g", prec, v);
+		if (prec == 17 || strtod(out, NULL) == v)
+			return;
+	}
+}
+
+void expt_json_double(struct expt_buf *b, double v)
+{
+	char tmp[40];
+
+	if (isnan(v)) {
+		expt_buf_adds(b, "\"NaN\"");
+		return;
+	}
+	if (isinf(v)) {
+		expt_buf_adds(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+		return;
+	}
+	expt_fmt_double(v, tmp, sizeof(tmp));
+	expt_buf_adds(b, tmp);
+}
+
+void expt_base64(struct expt_buf *b, const unsigned char *d, size_t len)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char q[4];
+	size_t i;
+
+	expt_buf_grow(b, (len + 2) / 3 * 4);
+	for (i = 0; i + 3 <= len; i += 3) {
+		uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
+		q[0] = tab[v >> 18];
+		q[1] = tab[(v >> 12) & 63];
+		q[2] = tab[(v >> 6) & 63];
+		q[3] = tab[v & 63];
+		expt_buf_add(b, q, 4);
+	}
+	if (i < len) {
+		uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < len ? (uint32_t)d[i + 1] << 8 : 0);
+		q[0] = tab[v >> 18];
+		q[1] = tab[(v >> 12) & 63];
+		q[2] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+		q[3] = '=';
+		expt_buf_add(b, q, 4);
+	}
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int expt_png_info(const unsigned char *d, size_t len, uint32_t *w, uint32_t *h, uint32_t *ch)
+{
+	static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+	/* Signature, then the IHDR chunk: length 13, "IHDR", width, height, depth, color type. */
+	if (len < 33 || memcmp(d, sig, 8) || be32(d + 8) != 13 || memcmp(d + 12, "IHDR", 4))
+		return -1;
+	*w = be32(d + 16);
+	*h = be32(d + 20);
+	switch (d[25]) {
+	case 0: /* grayscale */
+		*ch = 1;
+		break;
+	case 4: /* grayscale + alpha */
+		*ch = 2;
+		break;
+	case 2: /* RGB */
+	case 3: /* palette: decoded as RGB */
+		*ch = 3;
+		break;
+	case 6: /* RGBA */
+		*ch = 4;
+		break;
+	default:
+		return -1;
+	}
+	if (!*w || !*h)
+		return -1;
+	return 0;
+}
+
+void expt_histogram_values(struct expt_rec *r, const double *values, size_t n, size_t k)
+{
+	double lo = INFINITY, hi = -INFINITY, w;
+	size_t num = 0;
+
+	r->sum = r->sum_squares = 0;
+	for (size_t i = 0; i < n; i++) {
+		double v = values[i];
+		if (!isfinite(v))
+			continue;
+		lo = v < lo ? v : lo;
+		hi = v > hi ? v : hi;
+		r->sum += v;
+		r->sum_squares += v * v;
+		num++;
+	}
+	r->num = (double)num;
+	if (!num) {
+		r->min = r->max = 0;
+		r->nb = 0;
+		return;
+	}
+	r->min = lo;
+	r->max = hi;
+	if (lo == hi)
+		k = 1;
+	r->nb = k;
+	r->limits = expt_xcalloc(k, sizeof(double));
+	r->counts = expt_xcalloc(k, sizeof(double));
+	w = (hi - lo) / (double)k;
+	for (size_t i = 0; i < k; i++)
+		r->limits[i] = i + 1 == k ? hi : lo + w * (double)(i + 1);
+	for (size_t i = 0; i < n; i++) {
+		double v = values[i];
+		size_t b;
+		if (!isfinite(v))
+			continue;
+		/* Bucket i holds (limits[i-1], limits[i]]; the first also holds min. */
+		b = w > 0 ? (size_t)((v - lo) / w) : 0;
+		if (b >= k)
+			b = k - 1;
+		while (b > 0 && v <= r->limits[b - 1])
+			b--;
+		while (b + 1 < k && v > r->limits[b])
+			b++;
+		r->counts[b] += 1;
+	}
+}
+
+int expt_histogram_buckets(struct expt_rec *r, const double *edges, const double *counts, size_t nb)
+{
+	if (!nb)
+		return -1;
+	for (size_t i = 0; i < nb; i++) {
+		if (!isfinite(edges[i]) || !isfinite(edges[i + 1]) || !(edges[i] < edges[i + 1]) ||
+		    !isfinite(counts[i]) || counts[i] < 0)
+			return -1;
+	}
+	r->nb = nb;
+	r->min = edges[0];
+	r->max = edges[nb];
+	r->limits = expt_xcalloc(nb, sizeof(double));
+	r->counts = expt_xcalloc(nb, sizeof(double));
+	r->num = r->sum = r->sum_squares = 0;
+	for (size_t i = 0; i < nb; i++) {
+		/* Without the values, the sums take each value at its bucket's center. */
+		double c = (edges[i] + edges[i + 1]) / 2;
+		r->limits[i] = edges[i + 1];
+		r->counts[i] = counts[i];
+		r->num += counts[i];
+		r->sum += counts[i] * c;
+		r->sum_squares += counts[i] * c * c;
+	}
+	return 0;
+}
+
+int expt_param_type(const char *v, double *num)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "True")) {
+		*num = 1;
+		return 2;
+	}
+	if (!strcmp(v, "false") || !strcmp(v, "False")) {
+		*num = 0;
+		return 2;
+	}
+	if (!expt_parse_double(v, num))
+		return 1;
+	return 0;
+}

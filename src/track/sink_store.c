@@ -1,0 +1,215 @@
+/* The store sink: metrics, params, tags, artifacts, images and histograms into the embedded
+ * store, on its own connection (opened on the sink's thread). Metrics go in one transaction per
+ * batch; images become PNG files under the artifact directory; histograms become events. */
+#include "track.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "util/util.h"
+
+struct store_sink {
+	struct expt_store *st;
+	struct expt_metric_point *pts;
+	size_t npts, cap;
+	struct expt_buf tmp;
+};
+
+static int store_open(void **state, const struct expt_sink_ctx *ctx, struct expt_err *err)
+{
+	struct store_sink *s;
+	struct expt_store *st = NULL;
+	int rc;
+
+	if (!ctx->store_path)
+		return expt_err_set(err, EXPT_ESTORE,
+				    "no store (set EXPT_STORE, or run inside an expt project)");
+	if ((rc = expt_store_open(&st, ctx->store_path, err)))
+		return rc;
+	s = expt_xcalloc(1, sizeof(*s));
+	s->st = st;
+	expt_buf_init(&s->tmp, 0);
+	*state = s;
+	return 0;
+}
+
+static void store_close(void *state)
+{
+	struct store_sink *s = state;
+
+	if (!s)
+		return;
+	expt_store_close(s->st);
+	free(s->pts);
+	expt_buf_release(&s->tmp);
+	free(s);
+}
+
+static int flush_points(struct store_sink *s, const struct expt_sink_ctx *ctx, struct expt_err *err)
+{
+	int rc;
+
+	if (!s->npts)
+		return 0;
+	rc = expt_store_add_metrics(s->st, ctx->run_id, s->pts, s->npts, err);
+	if (!rc)
+		s->npts = 0;
+	return rc;
+}
+
+/* Keys become file names: anything but [A-Za-z0-9._-] turns into '_'. */
+static void safe_name(struct expt_buf *b, const char *key)
+{
+	for (const char *p = key; *p; p++) {
+		char c = *p;
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			 (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+		expt_buf_addch(b, ok ? c : '_');
+	}
+	if (!strcmp(key, ".") || !strcmp(key, ".."))
+		expt_buf_addch(b, '_');
+}
+
+static int put_image(struct store_sink *s, const struct expt_sink_ctx *ctx, const struct expt_ev *e,
+		     struct expt_err *err)
+{
+	const struct expt_rec *r = e->u.rec;
+	char *dir, *path;
+	int rc;
+
+	expt_buf_reset(&s->tmp);
+	safe_name(&s->tmp, r->key);
+	dir = expt_xasprintf("%s/images/%s", ctx->artifact_dir, s->tmp.buf);
+	if (e->step >= 0)
+		path = expt_xasprintf("%s/step-%lld.png", dir, (long long)e->step);
+	else
+		path = expt_xasprintf("%s/t-%lld.png", dir, (long long)e->time_ms);
+	rc = expt_mkdirs(dir, err);
+	if (!rc)
+		rc = expt_write_file(path, r->png, r->png_len, err);
+	if (!rc)
+		rc = expt_store_add_artifact(s->st, ctx->run_id, path, (int64_t)r->png_len, err);
+	free(dir);
+	free(path);
+	return rc;
+}
+
+static int put_histogram(struct store_sink *s, const struct expt_sink_ctx *ctx,
+			 const struct expt_ev *e, struct expt_err *err)
+{
+	const struct expt_rec *r = e->u.rec;
+	struct expt_buf *b = &s->tmp;
+
+	expt_buf_reset(b);
+	expt_buf_adds(b, "{\"key\":");
+	expt_buf_add_json_str(b, r->key);
+	if (e->step >= 0)
+		expt_buf_addf(b, ",\"step\":%lld", (long long)e->step);
+	expt_buf_adds(b, ",\"min\":");
+	expt_json_double(b, r->min);
+	expt_buf_adds(b, ",\"max\":");
+	expt_json_double(b, r->max);
+	expt_buf_adds(b, ",\"num\":");
+	expt_json_double(b, r->num);
+	expt_buf_adds(b, ",\"sum\":");
+	expt_json_double(b, r->sum);
+	expt_buf_adds(b, ",\"sum_squares\":");
+	expt_json_double(b, r->sum_squares);
+	expt_buf_adds(b, ",\"limits\":[");
+	for (size_t i = 0; i < r->nb; i++) {
+		if (i)
+			expt_buf_addch(b, ',');
+		expt_json_double(b, r->limits[i]);
+	}
+	expt_buf_adds(b, "],\"counts\":[");
+	for (size_t i = 0; i < r->nb; i++) {
+		if (i)
+			expt_buf_addch(b, ',');
+		expt_json_double(b, r->counts[i]);
+	}
+	expt_buf_adds(b, "]}");
+	return expt_store_add_event(s->st, ctx->run_id, "histogram", b->buf, e->time_ms, err);
+}
+
+static int store_write(void *state, const struct expt_sink_ctx *ctx, const struct expt_ev *ev,
+		       size_t n, size_t *done, struct expt_err *err)
+{
+	struct store_sink *s = state;
+	size_t first = 0; /* first entry not yet safely stored */
+	int rc = 0;
+
+	s->npts = 0;
+	EXPT_ALLOC_GROW(s->pts, n, s->cap);
+	for (size_t i = 0; i < n && !rc; i++) {
+		const struct expt_ev *e = &ev[i];
+		const struct expt_rec *r = e->u.rec;
+
+		if (e->kind == EXPT_EV_METRIC) {
+			struct expt_metric_point *p = &s->pts[s->npts++];
+			p->key = expt_keys_name(ctx->keys, e->key);
+			p->value = e->u.value;
+			p->step = e->step;
+			p->time_ms = e->time_ms;
+			continue;
+		}
+		/* Records are rare: store the points before them so that order holds and a
+		 * failure here never stores a point twice. */
+		if ((rc = flush_points(s, ctx, err)))
+			break;
+		first = i;
+		switch (e->kind) {
+		case EXPT_EV_PARAM:
+			rc = expt_store_set_param(s->st, ctx->run_id, r->key, r->value, err);
+			break;
+		case EXPT_EV_TAG:
+			rc = expt_store_set_tag(s->st, ctx->run_id, r->key, r->value, err);
+			break;
+		case EXPT_EV_ARTIFACT:
+			rc = expt_store_add_artifact(s->st, ctx->run_id, r->value, r->size, err);
+			break;
+		case EXPT_EV_IMAGE:
+			rc = put_image(s, ctx, e, err);
+			break;
+		case EXPT_EV_HISTOGRAM:
+			rc = put_histogram(s, ctx, e, err);
+			break;
+		default:
+			break;
+		}
+		if (!rc)
+			first = i + 1;
+	}
+	if (!rc && !(rc = flush_points(s, ctx, err)))
+		first = n;
+	*done = first;
+	return rc;
+}
+
+static int store_finish(void *state, const struct expt_sink_ctx *ctx,
+			const struct expt_finish_info *fi, struct expt_err *err)
+{
+	struct store_sink *s = state;
+	enum expt_run_status st = EXPT_RUN_SUCCEEDED;
+	const char *reason = NULL;
+
+	/* A run launched by expt is marked done by its supervisor, from the exit status. */
+	if (!ctx->standalone)
+		return 0;
+	if (expt_run_status_parse(fi->status, &st))
+		st = EXPT_RUN_FAILED;
+	if (fi->signal)
+		reason = "signal";
+	else if (fi->exit_code > 0)
+		reason = "exit";
+	return expt_store_mark_done(s->st, ctx->run_id, st, fi->exit_code, fi->signal, reason, NULL,
+				    fi->time_ms, err);
+}
+
+const struct expt_sink_ops expt_sink_store = {
+    .name = "store",
+    .open = store_open,
+    .write = store_write,
+    .finish = store_finish,
+    .close = store_close,
+};
