@@ -70,8 +70,8 @@ struct expt_backend_ops {
 	/* Runs all jobs to completion, honouring parallel/GPUs/limits; returns 0 when every job
 	 * was dispatched and reported (whatever their outcome), non-zero on an internal failure.
 	 * Jobs that can never run (more GPUs than exist) finish with spawn_failed and a message.
-	 * The local backend, while it runs, ignores SIGPIPE and makes the process a child
-	 * subreaper (both restored before it returns); see docs/backends.md. */
+	 * The local backend, while it runs, ignores SIGPIPE, restores SIGCHLD's default if it
+	 * was ignored and makes the process a child subreaper (all undone before it returns). */
 	int (*execute)(struct expt_job **jobs, size_t n, const struct expt_exec_opts *opts,
 		       const struct expt_job_events *ev, void *payload, struct expt_err *err);
 	/* Stops a running attempt by its process group (SIGTERM, then SIGKILL after grace). */

@@ -57,6 +57,7 @@ struct attempt {
 	char *gpus; /* "0,1" or "" */
 	int ngpu;
 	int timed_out, stopped, oom, killed;
+	int lost;	/* someone else reaped the leader: its status is unknown */
 	int watch;	/* memory watched by the watchdog */
 	int unenforced; /* memory limit asked for but not enforceable here */
 	int64_t peak;	/* watchdog's highest reading */
@@ -516,7 +517,9 @@ static void finish_attempt(struct sup *s, struct attempt *a)
 	ex.attempt = a->num;
 	ex.start_ms = a->start_ms;
 	ex.end_ms = a->start_ms + (a->reaped_at - a->start_mono);
-	if (WIFEXITED(a->status)) {
+	if (a->lost) {
+		ex.exit_code = -1;
+	} else if (WIFEXITED(a->status)) {
 		ex.exit_code = WEXITSTATUS(a->status);
 	} else {
 		ex.exit_code = -1;
@@ -550,6 +553,9 @@ static void finish_attempt(struct sup *s, struct attempt *a)
 	else if (ex.timed_out)
 		snprintf(ex.message, sizeof(ex.message), "timed out after %s%s", dur,
 			 a->killed ? " (killed with SIGKILL after the grace period)" : "");
+	else if (a->lost)
+		snprintf(ex.message, sizeof(ex.message),
+			 "exit status unknown: another part of the program reaped the process");
 	else if (ex.signal)
 		snprintf(ex.message, sizeof(ex.message), "killed by %s%s",
 			 signame(ex.signal, sig, sizeof(sig)),
@@ -846,8 +852,13 @@ static void check_exit(struct attempt *a, int64_t now)
 	do
 		r = waitpid(a->pid, &a->status, WNOHANG);
 	while (r < 0 && errno == EINTR);
-	if (r != a->pid)
+	if (r < 0 && errno == ECHILD) {
+		/* A SIGCHLD handler of the caller's that waits for any child took it. */
+		a->lost = 1;
+		a->status = 0;
+	} else if (r != a->pid) {
 		return;
+	}
 	a->reaped_at = now;
 	/* A run ends when its main process does: what it left behind in its group goes too. */
 	kill(-a->pid, SIGKILL);
@@ -1067,7 +1078,7 @@ static int local_execute(struct expt_job **jobs, size_t n, const struct expt_exe
 			 const struct expt_job_events *ev, void *payload, struct expt_err *err)
 {
 	struct sup s;
-	struct sigaction ign, old_pipe;
+	struct sigaction ign, dfl, old_pipe, old_chld;
 	int old_reaper = 0, rc;
 
 	memset(&s, 0, sizeof(s));
@@ -1091,6 +1102,13 @@ static int local_execute(struct expt_job **jobs, size_t n, const struct expt_exe
 	ign.sa_handler = SIG_IGN;
 	sigemptyset(&ign.sa_mask);
 	sigaction(SIGPIPE, &ign, &old_pipe);
+	/* With SIGCHLD ignored the kernel reaps children itself and no exit status is left. */
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(SIGCHLD, NULL, &old_chld);
+	if (old_chld.sa_handler == SIG_IGN)
+		sigaction(SIGCHLD, &dfl, NULL);
 	/* Processes a run leaves behind are re-parented to the supervisor, which reaps them; on a
 	 * machine whose init does not reap, they would otherwise stay zombies in the group. */
 	prctl(PR_GET_CHILD_SUBREAPER, &old_reaper, 0, 0, 0);
@@ -1105,6 +1123,8 @@ static int local_execute(struct expt_job **jobs, size_t n, const struct expt_exe
 	if (!old_reaper)
 		prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
 	sigaction(SIGPIPE, &old_pipe, NULL);
+	if (old_chld.sa_handler == SIG_IGN)
+		sigaction(SIGCHLD, &old_chld, NULL);
 out:
 	if (s.devnull >= 0)
 		close(s.devnull);

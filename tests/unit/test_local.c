@@ -680,6 +680,22 @@ static void test_child_process_state(void **state)
 	assert_string_equal(f->recs[1].out.buf, "0\n1\n2\n3");
 }
 
+static void test_sigchld_ignored_by_caller(void **state)
+{
+	struct fixture *f = *state;
+	struct sigaction ign, old;
+
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGCHLD, &ign, &old);
+	add_sh(f, "exit 3");
+	execute(f, 1, NULL, 0);
+	sigaction(SIGCHLD, NULL, &ign);
+	sigaction(SIGCHLD, &old, NULL);
+	assert_int_equal(last(f, 0)->exit_code, 3);
+	assert_true(ign.sa_handler == SIG_IGN); /* the caller's setting is back */
+}
+
 static void test_started_gets_group_leader(void **state)
 {
 	struct fixture *f = *state;
@@ -744,6 +760,7 @@ int main(void)
 	    T(test_env_cwd_stdin),
 	    T(test_path_from_job_env),
 	    T(test_child_process_state),
+	    T(test_sigchld_ignored_by_caller),
 	    T(test_started_gets_group_leader),
 	    T(test_backend_find),
 	    T(test_fmt_mem),
