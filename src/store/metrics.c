@@ -435,7 +435,7 @@ int expt_store_metric_summaries(struct expt_store *st, const char *run_id,
 	sqlite3_reset(s);
 	if (!rc && out->n == base)
 		rc = expt_store_run_rowid(st, run_id, &run, err); /* none: is there such a run? */
-	if (!rc)
+	if (!rc && out->n > base)
 		qsort(out->v + base, out->n - base, sizeof(*out->v), summary_name_cmp);
 	return rc;
 }
