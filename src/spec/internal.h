@@ -49,14 +49,16 @@ struct expt_sweep {
 	size_t naxes;
 	struct expt_params *trials; /* list */
 	size_t ntrials;
-	int64_t samples;	     /* random */
-	uint64_t seed;		     /* random */
-	const struct expt_ynode *at; /* the sweep node, for messages (borrowed; NULL if none) */
+	int64_t samples;	      /* random */
+	uint64_t seed;		      /* random */
+	const struct expt_ynode *at;  /* the sweep node, for messages (borrowed; NULL if none) */
+	const struct expt_ynode *key; /* the sweep: key, for missing fields (borrowed; or NULL) */
 };
 
-/* Reads the sweep: node (NULL = no sweep), reporting problems; 0 or -1 if any were found. */
+/* Reads the sweep: node (NULL = no sweep), reporting problems; 0 or -1 if any were found.
+ * key is the "sweep" key node, where missing fields are reported (may be NULL). */
 int expt_sweep_parse(struct expt_sweep *sw, const struct expt_ynode *node,
-		     struct expt_diags *diags);
+		     const struct expt_ynode *key, struct expt_diags *diags);
 /* Number of runs the sweep expands to, or -1 (after reporting) above EXPT_SPEC_MAX_RUNS. */
 int64_t expt_sweep_count(const struct expt_sweep *sw, struct expt_diags *diags);
 /* Expands into runs: each gets base merged with its values (see docs/spec.md for the order). */

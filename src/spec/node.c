@@ -788,9 +788,12 @@ static int apply_tag(struct parser *p, struct expt_ynode *n, struct fy_token *ta
 		}
 	}
 	return 0;
-bad:
-	perr(p, n->line, n->col, "unsupported tag '%s'", fy_token_get_text0(tag));
+bad : {
+	const struct fy_mark *m = fy_token_start_mark(tag);
+	perr(p, m ? m->line + 1 : n->line, m ? m->column + 1 : n->col, "unsupported tag '%s'",
+	     fy_token_get_text0(tag));
 	return -1;
+}
 }
 
 static int on_scalar(struct parser *p, struct fy_event *e)
@@ -817,6 +820,13 @@ static int on_scalar(struct parser *p, struct fy_event *e)
 		perr(p, line, col, "invalid UTF-8");
 		return -1;
 	}
+	/* libfyaml marks a quoted scalar at its first character inside the quotes; point at the
+	 * opening quote, where the reader looks. */
+	if (v &&
+	    (fy_token_scalar_style(v) == FYSS_SINGLE_QUOTED ||
+	     fy_token_scalar_style(v) == FYSS_DOUBLE_QUOTED) &&
+	    col > 1)
+		col--;
 	n = expt_ynode_new(EXPT_Y_SCALAR, p->file, line, col);
 	n->text = expt_xstrndup(s, len);
 	n->quoted = v && fy_token_scalar_style(v) != FYSS_PLAIN;
@@ -846,6 +856,8 @@ static int on_alias(struct parser *p, struct fy_event *e)
 	int line, col, rc = -1;
 
 	mark_of(e, &line, &col);
+	if (col > 1) /* the mark is past the '*' */
+		col--;
 	target = name ? find_anchor(p, name) : NULL;
 	if (!target) {
 		perr(p, line, col, "unknown alias '*%s'", name ? name : "");

@@ -336,7 +336,7 @@ static int parse_long(struct expt_sweep *sw, const struct expt_ynode *node,
 				     "sweep.params", "method: list takes trials, not params"),
 			    rc = -1;
 		if (!trials) {
-			expt_diag_at(diags, node, "sweep.trials",
+			expt_diag_at(diags, sw->key ? sw->key : node, "sweep.trials",
 				     "required with method: list (a list of {param: value} maps)");
 			return -1;
 		}
@@ -347,7 +347,8 @@ static int parse_long(struct expt_sweep *sw, const struct expt_ynode *node,
 				     "sweep.trials", "trials only go with method: list"),
 			    rc = -1;
 		if (!params || expt_ynode_is_null(params)) {
-			expt_diag_at(diags, node, "sweep.params", "required with method: %s",
+			expt_diag_at(diags, sw->key ? sw->key : node, "sweep.params",
+				     "required with method: %s",
 				     sw->method == EXPT_SWEEP_RANDOM ? "random" : "grid");
 			return -1;
 		}
@@ -368,7 +369,7 @@ static int parse_long(struct expt_sweep *sw, const struct expt_ynode *node,
 	if (sw->method == EXPT_SWEEP_RANDOM) {
 		r = get_int(node, "samples", "sweep.samples", 1, &v, diags);
 		if (r > 0) {
-			expt_diag_at(diags, node, "sweep.samples",
+			expt_diag_at(diags, sw->key ? sw->key : node, "sweep.samples",
 				     "required with method: random (how many runs to draw)");
 			rc = -1;
 		} else if (!r) {
@@ -395,12 +396,14 @@ static int parse_long(struct expt_sweep *sw, const struct expt_ynode *node,
 	return rc ? -1 : 0;
 }
 
-int expt_sweep_parse(struct expt_sweep *sw, const struct expt_ynode *node, struct expt_diags *diags)
+int expt_sweep_parse(struct expt_sweep *sw, const struct expt_ynode *node,
+		     const struct expt_ynode *key, struct expt_diags *diags)
 {
 	char d[96];
 
 	memset(sw, 0, sizeof(*sw));
 	sw->at = node;
+	sw->key = key;
 	if (!node || expt_ynode_is_null(node))
 		return 0;
 	if (node->kind != EXPT_Y_MAP) {

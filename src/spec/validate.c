@@ -822,7 +822,11 @@ int expt_spec_validate(struct expt_spec *s, const struct expt_ynode *root, struc
 	v_command(&c, expt_ynode_get(root, "command"));
 	get_bool(&c, expt_ynode_get(root, "shell"), "shell", &s->shell);
 	v_params(&c, expt_ynode_get(root, "params"));
-	if (expt_sweep_parse(sweep, expt_ynode_get(root, "sweep"), diags))
+	if (expt_sweep_parse(sweep, expt_ynode_get(root, "sweep"),
+			     expt_ynode_find(root, "sweep") >= 0
+				 ? root->keys[expt_ynode_find(root, "sweep")]
+				 : NULL,
+			     diags))
 		c.errors++;
 	collect_param_names(&c);
 	v_args(&c, expt_ynode_get(root, "args"));
