@@ -2,6 +2,12 @@
 #ifndef EXPT_UTIL_UTIL_H
 #define EXPT_UTIL_UTIL_H
 
+/* System headers that declare banned functions come before banned.h redefines them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "buf.h"
 #include "err.h"
 #include "fs.h"
