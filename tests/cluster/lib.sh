@@ -23,6 +23,17 @@ cluster_parse_dir() {
     /*) ;;
     *) cluster_dir="$PWD/$cluster_dir" ;;
   esac
+  cluster_normalize_dir
+}
+
+# One spelling per directory (pid ownership is matched on it): physical path
+# when the directory exists, no trailing slashes.
+cluster_normalize_dir() {
+  if [ -d "$cluster_dir" ]; then
+    cluster_dir="$(cd "$cluster_dir" && pwd -P)"
+  else
+    while [ "${cluster_dir%/}" != "$cluster_dir" ] && [ "$cluster_dir" != / ]; do cluster_dir="${cluster_dir%/}"; done
+  fi
 }
 
 # cluster_pid_alive PIDFILE -> prints the pid when it is one of ours and alive.
