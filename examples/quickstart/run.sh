@@ -4,7 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 expt=$(realpath "${1:-$here/../../build/expt}")
-work="$here/../../build/quickstart"
+mkdir -p "$here/../../build"; work="$(cd "$here/../../build" && pwd)/quickstart"
 rm -rf "$work"
 mkdir -p "$work"
 cp "$here/expt.yaml" "$here/train.py" "$work/"

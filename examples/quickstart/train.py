@@ -26,7 +26,7 @@ loss = 2.3
 for epoch in range(1, args.epochs + 1):
     time.sleep(0.1)
     # Larger learning rates converge faster here; larger batches a bit slower.
-    loss *= math.exp(-args.lr * 12 * (32 / args.batch) ** 0.5) * rng.uniform(0.97, 1.0)
+    loss *= math.exp(-args.lr * 4 * (32 / args.batch) ** 0.5) * rng.uniform(0.97, 1.0)
     acc = 1.0 - loss / 2.3 * 0.9
     print(f"epoch {epoch}/{args.epochs}")
     print(f"expt: loss={loss:.4f} acc={acc:.4f} step={epoch}")
