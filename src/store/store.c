@@ -276,7 +276,7 @@ static void sleep_ms(long ms)
 int expt_store_begin(struct expt_store *st, struct expt_err *err)
 {
 	int64_t deadline = expt_mono_ms() + BEGIN_DEADLINE_MS;
-	unsigned jitter = (unsigned)getpid();
+	unsigned jitter = 0;
 	sqlite3_stmt *s;
 	int rc;
 
@@ -292,6 +292,8 @@ int expt_store_begin(struct expt_store *st, struct expt_err *err)
 		 */
 		if ((rc & 0xff) != SQLITE_BUSY || expt_mono_ms() > deadline)
 			break;
+		if (!jitter)
+			jitter = (unsigned)getpid();
 		jitter = jitter * 1103515245u + 12345u;
 		sleep_ms(1 + (long)((jitter >> 16) % 10));
 	}
