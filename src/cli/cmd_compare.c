@@ -94,6 +94,7 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 	enum cli_output fmt = CLI_OUT_TEXT;
 	const char *sort = NULL, *agg = "last", *only = NULL;
 	json_t *pkeys = json_object(), *mkeys = json_object(), *constant = json_object();
+	json_t *by_id = json_object(), *experiments = json_object();
 	int c, rc = 0;
 
 	opterr = 0;
@@ -140,7 +141,6 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 		sort++;
 	rows = expt_xcalloc(l.n, sizeof(*rows));
 	for (size_t i = 0; i < l.n; i++) {
-		struct expt_metric_summaries ms = {0};
 		struct row *rw = &rows[i];
 		const char *k;
 		json_t *v;
@@ -152,33 +152,49 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 			rw->params = json_object();
 		}
 		rw->metrics = json_object();
-		if ((rc = expt_store_metric_summaries(ctx->store, l.v[i].run_id, &ms, &ctx->err)))
-			goto out;
-		for (size_t m = 0; m < ms.n; m++) {
-			json_t *s;
-			if (only && !listed(only, ms.v[m].key))
-				continue;
-			s = json_object();
-			json_object_set_new(s, "last", json_real(ms.v[m].last));
-			json_object_set_new(s, "min", json_real(ms.v[m].min));
-			json_object_set_new(s, "max", json_real(ms.v[m].max));
-			json_object_set_new(s, "step", ms.v[m].last_step >= 0
-							       ? json_integer(ms.v[m].last_step)
-							       : json_null());
-			json_object_set_new(rw->metrics, ms.v[m].key, s);
-			json_object_set_new(mkeys, ms.v[m].key, json_true());
-		}
-		expt_metric_summaries_release(&ms);
 		json_object_foreach(rw->params, k, v) json_object_set_new(pkeys, k, json_true());
-		if (sort) {
-			json_t *mv = json_object_get(rw->metrics, sort), *pv;
-			if (mv) {
-				rw->sort_val = json_real_value(json_object_get(mv, agg));
-				rw->has_sort = 1;
-			} else if ((pv = json_object_get(rw->params, sort)) && json_is_number(pv)) {
-				rw->sort_val = json_number_value(pv);
-				rw->has_sort = 1;
+		json_object_set_new(by_id, l.v[i].run_id, json_integer((json_int_t)i));
+		if (!json_object_get(experiments, l.v[i].experiment))
+			json_object_set_new(experiments, l.v[i].experiment, json_true());
+	}
+	/* One summaries query per experiment, not one per run: compare stays fast at 10k runs. */
+	{
+		const char *exp;
+		json_t *unused;
+		json_object_foreach(experiments, exp, unused)
+		{
+			struct expt_metric_summaries ms = {0};
+			if ((rc = expt_store_experiment_metric_summaries(ctx->store, exp, &ms,
+									 &ctx->err)))
+				goto out;
+			for (size_t m = 0; m < ms.n; m++) {
+				json_t *idx = json_object_get(by_id, ms.v[m].run_id), *sm;
+				if (!idx || (only && !listed(only, ms.v[m].key)))
+					continue;
+				sm = json_object();
+				json_object_set_new(sm, "last", json_real(ms.v[m].last));
+				json_object_set_new(sm, "min", json_real(ms.v[m].min));
+				json_object_set_new(sm, "max", json_real(ms.v[m].max));
+				json_object_set_new(sm, "step",
+						    ms.v[m].last_step >= 0
+							    ? json_integer(ms.v[m].last_step)
+							    : json_null());
+				json_object_set_new(rows[json_integer_value(idx)].metrics, ms.v[m].key,
+						    sm);
+				json_object_set_new(mkeys, ms.v[m].key, json_true());
 			}
+			expt_metric_summaries_release(&ms);
+		}
+	}
+	for (size_t i = 0; sort && i < l.n; i++) {
+		struct row *rw = &rows[i];
+		json_t *mv = json_object_get(rw->metrics, sort), *pv;
+		if (mv) {
+			rw->sort_val = json_real_value(json_object_get(mv, agg));
+			rw->has_sort = 1;
+		} else if ((pv = json_object_get(rw->params, sort)) && json_is_number(pv)) {
+			rw->sort_val = json_number_value(pv);
+			rw->has_sort = 1;
 		}
 	}
 	if (sort) {
@@ -301,6 +317,8 @@ out:
 	json_decref(pkeys);
 	json_decref(mkeys);
 	json_decref(constant);
+	json_decref(by_id);
+	json_decref(experiments);
 	expt_run_list_release(&l);
 	return rc;
 }

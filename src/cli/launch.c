@@ -400,10 +400,6 @@ static int prepare_run(struct cli_ctx *ctx, const struct expt_spec *spec,
 	json_decref(j);
 	if ((rc = expt_store_set_argv_env(ctx->store, r->run_id, argv_s, env_s, err)))
 		goto out;
-	for (size_t i = 0; i < params->n; i++)
-		if ((rc = expt_store_set_param(ctx->store, r->run_id, params->v[i].name,
-					       params->v[i].value.text, err)))
-			goto out;
 	spec_abs = expt_abspath(spec->path);
 	if ((rc = expt_store_set_tag(ctx->store, r->run_id, "expt.spec",
 				     spec_abs ? spec_abs : spec->path, err)))
@@ -435,7 +431,6 @@ static int supervise(struct supervisor *sv, int detached)
 	struct expt_exec_opts eo;
 	struct expt_job **jobs;
 	struct sigaction sa;
-	struct expt_err e = EXPT_ERR_INIT;
 	size_t njobs = 0;
 	int rc;
 
@@ -448,16 +443,11 @@ static int supervise(struct supervisor *sv, int detached)
 		sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* expt_store_create_runs recorded this process as the supervisor (detach re-records). */
 	jobs = expt_xcalloc(sv->n, sizeof(*jobs));
-	for (size_t i = 0; i < sv->n; i++) {
-		struct run_state *rs = &sv->runs[i];
-		if (rs->done)
-			continue;
-		if (expt_store_mark_supervisor(sv->ctx->store, rs->rec->run_id, (int)getpid(),
-					       expt_proc_start_time((int)getpid()), &e))
-			store_error(sv, &e);
-		jobs[njobs++] = &rs->job;
-	}
+	for (size_t i = 0; i < sv->n; i++)
+		if (!sv->runs[i].done)
+			jobs[njobs++] = &sv->runs[i].job;
 	memset(&eo, 0, sizeof(eo));
 	eo.parallel = sv->spec->parallel > 0 ? sv->spec->parallel : 1;
 	eo.stop_flag = &stop_flag;

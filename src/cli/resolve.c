@@ -9,17 +9,6 @@ static int reconcile(struct cli_ctx *ctx)
 	return expt_store_reconcile(ctx->store, &ctx->err);
 }
 
-static int by_creation(const void *a, const void *b)
-{
-	const struct expt_run_rec *x = a, *y = b;
-	int c;
-
-	if (x->created_ms != y->created_ms)
-		return x->created_ms < y->created_ms ? -1 : 1;
-	if ((c = strcmp(x->experiment, y->experiment)))
-		return c;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
 
 int cli_resolve_runs(struct cli_ctx *ctx, const char *ref, int include_specs,
 		     struct expt_run_list *out, int *is_run)
@@ -57,8 +46,6 @@ int cli_resolve_runs(struct cli_ctx *ctx, const char *ref, int include_specs,
 	if (ref && out->n == 0)
 		return expt_err_set(&ctx->err, EXPT_ENOTFOUND,
 				    "no run or experiment named '%s' (see 'expt ps')", ref);
-	/* Commands show runs oldest first. */
-	qsort(out->v, out->n, sizeof(out->v[0]), by_creation);
 	return 0;
 }
 
