@@ -87,7 +87,7 @@ static void create(struct expt_store *st, const char *exp, size_t n, struct expt
 {
 	struct expt_run_new runs[16] = {{0}};
 	struct expt_err err = EXPT_ERR_INIT;
-	char params[16][32];
+	char params[16][64];
 	size_t i;
 
 	assert_true(n <= 16);
