@@ -26,7 +26,6 @@ static int installed;	/* on_exit, atfork and the signal handlers (once per proce
 static pid_t owner_pid; /* the process the pipes and the watcher belong to */
 static int term_pipe[2] = {-1, -1}, done_pipe[2] = {-1, -1};
 static struct sigaction old_term, old_int;
-static int have_term, have_int;
 
 void expt_hooks_redeliver(void)
 {
@@ -153,23 +152,27 @@ static void fork_child(void)
 	pthread_mutex_unlock(&reg_mu);
 }
 
-static void install_signal(int sig, struct sigaction *old, int *have)
+/* Puts our handler in front of the current one, unless it is already there. Done on every open:
+ * a program that set its own handler after an earlier run opened gets chained too. */
+static void install_signal(int sig, struct sigaction *old)
 {
-	struct sigaction sa;
+	struct sigaction cur, sa;
 
-	if (sigaction(sig, NULL, old))
+	if (sigaction(sig, NULL, &cur))
 		return;
-	if (!(old->sa_flags & SA_SIGINFO) && old->sa_handler == SIG_IGN)
+	if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_signal)
+		return;
+	if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_IGN)
 		return; /* the program ignores it: so do we */
+	*old = cur;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_signal;
 	/* Keep the previous handler's restart behaviour (Python relies on EINTR). */
-	sa.sa_flags = SA_SIGINFO | (old->sa_flags & (SA_RESTART | SA_ONSTACK));
+	sa.sa_flags = SA_SIGINFO | (cur.sa_flags & (SA_RESTART | SA_ONSTACK));
 	sigemptyset(&sa.sa_mask);
 	sigaddset(&sa.sa_mask, SIGTERM);
 	sigaddset(&sa.sa_mask, SIGINT);
-	if (!sigaction(sig, &sa, NULL))
-		*have = 1;
+	sigaction(sig, &sa, NULL);
 }
 
 /* Pipes and the watcher thread of this process (again in a forked child that opens a run). */
@@ -214,10 +217,10 @@ int expt_hooks_register(struct expt_run *run, struct expt_err *err)
 	if (!installed) {
 		on_exit(exit_hook, NULL);
 		pthread_atfork(fork_prepare, fork_parent, fork_child);
-		install_signal(SIGTERM, &old_term, &have_term);
-		install_signal(SIGINT, &old_int, &have_int);
 		installed = 1;
 	}
+	install_signal(SIGTERM, &old_term);
+	install_signal(SIGINT, &old_int);
 	EXPT_ALLOC_GROW(reg, nreg + 1, capreg);
 	reg[nreg++] = run;
 out:

@@ -45,7 +45,7 @@ struct sinkq {
 	int waiting, busy, urgent, stop, final_tried, failing;
 	int64_t first_mono, retry_at, backoff, fail_since;
 	uint64_t flush_seen;
-	uint64_t delivered, dropped, undelivered, held_at_fail;
+	uint64_t delivered, dropped, undelivered;
 	char errmsg[1200];
 	/* Worker-owned. */
 	struct expt_ev *batch;
@@ -262,28 +262,19 @@ static int push(struct expt_run *r, const struct expt_ev *ev, size_t n, int64_t 
 	return rc;
 }
 
+/* Only the sink's thread changes q->failing, so it may report (unlocked) before it publishes
+ * the change: whoever sees a failing sink or a flush that came back incomplete can count on
+ * the report having been made. */
 static void sink_failed(struct sinkq *q, const struct expt_err *err)
 {
 	struct expt_run *r = q->run;
-	int64_t now = expt_mono_ms();
 	int first = !q->failing;
 	char msg[1024];
 
 	expt_err_format(err, msg, sizeof(msg));
 	snprintf(q->errmsg, sizeof(q->errmsg), "%s", msg);
-	if (first) {
-		q->failing = 1;
-		q->fail_since = now;
-		q->backoff = BACKOFF_FIRST;
-		q->held_at_fail = q->count;
-	} else {
-		q->backoff = q->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : q->backoff * 2;
-	}
-	q->retry_at = now + q->backoff;
-	pthread_cond_broadcast(&r->done_cv);
-	pthread_cond_broadcast(&r->space_cv);
 	if (first && !q->stop) {
-		/* Once per failure episode; the lock is not needed to report. */
+		/* Once per failure episode. */
 		pthread_mutex_unlock(&r->mu);
 		report(r, q->ops->name,
 		       "sink %s failed: %s; keeping its data (up to %zu entries) and retrying with "
@@ -291,6 +282,16 @@ static void sink_failed(struct sinkq *q, const struct expt_err *err)
 		       q->ops->name, msg, r->qmax);
 		pthread_mutex_lock(&r->mu);
 	}
+	if (first) {
+		q->failing = 1;
+		q->fail_since = expt_mono_ms();
+		q->backoff = BACKOFF_FIRST;
+	} else {
+		q->backoff = q->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : q->backoff * 2;
+	}
+	q->retry_at = expt_mono_ms() + q->backoff;
+	pthread_cond_broadcast(&r->done_cv);
+	pthread_cond_broadcast(&r->space_cv);
 }
 
 static void sink_recovered(struct sinkq *q)
@@ -298,12 +299,12 @@ static void sink_recovered(struct sinkq *q)
 	struct expt_run *r = q->run;
 	int64_t secs = (expt_mono_ms() - q->fail_since + 500) / 1000;
 
-	q->failing = 0;
-	q->final_tried = 0;
 	pthread_mutex_unlock(&r->mu);
 	report(r, q->ops->name, "sink %s recovered after %llds; delivering the data it missed",
 	       q->ops->name, (long long)secs);
 	pthread_mutex_lock(&r->mu);
+	q->failing = 0;
+	q->final_tried = 0;
 }
 
 static void *sink_thread(void *arg)
@@ -469,12 +470,16 @@ static void load_params(struct expt_run *r, const char *path)
 	}
 	json_object_foreach(o, k, v)
 	{
-		char *s;
-		if (json_is_string(v))
+		char num[40], *s;
+		if (json_is_string(v)) {
 			s = expt_xstrdup(json_string_value(v));
-		else if (!(s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
-						 JSON_REAL_PRECISION(17))))
+		} else if (json_is_real(v)) {
+			/* Shortest text that reads back the same: 0.1, not 0.10000000000000001. */
+			expt_fmt_double(json_real_value(v), num, sizeof(num));
+			s = expt_xstrdup(num);
+		} else if (!(s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY))) {
 			continue;
+		}
 		expt_strv_push(&r->pkeys, k);
 		expt_strv_push_owned(&r->pvals, s);
 	}
@@ -515,9 +520,19 @@ static int create_standalone(struct expt_run *r, const struct expt_run_options *
 	struct expt_run_list list = {0};
 	struct expt_run_new rn = {"{}", NULL, NULL};
 	char *argv_json = NULL;
-	int pid = (int)getpid(), rc;
+	int pid = (int)getpid(), rc = 0;
 
-	if (!r->store_path) {
+	if (r->store_path) {
+		/* A store named on purpose is created there, directory and all. */
+		char *dir = expt_xstrdup(r->store_path), *slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			rc = expt_mkdirs(dir, &err);
+		}
+		free(dir);
+		if (rc)
+			return from_err(e, EXPT_RESULT_STORE, &err);
+	} else {
 		char cwd[4096];
 		char *project = NULL;
 		if (!getcwd(cwd, sizeof(cwd))) {
