@@ -15,24 +15,32 @@
 
 int expt_mkdirs(const char *path, struct expt_err *err)
 {
-	char *p = expt_xstrdup(path), *s;
-	int rc = 0;
+	char *parent, *slash;
+	int rc;
 
-	for (s = p + 1; ; s++) {
-		if (*s == '/' || *s == '\0') {
-			char c = *s;
-			*s = '\0';
-			if (mkdir(p, 0755) && errno != EEXIST) {
-				rc = expt_err_errno(err, EXPT_EFAIL, "cannot create directory '%s'", p);
-				break;
-			}
-			*s = c;
-			if (!c)
-				break;
-		}
+	/* Common case first: the parent exists, one mkdir. */
+	if (!mkdir(path, 0755) || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return expt_err_errno(err, EXPT_EFAIL, "cannot create directory '%s'", path);
+	parent = expt_xstrdup(path);
+	slash = strrchr(parent, '/');
+	while (slash && slash > parent && slash[1] == '\0') { /* trailing slashes */
+		*slash = '\0';
+		slash = strrchr(parent, '/');
 	}
-	free(p);
-	return rc;
+	if (!slash || slash == parent) {
+		free(parent);
+		return expt_err_errno(err, EXPT_EFAIL, "cannot create directory '%s'", path);
+	}
+	*slash = '\0';
+	rc = expt_mkdirs(parent, err);
+	free(parent);
+	if (rc)
+		return rc;
+	if (mkdir(path, 0755) && errno != EEXIST)
+		return expt_err_errno(err, EXPT_EFAIL, "cannot create directory '%s'", path);
+	return 0;
 }
 
 int expt_read_file(const char *path, struct expt_buf *b, struct expt_err *err)
