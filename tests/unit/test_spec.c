@@ -664,6 +664,50 @@ static void test_yaml_features(void **state)
 	expt_spec_free(s);
 }
 
+static void test_quoted_scalars(void **state)
+{
+	struct expt_spec *s;
+
+	(void)state;
+	/* Single-quoted scalars are decoded by expt (libfyaml 0.7.12 leaks on five or more ''):
+	 * '' is a quote and line breaks fold. */
+	s = must_load("command: x\nparams:\n  a: 'it''s ''q'' ''r'' ''s'' ''t'''\n"
+		      "  b: 'one\n    two  \n\n    three'\n  c: \"tab\\tnl\\n\"\n",
+		      NULL, NULL);
+	assert_string_equal(expt_params_get(&s->params, "a")->text, "it's 'q' 'r' 's' 't'");
+	assert_string_equal(expt_params_get(&s->params, "b")->text, "one two\nthree");
+	assert_string_equal(expt_params_get(&s->params, "c")->text, "tab\tnl\n");
+	expt_spec_free(s);
+}
+
+static void test_not_utf8(void **state)
+{
+	const char *const want[] = {"expt.yaml:2:8: the file is not valid UTF-8", NULL};
+	const char *const want_nul[] = {"expt.yaml:1:4: the file contains a NUL byte", NULL};
+	FILE *f;
+
+	(void)state;
+	/* libfyaml 0.7.12 can hang on invalid UTF-8, so it never sees it */
+	assert_false(!must_fail("command: x\nimage: \xc3\x28\n", NULL, NULL, want));
+	f = fopen("expt.yaml", "w");
+	assert_non_null(f);
+	fwrite("a: \0b\n", 1, 6, f);
+	fclose(f);
+	{
+		struct expt_spec_opts opts = {"expt.yaml", NULL, NULL, 0};
+		struct expt_diags d = {0};
+		struct expt_err err = EXPT_ERR_INIT;
+		struct expt_spec *s = NULL;
+		char line[256];
+
+		assert_int_equal(expt_spec_load(&s, &opts, &d, &err), EXPT_EUSAGE);
+		assert_int_equal(d.n, 1);
+		expt_diag_format(&d.v[0], line, sizeof(line));
+		assert_string_equal(line, want_nul[0]);
+		expt_diags_release(&d);
+	}
+}
+
 static void test_resolved_json_round_trip(void **state)
 {
 	struct expt_spec *a, *b;
@@ -973,6 +1017,8 @@ int main(void)
 	    cmocka_unit_test(test_defaults_and_name_from_dir),
 	    cmocka_unit_test(test_scalar_types),
 	    cmocka_unit_test(test_yaml_features),
+	    cmocka_unit_test(test_quoted_scalars),
+	    cmocka_unit_test(test_not_utf8),
 	    cmocka_unit_test(test_resolved_json_round_trip),
 	    cmocka_unit_test(test_variant_chain),
 	    cmocka_unit_test(test_variant_merge_rules),
