@@ -5,11 +5,43 @@ import ctypes
 import os
 import sqlite3
 import struct
+import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def _sanitizer_runtimes(lib):
+    """The ASan/UBSan runtimes libexpt needs (the ASan build), which must be loaded first."""
+    try:
+        out = subprocess.run(["ldd", lib], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.split("=>")[1].split()[0] for line in out.splitlines()
+            if "=>" in line and ("libasan" in line or "libubsan" in line)]
+
+
+def pytest_configure(config):
+    """A sanitized libexpt (the ASan build) cannot be dlopen'ed into a plain Python: run this
+    pytest again with the sanitizer runtimes preloaded (leak checks off: the interpreter itself
+    keeps memory at exit)."""
+    lib = os.environ.get("EXPT_LIBRARY")
+    if not lib or os.environ.get("EXPT_TEST_PRELOADED"):
+        return
+    rt = _sanitizer_runtimes(lib)
+    if not rt:
+        return
+    env = dict(os.environ, EXPT_TEST_PRELOADED="1", LD_PRELOAD=" ".join(rt))
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman:
+        capman.stop_global_capturing()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "pytest"] + sys.argv[1:], env)
+
 
 import expt  # noqa: E402
 from expt import _lib  # noqa: E402
