@@ -58,7 +58,7 @@ struct expt_run {
 	struct expt_keys keys;
 	struct sinkq *q;
 	size_t nq;
-	size_t qmax;
+	size_t qmax, wake_at;
 	int wait_ms, linger_ms, flags;
 	expt_report_fn report;
 	void *payload;
@@ -255,7 +255,7 @@ static int push(struct expt_run *r, const struct expt_ev *ev, size_t n, int64_t 
 		if (was_empty)
 			q->first_mono = expt_mono_ms();
 		q->urgent |= urgent;
-		if (q->waiting && (was_empty || urgent || q->count >= WAKE_AT))
+		if (q->waiting && (was_empty || urgent || q->count >= r->wake_at))
 			pthread_cond_signal(&q->cv);
 	}
 	r->logged += n;
@@ -334,8 +334,8 @@ static void *sink_thread(void *arg)
 				until = -1;
 			else if (q->failing && now < q->retry_at)
 				until = q->retry_at;
-			else if (!q->urgent && q->flush_seen == r->flush_gen &&
-				 q->count < WAKE_AT && now < q->first_mono + r->linger_ms)
+			else if (!q->urgent && q->flush_seen == r->flush_gen && !r->space_waiters &&
+				 q->count < r->wake_at && now < q->first_mono + r->linger_ms)
 				until = q->first_mono + r->linger_ms; /* let the batch grow */
 			if (until) {
 				q->waiting = 1;
@@ -633,6 +633,8 @@ int expt_run_open(expt_run **out, const struct expt_run_options *opts, struct ex
 	r->qmax = o->queue_size ? o->queue_size : DEFAULT_QUEUE;
 	if (r->qmax < MIN_QUEUE)
 		r->qmax = MIN_QUEUE;
+	/* A small queue must not wait out the linger before its thread starts. */
+	r->wake_at = r->qmax / 4 < WAKE_AT ? r->qmax / 4 : WAKE_AT;
 	r->wait_ms = o->queue_wait_ms > 0 ? o->queue_wait_ms : DEFAULT_WAIT_MS;
 	r->linger_ms = o->linger_ms > 0 ? o->linger_ms : DEFAULT_LINGER_MS;
 	r->ctx.started_ms = expt_now_ms();
