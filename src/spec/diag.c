@@ -20,6 +20,9 @@ static void push(struct expt_diags *d, const char *file, int line, int col, cons
 	g->line = line;
 	g->col = col;
 	g->field = expt_xstrdup(field ? field : "");
+	for (char *c = g->field; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	g->msg = expt_xstrdup(msg);
 }
 
@@ -36,6 +39,10 @@ static void vadd(struct expt_diags *d, const char *file, int line, int col, cons
 		return;
 	}
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/* Messages quote spec and command-line text: keep control characters off the terminal. */
+	for (i = 0; msg[i]; i++)
+		if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
+			msg[i] = '?';
 	/* The same problem found twice (say, a merged node checked from two places) is said once.
 	 */
 	for (i = 0; i < d->n; i++) {

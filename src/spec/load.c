@@ -274,11 +274,13 @@ int expt_spec_load(struct expt_spec **out, const struct expt_spec_opts *opts,
 	const char *path = opts && opts->path ? opts->path : "expt.yaml";
 	int64_t nruns;
 	int variants_key[2] = {0, 0};
+	size_t ndiags;
 	int rc;
 
 	*out = NULL;
 	if (!diags)
 		diags = &own;
+	ndiags = diags->n; /* a caller's earlier problems are kept, and not counted as ours */
 	s = expt_xcalloc(1, sizeof(*s));
 	s->path = expt_xstrdup(path);
 	s->dir = dir_of(path);
@@ -318,7 +320,7 @@ int expt_spec_load(struct expt_spec **out, const struct expt_spec_opts *opts,
 	if (opts && opts->noverrides)
 		expt_spec_apply_overrides(root, opts->overrides, opts->noverrides, diags);
 	expt_spec_validate(s, root, &sweep, diags);
-	if (diags->n)
+	if (diags->n > ndiags)
 		goto invalid;
 	nruns = expt_sweep_count(&sweep, diags);
 	if (nruns < 0)
@@ -331,8 +333,8 @@ int expt_spec_load(struct expt_spec **out, const struct expt_spec_opts *opts,
 	goto out;
 invalid:
 	expt_diags_sort(diags);
-	rc = expt_err_set(err, EXPT_EUSAGE, "%zu problem%s in the spec", diags->n,
-			  diags->n == 1 ? "" : "s");
+	rc = expt_err_set(err, EXPT_EUSAGE, "%zu problem%s in the spec", diags->n - ndiags,
+			  diags->n - ndiags == 1 ? "" : "s");
 	expt_err_at(err, path, 0, 0, "");
 out:
 	expt_sweep_release(&sweep);

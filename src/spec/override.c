@@ -277,6 +277,10 @@ static void apply_one(struct ov *o, struct expt_ynode *root)
 			ov_err(o, "", "empty name in '%s'", key);
 			goto out;
 		}
+		if (comps.n >= 16) {
+			ov_err(o, "", "'%.64s' nests more than 16 levels", key);
+			goto out;
+		}
 		expt_strv_push_owned(&comps, expt_xstrndup(p, q ? (size_t)(q - p) : strlen(p)));
 		if (!q)
 			break;
