@@ -4,6 +4,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import sys
 import threading
 
 from ctypes import (
@@ -114,6 +115,9 @@ def _candidates():
     name = ctypes.util.find_library("expt")
     if name:
         found.append(name)
+    # `make install` puts it in PREFIX/lib, which the loader may not search before ldconfig.
+    for prefix in (sys.prefix, sys.base_prefix, "/usr/local", "/usr"):
+        found.append(os.path.join(prefix, "lib", "libexpt.so.0"))
     return found
 
 

@@ -4,6 +4,7 @@
 #include "track.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,7 +55,9 @@ static int console_write(void *state, const struct expt_sink_ctx *ctx, const str
 				open_line = 1;
 				cur = e->step;
 			}
-			expt_fmt_double(e->u.value, num, sizeof(num));
+			/* Compact: 6 significant digits (the exact values are in the other sinks).
+			 */
+			snprintf(num, sizeof(num), "%.6g", e->u.value);
 			expt_buf_addf(b, " %s=%s", expt_keys_name(ctx->keys, e->key), num);
 			continue;
 		}
