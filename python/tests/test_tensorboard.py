@@ -174,3 +174,40 @@ def test_numpy_images_and_histograms(workdir):
     assert h.histogram_value.sum == want["sum"]
     (b,) = acc.Histograms("np_buckets")
     assert list(b.histogram_value.bucket) == [5.0, 6.0]
+
+
+def test_hparams_plugin_compares_runs_by_params(workdir):
+    """TensorBoard's HParams plugin itself builds the experiment from two runs' files: each
+    param an hparam with the right type and values, the scalars its metrics."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import backend_context
+
+    for i, (lr, opt) in enumerate([(0.1, "adam"), (0.01, "sgd")]):
+        with expt.start_run(sinks="tensorboard", run_id="r-%d" % i,
+                            tensorboard_dir=workdir / "tb" / ("r-%d" % i), hooks=False) as run:
+            run.param(lr=lr, opt=opt, warmup=i == 0)
+            for s in range(5):
+                run.log({"loss": lr * s, "acc": 1 - lr}, step=s)
+    root = str(workdir / "tb")
+    mux = plugin_event_multiplexer.EventMultiplexer()
+    mux.AddRunsFromDirectory(root)
+    mux.Reload()
+    tb = base_plugin.TBContext(logdir=root, multiplexer=mux,
+                               data_provider=data_provider.MultiplexerDataProvider(mux, root))
+    bc = backend_context.Context(tb)
+    rctx = context.RequestContext()
+    content = bc.hparams_metadata(rctx, "")
+    assert sorted(content) == ["r-0", "r-1"]
+    exp = bc.experiment_from_metadata(rctx, "", True, content,
+                                      bc.hparams_from_data_provider(rctx, "", 0))
+    infos = {h.name: h for h in exp.hparam_infos}
+    assert set(infos) == {"lr", "opt", "warmup"}
+    assert infos["lr"].type == api_pb2.DATA_TYPE_FLOAT64
+    assert (infos["lr"].domain_interval.min_value, infos["lr"].domain_interval.max_value) == (
+        0.01, 0.1)
+    assert infos["opt"].type == api_pb2.DATA_TYPE_STRING
+    assert sorted(v.string_value for v in infos["opt"].domain_discrete.values) == ["adam", "sgd"]
+    assert infos["warmup"].type == api_pb2.DATA_TYPE_BOOL
+    assert sorted(m.name.tag for m in exp.metric_infos) == ["acc", "loss"]
