@@ -1,6 +1,7 @@
 /* Fuzz target for command-line overrides: the input is split on NUL and newline bytes into
  * "key=value" arguments, applied to one of three fixed specs (a grid, a random sweep, a list of
- * trials; chosen by the first byte) with or without a variant. */
+ * trials; chosen by the first byte) with or without a variant. Built for real like
+ * fuzz_spec.c (see there), with tests/fuzz/corpus/override as the seeds. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

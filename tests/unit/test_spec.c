@@ -392,6 +392,12 @@ static const struct bad_case bad_cases[] = {
 	  "closing bracket",
 	  "<command line>: argument 12: parallel: expected an integer from 1 to 100000, got "
 	  "'0'")},
+    {"override keys: too deep, and control characters", "command: x\n", NULL,
+     STRS("a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q=1", "x\033[31m=1"),
+     STRS("<command line>: argument 1: 'a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q' nests more than "
+	  "16 levels",
+	  "<command line>: argument 2: params.x?[31m: param names start with a letter or '_' "
+	  "and hold only letters, digits, '_' and '-' (at most 64)")},
     {"sweeping a param of a trials list", "command: x\nsweep: {trials: [{lr: 1}]}\n", NULL,
      STRS("lr=1,2"),
      STRS("<command line>: argument 1: params.lr: cannot sweep 'lr' here: the spec's sweep "
