@@ -76,7 +76,7 @@ static void fmt_value(json_t *v, char *out, size_t n)
 	} else if (json_is_real(v)) {
 		snprintf(out, n, "%.6g", json_real_value(v));
 	} else {
-		char *t = json_dumps(v, JSON_ENCODE_ANY);
+		char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 		snprintf(out, n, "%s", t ? t : "?");
 		free(t);
 	}

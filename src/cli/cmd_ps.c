@@ -55,7 +55,7 @@ static void params_short(const char *params_json, char *out, size_t n)
 		return;
 	json_object_foreach(p, k, v)
 	{
-		char *t = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY);
+		char *t = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 		int w = snprintf(out + len, n - len, "%s%s=%s", len ? " " : "", k,
 				 t ? t : json_string_value(v));
 		free(t);

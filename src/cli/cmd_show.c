@@ -39,7 +39,7 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 						 {NULL, 0, NULL, 0}};
 	struct expt_run_rec r;
 	struct expt_metric_summaries ms = {0};
-	struct expt_kv_rows tags = {0}, arts = {0};
+	struct expt_kv_rows tags = {0}, arts = {0}, prows = {0};
 	enum cli_output fmt = CLI_OUT_TEXT;
 	json_t *o = NULL, *m;
 	int c, rc;
@@ -62,9 +62,25 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 		return rc;
 	if ((rc = expt_store_metric_summaries(ctx->store, r.run_id, &ms, &ctx->err)) ||
 	    (rc = expt_store_get_tags(ctx->store, r.run_id, &tags, &ctx->err)) ||
-	    (rc = expt_store_get_artifacts(ctx->store, r.run_id, &arts, &ctx->err)))
+	    (rc = expt_store_get_artifacts(ctx->store, r.run_id, &arts, &ctx->err)) ||
+	    (rc = expt_store_get_params(ctx->store, r.run_id, &prows, &ctx->err)))
 		goto out;
 	o = cli_run_json(&r);
+	/* Params the run logged itself (expt.param(...)) are in the params table only. */
+	{
+		json_t *params = json_object_get(o, "params");
+		for (size_t i = 0; i < prows.n; i++) {
+			json_t *v;
+			if (json_object_get(params, prows.keys[i]))
+				continue;
+			v = json_loads(prows.values[i] ? prows.values[i] : "", JSON_DECODE_ANY, NULL);
+			if (!v || json_is_object(v) || json_is_array(v)) {
+				json_decref(v);
+				v = json_string(prows.values[i] ? prows.values[i] : "");
+			}
+			json_object_set_new(params, prows.keys[i], v);
+		}
+	}
 	m = json_object();
 	for (size_t i = 0; i < ms.n; i++) {
 		json_t *s = json_object();
@@ -126,7 +142,7 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 		printf("\n%sparams%s\n", CLI_BOLD(co), CLI_RESET(co));
 		json_object_foreach(json_object_get(o, "params"), k, v)
 		{
-			char *t = json_dumps(v, JSON_ENCODE_ANY);
+			char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 			printf("  %-20s %s\n", k, json_is_string(v) ? json_string_value(v) : t);
 			free(t);
 		}
@@ -169,6 +185,7 @@ out:
 	expt_metric_summaries_release(&ms);
 	expt_kv_rows_release(&tags);
 	expt_kv_rows_release(&arts);
+	expt_kv_rows_release(&prows);
 	expt_run_rec_release(&r);
 	return rc;
 }

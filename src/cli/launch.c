@@ -359,6 +359,31 @@ static char *sinks_csv(const struct expt_spec *spec)
 	return expt_buf_detach(&b, NULL);
 }
 
+/* libexpt beside this binary (build tree: build/libexpt.so; installed: PREFIX/lib), so that the
+ * Python binding inside a run finds the library that matches this expt. NULL if none. */
+static char *find_libexpt(void)
+{
+	char exe[4096], *slash, *path;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	path = expt_xasprintf("%s/libexpt.so", exe);
+	if (expt_path_exists(path))
+		return path;
+	free(path);
+	path = expt_xasprintf("%s/../lib/libexpt.so", exe);
+	if (expt_path_exists(path))
+		return path;
+	free(path);
+	return NULL;
+}
+
 /* Directories, params file, argv and env of one run; recorded in the store. */
 static int prepare_run(struct cli_ctx *ctx, const struct expt_spec *spec,
 		       const struct expt_params *params, struct run_state *rs, const char *sinks,
@@ -389,6 +414,12 @@ static int prepare_run(struct cli_ctx *ctx, const struct expt_spec *spec,
 	if (spec->tracking.metrics_prefix)
 		expt_strv_pushf(&rs->job.env, "EXPT_METRICS_PREFIX=%s",
 				spec->tracking.metrics_prefix);
+	if (!getenv("EXPT_LIBRARY") && !env_has(&rs->job.env, "EXPT_LIBRARY")) {
+		char *lib = find_libexpt();
+		if (lib)
+			expt_strv_push_owned(&rs->job.env, expt_xasprintf("EXPT_LIBRARY=%s", lib));
+		free(lib);
+	}
 	/* Live output needs line-buffered Python; the spec's own setting wins. */
 	if (!env_has(&rs->job.env, "PYTHONUNBUFFERED"))
 		expt_strv_push(&rs->job.env, "PYTHONUNBUFFERED=1");

@@ -40,7 +40,7 @@ static void yaml_scalar(FILE *f, json_t *v)
 		if (yaml_plain_ok(s)) {
 			fputs(s, f);
 		} else {
-			char *j = json_dumps(v, JSON_ENCODE_ANY);
+			char *j = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 			fputs(j ? j : "\"\"", f);
 			free(j);
 		}
@@ -50,7 +50,7 @@ static void yaml_scalar(FILE *f, json_t *v)
 		fprintf(f, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		break;
 	case JSON_REAL: {
-		char *j = json_dumps(v, JSON_ENCODE_ANY);
+		char *j = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 		fputs(j ? j : "0", f);
 		free(j);
 		break;
@@ -138,7 +138,7 @@ void cli_emit(FILE *f, json_t *v, enum cli_output fmt)
 		yaml_node(f, v, 0, 0);
 		return;
 	}
-	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 	if (s) {
 		fputs(s, f);
 		fputc('\n', f);

@@ -110,7 +110,7 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 			printf("\n%srun %zu%s\n  params:", CLI_BOLD(c), i + 1, CLI_RESET(c));
 			json_object_foreach(json_object_get(r, "params"), k, v)
 			{
-				char *t = json_dumps(v, JSON_ENCODE_ANY);
+				char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 				printf(" %s=%s", k, t ? t : "?");
 				free(t);
 			}
