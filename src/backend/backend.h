@@ -18,26 +18,26 @@ struct expt_job {
 	struct expt_strv env;  /* "KEY=VALUE" added to (overriding) the inherited environment */
 	const char *cwd;
 	const char *stdout_path, *stderr_path; /* appended to; created if missing */
-	int gpus;              /* exclusive GPU slots wanted */
-	int64_t memory_bytes;  /* 0 = no limit */
-	int64_t timeout_ms;    /* 0 = none; per attempt */
-	int retries;           /* extra attempts after a failure or timeout (not after stop or a
-				  spawn failure; docs/backends.md) */
-	int echo;              /* for the caller: show output live? (the local backend delivers
-				  every line to ev->line whatever its value) */
-	void *data;            /* caller's */
+	int gpus;			       /* exclusive GPU slots wanted */
+	int64_t memory_bytes;		       /* 0 = no limit */
+	int64_t timeout_ms;		       /* 0 = none; per attempt */
+	int retries; /* extra attempts after a failure or timeout (not after stop or a
+			spawn failure; docs/backends.md) */
+	int echo;    /* for the caller: show output live? (the local backend delivers
+			every line to ev->line whatever its value) */
+	void *data;  /* caller's */
 };
 
 /* How an attempt ended. */
 struct expt_exit {
-	int exit_code;   /* -1 if killed by a signal */
-	int signal;      /* 0 if exited */
-	int oom;         /* memory limit exceeded (cgroup oom_kill or expt's watchdog) */
-	int timed_out;   /* killed after job->timeout_ms */
-	int stopped;     /* stopped on request (Ctrl-C, expt stop) */
+	int exit_code;	  /* -1 if killed by a signal */
+	int signal;	  /* 0 if exited */
+	int oom;	  /* memory limit exceeded (cgroup oom_kill or expt's watchdog) */
+	int timed_out;	  /* killed after job->timeout_ms */
+	int stopped;	  /* stopped on request (Ctrl-C, expt stop) */
 	int spawn_failed; /* could not start: message says why (e.g. command not found) */
-	int attempt;     /* 1-based */
-	int final;       /* no further attempt will follow */
+	int attempt;	  /* 1-based */
+	int final;	  /* no further attempt will follow */
 	int64_t start_ms, end_ms;
 	char message[512]; /* human summary: "exited with code 3", "killed by SIGKILL",
 			      "exceeded memory limit 64Mi (peak 71Mi)", "timed out after 2s" */
@@ -58,11 +58,11 @@ struct expt_job_events {
 };
 
 struct expt_exec_opts {
-	int parallel;                     /* max concurrent jobs, >= 1 */
-	const char *gpu_list;             /* GPU ids "0,1,2"; NULL = detect ($EXPT_GPUS, nvidia-smi -L) */
+	int parallel;	      /* max concurrent jobs, >= 1 */
+	const char *gpu_list; /* GPU ids "0,1,2"; NULL = detect ($EXPT_GPUS, nvidia-smi -L) */
 	volatile sig_atomic_t *stop_flag; /* when it becomes non-zero: stop every job (SIGTERM to
 					     the group, SIGKILL after grace_ms), mark stopped */
-	int64_t grace_ms;                 /* default 5000 */
+	int64_t grace_ms;		  /* default 5000 */
 };
 
 struct expt_backend_ops {

@@ -12,7 +12,7 @@ enum cli_output { CLI_OUT_TEXT, CLI_OUT_WIDE, CLI_OUT_JSON, CLI_OUT_YAML };
 
 /* What a command needs set up before it runs. */
 enum {
-	CLI_NEED_STORE = 1,        /* open the existing store (error if none) */
+	CLI_NEED_STORE = 1,	   /* open the existing store (error if none) */
 	CLI_NEED_STORE_CREATE = 2, /* open, creating .expt/ in the current directory if needed */
 };
 
@@ -35,8 +35,8 @@ struct cli_cmd {
 };
 
 extern const struct cli_cmd cli_cmd_init, cli_cmd_run, cli_cmd_plan, cli_cmd_ps, cli_cmd_logs,
-	cli_cmd_show, cli_cmd_compare, cli_cmd_stop, cli_cmd_rm, cli_cmd_retry, cli_cmd_debug,
-	cli_cmd_log, cli_cmd_version;
+    cli_cmd_show, cli_cmd_compare, cli_cmd_stop, cli_cmd_rm, cli_cmd_retry, cli_cmd_debug,
+    cli_cmd_log, cli_cmd_version;
 
 /* Parses "-o FORMAT" values; returns -1 for an unknown one. */
 int cli_parse_output(const char *s, enum cli_output *out);
@@ -44,7 +44,7 @@ int cli_parse_output(const char *s, enum cli_output *out);
 void cli_usage(const struct cli_cmd *cmd);
 /* Sets a usage error ("unknown option", ...) and returns EXPT_EUSAGE. */
 int cli_usage_error(struct cli_ctx *ctx, const struct cli_cmd *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Returns 1 if argv holds -h or --help before any "--". */
 int cli_wants_help(int argc, char **argv);
 

@@ -10,19 +10,19 @@
 #include "resolve.h"
 
 static const char usage[] =
-	"usage: expt compare EXPERIMENT|RUN... [options]\n"
-	"\n"
-	"Puts runs side by side: status, the params that differ between them, and each\n"
-	"metric's last value (or min/max with --agg). Params equal in every run are listed\n"
-	"once above the table.\n"
-	"\n"
-	"Options:\n"
-	"  -s, --sort KEY        sort by a metric or param, ascending; -KEY for descending\n"
-	"                        (e.g. --sort -acc); runs without it go last\n"
-	"  -a, --agg WHICH       last (default), min or max of each metric\n"
-	"  -m, --metrics LIST    only these metrics (comma-separated)\n"
-	"  -o, --output FORMAT   text (default), json or yaml (json/yaml carry last, min, max)\n"
-	"  -h, --help            this help\n";
+    "usage: expt compare EXPERIMENT|RUN... [options]\n"
+    "\n"
+    "Puts runs side by side: status, the params that differ between them, and each\n"
+    "metric's last value (or min/max with --agg). Params equal in every run are listed\n"
+    "once above the table.\n"
+    "\n"
+    "Options:\n"
+    "  -s, --sort KEY        sort by a metric or param, ascending; -KEY for descending\n"
+    "                        (e.g. --sort -acc); runs without it go last\n"
+    "  -a, --agg WHICH       last (default), min or max of each metric\n"
+    "  -m, --metrics LIST    only these metrics (comma-separated)\n"
+    "  -o, --output FORMAT   text (default), json or yaml (json/yaml carry last, min, max)\n"
+    "  -h, --help            this help\n";
 
 static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv);
 
@@ -31,7 +31,7 @@ const struct cli_cmd cli_cmd_compare = {"compare", "compare runs: params and met
 
 struct row {
 	struct expt_run_rec *run;
-	json_t *params;  /* object */
+	json_t *params;	 /* object */
 	json_t *metrics; /* key → {last,min,max,...} */
 	double sort_val;
 	int has_sort;
@@ -85,9 +85,11 @@ static void fmt_value(json_t *v, char *out, size_t n)
 static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"sort", required_argument, NULL, 's'},    {"agg", required_argument, NULL, 'a'},
-		{"metrics", required_argument, NULL, 'm'}, {"output", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
+	    {"sort", required_argument, NULL, 's'},
+	    {"agg", required_argument, NULL, 'a'},
+	    {"metrics", required_argument, NULL, 'm'},
+	    {"output", required_argument, NULL, 'o'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct expt_run_list l = {0};
 	struct row *rows = NULL;
@@ -105,7 +107,8 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 			sort = optarg;
 			break;
 		case 'a':
-			if (strcmp(optarg, "last") && strcmp(optarg, "min") && strcmp(optarg, "max")) {
+			if (strcmp(optarg, "last") && strcmp(optarg, "min") &&
+			    strcmp(optarg, "max")) {
 				rc = cli_usage_error(ctx, &cli_cmd_compare,
 						     "--agg is last, min or max, not '%s'", optarg);
 				goto out;
@@ -177,10 +180,10 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 				json_object_set_new(sm, "max", json_real(ms.v[m].max));
 				json_object_set_new(sm, "step",
 						    ms.v[m].last_step >= 0
-							    ? json_integer(ms.v[m].last_step)
-							    : json_null());
-				json_object_set_new(rows[json_integer_value(idx)].metrics, ms.v[m].key,
-						    sm);
+							? json_integer(ms.v[m].last_step)
+							: json_null());
+				json_object_set_new(rows[json_integer_value(idx)].metrics,
+						    ms.v[m].key, sm);
 				json_object_set_new(mkeys, ms.v[m].key, json_true());
 			}
 			expt_metric_summaries_release(&ms);
@@ -199,10 +202,11 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (sort) {
 		if (!json_object_get(mkeys, sort) && !json_object_get(pkeys, sort)) {
-			rc = expt_err_set(&ctx->err, EXPT_EUSAGE,
-					  "cannot sort by '%s': no run has a metric or param of that "
-					  "name",
-					  sort);
+			rc = expt_err_set(
+			    &ctx->err, EXPT_EUSAGE,
+			    "cannot sort by '%s': no run has a metric or param of that "
+			    "name",
+			    sort);
 			goto out;
 		}
 		qsort(rows, l.n, sizeof(*rows), by_sort);
@@ -283,7 +287,8 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 		for (size_t i = 0; i < l.n; i++) {
 			const char *st = expt_run_status_name(rows[i].run->status);
 			cells[0] = rows[i].run->run_id;
-			snprintf(buf[1], 256, "%s%s%s", cli_status_color(st, co), st, CLI_RESET(co));
+			snprintf(buf[1], 256, "%s%s%s", cli_status_color(st, co), st,
+				 CLI_RESET(co));
 			cells[1] = buf[1];
 			col = 2;
 			json_object_foreach(pkeys, k, v)

@@ -11,21 +11,21 @@
 #include "util/parse.h"
 
 static const char usage[] =
-	"usage: expt debug RUN [options]\n"
-	"\n"
-	"Says why a run failed: the cause (exit code, signal, out of memory, timeout, the\n"
-	"command could not start, its supervisor died), what to try, the exact argv and\n"
-	"environment expt gave it, its attempts, and the last lines of its stderr.\n"
-	"\n"
-	"Options:\n"
-	"  -n, --lines N         how many log lines to show (default 20)\n"
-	"  -o, --output FORMAT   text (default), json or yaml\n"
-	"  -h, --help            this help\n";
+    "usage: expt debug RUN [options]\n"
+    "\n"
+    "Says why a run failed: the cause (exit code, signal, out of memory, timeout, the\n"
+    "command could not start, its supervisor died), what to try, the exact argv and\n"
+    "environment expt gave it, its attempts, and the last lines of its stderr.\n"
+    "\n"
+    "Options:\n"
+    "  -n, --lines N         how many log lines to show (default 20)\n"
+    "  -o, --output FORMAT   text (default), json or yaml\n"
+    "  -h, --help            this help\n";
 
 static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv);
 
-const struct cli_cmd cli_cmd_debug = {"debug", "explain why a run failed", usage,
-				      CLI_NEED_STORE, cmd_debug};
+const struct cli_cmd cli_cmd_debug = {"debug", "explain why a run failed", usage, CLI_NEED_STORE,
+				      cmd_debug};
 
 /* One sentence naming the cause, and a hint. */
 static void diagnose(const struct expt_run_rec *r, const char *spec_json, char *cause, size_t cn,
@@ -74,14 +74,15 @@ static void diagnose(const struct expt_run_rec *r, const char *spec_json, char *
 		snprintf(hint, hn, "check 'command' in the spec and that the program is on PATH");
 	} else if (r->signal) {
 		snprintf(cause, cn, "killed by %s (signal %d)%s%s",
-			 cli_signal_name(r->signal, sig, sizeof(sig)), r->signal,
-			 *msg ? ": " : "", msg);
+			 cli_signal_name(r->signal, sig, sizeof(sig)), r->signal, *msg ? ": " : "",
+			 msg);
 		if (r->signal == 9)
 			snprintf(hint, hn,
 				 "SIGKILL comes from outside the program: the kernel's OOM killer "
 				 "(check 'dmesg'), a user, or another tool");
 		else if (r->signal == 11 || r->signal == 6 || r->signal == 7)
-			snprintf(hint, hn, "the program crashed; see the last lines of stderr below");
+			snprintf(hint, hn,
+				 "the program crashed; see the last lines of stderr below");
 	} else {
 		snprintf(cause, cn, "exited with code %d", r->exit_code);
 		if (r->exit_code == 127)
@@ -188,7 +189,8 @@ static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv)
 			printf("\n%sevents%s\n", CLI_BOLD(co), CLI_RESET(co));
 			for (size_t i = 0; i < events.n; i++) {
 				char t[32];
-				expt_fmt_time_local(events.times ? events.times[i] : 0, t, sizeof(t));
+				expt_fmt_time_local(events.times ? events.times[i] : 0, t,
+						    sizeof(t));
 				printf("  %s  %-8s %s\n", t, events.keys[i],
 				       events.values[i] ? events.values[i] : "");
 			}
@@ -199,7 +201,8 @@ static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv)
 			for (size_t i = 0; i < err_lines.n; i++)
 				printf("  | %s\n", err_lines.v[i]);
 		} else if (r.log_dir) {
-			printf("\n%sstderr is empty%s (%s)\n", CLI_DIM(co), CLI_RESET(co), err_path);
+			printf("\n%sstderr is empty%s (%s)\n", CLI_DIM(co), CLI_RESET(co),
+			       err_path);
 		}
 		if (out_lines.n && (!err_lines.n || r.status == EXPT_RUN_FAILED)) {
 			printf("\n%slast %zu lines of stdout%s (%s)\n", CLI_BOLD(co), out_lines.n,

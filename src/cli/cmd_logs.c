@@ -13,19 +13,19 @@
 #include "resolve.h"
 
 static const char usage[] =
-	"usage: expt logs EXPERIMENT|RUN [options]\n"
-	"\n"
-	"Prints the output (stdout and stderr, in the order they came) of a run, or of every\n"
-	"run of an experiment with each line prefixed by its run id (colored on a terminal).\n"
-	"\n"
-	"Options:\n"
-	"  -f, --follow          keep printing new lines until every run has ended\n"
-	"                        (runs started later in the experiment are picked up)\n"
-	"      --stderr          only stderr\n"
-	"      --stdout          only stdout\n"
-	"  -n, --tail N          start with the last N lines of each run\n"
-	"      --no-prefix       do not prefix lines with the run id\n"
-	"  -h, --help            this help\n";
+    "usage: expt logs EXPERIMENT|RUN [options]\n"
+    "\n"
+    "Prints the output (stdout and stderr, in the order they came) of a run, or of every\n"
+    "run of an experiment with each line prefixed by its run id (colored on a terminal).\n"
+    "\n"
+    "Options:\n"
+    "  -f, --follow          keep printing new lines until every run has ended\n"
+    "                        (runs started later in the experiment are picked up)\n"
+    "      --stderr          only stderr\n"
+    "      --stdout          only stdout\n"
+    "  -n, --tail N          start with the last N lines of each run\n"
+    "      --no-prefix       do not prefix lines with the run id\n"
+    "  -h, --help            this help\n";
 
 static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
 
@@ -87,7 +87,8 @@ static void drain(struct follower *fw, struct source *s)
 			off_t end = lseek(s->fd, 0, SEEK_END), pos = end;
 			int64_t lines = 0;
 			while (pos > 0 && lines <= fw->tail) {
-				off_t from = pos > (off_t)sizeof(chunk) ? pos - (off_t)sizeof(chunk) : 0;
+				off_t from =
+				    pos > (off_t)sizeof(chunk) ? pos - (off_t)sizeof(chunk) : 0;
 				ssize_t r = pread(s->fd, chunk, (size_t)(pos - from), from);
 				if (r <= 0)
 					break;
@@ -140,8 +141,8 @@ static void add_runs(struct follower *fw, const struct expt_run_list *l)
 			s = &fw->v[fw->n++];
 			memset(s, 0, sizeof(*s));
 			s->run_id = expt_xstrdup(l->v[i].run_id);
-			s->path = expt_xasprintf("%s/%s", l->v[i].log_dir ? l->v[i].log_dir : "/nonexistent",
-						 fw->file);
+			s->path = expt_xasprintf(
+			    "%s/%s", l->v[i].log_dir ? l->v[i].log_dir : "/nonexistent", fw->file);
 			s->fd = -1;
 			expt_buf_init(&s->partial, 0);
 		}
@@ -152,9 +153,9 @@ static void add_runs(struct follower *fw, const struct expt_run_list *l)
 static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"follow", no_argument, NULL, 'f'}, {"stderr", no_argument, NULL, 'E'},
-		{"stdout", no_argument, NULL, 'O'}, {"tail", required_argument, NULL, 'n'},
-		{"no-prefix", no_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
+	    {"follow", no_argument, NULL, 'f'},	   {"stderr", no_argument, NULL, 'E'},
+	    {"stdout", no_argument, NULL, 'O'},	   {"tail", required_argument, NULL, 'n'},
+	    {"no-prefix", no_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
 	};
 	struct follower fw;
 	struct expt_run_list l = {0};

@@ -6,30 +6,30 @@
 #include "specopts.h"
 
 static const char usage[] =
-	"usage: expt plan [options] [KEY=VALUE ...]\n"
-	"\n"
-	"Shows the runs that 'expt run' would create with the same arguments: each run's\n"
-	"params, exact argv and the environment expt adds. Runs nothing, writes nothing.\n"
-	"\n"
-	"Options:\n"
-	"  -f, --file FILE       spec file (default: expt.yaml)\n"
-	"  -v, --variant NAME    use a named variant of the spec\n"
-	"  -p, --parallel N      as for expt run\n"
-	"      --backend NAME    as for expt run\n"
-	"  -o, --output FORMAT   text (default), json or yaml (json/yaml include the resolved spec)\n"
-	"  -h, --help            this help\n";
+    "usage: expt plan [options] [KEY=VALUE ...]\n"
+    "\n"
+    "Shows the runs that 'expt run' would create with the same arguments: each run's\n"
+    "params, exact argv and the environment expt adds. Runs nothing, writes nothing.\n"
+    "\n"
+    "Options:\n"
+    "  -f, --file FILE       spec file (default: expt.yaml)\n"
+    "  -v, --variant NAME    use a named variant of the spec\n"
+    "  -p, --parallel N      as for expt run\n"
+    "      --backend NAME    as for expt run\n"
+    "  -o, --output FORMAT   text (default), json or yaml (json/yaml include the resolved spec)\n"
+    "  -h, --help            this help\n";
 
 static int cmd_plan(struct cli_ctx *ctx, int argc, char **argv);
 
-const struct cli_cmd cli_cmd_plan = {"plan", "show the runs a spec expands to, run nothing",
-				     usage, 0, cmd_plan};
+const struct cli_cmd cli_cmd_plan = {"plan", "show the runs a spec expands to, run nothing", usage,
+				     0, cmd_plan};
 
 static int cmd_plan(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"file", required_argument, NULL, 'f'},     {"variant", required_argument, NULL, 'v'},
-		{"parallel", required_argument, NULL, 'p'}, {"backend", required_argument, NULL, 'B'},
-		{"output", required_argument, NULL, 'o'},   {NULL, 0, NULL, 0},
+	    {"file", required_argument, NULL, 'f'},	{"variant", required_argument, NULL, 'v'},
+	    {"parallel", required_argument, NULL, 'p'}, {"backend", required_argument, NULL, 'B'},
+	    {"output", required_argument, NULL, 'o'},	{NULL, 0, NULL, 0},
 	};
 	struct cli_specopts so;
 	struct expt_spec *spec = NULL;
@@ -55,9 +55,9 @@ static int cmd_plan(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 'o':
 			if (cli_parse_output(optarg, &fmt) || fmt == CLI_OUT_WIDE) {
-				rc = cli_usage_error(ctx, &cli_cmd_plan,
-						     "unknown output format '%s' (text, json, yaml)",
-						     optarg);
+				rc = cli_usage_error(
+				    ctx, &cli_cmd_plan,
+				    "unknown output format '%s' (text, json, yaml)", optarg);
 				goto out;
 			}
 			break;

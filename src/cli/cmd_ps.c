@@ -9,17 +9,17 @@
 #include "resolve.h"
 
 static const char usage[] =
-	"usage: expt ps [EXPERIMENT] [options]\n"
-	"\n"
-	"Lists runs, newest last: id, status, exit code, duration, start time, params.\n"
-	"Without -a, shows the 30 most recent runs (and says how many more there are).\n"
-	"\n"
-	"Options:\n"
-	"  -a, --all             every run\n"
-	"  -n, --last N          the N most recent runs\n"
-	"  -s, --status LIST     only runs in these states (queued,running,succeeded,failed,stopped)\n"
-	"  -o, --output FORMAT   text (default), wide (adds host, pid, GPUs, metrics), json, yaml\n"
-	"  -h, --help            this help\n";
+    "usage: expt ps [EXPERIMENT] [options]\n"
+    "\n"
+    "Lists runs, newest last: id, status, exit code, duration, start time, params.\n"
+    "Without -a, shows the 30 most recent runs (and says how many more there are).\n"
+    "\n"
+    "Options:\n"
+    "  -a, --all             every run\n"
+    "  -n, --last N          the N most recent runs\n"
+    "  -s, --status LIST     only runs in these states (queued,running,succeeded,failed,stopped)\n"
+    "  -o, --output FORMAT   text (default), wide (adds host, pid, GPUs, metrics), json, yaml\n"
+    "  -h, --help            this help\n";
 
 static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv);
 
@@ -55,7 +55,9 @@ static void params_short(const char *params_json, char *out, size_t n)
 		return;
 	json_object_foreach(p, k, v)
 	{
-		char *t = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+		char *t = json_is_string(v)
+			      ? NULL
+			      : json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 		int w = snprintf(out + len, n - len, "%s%s=%s", len ? " " : "", k,
 				 t ? t : json_string_value(v));
 		free(t);
@@ -91,9 +93,11 @@ static void metrics_short(struct cli_ctx *ctx, const char *run_id, char *out, si
 static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"all", no_argument, NULL, 'a'},          {"last", required_argument, NULL, 'n'},
-		{"status", required_argument, NULL, 's'}, {"output", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
+	    {"all", no_argument, NULL, 'a'},
+	    {"last", required_argument, NULL, 'n'},
+	    {"status", required_argument, NULL, 's'},
+	    {"output", required_argument, NULL, 'o'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct expt_run_filter f;
 	struct expt_run_list l = {0};
@@ -118,10 +122,10 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		case 's':
 			if (parse_status_mask(optarg, &f.status_mask))
 				return cli_usage_error(
-					ctx, &cli_cmd_ps,
-					"unknown status in '%s' (queued, running, succeeded, "
-					"failed, stopped)",
-					optarg);
+				    ctx, &cli_cmd_ps,
+				    "unknown status in '%s' (queued, running, succeeded, "
+				    "failed, stopped)",
+				    optarg);
 			break;
 		case 'o':
 			if ((rc = cli_opt_output(ctx, &cli_cmd_ps, optarg, &fmt, 1)))
@@ -180,20 +184,21 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	{
 		struct cli_table t;
 		int wide = fmt == CLI_OUT_WIDE, co = ctx->color_out;
-		const char *head[] = {"RUN",     "STATUS", "EXIT", "DURATION", "STARTED", "PARAMS",
+		const char *head[] = {"RUN",	 "STATUS", "EXIT", "DURATION", "STARTED", "PARAMS",
 				      "BACKEND", "HOST",   "PID",  "GPUS",     "METRICS"};
 		cli_table_init(&t, wide ? 11 : 6);
 		cli_table_row(&t, head);
 		for (size_t i = 0; i < l.n; i++) {
 			const struct expt_run_rec *r = &l.v[i];
 			char status[64], exitc[32], dur[32], started[32], params[256], pid[16],
-				metrics[256];
+			    metrics[256];
 			const char *st = expt_run_status_name(r->status);
 			const char *row[11];
 
 			snprintf(status, sizeof(status), "%s%s%s", cli_status_color(st, co), st,
 				 CLI_RESET(co));
-			if (r->status == EXPT_RUN_FAILED && r->reason && strcmp(r->reason, "exit")) {
+			if (r->status == EXPT_RUN_FAILED && r->reason &&
+			    strcmp(r->reason, "exit")) {
 				size_t len = strlen(status);
 				snprintf(status + len, sizeof(status) - len, " (%s)", r->reason);
 			}

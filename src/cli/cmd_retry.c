@@ -11,20 +11,20 @@
 #include "specopts.h"
 
 static const char usage[] =
-	"usage: expt retry EXPERIMENT|RUN... [options] [KEY=VALUE ...]\n"
-	"\n"
-	"Runs runs again under new ids (each linked to the run it retries), with the same\n"
-	"params and the spec as it was resolved for the original run. KEY=VALUE overrides\n"
-	"spec fields for the retry (e.g. resources.memory=4Gi after an out-of-memory).\n"
-	"For an experiment, --failed (the default) retries its failed runs; --stopped adds\n"
-	"stopped ones. A run named explicitly is retried whatever its status.\n"
-	"\n"
-	"Options:\n"
-	"      --failed          retry failed runs (default for experiments)\n"
-	"      --stopped         also retry stopped runs\n"
-	"  -d, --detach          as for expt run\n"
-	"  -q, --quiet           as for expt run\n"
-	"  -h, --help            this help\n";
+    "usage: expt retry EXPERIMENT|RUN... [options] [KEY=VALUE ...]\n"
+    "\n"
+    "Runs runs again under new ids (each linked to the run it retries), with the same\n"
+    "params and the spec as it was resolved for the original run. KEY=VALUE overrides\n"
+    "spec fields for the retry (e.g. resources.memory=4Gi after an out-of-memory).\n"
+    "For an experiment, --failed (the default) retries its failed runs; --stopped adds\n"
+    "stopped ones. A run named explicitly is retried whatever its status.\n"
+    "\n"
+    "Options:\n"
+    "      --failed          retry failed runs (default for experiments)\n"
+    "      --stopped         also retry stopped runs\n"
+    "  -d, --detach          as for expt run\n"
+    "  -q, --quiet           as for expt run\n"
+    "  -h, --help            this help\n";
 
 static int cmd_retry(struct cli_ctx *ctx, int argc, char **argv);
 
@@ -130,9 +130,11 @@ out:
 static int cmd_retry(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"failed", no_argument, NULL, 'F'}, {"stopped", no_argument, NULL, 'S'},
-		{"detach", no_argument, NULL, 'd'}, {"quiet", no_argument, NULL, 'q'},
-		{NULL, 0, NULL, 0},
+	    {"failed", no_argument, NULL, 'F'},
+	    {"stopped", no_argument, NULL, 'S'},
+	    {"detach", no_argument, NULL, 'd'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct expt_strv refs = EXPT_STRV_INIT, overrides = EXPT_STRV_INIT;
 	struct expt_run_list l = {0};

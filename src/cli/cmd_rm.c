@@ -7,16 +7,16 @@
 #include "resolve.h"
 
 static const char usage[] =
-	"usage: expt rm EXPERIMENT|RUN... [options]\n"
-	"\n"
-	"Deletes runs: their records in the store and their directory under .expt/runs\n"
-	"(output, logs). A removed run's id is never reused. Queued or running runs are\n"
-	"refused unless --force (which stops them first: use 'expt stop').\n"
-	"\n"
-	"Options:\n"
-	"  -s, --status LIST     only runs in these states (e.g. failed,stopped)\n"
-	"      --keep-files      delete the records but leave the run directories\n"
-	"  -h, --help            this help\n";
+    "usage: expt rm EXPERIMENT|RUN... [options]\n"
+    "\n"
+    "Deletes runs: their records in the store and their directory under .expt/runs\n"
+    "(output, logs). A removed run's id is never reused. Queued or running runs are\n"
+    "refused unless --force (which stops them first: use 'expt stop').\n"
+    "\n"
+    "Options:\n"
+    "  -s, --status LIST     only runs in these states (e.g. failed,stopped)\n"
+    "      --keep-files      delete the records but leave the run directories\n"
+    "  -h, --help            this help\n";
 
 static int cmd_rm(struct cli_ctx *ctx, int argc, char **argv);
 
@@ -37,12 +37,13 @@ static int cmd_rm(struct cli_ctx *ctx, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":s:", longopts, NULL)) != -1) {
 		if (c == 's') {
 			char *copy = expt_xstrdup(optarg), *save = NULL, *tok;
-			for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			for (tok = strtok_r(copy, ",", &save); tok;
+			     tok = strtok_r(NULL, ",", &save)) {
 				enum expt_run_status st;
 				if (expt_run_status_parse(tok, &st)) {
 					free(copy);
-					return cli_usage_error(ctx, &cli_cmd_rm, "unknown status '%s'",
-							       tok);
+					return cli_usage_error(ctx, &cli_cmd_rm,
+							       "unknown status '%s'", tok);
 				}
 				mask |= 1 << st;
 			}

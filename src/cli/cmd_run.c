@@ -8,26 +8,26 @@
 #include "specopts.h"
 
 static const char usage[] =
-	"usage: expt run [options] [KEY=VALUE ...]\n"
-	"\n"
-	"Runs the experiment in ./expt.yaml: one run, or one per point of its sweep.\n"
-	"KEY=VALUE overrides a param (lr=0.1) or a spec field (resources.memory=2Gi);\n"
-	"a comma list sweeps a param (lr=0.1,0.01). See docs/spec.md.\n"
-	"\n"
-	"Options:\n"
-	"  -f, --file FILE       spec file (default: expt.yaml)\n"
-	"  -v, --variant NAME    use a named variant of the spec\n"
-	"  -p, --parallel N      at most N runs at once (spec: parallel)\n"
-	"      --backend NAME    local (default); the same as backend=NAME\n"
-	"  -d, --detach          return at once; a background supervisor keeps the runs going\n"
-	"                        (follow them with 'expt logs -f', stop with 'expt stop')\n"
-	"  -q, --quiet           do not show run output, only the summary\n"
-	"      --dry-run         show the runs that would be created and run nothing\n"
-	"  -o, --output FORMAT   with --dry-run: text, json or yaml\n"
-	"  -h, --help            this help\n"
-	"\n"
-	"Exit status: 0 all runs succeeded, 1 a run failed, 2 bad spec or usage,\n"
-	"130 interrupted (Ctrl-C stops every run and marks it stopped).\n";
+    "usage: expt run [options] [KEY=VALUE ...]\n"
+    "\n"
+    "Runs the experiment in ./expt.yaml: one run, or one per point of its sweep.\n"
+    "KEY=VALUE overrides a param (lr=0.1) or a spec field (resources.memory=2Gi);\n"
+    "a comma list sweeps a param (lr=0.1,0.01). See docs/spec.md.\n"
+    "\n"
+    "Options:\n"
+    "  -f, --file FILE       spec file (default: expt.yaml)\n"
+    "  -v, --variant NAME    use a named variant of the spec\n"
+    "  -p, --parallel N      at most N runs at once (spec: parallel)\n"
+    "      --backend NAME    local (default); the same as backend=NAME\n"
+    "  -d, --detach          return at once; a background supervisor keeps the runs going\n"
+    "                        (follow them with 'expt logs -f', stop with 'expt stop')\n"
+    "  -q, --quiet           do not show run output, only the summary\n"
+    "      --dry-run         show the runs that would be created and run nothing\n"
+    "  -o, --output FORMAT   with --dry-run: text, json or yaml\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "Exit status: 0 all runs succeeded, 1 a run failed, 2 bad spec or usage,\n"
+    "130 interrupted (Ctrl-C stops every run and marks it stopped).\n";
 
 static int cmd_run(struct cli_ctx *ctx, int argc, char **argv);
 
@@ -38,11 +38,15 @@ const struct cli_cmd cli_cmd_run = {"run", "run the experiment (a sweep runs man
 static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"file", required_argument, NULL, 'f'}, {"variant", required_argument, NULL, 'v'},
-		{"parallel", required_argument, NULL, 'p'}, {"backend", required_argument, NULL, 'B'},
-		{"detach", no_argument, NULL, 'd'},         {"quiet", no_argument, NULL, 'q'},
-		{"dry-run", no_argument, NULL, 'n'},        {"output", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
+	    {"file", required_argument, NULL, 'f'},
+	    {"variant", required_argument, NULL, 'v'},
+	    {"parallel", required_argument, NULL, 'p'},
+	    {"backend", required_argument, NULL, 'B'},
+	    {"detach", no_argument, NULL, 'd'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"output", required_argument, NULL, 'o'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cli_specopts so;
 	struct cli_launch_opts lo;
@@ -80,9 +84,9 @@ static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 'o':
 			if (cli_parse_output(optarg, &fmt) || fmt == CLI_OUT_WIDE) {
-				rc = cli_usage_error(ctx, &cli_cmd_run,
-						     "unknown output format '%s' (text, json, yaml)",
-						     optarg);
+				rc = cli_usage_error(
+				    ctx, &cli_cmd_run,
+				    "unknown output format '%s' (text, json, yaml)", optarg);
 				goto out;
 			}
 			break;

@@ -10,19 +10,19 @@
 #include "runview.h"
 
 static const char usage[] =
-	"usage: expt show RUN [options]\n"
-	"\n"
-	"Shows one run: status and timing, params, metrics (last, min, max), tags,\n"
-	"artifacts, the exact command and where its output and logs are.\n"
-	"\n"
-	"Options:\n"
-	"  -o, --output FORMAT   text (default), json or yaml\n"
-	"  -h, --help            this help\n";
+    "usage: expt show RUN [options]\n"
+    "\n"
+    "Shows one run: status and timing, params, metrics (last, min, max), tags,\n"
+    "artifacts, the exact command and where its output and logs are.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output FORMAT   text (default), json or yaml\n"
+    "  -h, --help            this help\n";
 
 static int cmd_show(struct cli_ctx *ctx, int argc, char **argv);
 
-const struct cli_cmd cli_cmd_show = {"show", "show a run: params, metrics, command, files",
-				     usage, CLI_NEED_STORE, cmd_show};
+const struct cli_cmd cli_cmd_show = {"show", "show a run: params, metrics, command, files", usage,
+				     CLI_NEED_STORE, cmd_show};
 
 static json_t *kv_json(const struct expt_kv_rows *r)
 {
@@ -73,7 +73,8 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 			json_t *v;
 			if (json_object_get(params, prows.keys[i]))
 				continue;
-			v = json_loads(prows.values[i] ? prows.values[i] : "", JSON_DECODE_ANY, NULL);
+			v = json_loads(prows.values[i] ? prows.values[i] : "", JSON_DECODE_ANY,
+				       NULL);
 			if (!v || json_is_object(v) || json_is_array(v)) {
 				json_decref(v);
 				v = json_string(prows.values[i] ? prows.values[i] : "");
@@ -125,7 +126,8 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 			expt_fmt_time_local(r.created_ms, t2, sizeof(t2));
 			printf("  created     %s   (not started)\n", t2);
 		}
-		printf("  backend     %s on %s", r.backend ? r.backend : "-", r.host ? r.host : "-");
+		printf("  backend     %s on %s", r.backend ? r.backend : "-",
+		       r.host ? r.host : "-");
 		if (r.pid)
 			printf("  pid %d", r.pid);
 		if (r.gpus)
@@ -160,7 +162,8 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 				snprintf(b, sizeof(b), "%.6g", ms.v[i].min);
 				snprintf(cc, sizeof(cc), "%.6g", ms.v[i].max);
 				if (ms.v[i].last_step >= 0)
-					snprintf(d, sizeof(d), "%lld", (long long)ms.v[i].last_step);
+					snprintf(d, sizeof(d), "%lld",
+						 (long long)ms.v[i].last_step);
 				else
 					snprintf(d, sizeof(d), "-");
 				snprintf(e, sizeof(e), "%lld", (long long)ms.v[i].count);
@@ -177,7 +180,8 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 		if (arts.n) {
 			printf("\n%sartifacts%s\n", CLI_BOLD(co), CLI_RESET(co));
 			for (size_t i = 0; i < arts.n; i++)
-				printf("  %s  %s\n", arts.keys[i], arts.values[i] ? arts.values[i] : "");
+				printf("  %s  %s\n", arts.keys[i],
+				       arts.values[i] ? arts.values[i] : "");
 		}
 	}
 out:

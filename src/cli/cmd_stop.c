@@ -9,20 +9,20 @@
 #include "resolve.h"
 
 static const char usage[] =
-	"usage: expt stop EXPERIMENT|RUN... [options]\n"
-	"\n"
-	"Stops runs that are queued or running: SIGTERM to the run's process group, then\n"
-	"SIGKILL after the grace period. The runs are marked stopped. Finished runs are\n"
-	"left as they are.\n"
-	"\n"
-	"Options:\n"
-	"      --grace SECONDS   time between SIGTERM and SIGKILL (default 5)\n"
-	"  -h, --help            this help\n";
+    "usage: expt stop EXPERIMENT|RUN... [options]\n"
+    "\n"
+    "Stops runs that are queued or running: SIGTERM to the run's process group, then\n"
+    "SIGKILL after the grace period. The runs are marked stopped. Finished runs are\n"
+    "left as they are.\n"
+    "\n"
+    "Options:\n"
+    "      --grace SECONDS   time between SIGTERM and SIGKILL (default 5)\n"
+    "  -h, --help            this help\n";
 
 static int cmd_stop(struct cli_ctx *ctx, int argc, char **argv);
 
-const struct cli_cmd cli_cmd_stop = {"stop", "stop queued or running runs", usage,
-				     CLI_NEED_STORE, cmd_stop};
+const struct cli_cmd cli_cmd_stop = {"stop", "stop queued or running runs", usage, CLI_NEED_STORE,
+				     cmd_stop};
 
 static int cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
 {

@@ -36,7 +36,7 @@ struct pending_metric {
 struct run_state {
 	struct expt_run_rec *rec;
 	struct expt_job job;
-	int out_fd;           /* combined output.log, both streams in arrival order */
+	int out_fd; /* combined output.log, both streams in arrival order */
 	int started, done;
 	int attempt;
 	enum expt_run_status status;
@@ -52,7 +52,7 @@ struct supervisor {
 	struct run_state *runs;
 	size_t n;
 	const char *prefix; /* metrics capture prefix */
-	int progress;       /* redraw a status line on stderr */
+	int progress;	    /* redraw a status line on stderr */
 	int prefix_lines;   /* prefix output lines with the run id */
 	int quiet;
 	int status_shown;
@@ -91,7 +91,9 @@ static void draw_status(struct supervisor *sv)
 	if (!sv->progress)
 		return;
 	expt_fmt_duration(expt_mono_ms() - sv->start_ms, dur, sizeof(dur));
-	fprintf(stderr, "\r\033[K%s[%zu/%zu]%s %srunning %zu%s · queued %zu · %ssucceeded %zu%s · %sfailed %zu%s",
+	fprintf(stderr,
+		"\r\033[K%s[%zu/%zu]%s %srunning %zu%s · queued %zu · %ssucceeded %zu%s · %sfailed "
+		"%zu%s",
 		CLI_BOLD(c), sv->nsucceeded + sv->nfailed + sv->nstopped, sv->n, CLI_RESET(c),
 		cli_status_color("running", c), sv->nrunning, CLI_RESET(c), queued,
 		cli_status_color("succeeded", c), sv->nsucceeded, CLI_RESET(c),
@@ -166,8 +168,8 @@ static void ev_started(struct expt_job *job, int pid, int attempt, const char *g
 	rs->started = 1;
 	rs->attempt = attempt;
 	if (expt_store_mark_running(sv->ctx->store, rs->rec->run_id, pid, attempt, (int)getpid(),
-				    expt_proc_start_time((int)getpid()), gpus && *gpus ? gpus : NULL,
-				    expt_now_ms(), &e))
+				    expt_proc_start_time((int)getpid()),
+				    gpus && *gpus ? gpus : NULL, expt_now_ms(), &e))
 		store_error(sv, &e);
 	if (!sv->progress && !sv->quiet) {
 		fprintf(stderr, "expt: %s started (pid %d%s%s%s)\n", rs->rec->run_id, pid,
@@ -234,9 +236,10 @@ static void ev_finished(struct expt_job *job, const struct expt_exit *ex, void *
 
 	flush_metrics(sv, rs);
 	if (!ex->final) {
-		char *msg = expt_xasprintf("attempt %d failed: %s; retrying", ex->attempt, ex->message);
-		if (expt_store_add_event(sv->ctx->store, rs->rec->run_id, "retry", msg, expt_now_ms(),
-					 &e))
+		char *msg =
+		    expt_xasprintf("attempt %d failed: %s; retrying", ex->attempt, ex->message);
+		if (expt_store_add_event(sv->ctx->store, rs->rec->run_id, "retry", msg,
+					 expt_now_ms(), &e))
 			store_error(sv, &e);
 		if (!sv->quiet) {
 			clear_status(sv);
@@ -262,7 +265,8 @@ static void ev_finished(struct expt_job *job, const struct expt_exit *ex, void *
 					 ex->message, expt_now_ms(), &e))
 			store_error(sv, &e);
 		if (expt_store_mark_done(sv->ctx->store, rs->rec->run_id, st, ex->exit_code,
-					 ex->signal, exit_reason(ex), ex->message, expt_now_ms(), &e))
+					 ex->signal, exit_reason(ex), ex->message, expt_now_ms(),
+					 &e))
 			store_error(sv, &e);
 	}
 	expt_run_rec_release(&cur);
@@ -576,8 +580,9 @@ static int detach_and_supervise(struct supervisor *sv)
 		}
 		close(ready[1]);
 		rc = supervise(sv, 1);
-		fprintf(stderr, "expt supervisor %d: %zu runs done (%zu succeeded, %zu failed, %zu "
-				"stopped)\n",
+		fprintf(stderr,
+			"expt supervisor %d: %zu runs done (%zu succeeded, %zu failed, %zu "
+			"stopped)\n",
 			(int)getpid(), sv->n, sv->nsucceeded, sv->nfailed, sv->nstopped);
 		_exit(rc ? 1 : 0);
 	}

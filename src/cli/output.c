@@ -10,9 +10,10 @@
 
 static int yaml_plain_ok(const char *s)
 {
-	static const char *reserved[] = {"true", "false", "null", "yes", "no", "on", "off", "~",
-					 "True", "False", "Null", "NULL", "TRUE", "FALSE", "Yes",
-					 "No", "YES", "NO", "On", "Off", "ON", "OFF", ""};
+	static const char *reserved[] = {"true", "false", "null", "yes",   "no",   "on",
+					 "off",	 "~",	  "True", "False", "Null", "NULL",
+					 "TRUE", "FALSE", "Yes",  "No",	   "YES",  "NO",
+					 "On",	 "Off",	  "ON",	  "OFF",   ""};
 	double d;
 
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
@@ -138,7 +139,8 @@ void cli_emit(FILE *f, json_t *v, enum cli_output fmt)
 		yaml_node(f, v, 0, 0);
 		return;
 	}
-	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+				    JSON_REAL_PRECISION(15));
 	if (s) {
 		fputs(s, f);
 		fputc('\n', f);
@@ -276,9 +278,10 @@ json_t *cli_run_json(const struct expt_run_rec *r)
 	set_str(o, "id", r->run_id);
 	set_str(o, "experiment", r->experiment);
 	set_str(o, "status", expt_run_status_name(r->status));
-	json_object_set_new(o, "exit_code", r->exit_code >= 0 && expt_run_status_done(r->status)
-						    ? json_integer(r->exit_code)
-						    : json_null());
+	json_object_set_new(o, "exit_code",
+			    r->exit_code >= 0 && expt_run_status_done(r->status)
+				? json_integer(r->exit_code)
+				: json_null());
 	set_str(o, "signal", r->signal ? cli_signal_name(r->signal, sig, sizeof(sig)) : NULL);
 	set_str(o, "reason", r->reason);
 	set_str(o, "message", r->message);
@@ -287,7 +290,8 @@ json_t *cli_run_json(const struct expt_run_rec *r)
 	set_time(o, "ended", r->ended_ms);
 	if (r->started_ms) {
 		int64_t end = r->ended_ms ? r->ended_ms : expt_now_ms();
-		json_object_set_new(o, "duration_s", json_real((double)(end - r->started_ms) / 1e3));
+		json_object_set_new(o, "duration_s",
+				    json_real((double)(end - r->started_ms) / 1e3));
 	} else {
 		json_object_set_new(o, "duration_s", json_null());
 	}

@@ -9,7 +9,6 @@ static int reconcile(struct cli_ctx *ctx)
 	return expt_store_reconcile(ctx->store, &ctx->err);
 }
 
-
 int cli_resolve_runs(struct cli_ctx *ctx, const char *ref, int include_specs,
 		     struct expt_run_list *out, int *is_run)
 {

@@ -83,7 +83,8 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 	if (rc)
 		goto out;
 	json_object_set_new(root, "experiment", json_string(spec->name));
-	json_object_set_new(root, "variant", spec->variant ? json_string(spec->variant) : json_null());
+	json_object_set_new(root, "variant",
+			    spec->variant ? json_string(spec->variant) : json_null());
 	json_object_set_new(root, "backend", json_string(spec->backend ? spec->backend : "local"));
 	json_object_set_new(root, "parallel", json_integer(spec->parallel));
 	json_object_set_new(root, "runs", runs);
@@ -119,7 +120,8 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 			{
 				const char *s = json_string_value(v);
 				int plain = *s && !strpbrk(s, " \t\"'$\\`");
-				printf("%s%s%s%s", j ? " " : "", plain ? "" : "'", s, plain ? "" : "'");
+				printf("%s%s%s%s", j ? " " : "", plain ? "" : "'", s,
+				       plain ? "" : "'");
 			}
 			printf("\n  env:   ");
 			j = 0;

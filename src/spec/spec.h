@@ -11,7 +11,14 @@
 #include "../util/strv.h"
 
 /* A param value. Params are scalars; a list or map value is kept as JSON text (EXPT_VT_JSON). */
-enum expt_vtype { EXPT_VT_NULL, EXPT_VT_BOOL, EXPT_VT_INT, EXPT_VT_FLOAT, EXPT_VT_STR, EXPT_VT_JSON };
+enum expt_vtype {
+	EXPT_VT_NULL,
+	EXPT_VT_BOOL,
+	EXPT_VT_INT,
+	EXPT_VT_FLOAT,
+	EXPT_VT_STR,
+	EXPT_VT_JSON
+};
 
 struct expt_value {
 	enum expt_vtype type;
@@ -53,7 +60,7 @@ struct expt_mounts {
 
 /* One run of an expanded sweep. */
 struct expt_run_plan {
-	size_t index;              /* 0-based position in the sweep */
+	size_t index;		   /* 0-based position in the sweep */
 	struct expt_params params; /* complete: spec params with this trial's values merged in */
 };
 
@@ -64,28 +71,28 @@ struct expt_spec {
 	char *variant; /* chosen variant, NULL for the base */
 	char *image;   /* NULL if unset */
 	struct expt_strv command; /* argv from `command:` (string split shell-like, or a list) */
-	int shell;                /* run `command` through /bin/sh -c */
-	char *args;               /* "auto" (default), "none", or a template with {param} */
+	int shell;		  /* run `command` through /bin/sh -c */
+	char *args;		  /* "auto" (default), "none", or a template with {param} */
 	struct expt_params params;
 	int parallel; /* >= 1, default 1 */
 	struct {
 		int64_t cpu_milli;    /* 0 = unset */
 		int64_t memory_bytes; /* 0 = unset */
-		int gpu;              /* 0 = none */
+		int gpu;	      /* 0 = none */
 	} resources;
 	struct expt_mounts inputs, outputs;
-	struct expt_kvs env;       /* spec order */
-	struct expt_strv secrets;  /* Kubernetes Secret names */
-	struct expt_kvs files;     /* path in run → local path */
-	int retries;               /* extra attempts after a failure, default 0 */
-	int64_t timeout_ms;        /* 0 = none */
-	char *on_conflict;         /* fail | replace | new-id */
+	struct expt_kvs env;	  /* spec order */
+	struct expt_strv secrets; /* Kubernetes Secret names */
+	struct expt_kvs files;	  /* path in run → local path */
+	int retries;		  /* extra attempts after a failure, default 0 */
+	int64_t timeout_ms;	  /* 0 = none */
+	char *on_conflict;	  /* fail | replace | new-id */
 	int64_t cleanup_failed_ms, cleanup_succeeded_ms; /* -1 = keep */
-	char *backend;             /* local (default) | container | kubernetes */
+	char *backend; /* local (default) | container | kubernetes */
 	struct {
-		char *uri;            /* NULL = embedded store only */
+		char *uri; /* NULL = embedded store only */
 		int tensorboard;
-		char *metrics_prefix; /* stdout capture prefix, default "expt:" */
+		char *metrics_prefix;	/* stdout capture prefix, default "expt:" */
 		struct expt_strv sinks; /* store, console, jsonl, tensorboard, mlflow */
 	} tracking;
 	struct {
@@ -98,16 +105,17 @@ struct expt_spec {
 	size_t nruns;
 	char *resolved_json; /* the whole resolved spec (after variant and overrides) as JSON */
 	/* Added after the first cut (appended, so existing users are unaffected): */
-	char *command_line; /* `command:` as written (a list joined by spaces); shell: true runs it */
+	char *
+	    command_line; /* `command:` as written (a list joined by spaces); shell: true runs it */
 	struct expt_strv param_names; /* every param a run can have: spec params, then swept ones */
 };
 
 /* One problem found while loading; all are collected before failing. */
 struct expt_diag {
-	char *file;  /* spec path, or "<command line>" for overrides */
+	char *file;    /* spec path, or "<command line>" for overrides */
 	int line, col; /* 1-based; for overrides line = 0, col = 1-based argument index */
-	char *field; /* dotted path: "sweep.lr", "resources.memory" */
-	char *msg;   /* "expected a quantity like 512Mi or 2Gi, got '1Gb'" */
+	char *field;   /* dotted path: "sweep.lr", "resources.memory" */
+	char *msg;     /* "expected a quantity like 512Mi or 2Gi, got '1Gb'" */
 };
 
 struct expt_diags {
@@ -116,8 +124,8 @@ struct expt_diags {
 };
 
 struct expt_spec_opts {
-	const char *path;        /* spec file; NULL = "expt.yaml" in the current directory */
-	const char *variant;     /* NULL = base */
+	const char *path;	      /* spec file; NULL = "expt.yaml" in the current directory */
+	const char *variant;	      /* NULL = base */
 	const char *const *overrides; /* "key=value" / "key=a,b,c" from the command line */
 	size_t noverrides;
 };

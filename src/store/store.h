@@ -48,31 +48,32 @@ int expt_store_run_id_prefix(const char *experiment, char *out, size_t n, struct
 
 /* A run as stored. */
 struct expt_run_rec {
-	int64_t id;         /* row id */
-	char *run_id;       /* "<experiment>-<seq>", a valid Kubernetes name */
+	int64_t id;   /* row id */
+	char *run_id; /* "<experiment>-<seq>", a valid Kubernetes name */
 	char *experiment;
 	int64_t seq;
 	enum expt_run_status status;
-	int exit_code;      /* -1 if none */
-	int signal;         /* 0 if none */
-	char *reason;       /* NULL or: exit, signal, oom, timeout, stopped, supervisor-lost, error */
-	char *message;      /* NULL or a human detail ("killed after 2m timeout") */
+	int exit_code; /* -1 if none */
+	int signal;    /* 0 if none */
+	char *reason;  /* NULL or: exit, signal, oom, timeout, stopped, supervisor-lost, error */
+	char *message; /* NULL or a human detail ("killed after 2m timeout") */
 	int64_t created_ms, started_ms, ended_ms; /* 0 if not yet */
-	char *backend;      /* "local" */
+	char *backend;				  /* "local" */
 	char *host;
-	char *variant;      /* NULL for base */
-	int attempt;        /* 1-based attempt currently/last run */
-	char *retry_of;     /* run_id this run retries, or NULL */
-	int pid;            /* process (group leader) of the current attempt, 0 if none */
+	char *variant;	    /* NULL for base */
+	int attempt;	    /* 1-based attempt currently/last run */
+	char *retry_of;	    /* run_id this run retries, or NULL */
+	int pid;	    /* process (group leader) of the current attempt, 0 if none */
 	int supervisor_pid; /* expt process supervising the run */
-	int64_t supervisor_start; /* its start time (/proc/<pid>/stat field 22), to detect pid reuse */
-	char *params_json;  /* {"lr":0.1} */
-	char *argv_json;    /* ["python","train.py","--lr","0.1"] */
-	char *env_json;     /* {"EXPT_RUN_ID":"..."} only what expt added */
-	char *spec_json;    /* snapshot of the resolved spec */
-	char *output_dir;   /* absolute */
-	char *log_dir;      /* absolute; stdout.log and stderr.log inside */
-	char *gpus;         /* "0,1" assigned GPU slots, or NULL */
+	int64_t
+	    supervisor_start; /* its start time (/proc/<pid>/stat field 22), to detect pid reuse */
+	char *params_json;    /* {"lr":0.1} */
+	char *argv_json;      /* ["python","train.py","--lr","0.1"] */
+	char *env_json;	      /* {"EXPT_RUN_ID":"..."} only what expt added */
+	char *spec_json;      /* snapshot of the resolved spec */
+	char *output_dir;     /* absolute */
+	char *log_dir;	      /* absolute; stdout.log and stderr.log inside */
+	char *gpus;	      /* "0,1" assigned GPU slots, or NULL */
 };
 
 void expt_run_rec_release(struct expt_run_rec *r);
@@ -133,8 +134,8 @@ int expt_store_get_run(struct expt_store *st, const char *run_id, struct expt_ru
  * first (creation order); with one, the newest `limit` runs, newest first. */
 struct expt_run_filter {
 	const char *experiment;
-	int status_mask;  /* bit (1 << status); 0 = any */
-	int64_t limit;    /* 0 = no limit; newest first when set */
+	int status_mask;   /* bit (1 << status); 0 = any */
+	int64_t limit;	   /* 0 = no limit; newest first when set */
 	int include_specs; /* 0 = leave spec_json/env_json NULL (fast path for ps) */
 };
 int expt_store_list_runs(struct expt_store *st, const struct expt_run_filter *f,
@@ -161,12 +162,11 @@ int expt_store_delete_run(struct expt_store *st, const char *run_id, struct expt
 int expt_store_set_param(struct expt_store *st, const char *run_id, const char *key,
 			 const char *value, struct expt_err *err);
 
-
 /* Metrics. */
 struct expt_metric_point {
 	const char *key;
 	double value;
-	int64_t step;    /* -1 when none given */
+	int64_t step;	 /* -1 when none given */
 	int64_t time_ms; /* wall clock */
 };
 /* Appends points in one transaction (fast path: prepared statement reused). A NaN value is kept
@@ -190,8 +190,7 @@ int expt_store_metric_summaries(struct expt_store *st, const char *run_id,
 /* Summaries of every run of an experiment (NULL = all runs) in one query, for compare and ps:
  * ordered by run (creation order) then key; run_id is set on each. Appends to out. */
 int expt_store_experiment_metric_summaries(struct expt_store *st, const char *experiment,
-					   struct expt_metric_summaries *out,
-					   struct expt_err *err);
+					   struct expt_metric_summaries *out, struct expt_err *err);
 /* Every point of one key, ordered by step then time, then insertion (for show/export).
  * *rows is malloc'd (caller frees; NULL when *n == 0). An unknown key gives 0 rows. */
 struct expt_metric_row {
@@ -220,8 +219,8 @@ struct expt_kv_rows {
 void expt_kv_rows_release(struct expt_kv_rows *r);
 int expt_store_get_tags(struct expt_store *st, const char *run_id, struct expt_kv_rows *out,
 			struct expt_err *err);
-int expt_store_get_artifacts(struct expt_store *st, const char *run_id,
-			     struct expt_kv_rows *out, struct expt_err *err);
+int expt_store_get_artifacts(struct expt_store *st, const char *run_id, struct expt_kv_rows *out,
+			     struct expt_err *err);
 int expt_store_get_events(struct expt_store *st, const char *run_id, struct expt_kv_rows *out,
 			  struct expt_err *err);
 /* Param rows of a run, by key (times 0). */

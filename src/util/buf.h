@@ -14,7 +14,10 @@ struct expt_buf {
 };
 
 extern char expt_buf_empty[];
-#define EXPT_BUF_INIT {expt_buf_empty, 0, 0, 0}
+#define EXPT_BUF_INIT                                                                              \
+	{                                                                                          \
+		expt_buf_empty, 0, 0, 0                                                            \
+	}
 
 void expt_buf_init(struct expt_buf *b, size_t max);
 /* Frees memory and re-initialises (keeps max). */

@@ -70,7 +70,8 @@ void expt_err_format(const struct expt_err *err, char *out, size_t n)
 	out[0] = '\0';
 	if (err->file[0]) {
 		if (err->line > 0 && err->col > 0)
-			len = (size_t)snprintf(out, n, "%s:%d:%d: ", err->file, err->line, err->col);
+			len =
+			    (size_t)snprintf(out, n, "%s:%d:%d: ", err->file, err->line, err->col);
 		else if (err->line > 0)
 			len = (size_t)snprintf(out, n, "%s:%d: ", err->file, err->line);
 		else

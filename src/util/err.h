@@ -7,7 +7,7 @@
 /* Error codes double as process exit codes (docs/cli.md lists them). */
 enum expt_errcode {
 	EXPT_OK = 0,
-	EXPT_EFAIL = 1,     /* generic failure, or a run that failed */
+	EXPT_EFAIL = 1,	    /* generic failure, or a run that failed */
 	EXPT_EUSAGE = 2,    /* bad command line or bad spec */
 	EXPT_ENOTFOUND = 3, /* no such experiment, run, file */
 	EXPT_ESTORE = 4,    /* the store cannot be opened or is from a newer expt */
@@ -16,21 +16,24 @@ enum expt_errcode {
 };
 
 struct expt_err {
-	int code;        /* enum expt_errcode, 0 when no error */
-	char msg[1024];  /* what went wrong, without the location prefix */
-	char file[512];  /* file the error is about, "" if none */
-	int line, col;   /* 1-based position in file, 0 if unknown */
+	int code;	 /* enum expt_errcode, 0 when no error */
+	char msg[1024];	 /* what went wrong, without the location prefix */
+	char file[512];	 /* file the error is about, "" if none */
+	int line, col;	 /* 1-based position in file, 0 if unknown */
 	char field[256]; /* dotted field path (spec.sweep.lr), "" if none */
 };
 
-#define EXPT_ERR_INIT {0}
+#define EXPT_ERR_INIT                                                                              \
+	{                                                                                          \
+		0                                                                                  \
+	}
 
 /* Sets code and message (printf-style); clears location. Returns code. */
 int expt_err_set(struct expt_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Like expt_err_set, with strerror(errno) appended as ": <text>". */
 int expt_err_errno(struct expt_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Sets the location of an already-filled error. */
 void expt_err_at(struct expt_err *err, const char *file, int line, int col, const char *field);
 void expt_err_clear(struct expt_err *err);

@@ -113,7 +113,9 @@ int expt_remove_tree(const char *path, struct expt_err *err)
 	int rc = 0;
 
 	if (lstat(path, &st))
-		return errno == ENOENT ? 0 : expt_err_errno(err, EXPT_EFAIL, "cannot remove '%s'", path);
+		return errno == ENOENT
+			   ? 0
+			   : expt_err_errno(err, EXPT_EFAIL, "cannot remove '%s'", path);
 	if (!S_ISDIR(st.st_mode)) {
 		if (unlink(path) && errno != ENOENT)
 			return expt_err_errno(err, EXPT_EFAIL, "cannot remove '%s'", path);

@@ -5,18 +5,22 @@
 #include <stddef.h>
 
 struct expt_strv {
-	char **v;  /* v[n] == NULL once anything was pushed; NULL while empty */
+	char **v; /* v[n] == NULL once anything was pushed; NULL while empty */
 	size_t n;
 	size_t cap;
 };
 
-#define EXPT_STRV_INIT {NULL, 0, 0}
+#define EXPT_STRV_INIT                                                                             \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 
 /* Copies s. */
 void expt_strv_push(struct expt_strv *sv, const char *s);
 /* Takes ownership of s (allocated with malloc). */
 void expt_strv_push_owned(struct expt_strv *sv, char *s);
-void expt_strv_pushf(struct expt_strv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void expt_strv_pushf(struct expt_strv *sv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void expt_strv_copy(struct expt_strv *dst, const struct expt_strv *src);
 void expt_strv_release(struct expt_strv *sv);
 /* Returns the index of s, or -1. */

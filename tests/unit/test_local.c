@@ -678,9 +678,8 @@ static void test_child_process_state(void **state)
 		/* glibc reserves signals 32..SIGRTMIN-1 and refuses sigaction on them, so an
 		 * ignored disposition inherited from whoever started the test cannot be reset. */
 		unsigned long long blk = 1, ignored = 1, reserved = 0;
-		assert_int_equal(sscanf(f->recs[0].out.buf, "SigBlk:\t%llx\nSigIgn:\t%llx", &blk,
-					&ignored),
-				 2);
+		assert_int_equal(
+		    sscanf(f->recs[0].out.buf, "SigBlk:\t%llx\nSigIgn:\t%llx", &blk, &ignored), 2);
 		for (int sig = 32; sig < SIGRTMIN; sig++)
 			reserved |= 1ULL << (sig - 1);
 		assert_int_equal(blk, 0);
