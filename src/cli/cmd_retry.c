@@ -140,7 +140,6 @@ static int cmd_retry(struct cli_ctx *ctx, int argc, char **argv)
 	struct expt_run_list l = {0};
 	struct cli_launch_opts lo;
 	int mask = 1 << EXPT_RUN_FAILED, c, rc = 0, worst = 0;
-	size_t nlaunched = 0;
 
 	memset(&lo, 0, sizeof(lo));
 	opterr = 0;
@@ -224,7 +223,6 @@ static int cmd_retry(struct cli_ctx *ctx, int argc, char **argv)
 		free(params);
 		free(retry_of);
 		expt_spec_free(spec);
-		nlaunched += n;
 		if (rc == EXPT_EINTR)
 			goto out;
 		if (rc && rc != EXPT_EFAIL)
@@ -236,7 +234,6 @@ static int cmd_retry(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	rc = worst;
 out:
-	(void)nlaunched;
 	expt_run_list_release(&l);
 	expt_strv_release(&refs);
 	expt_strv_release(&overrides);

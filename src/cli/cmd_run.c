@@ -34,7 +34,6 @@ static int cmd_run(struct cli_ctx *ctx, int argc, char **argv);
 const struct cli_cmd cli_cmd_run = {"run", "run the experiment (a sweep runs many)", usage, 0,
 				    cmd_run};
 
-/* Options shared with plan; returns the index of the first non-option or -1 on error. */
 static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
