@@ -163,8 +163,14 @@ static void ev_started(struct expt_job *job, int pid, int attempt, const char *g
 		return;
 	}
 	expt_run_rec_release(&cur);
-	if (!rs->started)
+	if (!rs->started) {
+		/* Opened per running run, not per planned run: a sweep of 10,000 runs must not
+		 * hold 10,000 descriptors (nor copy them into every fork). */
+		char *path = expt_xasprintf("%s/output.log", rs->rec->log_dir);
+		rs->out_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		free(path);
 		sv->nrunning++;
+	}
 	rs->started = 1;
 	rs->attempt = attempt;
 	if (expt_store_mark_running(sv->ctx->store, rs->rec->run_id, pid, attempt, (int)getpid(),
@@ -394,12 +400,11 @@ static int prepare_run(struct cli_ctx *ctx, const struct expt_spec *spec,
 		       struct expt_err *err)
 {
 	struct expt_run_rec *r = rs->rec;
-	char *run_dir = NULL, *params_file = NULL, *params_json = NULL, *out_log = NULL;
+	char *params_file = NULL, *params_json = NULL;
 	char *argv_s = NULL, *env_s = NULL, *spec_abs = NULL;
 	json_t *j;
 	int rc;
 
-	run_dir = expt_xasprintf("%s/..", r->log_dir);
 	if ((rc = expt_mkdirs(r->output_dir, err)) || (rc = expt_mkdirs(r->log_dir, err)))
 		goto out;
 	params_file = expt_xasprintf("%s/params.json", r->log_dir);
@@ -439,8 +444,6 @@ static int prepare_run(struct cli_ctx *ctx, const struct expt_spec *spec,
 	if ((rc = expt_store_set_tag(ctx->store, r->run_id, "expt.spec",
 				     spec_abs ? spec_abs : spec->path, err)))
 		goto out;
-	out_log = expt_xasprintf("%s/output.log", r->log_dir);
-	rs->out_fd = open(out_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	rs->job.run_id = r->run_id;
 	rs->job.cwd = spec->dir;
 	rs->job.stdout_path = NULL; /* set by the caller from log_dir (kept alive there) */
@@ -450,10 +453,8 @@ static int prepare_run(struct cli_ctx *ctx, const struct expt_spec *spec,
 	rs->job.retries = spec->retries;
 	rs->job.data = rs;
 out:
-	free(run_dir);
 	free(params_file);
 	free(params_json);
-	free(out_log);
 	free(argv_s);
 	free(env_s);
 	free(spec_abs);
