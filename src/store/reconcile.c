@@ -12,37 +12,18 @@
 
 #include "util/util.h"
 
-/* The state letter of /proc/<pid>/stat ('R', 'S', 'Z', ...), or 0 if unreadable. */
-static char proc_state(int pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 /* Whether the process that supervised a run is gone. A pid alone is not enough: after it exits
  * the pid may be reused, which the start time tells apart. A zombie has exited too. */
 static int supervisor_gone(int pid, int64_t start)
 {
-	int64_t now_start = expt_proc_start_time(pid);
+	int64_t now_start = 0;
+	char state = 0;
 
-	if (!now_start) /* no /proc entry; without /proc, ask the kernel */
+	if (expt_proc_stat(pid, &state, &now_start)) /* no /proc entry: ask the kernel */
 		return !(kill(pid, 0) == 0 || errno == EPERM);
 	if (start && now_start != start)
 		return 1;
-	return proc_state(pid) == 'Z';
+	return state == 'Z';
 }
 
 struct lost {

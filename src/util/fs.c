@@ -282,7 +282,7 @@ void expt_fmt_time_local(int64_t ms, char *out, size_t n)
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-int64_t expt_proc_start_time(int pid)
+int expt_proc_stat(int pid, char *state, int64_t *start_time)
 {
 	char path[64], buf[1024], *p;
 	long long start = 0;
@@ -290,26 +290,37 @@ int64_t expt_proc_start_time(int pid)
 	ssize_t n;
 
 	if (pid <= 0)
-		return 0;
+		return -1;
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return -1;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return -1;
 	buf[n] = '\0';
 	/* The command name (field 2) may hold spaces and parentheses: skip to the last ')'. */
 	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
+	if (!p || p[1] != ' ')
+		return -1;
+	if (state)
+		*state = p[2];
 	for (field = 2; *p && field < 22; p++)
 		if (*p == ' ')
 			field++;
 	if (sscanf(p, "%lld", &start) != 1)
-		return 0;
-	return start;
+		return -1;
+	if (start_time)
+		*start_time = start;
+	return 0;
+}
+
+int64_t expt_proc_start_time(int pid)
+{
+	int64_t start = 0;
+
+	return expt_proc_stat(pid, NULL, &start) ? 0 : start;
 }
 
 void expt_hostname(char *out, size_t n)

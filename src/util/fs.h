@@ -34,6 +34,8 @@ void expt_fmt_time_local(int64_t ms, char *out, size_t n);
 /* Start time of a process (field 22 of /proc/<pid>/stat, clock ticks since boot), 0 if there is
  * no such process. With the pid it identifies a process even after pid reuse. */
 int64_t expt_proc_start_time(int pid);
+/* State letter ('R', 'S', 'Z', ...) and start time of a process; -1 if there is none. */
+int expt_proc_stat(int pid, char *state, int64_t *start_time);
 /* Short host name ("" if unknown); n >= 64. */
 void expt_hostname(char *out, size_t n);
 
