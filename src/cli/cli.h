@@ -45,6 +45,8 @@ void cli_usage(const struct cli_cmd *cmd);
 /* Sets a usage error ("unknown option", ...) and returns EXPT_EUSAGE. */
 int cli_usage_error(struct cli_ctx *ctx, const struct cli_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The usage error for getopt's ':' (missing value) or '?' (unknown option). */
+int cli_bad_option(struct cli_ctx *ctx, const struct cli_cmd *cmd, int c, char **argv);
 /* Returns 1 if argv holds -h or --help before any "--". */
 int cli_wants_help(int argc, char **argv);
 

@@ -122,13 +122,8 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 			if ((rc = cli_opt_output(ctx, &cli_cmd_compare, optarg, &fmt, 0)))
 				goto out;
 			break;
-		case ':':
-			rc = cli_usage_error(ctx, &cli_cmd_compare, "option '%s' needs a value",
-					     argv[optind - 1]);
-			goto out;
 		default:
-			rc = cli_usage_error(ctx, &cli_cmd_compare, "unknown option '%s'",
-					     argv[optind - 1]);
+			rc = cli_bad_option(ctx, &cli_cmd_compare, c, argv);
 			goto out;
 		}
 	}

@@ -120,8 +120,7 @@ static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv)
 				return cli_usage_error(ctx, &cli_cmd_debug,
 						       "--lines needs a number, got '%s'", optarg);
 		} else {
-			return cli_usage_error(ctx, &cli_cmd_debug, "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_bad_option(ctx, &cli_cmd_debug, c, argv);
 		}
 	}
 	if (argc - optind != 1)

@@ -110,8 +110,7 @@ static int cmd_init(struct cli_ctx *ctx, int argc, char **argv)
 		if (c == 'F')
 			force = 1;
 		else
-			return cli_usage_error(ctx, &cli_cmd_init, "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_bad_option(ctx, &cli_cmd_init, c, argv);
 	}
 	if (argc - optind > 1)
 		return cli_usage_error(ctx, &cli_cmd_init, "expected at most one name");

@@ -186,12 +186,8 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 				return cli_usage_error(ctx, &cli_cmd_logs,
 						       "--tail needs a number, got '%s'", optarg);
 			break;
-		case ':':
-			return cli_usage_error(ctx, &cli_cmd_logs, "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error(ctx, &cli_cmd_logs, "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_bad_option(ctx, &cli_cmd_logs, c, argv);
 		}
 	}
 	if (argc - optind != 1)

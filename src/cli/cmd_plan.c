@@ -40,19 +40,9 @@ static int cmd_plan(struct cli_ctx *ctx, int argc, char **argv)
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":f:v:p:o:", longopts, NULL)) != -1) {
+		if (cli_specopts_option(&so, c, optarg))
+			continue;
 		switch (c) {
-		case 'f':
-			so.file = optarg;
-			break;
-		case 'v':
-			so.variant = optarg;
-			break;
-		case 'p':
-			expt_strv_pushf(&so.overrides, "parallel=%s", optarg);
-			break;
-		case 'B':
-			expt_strv_pushf(&so.overrides, "backend=%s", optarg);
-			break;
 		case 'o':
 			if (cli_parse_output(optarg, &fmt) || fmt == CLI_OUT_WIDE) {
 				rc = cli_usage_error(
@@ -61,23 +51,13 @@ static int cmd_plan(struct cli_ctx *ctx, int argc, char **argv)
 				goto out;
 			}
 			break;
-		case ':':
-			rc = cli_usage_error(ctx, &cli_cmd_plan, "option '%s' needs a value",
-					     argv[optind - 1]);
-			goto out;
 		default:
-			rc = cli_usage_error(ctx, &cli_cmd_plan, "unknown option '%s'",
-					     argv[optind - 1]);
+			rc = cli_bad_option(ctx, &cli_cmd_plan, c, argv);
 			goto out;
 		}
 	}
-	for (int i = optind; i < argc; i++) {
-		if (!strchr(argv[i], '=')) {
-			rc = cli_usage_error(ctx, &cli_cmd_plan, "'%s' is not KEY=VALUE", argv[i]);
-			goto out;
-		}
-		expt_strv_push(&so.overrides, argv[i]);
-	}
+	if ((rc = cli_specopts_args(ctx, &cli_cmd_plan, &so, argc, argv, optind)))
+		goto out;
 	if (!(rc = cli_load_spec(ctx, &so, &spec)))
 		rc = cli_print_plan(ctx, spec, fmt);
 out:

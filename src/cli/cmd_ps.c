@@ -131,12 +131,8 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 			if ((rc = cli_opt_output(ctx, &cli_cmd_ps, optarg, &fmt, 1)))
 				return rc;
 			break;
-		case ':':
-			return cli_usage_error(ctx, &cli_cmd_ps, "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error(ctx, &cli_cmd_ps, "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_bad_option(ctx, &cli_cmd_ps, c, argv);
 		}
 	}
 	if (argc - optind > 1)

@@ -158,8 +158,7 @@ static int cmd_retry(struct cli_ctx *ctx, int argc, char **argv)
 			lo.quiet = 1;
 			break;
 		default:
-			return cli_usage_error(ctx, &cli_cmd_retry, "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_bad_option(ctx, &cli_cmd_retry, c, argv);
 		}
 	}
 	for (int i = optind; i < argc; i++) {

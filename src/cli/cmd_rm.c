@@ -51,8 +51,7 @@ static int cmd_rm(struct cli_ctx *ctx, int argc, char **argv)
 		} else if (c == 'k') {
 			keep = 1;
 		} else {
-			return cli_usage_error(ctx, &cli_cmd_rm, "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_bad_option(ctx, &cli_cmd_rm, c, argv);
 		}
 	}
 	if (optind >= argc)

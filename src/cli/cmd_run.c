@@ -59,19 +59,9 @@ static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":f:v:p:dqo:", longopts, NULL)) != -1) {
+		if (cli_specopts_option(&so, c, optarg))
+			continue;
 		switch (c) {
-		case 'f':
-			so.file = optarg;
-			break;
-		case 'v':
-			so.variant = optarg;
-			break;
-		case 'p':
-			expt_strv_pushf(&so.overrides, "parallel=%s", optarg);
-			break;
-		case 'B':
-			expt_strv_pushf(&so.overrides, "backend=%s", optarg);
-			break;
 		case 'd':
 			lo.detach = 1;
 			break;
@@ -89,25 +79,13 @@ static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 				goto out;
 			}
 			break;
-		case ':':
-			rc = cli_usage_error(ctx, &cli_cmd_run, "option '%s' needs a value",
-					     argv[optind - 1]);
-			goto out;
 		default:
-			rc = cli_usage_error(ctx, &cli_cmd_run, "unknown option '%s'",
-					     argv[optind - 1]);
+			rc = cli_bad_option(ctx, &cli_cmd_run, c, argv);
 			goto out;
 		}
 	}
-	for (int i = optind; i < argc; i++) {
-		if (!strchr(argv[i], '=')) {
-			rc = cli_usage_error(ctx, &cli_cmd_run,
-					     "'%s' is not KEY=VALUE (a param or spec override)",
-					     argv[i]);
-			goto out;
-		}
-		expt_strv_push(&so.overrides, argv[i]);
-	}
+	if ((rc = cli_specopts_args(ctx, &cli_cmd_run, &so, argc, argv, optind)))
+		goto out;
 	if ((rc = cli_load_spec(ctx, &so, &spec)))
 		goto out;
 	if (dry) {

@@ -52,8 +52,7 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 			if ((rc = cli_opt_output(ctx, &cli_cmd_show, optarg, &fmt, 0)))
 				return rc;
 		} else {
-			return cli_usage_error(ctx, &cli_cmd_show, "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_bad_option(ctx, &cli_cmd_show, c, argv);
 		}
 	}
 	if (argc - optind != 1)

@@ -41,8 +41,7 @@ static int cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
 				return cli_usage_error(ctx, &cli_cmd_stop,
 						       "--grace needs seconds, got '%s'", optarg);
 		} else {
-			return cli_usage_error(ctx, &cli_cmd_stop, "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_bad_option(ctx, &cli_cmd_stop, c, argv);
 		}
 	}
 	if (optind >= argc)

@@ -1,6 +1,7 @@
 /* expt: the entry point. Finds the command, sets up what it needs, prints its error once. */
 #include "cli.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,13 @@ int cli_usage_error(struct cli_ctx *ctx, const struct cli_cmd *cmd, const char *
 	snprintf(ctx->err.msg + len, sizeof(ctx->err.msg) - len, " (see 'expt %s --help')",
 		 cmd->name);
 	return EXPT_EUSAGE;
+}
+
+int cli_bad_option(struct cli_ctx *ctx, const struct cli_cmd *cmd, int c, char **argv)
+{
+	if (c == ':')
+		return cli_usage_error(ctx, cmd, "option '%s' needs a value", argv[optind - 1]);
+	return cli_usage_error(ctx, cmd, "unknown option '%s'", argv[optind - 1]);
 }
 
 int cli_wants_help(int argc, char **argv)

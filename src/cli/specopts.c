@@ -7,6 +7,38 @@
 
 #include "output.h"
 
+int cli_specopts_option(struct cli_specopts *o, int c, const char *arg)
+{
+	switch (c) {
+	case 'f':
+		o->file = arg;
+		return 1;
+	case 'v':
+		o->variant = arg;
+		return 1;
+	case 'p':
+		expt_strv_pushf(&o->overrides, "parallel=%s", arg);
+		return 1;
+	case 'B':
+		expt_strv_pushf(&o->overrides, "backend=%s", arg);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int cli_specopts_args(struct cli_ctx *ctx, const struct cli_cmd *cmd, struct cli_specopts *o,
+		      int argc, char **argv, int first)
+{
+	for (int i = first; i < argc; i++) {
+		if (!strchr(argv[i], '='))
+			return cli_usage_error(
+			    ctx, cmd, "'%s' is not KEY=VALUE (a param or spec override)", argv[i]);
+		expt_strv_push(&o->overrides, argv[i]);
+	}
+	return 0;
+}
+
 int cli_load_spec(struct cli_ctx *ctx, struct cli_specopts *o, struct expt_spec **out)
 {
 	struct expt_spec_opts so;
