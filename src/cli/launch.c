@@ -159,6 +159,7 @@ static void ev_started(struct expt_job *job, int pid, int attempt, const char *g
 	if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
 	    cur.status == EXPT_RUN_STOPPED) {
 		expt_run_rec_release(&cur);
+		rs->job.retries = 0; /* the backend reads it when this attempt ends: no more */
 		sv->ops->stop(pid, 0, &e);
 		return;
 	}
