@@ -243,8 +243,19 @@ static void ev_finished(struct expt_job *job, const struct expt_exit *ex, void *
 
 	flush_metrics(sv, rs);
 	if (!ex->final) {
-		char *msg =
-		    expt_xasprintf("attempt %d failed: %s; retrying", ex->attempt, ex->message);
+		char *msg;
+
+		memset(&cur, 0, sizeof(cur));
+		if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
+		    cur.status == EXPT_RUN_STOPPED) {
+			/* Stopped by `expt stop`: the attempt the backend queued is killed as it
+			 * starts (ev_started) and, with no retries left, is the last. */
+			rs->job.retries = 0;
+			expt_run_rec_release(&cur);
+			return;
+		}
+		expt_run_rec_release(&cur);
+		msg = expt_xasprintf("attempt %d failed: %s; retrying", ex->attempt, ex->message);
 		if (expt_store_add_event(sv->ctx->store, rs->rec->run_id, "retry", msg,
 					 expt_now_ms(), &e))
 			store_error(sv, &e);
