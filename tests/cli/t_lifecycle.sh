@@ -38,22 +38,33 @@ if kill -0 "$pid" 2>/dev/null; then fail "the process group is gone"; else pass 
 expect_code "ps after stop" 0 "$EXPT" ps life -o json
 equals "marked stopped" "$(echo "$out" | json '[r["status"] for r in d if r["id"]=="life-3"][0]')" "stopped"
 
+# expt stop on a run with retries: stopped, and not retried.
+expect_code "a detached run with retries" 0 "$EXPT" run -d n=100 retries=5
+sleep 1
+rid=$(echo "$out" | grep -o 'life-[0-9]*' | head -1)
+expect_code "stop the run with retries" 0 "$EXPT" stop "$rid" --grace 1
+sleep 2
+expect_code "debug -o json after stop" 0 "$EXPT" debug "$rid" -o json
+equals "still stopped after its retries" "$(echo "$out" | json 'd["status"]')" "stopped"
+equals "no retry recorded" "$(echo "$out" | json '[e["kind"] for e in d["events"] if e["kind"] == "retry"]')" "[]"
+if pgrep -f "slow.py --n 100" >/dev/null; then fail "no retried process left"; else pass "no retried process left"; fi
+
 # A supervisor killed with SIGKILL: its run is detected, never left running.
 expect_code "another detached run" 0 "$EXPT" run -d n=100
 sleep 1
-sup=$("$EXPT" ps life -o json | json '[r["supervisor_pid"] for r in d if r["id"]=="life-4"][0]')
+sup=$("$EXPT" ps life -o json | json '[r["supervisor_pid"] for r in d if r["id"]=="life-5"][0]')
 if [ -n "$sup" ] && [ "$sup" != None ] && [ "$sup" -gt 0 ]; then
 	kill -9 "$sup"
 	sleep 0.3
-	run_pid=$("$EXPT" ps life -o json | json '[r["pid"] for r in d if r["id"]=="life-4"][0]')
+	run_pid=$("$EXPT" ps life -o json | json '[r["pid"] for r in d if r["id"]=="life-5"][0]')
 	kill -9 -- "-$run_pid" 2>/dev/null
 	expect_code "ps after the supervisor died" 0 "$EXPT" ps life -o json
-	equals "marked failed" "$(echo "$out" | json '[r["status"] for r in d if r["id"]=="life-4"][0]')" "failed"
-	equals "reason supervisor-lost" "$(echo "$out" | json '[r["reason"] for r in d if r["id"]=="life-4"][0]')" "supervisor-lost"
-	expect_code "debug explains it" 0 "$EXPT" debug life-4
+	equals "marked failed" "$(echo "$out" | json '[r["status"] for r in d if r["id"]=="life-5"][0]')" "failed"
+	equals "reason supervisor-lost" "$(echo "$out" | json '[r["reason"] for r in d if r["id"]=="life-5"][0]')" "supervisor-lost"
+	expect_code "debug explains it" 0 "$EXPT" debug life-5
 	contains "supervisor named" "$out" "supervisor"
 else
-	fail "supervisor pid recorded for life-4"
+	fail "supervisor pid recorded for life-5"
 fi
 
 # Ctrl-C (SIGINT to expt run) stops every run and marks them stopped; exit 130.
@@ -64,6 +75,6 @@ kill -INT "$runner"
 wait "$runner"
 equals "Ctrl-C exits 130" "$?" "130"
 expect_code "ps after Ctrl-C" 0 "$EXPT" ps life -o json
-equals "both marked stopped" "$(echo "$out" | json 'sorted(r["status"] for r in d if r["id"] in ("life-5","life-6"))')" "['stopped', 'stopped']"
+equals "both marked stopped" "$(echo "$out" | json 'sorted(r["status"] for r in d if r["id"] in ("life-6","life-7"))')" "['stopped', 'stopped']"
 if pgrep -f "slow.py --n 10[01]" >/dev/null; then fail "no run process left"; else pass "no run process left"; fi
 finish
