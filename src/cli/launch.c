@@ -381,11 +381,10 @@ static char *sinks_csv(const struct expt_spec *spec)
 	return expt_buf_detach(&b, NULL);
 }
 
-/* libexpt beside this binary (build tree: build/libexpt.so; installed: PREFIX/lib), so that the
- * Python binding inside a run finds the library that matches this expt. NULL if none. */
-static char *find_libexpt(void)
+/* Where this expt binary lives; NULL if unknown. */
+static char *exe_dir(void)
 {
-	char exe[4096], *slash, *path;
+	char exe[4096], *slash;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
 	if (n <= 0)
@@ -395,15 +394,36 @@ static char *find_libexpt(void)
 	if (!slash)
 		return NULL;
 	*slash = '\0';
-	path = expt_xasprintf("%s/libexpt.so", exe);
-	if (expt_path_exists(path))
-		return path;
-	free(path);
-	path = expt_xasprintf("%s/../lib/libexpt.so", exe);
-	if (expt_path_exists(path))
-		return path;
-	free(path);
-	return NULL;
+	return expt_xstrdup(exe);
+}
+
+/* The libexpt and Python binding that match this expt, found beside the binary: in the build
+ * tree (build/libexpt.so, python/expt/) or installed (PREFIX/lib). Runs get EXPT_LIBRARY, and
+ * PYTHONPATH for a build tree's binding, unless the environment already says otherwise. */
+static void add_binding_env(struct expt_strv *env)
+{
+	char *dir = exe_dir(), *lib = NULL, *py = NULL;
+
+	if (!dir)
+		return;
+	if (!getenv("EXPT_LIBRARY") && !env_has(env, "EXPT_LIBRARY")) {
+		lib = expt_xasprintf("%s/libexpt.so", dir);
+		if (!expt_path_exists(lib)) {
+			free(lib);
+			lib = expt_xasprintf("%s/../lib/libexpt.so", dir);
+		}
+		if (expt_path_exists(lib))
+			expt_strv_pushf(env, "EXPT_LIBRARY=%s", lib);
+	}
+	py = expt_xasprintf("%s/../python/expt/__init__.py", dir);
+	if (!env_has(env, "PYTHONPATH") && expt_path_exists(py)) {
+		const char *old = getenv("PYTHONPATH");
+		expt_strv_pushf(env, "PYTHONPATH=%s/../python%s%s", dir, old && *old ? ":" : "",
+				old && *old ? old : "");
+	}
+	free(py);
+	free(lib);
+	free(dir);
 }
 
 /* Directories, params file, argv and env of one run; recorded in the store. */
@@ -435,12 +455,7 @@ static int prepare_run(struct cli_ctx *ctx, const struct expt_spec *spec,
 	if (spec->tracking.metrics_prefix)
 		expt_strv_pushf(&rs->job.env, "EXPT_METRICS_PREFIX=%s",
 				spec->tracking.metrics_prefix);
-	if (!getenv("EXPT_LIBRARY") && !env_has(&rs->job.env, "EXPT_LIBRARY")) {
-		char *lib = find_libexpt();
-		if (lib)
-			expt_strv_push_owned(&rs->job.env, expt_xasprintf("EXPT_LIBRARY=%s", lib));
-		free(lib);
-	}
+	add_binding_env(&rs->job.env);
 	/* Live output needs line-buffered Python; the spec's own setting wins. */
 	if (!env_has(&rs->job.env, "PYTHONUNBUFFERED"))
 		expt_strv_push(&rs->job.env, "PYTHONUNBUFFERED=1");
