@@ -43,6 +43,9 @@ struct expt_exit {
 			      "exceeded memory limit 64Mi (peak 71Mi)", "timed out after 2s" */
 };
 
+/* A line longer than this reaches `line` in pieces of exactly this size (then the rest). */
+#define EXPT_LINE_PIECE 65536
+
 struct expt_job_events {
 	/* An attempt started: pid is the process group leader; gpus "0,1" or "" */
 	void (*started)(struct expt_job *job, int pid, int attempt, const char *gpus,

@@ -19,11 +19,11 @@
 
 extern char **environ;
 
-#define LINE_CHUNK 65536  /* a line without a newline is delivered in pieces of this size */
-#define POLL_MS 50	  /* upper bound on a wait: the stop flag is seen this fast */
-#define TICK_MS 200	  /* ev->tick period */
-#define WATCH_MS 100	  /* memory watchdog period */
-#define DRAIN_MAX_MS 3000 /* how long a finished attempt waits for the rest of its group */
+#define LINE_CHUNK EXPT_LINE_PIECE /* a line without a newline is delivered in pieces */
+#define POLL_MS 50		   /* upper bound on a wait: the stop flag is seen this fast */
+#define TICK_MS 200		   /* ev->tick period */
+#define WATCH_MS 100		   /* memory watchdog period */
+#define DRAIN_MAX_MS 3000	   /* how long a finished attempt waits for the rest of its group */
 #define DEFAULT_GRACE_MS 5000
 #define DRAIN_READS 16 /* reads of leftover output once the group is gone */
 

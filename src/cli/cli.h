@@ -23,6 +23,7 @@ struct cli_ctx {
 	char *project_dir;
 	int color_out; /* stdout is a terminal and NO_COLOR unset */
 	int color_err;
+	int tty_err;	     /* stderr is a terminal (live progress), whatever NO_COLOR says */
 	struct expt_err err; /* a command fills it and returns its code; main prints it */
 };
 

@@ -42,7 +42,8 @@ struct run_state {
 	enum expt_run_status status;
 	struct pending_metric *metrics;
 	size_t nmetrics;
-	int64_t metric_errors;
+	int pid;	      /* of the current attempt */
+	int64_t stop_sent_ms; /* when a stop recorded by another process was enforced */
 };
 
 struct supervisor {
@@ -55,6 +56,7 @@ struct supervisor {
 	int progress;	    /* redraw a status line on stderr */
 	int prefix_lines;   /* prefix output lines with the run id */
 	int quiet;
+	int detached; /* stderr is supervisor.log beside the store */
 	int status_shown;
 	size_t nrunning, nsucceeded, nfailed, nstopped;
 	int64_t start_ms, last_flush_ms;
@@ -68,7 +70,7 @@ static void store_error(struct supervisor *sv, struct expt_err *e)
 
 	if (sv->store_errors++ == 0) {
 		expt_err_format(e, msg, sizeof(msg));
-		if (!sv->quiet)
+		if (!sv->quiet || sv->detached)
 			fprintf(stderr, "expt: warning: could not record to the store: %s\n", msg);
 		sv->err = *e;
 	}
@@ -152,18 +154,20 @@ static void ev_started(struct expt_job *job, int pid, int attempt, const char *g
 	struct supervisor *sv = payload;
 	struct run_state *rs = job->data;
 	struct expt_err e = EXPT_ERR_INIT;
-	struct expt_run_rec cur;
+	int rc;
 
-	memset(&cur, 0, sizeof(cur));
-	/* `expt stop` may have stopped the run while it was queued. */
-	if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
-	    cur.status == EXPT_RUN_STOPPED) {
-		expt_run_rec_release(&cur);
-		rs->job.retries = 0; /* the backend reads it when this attempt ends: no more */
+	/* A run that `expt stop` ended while it was queued is not marked running again: the store
+	 * refuses, and the attempt is killed at once and is the last. */
+	rc = expt_store_mark_running(sv->ctx->store, rs->rec->run_id, pid, attempt, (int)getpid(),
+				     expt_proc_start_time((int)getpid()),
+				     gpus && *gpus ? gpus : NULL, expt_now_ms(), &e);
+	if (rc == EXPT_ENOTFOUND) {
+		rs->job.retries = 0;
 		sv->ops->stop(pid, 0, &e);
 		return;
 	}
-	expt_run_rec_release(&cur);
+	if (rc)
+		store_error(sv, &e);
 	if (!rs->started) {
 		/* Opened per running run, not per planned run: a sweep of 10,000 runs must not
 		 * hold 10,000 descriptors (nor copy them into every fork). */
@@ -174,10 +178,7 @@ static void ev_started(struct expt_job *job, int pid, int attempt, const char *g
 	}
 	rs->started = 1;
 	rs->attempt = attempt;
-	if (expt_store_mark_running(sv->ctx->store, rs->rec->run_id, pid, attempt, (int)getpid(),
-				    expt_proc_start_time((int)getpid()),
-				    gpus && *gpus ? gpus : NULL, expt_now_ms(), &e))
-		store_error(sv, &e);
+	rs->pid = pid;
 	if (!sv->progress && !sv->quiet) {
 		fprintf(stderr, "expt: %s started (pid %d%s%s%s)\n", rs->rec->run_id, pid,
 			attempt > 1 ? ", retry" : "", gpus && *gpus ? ", GPU " : "",
@@ -193,7 +194,10 @@ static void ev_line(struct expt_job *job, int fd, const char *line, size_t len, 
 
 	if (rs->out_fd >= 0) {
 		/* Best effort: the per-stream files written by the backend are authoritative. */
-		if (write(rs->out_fd, line, len) < 0 || write(rs->out_fd, "\n", 1) < 0) {
+		/* The backend hands over a line longer than EXPT_LINE_PIECE in pieces of exactly
+		 * that size: only the last piece ends the line. */
+		if (write(rs->out_fd, line, len) < 0 ||
+		    (len != EXPT_LINE_PIECE && write(rs->out_fd, "\n", 1) < 0)) {
 			close(rs->out_fd);
 			rs->out_fd = -1;
 		}
@@ -288,6 +292,8 @@ static void ev_finished(struct expt_job *job, const struct expt_exit *ex, void *
 			store_error(sv, &e);
 	}
 	expt_run_rec_release(&cur);
+	free(rs->metrics); /* flushed above; a 10,000-run sweep must not keep 10,000 buffers */
+	rs->metrics = NULL;
 	if (rs->started)
 		sv->nrunning--;
 	rs->done = 1;
@@ -316,14 +322,41 @@ static void ev_finished(struct expt_job *job, const struct expt_exit *ex, void *
 	draw_status(sv);
 }
 
+/* `expt stop` in another process records the stop and signals the runs it saw running; a run
+ * that started meanwhile is stopped here: SIGTERM to its group, SIGKILL 5 s later. */
+static void enforce_stop(struct supervisor *sv, struct run_state *rs, int64_t now)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_run_rec cur;
+
+	if (!rs->started || rs->done || rs->pid <= 0)
+		return;
+	if (rs->stop_sent_ms) {
+		if (now - rs->stop_sent_ms >= 5000)
+			kill(-rs->pid, SIGKILL);
+		return;
+	}
+	memset(&cur, 0, sizeof(cur));
+	if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
+	    cur.status == EXPT_RUN_STOPPED) {
+		rs->job.retries = 0;
+		rs->stop_sent_ms = now;
+		kill(-rs->pid, SIGTERM);
+		kill(-rs->pid, SIGCONT);
+	}
+	expt_run_rec_release(&cur);
+}
+
 static void ev_tick(void *payload)
 {
 	struct supervisor *sv = payload;
 	int64_t now = expt_mono_ms();
 
 	if (now - sv->last_flush_ms >= 1000) {
-		for (size_t i = 0; i < sv->n; i++)
+		for (size_t i = 0; i < sv->n; i++) {
 			flush_metrics(sv, &sv->runs[i]);
+			enforce_stop(sv, &sv->runs[i], now);
+		}
 		sv->last_flush_ms = now;
 	}
 	draw_status(sv);
@@ -561,7 +594,14 @@ static int detach_and_supervise(struct supervisor *sv)
 
 	if (pipe2(ready, O_CLOEXEC))
 		return expt_err_errno(&ctx->err, EXPT_EFAIL, "cannot create a pipe");
-	log_path = expt_xasprintf("%s/.expt/supervisor.log", ctx->project_dir);
+	{
+		/* Beside the database, which is where EXPT_HOME puts everything too. */
+		char *dir = expt_xstrdup(ctx->db_path), *slash = strrchr(dir, '/');
+		if (slash)
+			*slash = '\0';
+		log_path = expt_xasprintf("%s/supervisor.log", slash ? dir : ".");
+		free(dir);
+	}
 	/* SQLite connections must not cross fork(): close here, reopen on both sides. */
 	expt_store_close(ctx->store);
 	ctx->store = NULL;
@@ -583,6 +623,8 @@ static int detach_and_supervise(struct supervisor *sv)
 			close(fd);
 		}
 		fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd < 0) /* never keep the caller's stdout: `$(expt run -d)` would wait for us */
+			fd = open("/dev/null", O_WRONLY);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
@@ -597,6 +639,7 @@ static int detach_and_supervise(struct supervisor *sv)
 		}
 		sv->progress = 0;
 		sv->quiet = 1;
+		sv->detached = 1;
 		for (size_t i = 0; i < sv->n; i++)
 			if (!sv->runs[i].done &&
 			    expt_store_mark_supervisor(ctx->store, sv->runs[i].rec->run_id,
@@ -623,9 +666,9 @@ static int detach_and_supervise(struct supervisor *sv)
 		return ctx->err.code;
 	if (c != '1')
 		return expt_err_set(&ctx->err, EXPT_EFAIL,
-				    "the background supervisor failed to start (see %s/.expt/"
-				    "supervisor.log)",
-				    ctx->project_dir);
+				    "the background supervisor failed to start (see supervisor.log "
+				    "beside %s)",
+				    ctx->db_path);
 	for (size_t i = 0; i < sv->n; i++)
 		printf("%s\n", sv->runs[i].rec->run_id);
 	fprintf(stderr,
@@ -697,15 +740,14 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 
 	sv.quiet = opts->quiet;
 	sv.prefix_lines = sv.n > 1;
-	sv.progress = !opts->quiet && ctx->color_err && sv.n > 1;
+	sv.progress = !opts->quiet && ctx->tty_err && sv.n > 1;
 	if (opts->detach) {
 		rc = detach_and_supervise(&sv);
 		goto out;
 	}
 	rc = supervise(&sv, 0);
 	if (!rc) {
-		if (!opts->quiet || sv.n > 1)
-			print_summary(&sv);
+		print_summary(&sv);
 		if (stop_flag || sv.nstopped)
 			rc = EXPT_EINTR;
 		else if (sv.nfailed)

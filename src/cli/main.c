@@ -113,7 +113,8 @@ int main(int argc, char **argv)
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.prog = "expt";
 	ctx.color_out = isatty(1) && !(no_color && *no_color);
-	ctx.color_err = isatty(2) && !(no_color && *no_color);
+	ctx.tty_err = isatty(2);
+	ctx.color_err = ctx.tty_err && !(no_color && *no_color);
 
 	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "--help")) {

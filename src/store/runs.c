@@ -470,7 +470,7 @@ int expt_store_mark_running(struct expt_store *st, const char *run_id, int pid, 
 	    st, STMT_MARK_RUNNING,
 	    "UPDATE runs SET status = 1, pid = ?2, attempt = ?3, supervisor_pid = ?4,"
 	    " supervisor_start = ?5, gpus = ?6, started_ms = ?7, exit_code = -1, signal = 0,"
-	    " reason = NULL, message = NULL, ended_ms = 0 WHERE run_id = ?1",
+	    " reason = NULL, message = NULL, ended_ms = 0 WHERE run_id = ?1 AND status IN (0, 1)",
 	    err);
 
 	if (!s)

@@ -109,7 +109,9 @@ int expt_store_create_runs(struct expt_store *st, const char *experiment, const 
 /* Updates of a run's lifecycle. Each is one short transaction; EXPT_ENOTFOUND for an unknown run.
  * No transition is refused (the last writer wins): callers order their writes. set_argv_env: a
  * NULL argv_json or env_json leaves that one unchanged. mark_running clears the previous
- * attempt's exit_code/signal/reason/message/ended_ms. mark_done needs a done status. */
+ * attempt's exit_code/signal/reason/message/ended_ms and changes only a queued or running run:
+ * one that has ended (stopped by `expt stop` from another process) gives EXPT_ENOTFOUND, so a
+ * stop is never overwritten by a start. mark_done needs a done status. */
 int expt_store_set_argv_env(struct expt_store *st, const char *run_id, const char *argv_json,
 			    const char *env_json, struct expt_err *err);
 int expt_store_mark_running(struct expt_store *st, const char *run_id, int pid, int attempt,

@@ -67,6 +67,34 @@ else
 	fail "supervisor pid recorded for life-5"
 fi
 
+# expt stop of a whole experiment while its supervisor starts the next queued run: nothing
+# keeps running, everything ends stopped.
+mkdir race && (
+	cd race
+	printf 'name: sl\ncommand: ["sleep", "7"]\nargs: none\nparams: {i: 0}\nsweep: {i: [1, 2, 3]}\nparallel: 1\n' >expt.yaml
+	"$EXPT" run -d -q >/dev/null 2>&1
+	sleep 0.5
+	"$EXPT" stop sl --grace 1 >/dev/null
+	sleep 2.5
+	if pgrep -f "^sleep 7" >/dev/null; then echo "left running"; fi
+	"$EXPT" ps sl -o json | json 'sorted(r["status"] for r in d)'
+) >race.out 2>&1
+equals "stop wins over the supervisor starting the next run" "$(cat race.out)" "['stopped', 'stopped', 'stopped']"
+
+# With EXPT_HOME, run -d still detaches at once and logs beside the store.
+mkdir -p home/store && (
+	cd home
+	printf 'name: h\ncommand: ["sleep", "3"]\nargs: none\n' >expt.yaml
+	start=$(date +%s%N)
+	ids=$(EXPT_HOME="$PWD/store" "$EXPT" run -d 2>/dev/null)
+	echo "took=$((($(date +%s%N) - start) / 1000000)) ids=$ids"
+) >home.out 2>&1
+took=$(sed -n 's/.*took=\([0-9]*\).*/\1/p' home.out)
+if [ -n "$took" ] && [ "$took" -lt 2000 ]; then pass "run -d returns at once with EXPT_HOME"; else fail "run -d returns at once with EXPT_HOME" "$(cat home.out)"; fi
+contains "the id is printed" "$(cat home.out)" "ids=h-1"
+sleep 3.5
+[ -s home/store/supervisor.log ] && pass "supervisor.log beside the store" || fail "supervisor.log beside the store"
+
 # Ctrl-C (SIGINT to expt run) stops every run and marks them stopped; exit 130.
 "$EXPT" run n=100,101 >ctrlc.out 2>&1 &
 runner=$!
