@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "launch.h"
@@ -82,49 +83,114 @@ static void params_from_json(const char *text, struct expt_params *out)
 	json_decref(o);
 }
 
-/* The spec of an earlier run: its resolved snapshot, with the project directory restored. */
+/* The spec of an earlier run: its resolved snapshot (with overrides on top when given), with
+ * the original spec file's path and directory restored so that retries of retries run where the
+ * first run did. The snapshot goes through a temporary file that is removed at once. */
 static int load_run_spec(struct cli_ctx *ctx, const struct expt_run_rec *r,
 			 const struct expt_strv *overrides, struct expt_spec **out)
 {
 	struct cli_specopts so;
 	struct expt_kv_rows tags = {0};
-	char *snap = NULL, *dir = NULL;
-	int rc;
+	char snap[] = "/tmp/expt-retry-XXXXXX.json";
+	char *origin = NULL;
+	int fd, rc;
 
 	memset(&so, 0, sizeof(so));
+	if (!r->spec_json)
+		return expt_err_set(&ctx->err, EXPT_EFAIL, "%s has no recorded spec to retry from",
+				    r->run_id);
 	if ((rc = expt_store_get_tags(ctx->store, r->run_id, &tags, &ctx->err)))
 		goto out;
 	for (size_t i = 0; i < tags.n; i++)
-		if (!strcmp(tags.keys[i], "expt.spec") && tags.values[i]) {
-			char *slash;
-			dir = expt_xstrdup(tags.values[i]);
-			slash = strrchr(dir, '/');
-			if (slash)
-				*slash = '\0';
-		}
-	if (!r->spec_json || !r->log_dir) {
-		rc = expt_err_set(&ctx->err, EXPT_EFAIL, "%s has no recorded spec to retry from",
-				  r->run_id);
+		if (!strcmp(tags.keys[i], "expt.spec") && tags.values[i])
+			origin = expt_xstrdup(tags.values[i]);
+	fd = mkstemps(snap, 5);
+	if (fd < 0) {
+		rc = expt_err_errno(&ctx->err, EXPT_EFAIL, "cannot create a temporary file");
 		goto out;
 	}
-	snap = expt_xasprintf("%s/spec.json", r->log_dir);
-	if ((rc = expt_write_file(snap, r->spec_json, strlen(r->spec_json), &ctx->err)))
-		goto out;
-	so.file = snap;
-	expt_strv_copy(&so.overrides, overrides);
-	if ((rc = cli_load_spec(ctx, &so, out)))
-		goto out;
-	if (dir) {
-		free((*out)->dir);
-		(*out)->dir = dir;
-		dir = NULL;
+	close(fd);
+	rc = expt_write_file(snap, r->spec_json, strlen(r->spec_json), &ctx->err);
+	if (!rc) {
+		so.file = snap;
+		if (overrides)
+			expt_strv_copy(&so.overrides, overrides);
+		rc = cli_load_spec(ctx, &so, out);
 	}
+	unlink(snap);
+	if (rc || !origin)
+		goto out;
+	free((*out)->path);
+	(*out)->path = origin;
+	free((*out)->dir);
+	(*out)->dir = expt_xstrdup(origin);
+	{
+		char *slash = strrchr((*out)->dir, '/');
+		if (slash && slash != (*out)->dir)
+			*slash = '\0';
+	}
+	origin = NULL;
 out:
 	cli_specopts_release(&so);
 	expt_kv_rows_release(&tags);
-	free(snap);
-	free(dir);
+	free(origin);
 	return rc;
+}
+
+/* Does an override value sweep (an unescaped comma)? */
+static int sweeps(const char *value)
+{
+	for (const char *p = value; *p; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		else if (*p == ',')
+			return 1;
+	}
+	return 0;
+}
+
+/* The params of run r, exactly as its plan had them: the plan of the snapshot spec (base) whose
+ * params print the same, else rebuilt from the recorded JSON. Then param overrides are applied
+ * with the types the spec gives them (from with, the snapshot with overrides). */
+static int retry_params(struct cli_ctx *ctx, const struct expt_spec *base,
+			const struct expt_spec *with, const struct expt_strv *overrides,
+			const struct expt_run_rec *r, struct expt_params *out)
+{
+	int found = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < base->nruns && !found && r->params_json; i++) {
+		char *pj = expt_params_json(&base->runs[i].params);
+		if (!strcmp(pj, r->params_json)) {
+			expt_params_copy(out, &base->runs[i].params);
+			found = 1;
+		}
+		free(pj);
+	}
+	if (!found)
+		params_from_json(r->params_json, out);
+	for (size_t i = 0; overrides && i < overrides->n; i++) {
+		const char *eq = strchr(overrides->v[i], '=');
+		char *key = expt_xstrndup(overrides->v[i], (size_t)(eq - overrides->v[i]));
+		const char *name = !strncmp(key, "params.", 7) ? key + 7 : key;
+		const struct expt_value *v;
+
+		if (name == key + 7 || expt_params_get(out, name)) {
+			if (sweeps(eq + 1)) {
+				free(key);
+				return expt_err_set(
+				    &ctx->err, EXPT_EUSAGE,
+				    "%s: a retry reruns one run; it cannot sweep a param "
+				    "(use expt run for that)",
+				    overrides->v[i]);
+			}
+			v = expt_params_get(&with->params, name);
+			if (v)
+				expt_params_set(out, name, v->type, v->text);
+		}
+		free(key);
+	}
+	return 0;
 }
 
 static int cmd_retry(struct cli_ctx *ctx, int argc, char **argv)
@@ -194,7 +260,7 @@ static int cmd_retry(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	/* Runs sharing one spec snapshot are launched together (one sweep, one progress view). */
 	for (size_t i = 0; i < l.n;) {
-		struct expt_spec *spec = NULL;
+		struct expt_spec *spec = NULL, *base = NULL;
 		struct expt_params *params;
 		const char **retry_of;
 		size_t j = i, n;
@@ -206,15 +272,28 @@ static int cmd_retry(struct cli_ctx *ctx, int argc, char **argv)
 		if (j == i)
 			j = i + 1;
 		n = j - i;
-		if ((rc = load_run_spec(ctx, &l.v[i], &overrides, &spec)))
+		if ((rc = load_run_spec(ctx, &l.v[i], NULL, &base)) ||
+		    (rc = load_run_spec(ctx, &l.v[i], &overrides, &spec))) {
+			expt_spec_free(base);
 			goto out;
+		}
 		params = expt_xcalloc(n, sizeof(*params));
 		retry_of = expt_xcalloc(n, sizeof(*retry_of));
-		for (size_t k = 0; k < n; k++) {
-			params_from_json(l.v[i + k].params_json, &params[k]);
+		for (size_t k = 0; k < n && !rc; k++) {
+			rc = retry_params(ctx, base, spec, &overrides, &l.v[i + k], &params[k]);
 			retry_of[k] = l.v[i + k].run_id;
-			if (!lo.quiet)
+			if (!rc && !lo.quiet)
 				fprintf(stderr, "expt: retrying %s\n", l.v[i + k].run_id);
+		}
+		expt_spec_free(base);
+		base = NULL;
+		if (rc) {
+			for (size_t k = 0; k < n; k++)
+				expt_params_release(&params[k]);
+			free(params);
+			free(retry_of);
+			expt_spec_free(spec);
+			goto out;
 		}
 		rc = cli_launch(ctx, spec, params, retry_of, n, &lo);
 		for (size_t k = 0; k < n; k++)

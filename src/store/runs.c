@@ -215,9 +215,14 @@ static int insert_params(struct expt_store *st, sqlite3_stmt *ins, int64_t rowid
 		char *dumped = NULL;
 		const char *text;
 
-		if (json_is_string(v))
+		char num[40];
+
+		if (json_is_string(v)) {
 			text = json_string_value(v);
-		else
+		} else if (json_is_real(v)) {
+			expt_fmt_double(json_real_value(v), num, sizeof(num));
+			text = num;
+		} else
 			text = dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 		sqlite3_reset(ins);
 		sqlite3_bind_int64(ins, 1, rowid);

@@ -109,16 +109,6 @@ int expt_keys_intern(struct expt_keys *k, const char *key, size_t len, uint32_t 
 	return 0;
 }
 
-void expt_fmt_double(double v, char *out, size_t n)
-{
-	/* Try the short forms first: 0.3 should read "0.3", not "0.29999999999999999". */
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(out, n, "%.*g", prec, v);
-		if (prec == 17 || strtod(out, NULL) == v)
-			return;
-	}
-}
-
 void expt_json_double(struct expt_buf *b, double v)
 {
 	char tmp[40];

@@ -131,8 +131,6 @@ const char *expt_sink_names(void);
 /* Appends a double as JSON: the shortest text that reads back to the same double; NaN and
  * infinities as the strings "NaN", "Infinity", "-Infinity". */
 void expt_json_double(struct expt_buf *b, double v);
-/* Shortest %g text that reads back to v (n >= 32). */
-void expt_fmt_double(double v, char *out, size_t n);
 /* Appends base64 of data. */
 void expt_base64(struct expt_buf *b, const unsigned char *data, size_t len);
 /* Reads the width, height and channels of a PNG; -1 when data is not a PNG. */

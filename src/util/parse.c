@@ -175,6 +175,16 @@ int expt_parse_millicpu(const char *s, int64_t *out)
 	return 0;
 }
 
+void expt_fmt_double(double v, char *out, size_t n)
+{
+	/* Try the short forms first: 0.3 should read "0.3", not "0.29999999999999999". */
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(out, n, "%.*g", prec, v);
+		if (prec == 17 || strtod(out, NULL) == v)
+			return;
+	}
+}
+
 void expt_fmt_duration(int64_t ms, char *out, unsigned n)
 {
 	int64_t s = ms / 1000;

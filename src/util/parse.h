@@ -2,6 +2,7 @@
 #ifndef EXPT_UTIL_PARSE_H
 #define EXPT_UTIL_PARSE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Each returns 0 on success, -1 when s is not of the form (out untouched). */
@@ -14,6 +15,8 @@ int expt_parse_duration_ms(const char *s, int64_t *out);
 int expt_parse_bytes(const char *s, int64_t *out);
 /* Kubernetes CPU quantity: "2", "0.5", "500m" → millicores. */
 int expt_parse_millicpu(const char *s, int64_t *out);
+/* The shortest "%g" text that reads back as exactly v (0.1, not 0.10000000000000001); n >= 32. */
+void expt_fmt_double(double v, char *out, size_t n);
 /* Formats a duration (ms) compactly: "850ms", "12s", "3m04s", "2h05m". */
 void expt_fmt_duration(int64_t ms, char *out, unsigned n);
 /* Formats bytes the Kubernetes way when exact ("1Gi"), else in bytes. */

@@ -66,4 +66,15 @@ expect_code "retried runs get new ids linked to the old" 0 "$EXPT" ps broken -o 
 equals "retry_of links" "$(echo "$out" | json 'sorted((r["id"], r["retry_of"]) for r in d if r["retry_of"])')" \
 	"[('broken-5', 'broken-1'), ('broken-6', 'broken-2'), ('broken-7', 'broken-3'), ('broken-8', 'broken-4')]"
 equals "retried params kept" "$(echo "$out" | json '[r["params"]["mode"] for r in d if r["id"]=="broken-6"][0]')" "oom"
+
+# A retry of a retry runs where the first run did, with the same params, and takes param
+# overrides; sweeping in a retry is refused.
+expect_code "retry a retry" 1 "$EXPT" retry broken-8 -q
+expect_code "debug the retry of a retry" 0 "$EXPT" debug broken-9
+contains "it ran the script (same directory)" "$out" "exited with code 3"
+expect_code "retry with a param override" 1 "$EXPT" retry broken-9 -q mode=exit3 timeout=3s
+expect_code "show it" 0 "$EXPT" show broken-10 -o json
+equals "the override is applied" "$(echo "$out" | json 'd["params"]["mode"]')" "exit3"
+expect_code "no sweep in a retry" 2 "$EXPT" retry broken-9 mode=a,b
+contains "says why" "$out" "cannot sweep a param"
 finish
