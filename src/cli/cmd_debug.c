@@ -147,18 +147,18 @@ static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv)
 			expt_fmt_time_iso(events.times ? events.times[i] : 0, t, sizeof(t));
 			json_object_set_new(e, "time", json_string(t));
 			json_object_set_new(e, "kind", json_string(events.keys[i]));
-			json_object_set_new(e, "message",
-					    json_string(events.values[i] ? events.values[i] : ""));
+			json_object_set_new(
+			    e, "message", cli_json_text(events.values[i] ? events.values[i] : ""));
 			json_array_append_new(ev, e);
 		}
 		json_object_set_new(o, "events", ev);
 		a = json_array();
 		for (size_t i = 0; i < err_lines.n; i++)
-			json_array_append_new(a, json_string(err_lines.v[i]));
+			json_array_append_new(a, cli_json_text(err_lines.v[i]));
 		json_object_set_new(o, "stderr_tail", a);
 		a = json_array();
 		for (size_t i = 0; i < out_lines.n; i++)
-			json_array_append_new(a, json_string(out_lines.v[i]));
+			json_array_append_new(a, cli_json_text(out_lines.v[i]));
 		json_object_set_new(o, "stdout_tail", a);
 		cli_emit(stdout, o, fmt);
 		json_decref(o);

@@ -86,15 +86,19 @@ static void drain(struct follower *fw, struct source *s)
 			/* Skip to the last N lines: count newlines backwards. */
 			off_t end = lseek(s->fd, 0, SEEK_END), pos = end;
 			int64_t lines = 0;
-			while (pos > 0 && lines <= fw->tail) {
+			if (fw->tail == 0)
+				goto found; /* nothing old: only what comes next */
+			while (pos > 0 && lines < fw->tail) {
 				off_t from =
 				    pos > (off_t)sizeof(chunk) ? pos - (off_t)sizeof(chunk) : 0;
 				ssize_t r = pread(s->fd, chunk, (size_t)(pos - from), from);
 				if (r <= 0)
 					break;
 				for (ssize_t i = r - 1; i >= 0; i--) {
+					/* The N-th newline before the end (not counting
+					 * the last byte's) starts the last N lines. */
 					if (chunk[i] == '\n' && !(from + i == end - 1) &&
-					    ++lines > fw->tail) {
+					    ++lines == fw->tail) {
 						pos = from + i + 1;
 						goto found;
 					}

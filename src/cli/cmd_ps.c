@@ -12,7 +12,8 @@ static const char usage[] =
     "usage: expt ps [EXPERIMENT] [options]\n"
     "\n"
     "Lists runs, newest last: id, status, exit code, duration, start time, params.\n"
-    "Without -a, shows the 30 most recent runs (and says how many more there are).\n"
+    "Without -a, shows the 30 most recent runs (and says how many more there are);\n"
+    "-o json and -o yaml list every run unless -n is given.\n"
     "\n"
     "Options:\n"
     "  -a, --all             every run\n"
@@ -103,6 +104,7 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	struct expt_run_list l = {0};
 	enum cli_output fmt = CLI_OUT_TEXT;
 	int64_t limit = 30, total = -1;
+	int limit_given = 0;
 	int c, rc = 0;
 
 	memset(&f, 0, sizeof(f));
@@ -112,8 +114,10 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		switch (c) {
 		case 'a':
 			limit = 0;
+			limit_given = 1;
 			break;
 		case 'n':
+			limit_given = 1;
 			if (expt_parse_i64(optarg, &limit) || limit < 1)
 				return cli_usage_error(ctx, &cli_cmd_ps,
 						       "--last needs a positive number, got '%s'",
@@ -140,10 +144,13 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	f.experiment = optind < argc ? argv[optind] : NULL;
 	if ((rc = expt_store_reconcile(ctx->store, &ctx->err)))
 		return rc;
+	/* The 30-run default is for people; scripts (-o json|yaml) get every run unless -n. */
+	if (limit == 30 && !limit_given && (fmt == CLI_OUT_JSON || fmt == CLI_OUT_YAML))
+		limit = 0;
 	f.limit = limit;
 	if ((rc = expt_store_list_runs(ctx->store, &f, &l, &ctx->err)))
 		goto out;
-	if (limit && (int64_t)l.n == limit) {
+	if (limit && (int64_t)l.n == limit && !f.status_mask) {
 		struct expt_experiment_list el = {0};
 		if (!expt_store_list_experiments(ctx->store, &el, &ctx->err)) {
 			total = 0;
@@ -152,14 +159,24 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 					total += el.v[i].nruns;
 		}
 		expt_experiment_list_release(&el);
+	} else if (limit && (int64_t)l.n == limit) {
+		total = -2; /* filtered: more may exist, the count is not known cheaply */
 	}
-	if (f.experiment && l.n == 0 && !f.status_mask) {
-		rc = expt_err_set(&ctx->err, EXPT_ENOTFOUND, "no experiment named '%s'",
-				  f.experiment);
-		goto out;
+	if (f.experiment && l.n == 0) {
+		struct expt_experiment_list el = {0};
+		int known = 0;
+		if (!expt_store_list_experiments(ctx->store, &el, &ctx->err))
+			for (size_t i = 0; i < el.n; i++)
+				known |= !strcmp(el.v[i].name, f.experiment);
+		expt_experiment_list_release(&el);
+		if (!known) {
+			rc = expt_err_set(&ctx->err, EXPT_ENOTFOUND, "no experiment named '%s'",
+					  f.experiment);
+			goto out;
+		}
 	}
-	/* list_runs gives newest first with a limit: print oldest first. */
-	for (size_t i = 0; i < l.n / 2; i++) {
+	/* With a limit the store gives the newest first: print oldest first. */
+	for (size_t i = 0; limit && i < l.n / 2; i++) {
 		struct expt_run_rec t = l.v[i];
 		l.v[i] = l.v[l.n - 1 - i];
 		l.v[l.n - 1 - i] = t;
@@ -232,6 +249,9 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		if (total > (int64_t)l.n)
 			fprintf(stderr, "... %lld older runs not shown (expt ps -a)\n",
 				(long long)(total - (int64_t)l.n));
+		else if (total == -2)
+			fprintf(stderr, "... showing the %lld most recent (expt ps -a for all)\n",
+				(long long)l.n);
 	}
 out:
 	expt_run_list_release(&l);

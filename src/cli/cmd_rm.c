@@ -11,7 +11,7 @@ static const char usage[] =
     "\n"
     "Deletes runs: their records in the store and their directory under .expt/runs\n"
     "(output, logs). A removed run's id is never reused. Queued or running runs are\n"
-    "refused unless --force (which stops them first: use 'expt stop').\n"
+    "refused (stop them first with 'expt stop'); nothing is deleted then.\n"
     "\n"
     "Options:\n"
     "  -s, --status LIST     only runs in these states (e.g. failed,stopped)\n"

@@ -29,7 +29,7 @@ static json_t *kv_json(const struct expt_kv_rows *r)
 	json_t *o = json_object();
 
 	for (size_t i = 0; i < r->n; i++)
-		json_object_set_new(o, r->keys[i], json_string(r->values[i] ? r->values[i] : ""));
+		json_object_set_new(o, r->keys[i], cli_json_text(r->values[i] ? r->values[i] : ""));
 	return o;
 }
 

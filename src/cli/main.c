@@ -1,6 +1,7 @@
 /* expt: the entry point. Finds the command, sets up what it needs, prints its error once. */
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -153,6 +154,10 @@ int main(int argc, char **argv)
 	expt_store_close(ctx.store);
 	free(ctx.db_path);
 	free(ctx.project_dir);
-	fflush(stdout);
+	/* Output that could not be written (disk full, closed pipe) is a failure, not success. */
+	if ((fflush(stdout) || ferror(stdout)) && !rc) {
+		fprintf(stderr, "expt %s: cannot write output: %s\n", cmd->name, strerror(errno));
+		rc = EXPT_EFAIL;
+	}
 	return rc;
 }

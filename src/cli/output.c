@@ -246,9 +246,62 @@ const char *cli_run_color(const char *run_id, int color)
 	return palette[h % (sizeof(palette) / sizeof(palette[0]))];
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *p)
+{
+	size_t n, i;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+json_t *cli_json_text(const char *s)
+{
+	struct expt_buf b = EXPT_BUF_INIT;
+	const unsigned char *p;
+	json_t *j;
+
+	if (!s)
+		return json_null();
+	j = json_string(s);
+	if (j)
+		return j;
+	for (p = (const unsigned char *)s; *p;) {
+		size_t n = utf8_seq(p);
+		if (n) {
+			expt_buf_add(&b, p, n);
+			p += n;
+		} else {
+			expt_buf_adds(&b, "\xef\xbf\xbd");
+			p++;
+		}
+	}
+	j = json_stringn(b.buf, b.len);
+	expt_buf_release(&b);
+	return j ? j : json_string("");
+}
+
 static void set_str(json_t *o, const char *k, const char *v)
 {
-	json_object_set_new(o, k, v ? json_string(v) : json_null());
+	json_object_set_new(o, k, cli_json_text(v));
 }
 
 static void set_time(json_t *o, const char *k, int64_t ms)

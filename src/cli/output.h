@@ -33,6 +33,9 @@ const char *cli_run_color(const char *run_id, int color);
 json_t *cli_run_json(const struct expt_run_rec *r);
 /* "3.2s", "-" when not started. */
 void cli_run_duration(const struct expt_run_rec *r, char *out, size_t n);
+/* A JSON string of s; bytes that are not valid UTF-8 (a program's raw output) become U+FFFD
+ * instead of the whole string being dropped. NULL s gives JSON null. */
+json_t *cli_json_text(const char *s);
 /* Parses a JSON text into a value, NULL on error or NULL input. */
 json_t *cli_json_parse(const char *text);
 /* A signal's name, "SIGKILL"; "signal 42" for unknown ones. */

@@ -9,11 +9,25 @@ static int reconcile(struct cli_ctx *ctx)
 	return expt_store_reconcile(ctx->store, &ctx->err);
 }
 
+/* Appends r to out unless a run of that id is already there (`expt rm q q-1` names q-1 twice);
+ * takes r either way. */
+static void append_unique(struct expt_run_list *out, struct expt_run_rec *r)
+{
+	for (size_t i = 0; i < out->n; i++)
+		if (!strcmp(out->v[i].run_id, r->run_id)) {
+			expt_run_rec_release(r);
+			return;
+		}
+	EXPT_ALLOC_GROW(out->v, out->n + 1, out->cap);
+	out->v[out->n++] = *r;
+}
+
 int cli_resolve_runs(struct cli_ctx *ctx, const char *ref, int include_specs,
 		     struct expt_run_list *out, int *is_run)
 {
 	struct expt_run_filter f;
 	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_run_list found = {0};
 	struct expt_run_rec r;
 	int rc;
 
@@ -27,8 +41,7 @@ int cli_resolve_runs(struct cli_ctx *ctx, const char *ref, int include_specs,
 		memset(&r, 0, sizeof(r));
 		rc = expt_store_get_run(ctx->store, ref, &r, &e);
 		if (!rc) {
-			EXPT_ALLOC_GROW(out->v, out->n + 1, out->cap);
-			out->v[out->n++] = r;
+			append_unique(out, &r);
 			if (is_run)
 				*is_run = 1;
 			return 0;
@@ -39,13 +52,27 @@ int cli_resolve_runs(struct cli_ctx *ctx, const char *ref, int include_specs,
 		}
 		f.experiment = ref;
 	}
-	f.limit = 0;
-	if ((rc = expt_store_list_runs(ctx->store, &f, out, &ctx->err)))
-		return rc;
-	if (ref && out->n == 0)
-		return expt_err_set(&ctx->err, EXPT_ENOTFOUND,
-				    "no run or experiment named '%s' (see 'expt ps')", ref);
-	return 0;
+	if (!out->n) { /* the common case: nothing to merge with */
+		if ((rc = expt_store_list_runs(ctx->store, &f, out, &ctx->err)))
+			return rc;
+		if (ref && !out->n)
+			return expt_err_set(&ctx->err, EXPT_ENOTFOUND,
+					    "no run or experiment named '%s' (see 'expt ps')", ref);
+		return 0;
+	}
+	if ((rc = expt_store_list_runs(ctx->store, &f, &found, &ctx->err)))
+		goto out;
+	if (ref && !found.n) {
+		rc = expt_err_set(&ctx->err, EXPT_ENOTFOUND,
+				  "no run or experiment named '%s' (see 'expt ps')", ref);
+		goto out;
+	}
+	for (size_t i = 0; i < found.n; i++)
+		append_unique(out, &found.v[i]);
+	found.n = 0;
+out:
+	expt_run_list_release(&found);
+	return rc;
 }
 
 int cli_resolve_run(struct cli_ctx *ctx, const char *ref, struct expt_run_rec *out)

@@ -74,6 +74,27 @@ expect_code "ps after rm" 0 "$EXPT" ps demo -o json
 contains "the removed id is not reused" "$(echo "$out" | json '[r["id"] for r in d]')" "demo-7"
 not_contains "demo-6 is gone" "$(echo "$out" | json '[r["id"] for r in d]')" "demo-6"
 
+expect_code "ps -a lists oldest first" 0 "$EXPT" ps -a demo
+equals "first row is demo-1" "$(echo "$out" | sed -n 2p | awk '{print $1}')" "demo-1"
+expect_code "logs -n 1" 0 "$EXPT" logs demo-3 -n 1
+equals "exactly the last line" "$(echo "$out" | wc -l)" "1"
+expect_code "logs -n 0" 0 "$EXPT" logs demo-3 -n 0
+equals "nothing" "$out" ""
+expect_code "output that cannot be written fails" 1 sh -c "\"$EXPT\" ps -o json >/dev/full"
+contains "says so" "$out" "cannot write output"
+
+cat >raw.yaml <<'YAML'
+name: raw
+command: python3 raw.py
+args: none
+YAML
+printf 'import sys\nsys.stderr.buffer.write(b"ok\\n\\xff caf\\xe9\\n")\nsys.exit(1)\n' >raw.py
+expect_code "a run printing bytes that are not UTF-8" 1 "$EXPT" run -q -f raw.yaml
+expect_code "debug -o json keeps those lines" 0 "$EXPT" debug raw-1 -o json
+equals "replaced, not dropped" "$(echo "$out" | json 'len(d["stderr_tail"])')" "2"
+expect_code "rm with overlapping names" 0 "$EXPT" rm raw raw-1
+equals "removed once" "$(echo "$out" | grep -c removed)" "1"
+
 mkdir sub && cd sub
 expect_code "the store is found from a subdirectory" 0 "$EXPT" ps demo
 cd ..
