@@ -92,12 +92,19 @@ static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		rc = cli_print_plan(ctx, spec, fmt);
 		goto out;
 	}
-	/* The store is opened only now, so that a bad spec leaves nothing behind. */
+	/* The store is opened only now, so that a bad spec leaves nothing behind. It is the one
+	 * found from the working directory (like git); if there is none, the one of the spec's
+	 * project (found from, or created in, the spec's directory), where the runs execute. */
 	{
 		char *cwd = expt_abspath(".");
-		rc = expt_store_locate(cwd ? cwd : ".", 1, &ctx->db_path, &ctx->project_dir,
+		rc = expt_store_locate(cwd ? cwd : ".", 0, &ctx->db_path, &ctx->project_dir,
 				       &ctx->err);
 		free(cwd);
+		if (rc == EXPT_ENOTFOUND) {
+			expt_err_clear(&ctx->err);
+			rc = expt_store_locate(spec->dir, 1, &ctx->db_path, &ctx->project_dir,
+					       &ctx->err);
+		}
 		if (rc || (rc = expt_store_open(&ctx->store, ctx->db_path, &ctx->err)))
 			goto out;
 	}
