@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@ static const char usage[] =
     "      --stdout          only stdout\n"
     "  -n, --tail N          start with the last N lines of each run\n"
     "      --no-prefix       do not prefix lines with the run id\n"
+    "  -o, --output FORMAT   text (default); json: one {\"run\", \"line\"} object per line\n"
+    "                        (JSON Lines, also with -f); yaml: one list item per line\n"
     "  -h, --help            this help\n";
 
 static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
@@ -53,6 +56,7 @@ struct follower {
 	size_t n, cap;
 	const char *file; /* output.log, stdout.log or stderr.log */
 	int prefix, color;
+	enum cli_output fmt; /* text, or json/yaml: one record per line, as it comes */
 	int64_t tail;
 };
 
@@ -66,6 +70,25 @@ static struct source *find(struct follower *fw, const char *run_id)
 
 static void emit_line(struct follower *fw, struct source *s, const char *line, size_t len)
 {
+	if (fw->fmt == CLI_OUT_JSON || fw->fmt == CLI_OUT_YAML) {
+		char *text = expt_xstrndup(line, len);
+		json_t *o = json_object(), *t = cli_json_text(text);
+		char *j;
+
+		json_object_set_new(o, "run", json_string(s->run_id));
+		json_object_set_new(o, "line", t);
+		j = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (fw->fmt == CLI_OUT_JSON) {
+			printf("%s\n", j ? j : "{}");
+		} else {
+			/* A YAML list, one item per line; flow mappings are valid YAML. */
+			printf("- %s\n", j ? j : "{}");
+		}
+		free(j);
+		free(text);
+		json_decref(o);
+		return;
+	}
 	if (fw->prefix)
 		printf("%s%s%s | ", cli_run_color(s->run_id, fw->color), s->run_id,
 		       CLI_RESET(fw->color));
@@ -171,8 +194,12 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 	fw.tail = -1;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":fn:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":fn:o:", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'o':
+			if ((rc = cli_opt_output(ctx, &cli_cmd_logs, optarg, &fw.fmt, 0)))
+				return rc;
+			break;
 		case 'f':
 			follow = 1;
 			break;

@@ -56,6 +56,8 @@ equals "only stderr" "$out" "to stderr"
 expect_code "logs of the experiment are prefixed" 0 "$EXPT" logs demo
 equals "one prefixed stream has every run" "$(echo "$out" | grep -c '| file_lr=')" "4"
 
+expect_code "logs -o json (JSON Lines)" 0 "$EXPT" logs demo -o json
+equals "one object per line, with its run" "$(echo "$out" | python3 -c 'import json,sys; print(sorted(set(json.loads(l)["run"] for l in sys.stdin)))')" "['demo-1', 'demo-2', 'demo-3', 'demo-4']"
 expect_code "compare sorted by loss" 0 "$EXPT" compare demo --sort loss
 contains "compare header" "$out" "RUN"
 equals "best run first" "$(echo "$out" | sed -n 3p | awk '{print $1}')" "demo-3"
