@@ -11,7 +11,8 @@
 static const char usage[] =
     "usage: expt ps [EXPERIMENT] [options]\n"
     "\n"
-    "Lists runs, newest last: id, status, exit code, duration, start time, params.\n"
+    "Lists runs, newest last: id, status, exit code, duration, start time, params and\n"
+    "each metric's last value.\n"
     "Without -a, shows the 30 most recent runs (and says how many more there are);\n"
     "-o json and -o yaml list every run unless -n is given.\n"
     "\n"
@@ -19,7 +20,8 @@ static const char usage[] =
     "  -a, --all             every run\n"
     "  -n, --last N          the N most recent runs\n"
     "  -s, --status LIST     only runs in these states (queued,running,succeeded,failed,stopped)\n"
-    "  -o, --output FORMAT   text (default), wide (adds host, pid, GPUs, metrics), json, yaml\n"
+    "  -o, --output FORMAT   text (default), wide (untruncated, adds backend, host, pid, GPUs),\n"
+    "                        json, yaml\n"
     "  -h, --help            this help\n";
 
 static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv);
@@ -84,8 +86,12 @@ static void metrics_short(struct cli_ctx *ctx, const char *run_id, char *out, si
 	for (size_t i = 0; i < s.n; i++) {
 		int w = snprintf(out + len, n - len, "%s%s=%.4g", len ? " " : "", s.v[i].key,
 				 s.v[i].last);
-		if (w < 0 || (size_t)w >= n - len)
+		if (w < 0 || (size_t)w >= n - len) {
+			out[len] = '\0'; /* no half metric: say that more exist */
+			if (len + 4 < n)
+				memcpy(out + len, " ...", 5);
 			break;
+		}
 		len += (size_t)w;
 	}
 	expt_metric_summaries_release(&s);
@@ -197,9 +203,9 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	{
 		struct cli_table t;
 		int wide = fmt == CLI_OUT_WIDE, co = ctx->color_out;
-		const char *head[] = {"RUN",	 "STATUS", "EXIT", "DURATION", "STARTED", "PARAMS",
-				      "BACKEND", "HOST",   "PID",  "GPUS",     "METRICS"};
-		cli_table_init(&t, wide ? 11 : 6);
+		const char *head[] = {"RUN",	 "STATUS",  "EXIT", "DURATION", "STARTED", "PARAMS",
+				      "METRICS", "BACKEND", "HOST", "PID",	"GPUS"};
+		cli_table_init(&t, wide ? 11 : 7);
 		cli_table_row(&t, head);
 		for (size_t i = 0; i < l.n; i++) {
 			const struct expt_run_rec *r = &l.v[i];
@@ -233,14 +239,15 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 			row[3] = dur;
 			row[4] = started;
 			row[5] = params[0] ? params : "-";
+			/* Each metric's last value: what people scan ps for. */
+			metrics_short(ctx, r->run_id, metrics, wide ? sizeof(metrics) : 48);
+			row[6] = metrics[0] ? metrics : "-";
 			if (wide) {
 				snprintf(pid, sizeof(pid), "%d", r->pid);
-				metrics_short(ctx, r->run_id, metrics, sizeof(metrics));
-				row[6] = r->backend;
-				row[7] = r->host;
-				row[8] = r->pid ? pid : "-";
-				row[9] = r->gpus;
-				row[10] = metrics[0] ? metrics : "-";
+				row[7] = r->backend;
+				row[8] = r->host;
+				row[9] = r->pid ? pid : "-";
+				row[10] = r->gpus;
 			}
 			cli_table_row(&t, row);
 		}
