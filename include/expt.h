@@ -12,7 +12,20 @@ extern "C" {
 #endif
 
 /* A run being logged to: an opaque handle. Thread-safe: any thread may log through one handle
- * at the same time. Created by expt_run_open, destroyed by expt_run_finish. */
+ * at the same time. Created by expt_run_open, destroyed by expt_run_finish.
+ *
+ * Finishing while other threads use the handle: calls already inside the library when
+ * expt_run_finish starts (waiting for queue room, copying an artifact, flushing) return
+ * EXPT_RESULT_CLOSED, and expt_run_finish frees the run only after the last of them has
+ * returned; calls that start after finish began return EXPT_RESULT_CLOSED too. What no library
+ * can make safe is a call that starts after expt_run_finish has returned (the memory is gone):
+ * a program that shares a handle between threads must stop them using it by then (the Python
+ * binding counts its calls in flight and makes finish() wait for them). Calling
+ * expt_run_finish twice at the same time: the second returns EXPT_RESULT_CLOSED.
+ *
+ * fork(): in a child forked after the run opened, with or without hooks, every call returns
+ * EXPT_RESULT_CLOSED at once (the run's threads live in the parent); expt_run_finish only lets
+ * go there and never waits. */
 typedef struct expt_run expt_run;
 
 /* Return values. Every function returns EXPT_RESULT_OK (0) or one of the negative codes. */

@@ -22,6 +22,7 @@ is not 0). See docs/tracking.md.
 import array
 import atexit
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -100,6 +101,20 @@ def _doubles(values):
 _MAX_KEY_SETS = 4096  # cached key arrays per run
 
 
+def _in_use(method):
+    """Runs method(self, handle, ...) with the handle counted as in use (see Run._enter)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        h = self._enter()
+        try:
+            return method(self, h, *args, **kwargs)
+        finally:
+            self._leave()
+
+    return wrapper
+
+
 class Run:
     """A run being logged to. Thread-safe. Use as a context manager, or call finish()."""
 
@@ -111,7 +126,11 @@ class Run:
         self._log_metric = lib.expt_log_metric
         self._log_metrics = lib.expt_log_metrics
         self._warned_drop = False
+        # Calls inside the library on this handle: finish() clears _h, then waits for them to
+        # come out before the library frees the run; a call that starts later raises.
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._calls = 0
         self.id = lib.expt_run_id(handle).decode()
         self.experiment = lib.expt_run_experiment(handle).decode()
         self.output_dir = lib.expt_run_output_dir(handle).decode()
@@ -128,6 +147,21 @@ class Run:
         if not h:
             raise ExptError("expt: run %s is finished" % self.id)
         return h
+
+    def _enter(self):
+        """The handle, counted as in use until _leave(); ExptError once finish() began."""
+        with self._lock:
+            h = self._h
+            if not h:
+                raise ExptError("expt: run %s is finished" % self.id)
+            self._calls += 1
+        return h
+
+    def _leave(self):
+        with self._lock:
+            self._calls -= 1
+            if not self._calls and not self._h:
+                self._idle.notify_all()
 
     def _check(self, rc, what):
         if rc == _lib.OK:
@@ -169,9 +203,13 @@ class Run:
         self._log(metrics, kwargs, step, time_ms)
 
     def _log(self, metrics, kwargs, step, time_ms):
-        h = self._h
-        if not h:
-            self._handle()
+        h = self._enter()
+        try:
+            self._log_h(h, metrics, kwargs, step, time_ms)
+        finally:
+            self._leave()
+
+    def _log_h(self, h, metrics, kwargs, step, time_ms):
         step = -1 if step is None else int(step)
         if metrics is None:
             metrics = kwargs
@@ -205,35 +243,37 @@ class Run:
         if rc:
             self._check(rc, "metrics")
 
-    def param(self, key=None, value=None, **kwargs):
+    def param(self, key=None, value=None, /, **kwargs):
         """Logs params: param("lr", 0.1) or param(lr=0.1, optimizer="adam")."""
         items = list(kwargs.items())
         if key is not None:
             items.insert(0, (key, value))
-        h = self._handle()
-        for k, v in items:
-            self._check(self._lib.expt_log_param(h, _b(k), _b(_text(v))), "param")
+        self._kv(self._lib.expt_log_param, items, "param")
 
     def params(self, mapping):
-        """Logs every param of a mapping."""
-        self.param(**{str(k): v for k, v in dict(mapping).items()})
+        """Logs every param of a mapping (any names, "key" and "value" included)."""
+        self._kv(self._lib.expt_log_param, list(dict(mapping).items()), "param")
 
-    def tag(self, key=None, value=None, **kwargs):
+    def tag(self, key=None, value=None, /, **kwargs):
         """Sets tags: tag("phase", "eval") or tag(phase="eval")."""
         items = list(kwargs.items())
         if key is not None:
             items.insert(0, (key, value))
-        h = self._handle()
-        for k, v in items:
-            self._check(self._lib.expt_set_tag(h, _b(k), _b(_text(v))), "tag")
+        self._kv(self._lib.expt_set_tag, items, "tag")
 
-    def artifact(self, path, name=None):
+    @_in_use
+    def _kv(self, h, fn, items, what):
+        for k, v in items:
+            self._check(fn(h, _b(k), _b(_text(v))), what)
+
+    @_in_use
+    def artifact(self, h, path, name=None):
         """Copies a file or directory into the run's artifacts (as name, default its base
         name) before returning; returns the path of the copy."""
         err = _lib.Error()
         path = os.fspath(path)
         rc = self._lib.expt_log_artifact(
-            self._handle(), _b(path), _b(name) if name else None, ctypes.byref(err)
+            h, _b(path), _b(name) if name else None, ctypes.byref(err)
         )
         if rc:
             msg = err.message.decode("utf-8", "replace")
@@ -245,7 +285,8 @@ class Run:
         base = name or os.path.basename(os.path.normpath(path))
         return os.path.join(self.artifact_dir, base)
 
-    def image(self, name, img, step=None):
+    @_in_use
+    def image(self, h, name, img, step=None):
         """Logs an image: PNG bytes, or an HxW / HxWxC array (uint8, or floats in [0, 1]; C is
         1, 2, 3 or 4) when NumPy is installed."""
         if isinstance(img, (bytes, bytearray, memoryview)):
@@ -257,12 +298,13 @@ class Run:
                 png = _png.from_array(img)
             except ImportError:
                 raise TypeError("expt: image() takes PNG bytes (arrays need NumPy)") from None
-        rc = self._lib.expt_log_image(self._handle(), _b(name), png, len(png), _step(step))
+        rc = self._lib.expt_log_image(h, _b(name), png, len(png), _step(step))
         if rc == _lib.INVALID:
             raise ValueError("expt: image %r: not a PNG image, or a bad name" % name)
         self._check(rc, "image")
 
-    def histogram(self, name, values=None, step=None, *, edges=None, counts=None):
+    @_in_use
+    def histogram(self, h, name, values=None, step=None, *, edges=None, counts=None):
         """Logs a histogram: of values (a list or array; 30 equal buckets; NaN and infinities
         left out), or of buckets given as edges (n + 1) and counts (n):
         histogram("w", (edges, counts)) or histogram("w", edges=..., counts=...)."""
@@ -275,7 +317,6 @@ class Run:
         ):
             edges, counts = values
             values = None
-        h = self._handle()
         if edges is not None:
             ep, en, ek = _doubles(edges)
             cp, cn, ck = _doubles(counts if counts is not None else [])
@@ -296,18 +337,20 @@ class Run:
                              "negative counts" % name)
         self._check(rc, "histogram")
 
-    def set_status(self, status):
+    @_in_use
+    def set_status(self, h, status):
         """The status the run ends with: "succeeded", "failed" or "stopped"."""
-        rc = self._lib.expt_run_set_status(self._handle(), _b(status))
+        rc = self._lib.expt_run_set_status(h, _b(status))
         if rc == _lib.INVALID:
             raise ValueError("expt: status must be succeeded, failed or stopped, got %r" % status)
         self._check(rc, "status")
 
-    def flush(self, timeout=None):
+    @_in_use
+    def flush(self, h, timeout=None):
         """Waits until every sink has what was logged so far (timeout in seconds, None: no
         limit). Returns False when a sink is failing or the time ran out."""
         ms = -1 if timeout is None else max(0, int(timeout * 1000))
-        rc = self._lib.expt_run_flush(self._handle(), ms)
+        rc = self._lib.expt_run_flush(h, ms)
         if rc == _lib.CLOSED:
             self._check(rc, "flush")
         return rc == _lib.OK
@@ -318,6 +361,10 @@ class Run:
         library has said what was missed on stderr. Finishing twice is a no-op."""
         with self._lock:
             h, self._h = self._h, None
+            # Calls already inside the library finish first (in the library they see the run
+            # closed and come out quickly); later ones raise ExptError.
+            while h and self._calls:
+                self._idle.wait()
         if not h:
             return True
         _forget(self)
@@ -327,9 +374,9 @@ class Run:
             raise ValueError(err.message.decode("utf-8", "replace"))
         return rc == _lib.OK
 
-    def stats(self):
+    @_in_use
+    def stats(self, h):
         """Counters of each sink: name, delivered, pending, dropped, failing."""
-        h = self._handle()
         out = []
         for i in range(self._lib.expt_run_sink_count(h)):
             s = _lib.SinkStats()
@@ -441,7 +488,7 @@ def log(metrics=None, step=None, *, time_ms=None, **kwargs):
     (_stack[-1] if _stack else active_run())._log(metrics, kwargs, step, time_ms)
 
 
-def param(key=None, value=None, **kwargs):
+def param(key=None, value=None, /, **kwargs):
     active_run().param(key, value, **kwargs)
 
 
@@ -449,7 +496,7 @@ def params(mapping):
     active_run().params(mapping)
 
 
-def tag(key=None, value=None, **kwargs):
+def tag(key=None, value=None, /, **kwargs):
     active_run().tag(key, value, **kwargs)
 
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@ static int installed;	/* on_exit, atfork and the signal handlers (once per proce
 static pid_t owner_pid; /* the process the pipes and the watcher belong to */
 static int term_pipe[2] = {-1, -1}, done_pipe[2] = {-1, -1};
 static struct sigaction old_term, old_int;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static atomic_uint fork_gen;
 
 void expt_hooks_redeliver(void)
 {
@@ -150,6 +153,26 @@ static void fork_child(void)
 		expt_run_mark_forked(reg[i]);
 	nreg = 0;
 	pthread_mutex_unlock(&reg_mu);
+}
+
+static void fork_count(void)
+{
+	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static void watch_forks_once(void)
+{
+	pthread_atfork(NULL, NULL, fork_count);
+}
+
+void expt_hooks_watch_forks(void)
+{
+	pthread_once(&fork_once, watch_forks_once);
+}
+
+unsigned expt_hooks_fork_gen(void)
+{
+	return atomic_load_explicit(&fork_gen, memory_order_relaxed);
 }
 
 /* Puts our handler in front of the current one, unless it is already there. Done on every open:

@@ -31,6 +31,12 @@ static inline void expt_hooks_leave(void)
 		expt_hooks_redeliver();
 }
 
+/* Counts the forks of this process (bumped in every child): a run remembers the count at open,
+ * and a different one means this is a child that has none of its threads. Works for every run,
+ * hooks or not; expt_hooks_watch_forks must have been called before the run opened. */
+void expt_hooks_watch_forks(void);
+unsigned expt_hooks_fork_gen(void);
+
 /* Provided by run.c for the hooks. status NULL: the status set on the run, else from
  * exit_code (0: succeeded, else failed). */
 void expt_run_shutdown(struct expt_run *run, const char *status, int exit_code, int sig);

@@ -64,6 +64,12 @@ struct expt_run {
 	void *payload;
 	uint64_t flush_gen;
 	int closed, shut_state, forked, hooked;
+	/* Calls inside the library on this handle (they may wait with the lock let go); finish
+	 * frees the run only once they are out. */
+	int users, finishing;
+	/* The process that opened the run: anywhere else (a forked child) it is closed. */
+	pid_t owner;
+	unsigned fork_gen;
 	char status[16]; /* from expt_run_set_status; "" if none */
 	struct expt_finish_info fin;
 	char fin_status[16];
@@ -109,6 +115,41 @@ static void run_unlock(struct expt_run *r)
 {
 	pthread_mutex_unlock(&r->mu);
 	expt_hooks_leave();
+}
+
+/* A child forked after the run opened has none of its threads: the run is closed there. The
+ * fork generation is the cheap test for the logging paths; the pid catches the rest. */
+static int run_forked(const struct expt_run *r)
+{
+	return r->forked || expt_hooks_fork_gen() != r->fork_gen;
+}
+
+static int run_foreign(const struct expt_run *r)
+{
+	return run_forked(r) || getpid() != r->owner;
+}
+
+/* Takes the lock and counts the caller in, unless the run is closed (EXPT_RESULT_CLOSED, lock
+ * not held). While counted in, the run is not freed even if the caller waits unlocked. */
+static int run_enter(struct expt_run *r)
+{
+	if (run_forked(r))
+		return EXPT_RESULT_CLOSED;
+	run_lock(r);
+	if (r->closed) {
+		run_unlock(r);
+		return EXPT_RESULT_CLOSED;
+	}
+	r->users++;
+	return 0;
+}
+
+/* Counts the caller out and lets go of the lock; the last one out wakes a waiting finish. */
+static void run_leave(struct expt_run *r)
+{
+	if (--r->users == 0 && r->closed)
+		pthread_cond_broadcast(&r->done_cv);
+	run_unlock(r);
 }
 
 /* Waits on cv; a deadline of 0 means none. Returns ETIMEDOUT past the deadline. While it waits
@@ -354,6 +395,10 @@ static void *sink_thread(void *arg)
 				sink_failed(q, &err);
 			} else if (q->failing && !q->count) {
 				sink_recovered(q);
+			} else {
+				/* Open at last (maybe on its last chance at finish): the queue gets
+				 * its write, which reports the recovery. */
+				q->final_tried = 0;
 			}
 			continue;
 		}
@@ -638,6 +683,9 @@ int expt_run_open(expt_run **out, const struct expt_run_options *opts, struct ex
 	r->wait_ms = o->queue_wait_ms > 0 ? o->queue_wait_ms : DEFAULT_WAIT_MS;
 	r->linger_ms = o->linger_ms > 0 ? o->linger_ms : DEFAULT_LINGER_MS;
 	r->ctx.started_ms = expt_now_ms();
+	expt_hooks_watch_forks();
+	r->owner = getpid();
+	r->fork_gen = expt_hooks_fork_gen();
 
 	sinks = o->sinks ? o->sinks : env("EXPT_SINKS") ? env("EXPT_SINKS") : "store";
 	if ((rc = parse_sinks(r, sinks, e)))
@@ -793,17 +841,12 @@ int expt_log_metrics(expt_run *r, size_t n, const char *const *keys, const doubl
 
 	if (!r || (n && (!keys || !values)))
 		return EXPT_RESULT_INVALID;
-	if (r->forked)
-		return EXPT_RESULT_CLOSED;
 	if (!time_ms)
 		time_ms = expt_now_ms();
 	if (step < 0)
 		step = -1;
-	run_lock(r);
-	if (r->closed) {
-		run_unlock(r);
+	if (run_enter(r))
 		return EXPT_RESULT_CLOSED;
-	}
 	for (size_t i = 0; i < n;) {
 		size_t m = 0;
 		for (; m < PUSH_CHUNK && i < n; i++) {
@@ -831,7 +874,7 @@ int expt_log_metrics(expt_run *r, size_t n, const char *const *keys, const doubl
 				rc = prc;
 		}
 	}
-	run_unlock(r);
+	run_leave(r);
 	return rc;
 }
 
@@ -857,13 +900,12 @@ static int push_rec(struct expt_run *r, enum expt_ev_kind kind, struct expt_rec 
 	ev.step = step < 0 ? -1 : step;
 	ev.time_ms = expt_now_ms();
 	ev.u.rec = rec;
-	if (r->forked) {
+	if (run_enter(r)) {
 		expt_rec_unref(rec);
 		return EXPT_RESULT_CLOSED;
 	}
-	run_lock(r);
-	rc = r->closed ? EXPT_RESULT_CLOSED : push(r, &ev, 1, &deadline);
-	run_unlock(r);
+	rc = push(r, &ev, 1, &deadline);
+	run_leave(r);
 	expt_rec_unref(rec);
 	return rc;
 }
@@ -1002,14 +1044,17 @@ int expt_log_artifact(expt_run *r, const char *path, const char *name, struct ex
 		set_error(e, EXPT_RESULT_INVALID, "no artifact path");
 		return EXPT_RESULT_INVALID;
 	}
-	if (r->forked || r->closed) {
+	if (run_enter(r)) {
 		set_error(e, EXPT_RESULT_CLOSED, "the run is finished");
 		return EXPT_RESULT_CLOSED;
 	}
+	/* Counted in but unlocked: the copy may take long, and finish waits for it. */
+	run_unlock(r);
 	if (stat(path, &st)) {
 		set_error(e, EXPT_RESULT_IO, "cannot read artifact '%s': %s", path,
 			  strerror(errno));
-		return EXPT_RESULT_IO;
+		rc = EXPT_RESULT_IO;
+		goto out;
 	}
 	if (!name || !*name) {
 		size_t len = strlen(path);
@@ -1048,6 +1093,8 @@ out:
 	free(base);
 	free(dest);
 	free(dir);
+	run_lock(r);
+	run_leave(r);
 	return rc;
 }
 
@@ -1057,11 +1104,10 @@ int expt_run_set_status(expt_run *r, const char *status)
 
 	if (!r || !status || expt_run_status_parse(status, &s) || !expt_run_status_done(s))
 		return EXPT_RESULT_INVALID;
-	if (r->forked)
+	if (run_enter(r))
 		return EXPT_RESULT_CLOSED;
-	run_lock(r);
 	snprintf(r->status, sizeof(r->status), "%s", status);
-	run_unlock(r);
+	run_leave(r);
 	return 0;
 }
 
@@ -1074,13 +1120,8 @@ int expt_run_flush(expt_run *r, int timeout_ms)
 
 	if (!r)
 		return EXPT_RESULT_INVALID;
-	if (r->forked)
+	if (run_foreign(r) || run_enter(r))
 		return EXPT_RESULT_CLOSED;
-	run_lock(r);
-	if (r->shut_state) {
-		run_unlock(r);
-		return EXPT_RESULT_CLOSED;
-	}
 	r->flush_gen++;
 	for (size_t i = 0; i < r->nq; i++)
 		pthread_cond_signal(&r->q[i].cv);
@@ -1093,6 +1134,11 @@ int expt_run_flush(expt_run *r, int timeout_ms)
 			else if (q->count || q->busy)
 				pending = 1;
 		}
+		if (r->closed) {
+			/* Finished meanwhile: finish says what was delivered. */
+			rc = EXPT_RESULT_CLOSED;
+			break;
+		}
 		if (!pending) {
 			rc = failing ? EXPT_RESULT_INCOMPLETE : EXPT_RESULT_OK;
 			break;
@@ -1102,7 +1148,7 @@ int expt_run_flush(expt_run *r, int timeout_ms)
 			break;
 		}
 	}
-	run_unlock(r);
+	run_leave(r);
 	return rc;
 }
 
@@ -1115,13 +1161,18 @@ void expt_run_shutdown(struct expt_run *r, const char *status, int exit_code, in
 {
 	run_lock(r);
 	if (r->shut_state) {
-		while (r->shut_state != 2)
+		/* Another thread is finishing it. A signal's watcher does not wait: the thread
+		 * finishing may be the one the signal interrupted, which cannot go on until the
+		 * handler returns. */
+		while (r->shut_state != 2 && !sig)
 			run_wait(r, &r->done_cv, 0);
 		run_unlock(r);
 		return;
 	}
 	r->shut_state = 1;
 	r->closed = 1;
+	/* Flushes and log calls waiting unlocked see the run closed. */
+	pthread_cond_broadcast(&r->done_cv);
 	if (!status)
 		status = r->status[0] ? r->status : exit_code == 0 ? "succeeded" : "failed";
 	snprintf(r->fin_status, sizeof(r->fin_status), "%s", status);
@@ -1159,20 +1210,32 @@ int expt_run_finish(expt_run *r, const char *status, struct expt_error *e)
 			return EXPT_RESULT_INVALID;
 		}
 	}
-	if (r->forked) {
-		/* The parent owns the threads and the files; the child just lets go. */
+	if (run_foreign(r)) {
+		/* The parent owns the threads and the files; the child just lets go (never joins
+		 * threads it does not have). */
 		set_error(e, EXPT_RESULT_CLOSED,
 			  "run opened before fork(): finish it in the parent");
 		return EXPT_RESULT_CLOSED;
 	}
-	if (!status) {
-		run_lock(r);
-		status = r->status[0] ? r->status : "succeeded";
+	run_lock(r);
+	if (r->finishing) {
 		run_unlock(r);
+		set_error(e, EXPT_RESULT_CLOSED, "the run is already being finished");
+		return EXPT_RESULT_CLOSED;
 	}
+	r->finishing = 1;
+	if (!status)
+		status = r->status[0] ? r->status : "succeeded";
+	run_unlock(r);
 	expt_run_shutdown(r, status, -1, 0);
 	if (r->hooked)
 		expt_hooks_unregister(r);
+	/* Calls still inside (waiting for room, copying an artifact, flushing) saw the run closed;
+	 * the run is freed once the last of them is out. */
+	run_lock(r);
+	while (r->users)
+		run_wait(r, &r->done_cv, 0);
+	run_unlock(r);
 	for (size_t i = 0; i < r->nq; i++) {
 		struct sinkq *q = &r->q[i];
 		uint64_t lost = q->undelivered + q->dropped;
@@ -1212,7 +1275,7 @@ int expt_run_sink_stats(expt_run *r, size_t i, struct expt_sink_stats *out)
 {
 	if (!r || !out || i >= r->nq)
 		return EXPT_RESULT_INVALID;
-	if (r->forked)
+	if (run_forked(r))
 		return EXPT_RESULT_CLOSED;
 	run_lock(r);
 	out->name = r->q[i].ops->name;
