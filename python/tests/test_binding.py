@@ -64,7 +64,7 @@ def test_store_and_jsonl_hold_what_was_logged(workdir, store_at):
     assert st.tags("unit-1") == {"phase": "train", "owner": "me"}
     arts = dict(st.artifacts("unit-1"))
     assert os.path.join(run.artifact_dir, "model.pt") in arts
-    assert any(p.endswith("images/img/step-0.png") for p in arts)
+    assert any(p.endswith("images/img/step-0-0.png") for p in arts)
     assert [k for k, _ in st.events("unit-1")].count("histogram") == 1
 
     lines = jsonl(os.path.join(out, "metrics.jsonl"))

@@ -46,6 +46,8 @@ struct sinkq {
 	int64_t first_mono, retry_at, backoff, fail_since;
 	uint64_t flush_seen;
 	uint64_t delivered, dropped, undelivered;
+	uint64_t rejected; /* entries the sink said it can never take (EXPT_SINK_REJECTED) */
+	char rejmsg[1024]; /* why the first one was rejected */
 	char errmsg[1200];
 	/* Worker-owned. */
 	struct expt_ev *batch;
@@ -417,6 +419,23 @@ static void *sink_thread(void *arg)
 			done = n;
 		pop(q, done);
 		q->delivered += done;
+		if (rc == EXPT_SINK_REJECTED && done < n) {
+			/* That one entry never goes through: skip it, count it, say so once. */
+			char msg[1024];
+			pop(q, 1);
+			expt_err_format(&err, msg, sizeof(msg));
+			if (!q->rejected++) {
+				snprintf(q->rejmsg, sizeof(q->rejmsg), "%s", msg);
+				pthread_mutex_unlock(&r->mu);
+				report(
+				    r, q->ops->name,
+				    "sink %s rejected an entry it can never take: %s; skipping it "
+				    "(counted, reported again at finish)",
+				    q->ops->name, msg);
+				pthread_mutex_lock(&r->mu);
+			}
+			rc = 0;
+		}
 		if (q->count == 0)
 			q->flush_seen = gen;
 		else
@@ -1239,6 +1258,13 @@ int expt_run_finish(expt_run *r, const char *status, struct expt_error *e)
 	for (size_t i = 0; i < r->nq; i++) {
 		struct sinkq *q = &r->q[i];
 		uint64_t lost = q->undelivered + q->dropped;
+		if (q->rejected) {
+			if (msg.len)
+				expt_buf_adds(&msg, "; ");
+			expt_buf_addf(&msg, "sink %s: %llu entries rejected (first: %s)",
+				      q->ops->name, (unsigned long long)q->rejected, q->rejmsg);
+			rc = EXPT_RESULT_INCOMPLETE;
+		}
 		if (!lost && !q->failing)
 			continue;
 		if (msg.len)

@@ -3,8 +3,12 @@
  * batch; images become PNG files under the artifact directory; histograms become events. */
 #include "track.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/store.h"
 #include "util/util.h"
@@ -14,6 +18,7 @@ struct store_sink {
 	struct expt_metric_point *pts;
 	size_t npts, cap;
 	struct expt_buf tmp;
+	uint64_t image_seq; /* images of this handle: two with one key and step never collide */
 };
 
 static int store_open(void **state, const struct expt_sink_ctx *ctx, struct expt_err *err)
@@ -58,40 +63,78 @@ static int flush_points(struct store_sink *s, const struct expt_sink_ctx *ctx, s
 	return rc;
 }
 
-/* Keys become file names: anything but [A-Za-z0-9._-] turns into '_'. */
+#define NAME_MAX_KEEP 96 /* bytes of a long key kept in its file name, before the hash */
+
+/* Keys become file names: anything but [A-Za-z0-9._-] turns into '_'. A key too long for a
+ * file name (the limit is 255 bytes) keeps its first NAME_MAX_KEEP bytes and gets a hash of the
+ * whole key, so that long keys with one prefix stay apart. */
 static void safe_name(struct expt_buf *b, const char *key)
 {
-	for (const char *p = key; *p; p++) {
-		char c = *p;
+	size_t len = strlen(key);
+	size_t keep = len > NAME_MAX_KEEP * 2 ? NAME_MAX_KEEP : len;
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (size_t i = 0; i < keep; i++) {
+		char c = key[i];
 		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			 (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
 		expt_buf_addch(b, ok ? c : '_');
 	}
+	if (len > NAME_MAX_KEEP * 2) {
+		for (size_t i = 0; i < len; i++)
+			h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+		expt_buf_addf(b, "-%016llx", (unsigned long long)h);
+	}
 	if (!strcmp(key, ".") || !strcmp(key, ".."))
 		expt_buf_addch(b, '_');
+}
+
+/* Errors no retry can cure: the entry is rejected (skipped and counted) instead. */
+static int permanent_errno(int e)
+{
+	return e == ENAMETOOLONG || e == EINVAL || e == EILSEQ;
 }
 
 static int put_image(struct store_sink *s, const struct expt_sink_ctx *ctx, const struct expt_ev *e,
 		     struct expt_err *err)
 {
 	const struct expt_rec *r = e->u.rec;
-	char *dir, *path;
-	int rc;
+	char *dir, *path = NULL;
+	int rc, saved = 0;
 
 	expt_buf_reset(&s->tmp);
 	safe_name(&s->tmp, r->key);
 	dir = expt_xasprintf("%s/images/%s", ctx->artifact_dir, s->tmp.buf);
-	if (e->step >= 0)
-		path = expt_xasprintf("%s/step-%lld.png", dir, (long long)e->step);
-	else
-		path = expt_xasprintf("%s/t-%lld.png", dir, (long long)e->time_ms);
-	rc = expt_mkdirs(dir, err);
-	if (!rc)
-		rc = expt_write_file(path, r->png, r->png_len, err);
-	if (!rc)
-		rc = expt_store_add_artifact(s->st, ctx->run_id, path, (int64_t)r->png_len, err);
+	if (strlen(dir) + 64 >= PATH_MAX) {
+		expt_err_set(err, EXPT_EFAIL, "image '%s': path under '%s' too long", r->key,
+			     ctx->artifact_dir);
+		free(dir);
+		return EXPT_SINK_REJECTED;
+	}
+	if ((rc = expt_mkdirs(dir, err))) {
+		saved = errno;
+		goto out;
+	}
+	/* The same key and step twice (two handles, or a retried write) must not overwrite. */
+	do {
+		free(path);
+		if (e->step >= 0)
+			path = expt_xasprintf("%s/step-%lld-%llu.png", dir, (long long)e->step,
+					      (unsigned long long)s->image_seq++);
+		else
+			path = expt_xasprintf("%s/t-%lld-%llu.png", dir, (long long)e->time_ms,
+					      (unsigned long long)s->image_seq++);
+	} while (!access(path, F_OK));
+	if ((rc = expt_write_file(path, r->png, r->png_len, err))) {
+		saved = errno;
+		goto out;
+	}
+	rc = expt_store_add_artifact(s->st, ctx->run_id, path, (int64_t)r->png_len, err);
+out:
 	free(dir);
 	free(path);
+	if (rc && permanent_errno(saved))
+		return EXPT_SINK_REJECTED;
 	return rc;
 }
 
@@ -179,6 +222,8 @@ static int store_write(void *state, const struct expt_sink_ctx *ctx, const struc
 		}
 		if (!rc)
 			first = i + 1;
+		else if (rc == EXPT_SINK_REJECTED)
+			first = i;
 	}
 	if (!rc && !(rc = flush_points(s, ctx, err)))
 		first = n;

@@ -110,7 +110,10 @@ struct expt_sink_ops {
 	/* Sets *state. Called before the first write, and again (after backoff) while it fails. */
 	int (*open)(void **state, const struct expt_sink_ctx *ctx, struct expt_err *err);
 	/* Delivers ev[0..n) in order. Sets *done to how many entries were delivered: all of them
-	 * on success; on failure the prefix that is safe not to resend (the rest is retried). */
+	 * on success; on failure the prefix that is safe not to resend (the rest is retried).
+	 * EXPT_SINK_REJECTED (err says why) means ev[*done] itself can never be delivered (a
+	 * name the file system refuses, ...): it is skipped and counted, not retried, and the
+	 * rest follows at once; the sink is not failing. */
 	int (*write)(void *state, const struct expt_sink_ctx *ctx, const struct expt_ev *ev,
 		     size_t n, size_t *done, struct expt_err *err);
 	/* The run ends; everything deliverable was delivered. May be NULL. */
@@ -119,6 +122,9 @@ struct expt_sink_ops {
 	/* Frees the state; NULL state is a no-op. */
 	void (*close)(void *state);
 };
+
+/* A write's answer for one entry that no retry will deliver (see write above). */
+#define EXPT_SINK_REJECTED 1000
 
 extern const struct expt_sink_ops expt_sink_store, expt_sink_console, expt_sink_jsonl,
     expt_sink_tensorboard;

@@ -20,7 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include "expt.h"
+#include "store/store.h"
 #include "util/util.h"
 
 static char tmp_root[] = "/tmp/expt-track-review-XXXXXX";
@@ -242,12 +245,150 @@ static void test_recovers_at_finish(void **state)
 	free(dir);
 }
 
+/* ---- 4: records a sink can never take; images that share a key and step ---- */
+
+static const unsigned char tiny_png[40] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0,
+					   0,	 0,   13,  'I', 'H',  'D',  'R',  0,	0,
+					   0,	 2,   0,   0,	0,    1,    8,	  2};
+
+static size_t metric_points(const char *db, const char *run, const char *key)
+{
+	struct expt_store *st = NULL;
+	struct expt_err err = EXPT_ERR_INIT;
+	struct expt_metric_row *rows = NULL;
+	size_t n = 0;
+
+	if (expt_store_open(&st, db, &err) ||
+	    expt_store_metric_history(st, run, key, &rows, &n, &err))
+		fail_msg("store %s: %s", db, err.msg);
+	free(rows);
+	expt_store_close(st);
+	return n;
+}
+
+static size_t files_in(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static expt_run *store_run(const char *db, const char *art, char *last)
+{
+	struct expt_run_options o = EXPT_RUN_OPTIONS_INIT;
+	struct expt_error e;
+	expt_run *run;
+
+	o.store = db;
+	o.sinks = "store";
+	o.artifact_dir = art;
+	o.experiment = "img";
+	o.flags = EXPT_RUN_NO_HOOKS;
+	o.report = silent;
+	o.payload = last;
+	if (expt_run_open(&run, &o, &e))
+		fail_msg("open: %s", e.message);
+	return run;
+}
+
+static void test_long_image_key(void **state)
+{
+	char *dir = fresh_dir();
+	char *db = expt_xasprintf("%s/expt.db", dir), *art = expt_xasprintf("%s/art", dir);
+	char key[301], last[1024] = "", *imgs;
+	struct expt_error e;
+	expt_run *run = store_run(db, art, last);
+	char *id = expt_xstrdup(expt_run_id(run));
+
+	memset(key, 'k', 300);
+	key[300] = '\0';
+	assert_int_equal(expt_log_image(run, key, tiny_png, sizeof(tiny_png), 1), 0);
+	key[299] = 'j'; /* same long prefix, another key: another directory */
+	assert_int_equal(expt_log_image(run, key, tiny_png, sizeof(tiny_png), 1), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(expt_log_metric(run, "after", i, i), 0);
+	assert_int_equal(expt_run_flush(run, 10000), 0);
+	if (expt_run_finish(run, NULL, &e))
+		fail_msg("finish: %s", e.message);
+	assert_int_equal(metric_points(db, id, "after"), 10);
+	imgs = expt_xasprintf("%s/images", art);
+	assert_int_equal(files_in(imgs), 2);
+	free(imgs);
+	free(id);
+	free(db);
+	free(art);
+	free(dir);
+}
+
+static void test_rejected_record_is_skipped(void **state)
+{
+	char *dir = fresh_dir();
+	char *db = expt_xasprintf("%s/expt.db", dir), *art;
+	struct expt_buf b = EXPT_BUF_INIT;
+	char last[1024] = "";
+	struct expt_error e;
+	expt_run *run;
+	char *id;
+
+	/* An artifact directory too long for any path under it: images can never be written. */
+	expt_buf_adds(&b, dir);
+	while (b.len < 4200)
+		expt_buf_adds(&b, "/dddddddddddddddddddddddddddddddd");
+	art = expt_buf_detach(&b, NULL);
+	run = store_run(db, art, last);
+	id = expt_xstrdup(expt_run_id(run));
+	assert_int_equal(expt_log_image(run, "img", tiny_png, sizeof(tiny_png), 1), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(expt_log_metric(run, "after", i, i), 0);
+	/* The metrics behind the image are not held up. */
+	assert_int_equal(expt_run_flush(run, 10000), 0);
+	assert_non_null(strstr(last, "rejected"));
+	assert_int_equal(expt_run_finish(run, NULL, &e), EXPT_RESULT_INCOMPLETE);
+	assert_non_null(strstr(e.message, "1 entries rejected"));
+	assert_int_equal(metric_points(db, id, "after"), 10);
+	free(id);
+	free(db);
+	free(art);
+	free(dir);
+}
+
+static void test_same_image_key_and_step_kept(void **state)
+{
+	char *dir = fresh_dir();
+	char *db = expt_xasprintf("%s/expt.db", dir), *art = expt_xasprintf("%s/art", dir);
+	char last[1024] = "", *imgs;
+	struct expt_error e;
+	expt_run *run = store_run(db, art, last);
+
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(expt_log_image(run, "same", tiny_png, sizeof(tiny_png), 7), 0);
+	if (expt_run_finish(run, NULL, &e))
+		fail_msg("finish: %s", e.message);
+	imgs = expt_xasprintf("%s/images/same", art);
+	assert_int_equal(files_in(imgs), 3);
+	free(imgs);
+	free(db);
+	free(art);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_finish_waits_for_calls_inside),
 	    cmocka_unit_test(test_fork_without_hooks),
 	    cmocka_unit_test(test_recovers_at_finish),
+	    cmocka_unit_test(test_long_image_key),
+	    cmocka_unit_test(test_rejected_record_is_skipped),
+	    cmocka_unit_test(test_same_image_key_and_step_kept),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
