@@ -126,7 +126,10 @@ int expt_log_metric_at(expt_run *run, const char *key, double value, int64_t ste
 int expt_log_metrics(expt_run *run, size_t n, const char *const *keys, const double *values,
 		     int64_t step, int64_t time_ms);
 
-/* Params and tags: text values, copied. Logging a param again overwrites it. */
+/* Keys (here and in every call below) must be non-empty valid UTF-8 of at most 1024 bytes
+ * without control characters, else EXPT_RESULT_INVALID. */
+/* Params and tags: text values, copied; bytes that are not well-formed UTF-8 are replaced by
+ * U+FFFD. Logging a param again overwrites it. */
 int expt_log_param(expt_run *run, const char *key, const char *value);
 int expt_set_tag(expt_run *run, const char *key, const char *value);
 

@@ -60,3 +60,19 @@ def test_params_named_key_and_value(workdir):
            if e["type"] in ("param", "tag")}
     assert got == {("param", "key"): "k", ("param", "value"): "5", ("param", "h"): "3",
                    ("param", "lr"): "0.1", ("tag", "value"): "v"}
+
+
+def test_keys_must_be_utf8(workdir):
+    with expt.start_run(sinks="jsonl") as run:
+        with pytest.raises(ValueError):
+            run.log({b"bad\xff": 1.0})
+        with pytest.raises(ValueError):
+            run.param(b"k\xfe", "v")
+        with pytest.raises(ValueError):
+            run.tag("k\udcff", "v")           # a lone surrogate cannot be UTF-8 either
+        run.param("p", b"a\xffb")             # values: bad bytes become U+FFFD
+        run.log({"λ": 1.0})
+        out = run.output_dir
+    lines = jsonl(out + "/metrics.jsonl")
+    assert [e["value"] for e in lines if e["type"] == "param"] == ["a\ufffdb"]
+    assert [e["key"] for e in lines if e["type"] == "metric"] == ["λ"]

@@ -216,18 +216,27 @@ void expt_histogram_values(struct expt_rec *r, const double *values, size_t n, s
 	r->nb = k;
 	r->limits = expt_xcalloc(k, sizeof(double));
 	r->counts = expt_xcalloc(k, sizeof(double));
-	w = (hi - lo) / (double)k;
-	for (size_t i = 0; i < k; i++)
-		r->limits[i] = i + 1 == k ? hi : lo + w * (double)(i + 1);
+	/* hi - lo may overflow (values spanning more than DBL_MAX): every width and limit is
+	 * computed from scaled ends, which stay finite. */
+	w = hi / (double)k - lo / (double)k;
+	for (size_t i = 0; i < k; i++) {
+		double t = (double)(i + 1) / (double)k;
+		r->limits[i] = i + 1 == k ? hi : lo * (1 - t) + hi * t;
+	}
 	for (size_t i = 0; i < n; i++) {
-		double v = values[i];
+		double v = values[i], x;
 		size_t b;
 		if (!isfinite(v))
 			continue;
-		/* Bucket i holds (limits[i-1], limits[i]]; the first also holds min. */
-		b = w > 0 ? (size_t)((v - lo) / w) : 0;
-		if (b >= k)
+		/* Bucket i holds (limits[i-1], limits[i]]; the first also holds min. The estimate
+		 * is checked before the cast (a NaN or huge double to size_t is undefined). */
+		x = w > 0 ? (v / (double)k - lo / (double)k) / w : 0;
+		if (!(x >= 0))
+			b = 0;
+		else if (x >= (double)k)
 			b = k - 1;
+		else
+			b = (size_t)x;
 		while (b > 0 && v <= r->limits[b - 1])
 			b--;
 		while (b + 1 < k && v > r->limits[b])

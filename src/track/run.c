@@ -837,16 +837,90 @@ const char *expt_run_artifact_dir(const expt_run *r)
 
 /* ---- logging ---- */
 
-/* Checks a key: non-empty, at most EXPT_KEY_MAX bytes, no control characters. */
+/* The length of the well-formed UTF-8 sequence at s (1 to 4), 0 when it is not one (overlong
+ * forms, surrogates and code points past U+10FFFF are not). */
+static size_t utf8_seq(const unsigned char *s)
+{
+	unsigned c = s[0];
+	size_t n;
+	unsigned cp, min;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2, cp = c & 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3, cp = c & 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4, cp = c & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0; /* also stops at the terminating NUL */
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+static int utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		size_t n = utf8_seq(p);
+		if (!n)
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
+/* A copy of s with every byte that is not part of well-formed UTF-8 replaced by U+FFFD: the
+ * sinks write JSON and protobuf strings, which must be UTF-8. */
+static char *utf8_dup(const char *s)
+{
+	struct expt_buf b = EXPT_BUF_INIT;
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (utf8_valid(s))
+		return expt_xstrdup(s);
+	while (*p) {
+		size_t n = utf8_seq(p);
+		if (n) {
+			expt_buf_add(&b, (const char *)p, n);
+			p += n;
+		} else {
+			expt_buf_adds(&b, "\xef\xbf\xbd");
+			p++;
+		}
+	}
+	return expt_buf_detach(&b, NULL);
+}
+
+/* Checks a key: non-empty, at most EXPT_KEY_MAX bytes, no control characters, UTF-8. */
 static int key_len(const char *key, size_t *len)
 {
 	size_t n = 0;
 
 	if (!key)
 		return -1;
-	for (; key[n]; n++)
-		if ((unsigned char)key[n] < 0x20 || n >= EXPT_KEY_MAX)
+	for (; key[n]; n++) {
+		unsigned char c = (unsigned char)key[n];
+		if (c < 0x20 || n >= EXPT_KEY_MAX)
 			return -1;
+		if (c >= 0x80) {
+			size_t k = utf8_seq((const unsigned char *)key + n);
+			if (!k)
+				return -1;
+			n += k - 1;
+		}
+	}
+	if (n > EXPT_KEY_MAX)
+		return -1;
 	*len = n;
 	return n ? 0 : -1;
 }
@@ -938,7 +1012,7 @@ static int log_kv(expt_run *r, enum expt_ev_kind kind, const char *key, const ch
 		return EXPT_RESULT_INVALID;
 	rec = expt_rec_new();
 	rec->key = expt_xstrdup(key);
-	rec->value = expt_xstrdup(value);
+	rec->value = utf8_dup(value);
 	return push_rec(r, kind, rec, -1);
 }
 
@@ -1037,7 +1111,7 @@ static int valid_artifact_name(const char *name)
 {
 	const char *p = name;
 
-	if (!*name || *name == '/')
+	if (!*name || *name == '/' || !utf8_valid(name))
 		return 0;
 	while (*p) {
 		const char *end = strchr(p, '/');

@@ -22,8 +22,13 @@
 
 #include <dirent.h>
 
+#include <float.h>
+#include <locale.h>
+#include <math.h>
+
 #include "expt.h"
 #include "store/store.h"
+#include "track/track.h"
 #include "util/util.h"
 
 static char tmp_root[] = "/tmp/expt-track-review-XXXXXX";
@@ -380,6 +385,79 @@ static void test_same_image_key_and_step_kept(void **state)
 	free(dir);
 }
 
+/* ---- 5: keys must be UTF-8; values are made UTF-8 ---- */
+
+static void test_utf8(void **state)
+{
+	char *dir = fresh_dir();
+	char *jsonl = expt_xasprintf("%s/m.jsonl", dir);
+	struct expt_run_options o = EXPT_RUN_OPTIONS_INIT;
+	struct expt_error e;
+	expt_run *run;
+	json_t *lines, *v;
+	size_t i;
+	int seen = 0;
+
+	o.run_id = "utf8-1";
+	o.sinks = "jsonl";
+	o.jsonl_path = jsonl;
+	o.flags = EXPT_RUN_NO_HOOKS;
+	assert_int_equal(expt_run_open(&run, &o, &e), 0);
+	assert_int_equal(expt_log_metric(run, "bad\xff", 1, 0), EXPT_RESULT_INVALID);
+	assert_int_equal(expt_log_metric(run, "over\xc0\xafong", 1, 0), EXPT_RESULT_INVALID);
+	assert_int_equal(expt_log_metric(run, "cut\xe2\x82", 1, 0), EXPT_RESULT_INVALID);
+	assert_int_equal(expt_log_metric(run, "surrogate\xed\xa0\x80", 1, 0), EXPT_RESULT_INVALID);
+	assert_int_equal(expt_log_param(run, "k\xfe", "v"), EXPT_RESULT_INVALID);
+	assert_int_equal(expt_set_tag(run, "k\x80", "v"), EXPT_RESULT_INVALID);
+	assert_int_equal(expt_log_image(run, "i\xff", tiny_png, sizeof(tiny_png), 0),
+			 EXPT_RESULT_INVALID);
+	assert_int_equal(expt_log_histogram(run, "h\xff", NULL, 0, 0), EXPT_RESULT_INVALID);
+	assert_int_equal(expt_log_metric(run, "\xce\xbb/\xe2\x82\xac/\xf0\x9f\x98\x80", 1, 0), 0);
+	assert_int_equal(expt_log_param(run, "p",
+					"a\xff"
+					"b"),
+			 0);
+	assert_int_equal(expt_run_finish(run, NULL, &e), 0);
+	lines = read_jsonl(jsonl); /* jansson refuses invalid UTF-8 */
+	assert_int_equal(count_type(lines, "metric"), 1);
+	json_array_foreach(lines, i, v)
+	{
+		if (!strcmp(json_string_value(json_object_get(v, "type")), "param")) {
+			assert_string_equal(json_string_value(json_object_get(v, "value")),
+					    "a\xef\xbf\xbd"
+					    "b");
+			seen = 1;
+		}
+	}
+	assert_true(seen);
+	json_decref(lines);
+	free(jsonl);
+	free(dir);
+}
+
+/* ---- 6: histograms of values spanning more than DBL_MAX ---- */
+
+static void test_histogram_huge_range(void **state)
+{
+	const double v[] = {-DBL_MAX, DBL_MAX, 0, -1e308, 1e308};
+	struct expt_rec *r = expt_rec_new();
+	double total = 0;
+
+	expt_histogram_values(r, v, 5, 30);
+	assert_int_equal(r->nb, 30);
+	assert_true(r->min == -DBL_MAX && r->max == DBL_MAX);
+	for (size_t i = 0; i < r->nb; i++) {
+		assert_true(isfinite(r->limits[i]));
+		if (i)
+			assert_true(r->limits[i] > r->limits[i - 1]);
+		total += r->counts[i];
+	}
+	assert_true(total == 5);
+	assert_true(r->counts[0] == 1 && r->counts[29] == 1);
+	assert_true(r->counts[14] == 1); /* 0 is the limit between the halves */
+	expt_rec_unref(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -389,6 +467,8 @@ int main(void)
 	    cmocka_unit_test(test_long_image_key),
 	    cmocka_unit_test(test_rejected_record_is_skipped),
 	    cmocka_unit_test(test_same_image_key_and_step_kept),
+	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_histogram_huge_range),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
