@@ -191,6 +191,7 @@ void expt_histogram_values(struct expt_rec *r, const double *values, size_t n, s
 {
 	double lo = INFINITY, hi = -INFINITY, w;
 	size_t num = 0;
+	int wide;
 
 	r->sum = r->sum_squares = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -216,12 +217,16 @@ void expt_histogram_values(struct expt_rec *r, const double *values, size_t n, s
 	r->nb = k;
 	r->limits = expt_xcalloc(k, sizeof(double));
 	r->counts = expt_xcalloc(k, sizeof(double));
-	/* hi - lo may overflow (values spanning more than DBL_MAX): every width and limit is
-	 * computed from scaled ends, which stay finite. */
-	w = hi / (double)k - lo / (double)k;
+	/* hi - lo overflows for values spanning more than DBL_MAX: then every width and limit
+	 * is computed from scaled ends, which stay finite. */
+	wide = !isfinite(hi - lo);
+	w = wide ? hi / (double)k - lo / (double)k : (hi - lo) / (double)k;
 	for (size_t i = 0; i < k; i++) {
 		double t = (double)(i + 1) / (double)k;
-		r->limits[i] = i + 1 == k ? hi : lo * (1 - t) + hi * t;
+		if (i + 1 == k)
+			r->limits[i] = hi;
+		else
+			r->limits[i] = wide ? lo * (1 - t) + hi * t : lo + w * (double)(i + 1);
 	}
 	for (size_t i = 0; i < n; i++) {
 		double v = values[i], x;
@@ -230,7 +235,7 @@ void expt_histogram_values(struct expt_rec *r, const double *values, size_t n, s
 			continue;
 		/* Bucket i holds (limits[i-1], limits[i]]; the first also holds min. The estimate
 		 * is checked before the cast (a NaN or huge double to size_t is undefined). */
-		x = w > 0 ? (v / (double)k - lo / (double)k) / w : 0;
+		x = !(w > 0) ? 0 : wide ? (v / (double)k - lo / (double)k) / w : (v - lo) / w;
 		if (!(x >= 0))
 			b = 0;
 		else if (x >= (double)k)
