@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <locale.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -355,7 +356,12 @@ static void *sink_thread(void *arg)
 	struct sinkq *q = arg;
 	struct expt_run *r = q->run;
 	struct expt_err err = EXPT_ERR_INIT;
+	/* Numbers in JSONL, hparams and params must not follow the program's setlocale() (a
+	 * decimal comma is not JSON): this thread formats and parses in the C locale. */
+	locale_t c_loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 
+	if (c_loc)
+		uselocale(c_loc);
 	q->batch = expt_xmalloc(BATCH_MAX * sizeof(*q->batch));
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
@@ -468,6 +474,10 @@ static void *sink_thread(void *arg)
 	q->state = NULL;
 	free(q->batch);
 	q->batch = NULL;
+	if (c_loc) {
+		uselocale(LC_GLOBAL_LOCALE);
+		freelocale(c_loc);
+	}
 	return NULL;
 }
 
@@ -521,8 +531,22 @@ static int has_sink(const struct expt_run *r, const char *name)
 	return 0;
 }
 
-/* Params of a run launched by expt, from $EXPT_PARAMS_FILE (JSON object), as text. */
+/* Params of a run launched by expt, from $EXPT_PARAMS_FILE (JSON object), as text, in the C
+ * locale whatever the program set (this runs on the caller's thread). */
+static void load_params_c(struct expt_run *r, const char *path);
 static void load_params(struct expt_run *r, const char *path)
+{
+	locale_t c_loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+	locale_t prev = c_loc ? uselocale(c_loc) : (locale_t)0;
+
+	load_params_c(r, path);
+	if (c_loc) {
+		uselocale(prev);
+		freelocale(c_loc);
+	}
+}
+
+static void load_params_c(struct expt_run *r, const char *path)
 {
 	json_error_t jerr;
 	json_t *o = json_load_file(path, 0, &jerr), *v;

@@ -458,6 +458,55 @@ static void test_histogram_huge_range(void **state)
 	expt_rec_unref(r);
 }
 
+/* ---- 7: the program's locale does not change the JSONL numbers ---- */
+
+static void test_locale_independent(void **state)
+{
+	char *dir = fresh_dir();
+	char *jsonl = expt_xasprintf("%s/m.jsonl", dir), *locdir = expt_xasprintf("%s/loc", dir);
+	char *cmd =
+	    expt_xasprintf("localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1", locdir);
+	struct expt_run_options o = EXPT_RUN_OPTIONS_INIT;
+	struct expt_error e;
+	expt_run *run;
+	json_t *lines, *v;
+	char buf[32];
+	size_t i, n = 0;
+
+	mkdir(locdir, 0755);
+	if (system(cmd) != 0)
+		skip(); /* no localedef or no locale sources here */
+	setenv("LOCPATH", locdir, 1);
+	if (!setlocale(LC_ALL, "de_DE.UTF-8"))
+		skip();
+	snprintf(buf, sizeof(buf), "%g", 0.25);
+	assert_string_equal(buf, "0,25"); /* the locale is in force for the program */
+	o.run_id = "loc-1";
+	o.sinks = "jsonl";
+	o.jsonl_path = jsonl;
+	o.flags = EXPT_RUN_NO_HOOKS;
+	assert_int_equal(expt_run_open(&run, &o, &e), 0);
+	assert_int_equal(expt_log_metric(run, "x", 0.25, 1), 0);
+	assert_int_equal(expt_log_metric(run, "y", 1e-300, 2), 0);
+	assert_int_equal(expt_run_finish(run, NULL, &e), 0);
+	setlocale(LC_ALL, "C");
+	unsetenv("LOCPATH");
+	lines = read_jsonl(jsonl);
+	json_array_foreach(lines, i, v)
+	{
+		if (strcmp(json_string_value(json_object_get(v, "type")), "metric"))
+			continue;
+		assert_true(json_is_real(json_object_get(v, "value")));
+		n++;
+	}
+	assert_int_equal(n, 2);
+	json_decref(lines);
+	free(cmd);
+	free(locdir);
+	free(jsonl);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +518,7 @@ int main(void)
 	    cmocka_unit_test(test_same_image_key_and_step_kept),
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_histogram_huge_range),
+	    cmocka_unit_test(test_locale_independent),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
