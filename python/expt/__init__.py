@@ -367,7 +367,7 @@ class Run:
                 self._idle.wait()
         if not h:
             return True
-        _forget(self)
+        _forget(self, finished=True)
         err = _lib.Error()
         rc = self._lib.expt_run_finish(h, _b(status) if status else None, ctypes.byref(err))
         if rc == _lib.INVALID:
@@ -412,12 +412,18 @@ class Run:
 
 _state_lock = threading.RLock()
 _stack = []  # runs started with start_run (innermost last), then the implicit one
+_implicit = None  # the run the module-level functions opened on first use
+_implicit_done = False  # ... and it was finished: module-level calls raise from then on
+_unhandled = None  # the exception that ended the script, seen by our sys.excepthook
 
 
-def _forget(run):
+def _forget(run, finished=False):
+    global _implicit, _implicit_done
     with _state_lock:
         if run in _stack:
             _stack.remove(run)
+        if finished and run is _implicit:
+            _implicit, _implicit_done = None, True
 
 
 def start_run(
@@ -476,11 +482,17 @@ def start_run(
 
 
 def active_run():
-    """The run the module-level functions log to, opened from the environment on first use."""
+    """The run the module-level functions log to, opened from the environment on first use.
+    Once that run is finished (expt.finish()), ExptError: only start_run() opens another."""
+    global _implicit
     with _state_lock:
         if _stack:
             return _stack[-1]
-        return start_run()
+        if _implicit_done:
+            raise ExptError("expt: the run is finished (expt.finish() was called); "
+                            "use expt.start_run() to open another")
+        _implicit = start_run()
+        return _implicit
 
 
 def log(metrics=None, step=None, *, time_ms=None, **kwargs):
@@ -529,10 +541,22 @@ def finish(status=None):
     return run.finish(status) if run else True
 
 
+def _excepthook(exc_type, exc, tb):
+    # Only an exception that really ends the script marks its runs failed: sys.last_value is
+    # not proof (in Jupyter it is whatever an earlier cell raised).
+    global _unhandled
+    _unhandled = exc
+    _prev_excepthook(exc_type, exc, tb)
+
+
+_prev_excepthook = sys.excepthook
+sys.excepthook = _excepthook
+
+
 def _at_exit():
     # An unhandled exception (already printed) decides the status here; otherwise the library
     # finishes the runs at exit() with the exit status. Either way the data is delivered first.
-    exc = getattr(sys, "last_value", None)
+    exc = _unhandled
     with _state_lock:
         runs = list(_stack)
     for run in reversed(runs):

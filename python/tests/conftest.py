@@ -61,9 +61,11 @@ def workdir(tmp_path, monkeypatch):
     for v in RUN_VARS:
         monkeypatch.delenv(v, raising=False)
     monkeypatch.chdir(tmp_path)
+    expt._implicit_done = False
     yield tmp_path
     while expt._stack:
         expt._stack[-1].finish()
+    expt._implicit, expt._implicit_done = None, False
 
 
 def f32(v):

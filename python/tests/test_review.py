@@ -76,3 +76,35 @@ def test_keys_must_be_utf8(workdir):
     lines = jsonl(out + "/metrics.jsonl")
     assert [e["value"] for e in lines if e["type"] == "param"] == ["a\ufffdb"]
     assert [e["key"] for e in lines if e["type"] == "metric"] == ["λ"]
+
+
+def test_module_calls_after_finish_raise(workdir):
+    expt.log(loss=1.0)                       # opens the implicit run
+    first = expt.active_run()
+    assert expt.finish() is True
+    for call in (lambda: expt.log(loss=2.0), lambda: expt.param(lr=1),
+                 lambda: expt.tag(a="b"), expt.active_run):
+        with pytest.raises(expt.ExptError):
+            call()
+    with expt.start_run(sinks="") as run:    # only start_run opens another
+        assert run is not first
+        expt.log(loss=3.0)
+    with pytest.raises(expt.ExptError):
+        expt.log(loss=4.0)
+
+
+STALE = """
+import sys, expt
+sys.last_value = ValueError("from an earlier notebook cell")   # stale, as in Jupyter
+sys.last_type = ValueError
+expt.log(loss=1.0, step=0)
+print(expt.active_run().id)
+"""
+
+
+def test_stale_last_value_does_not_fail_the_run(workdir, store_at):
+    p = subprocess.run([sys.executable, "-c", STALE], cwd=workdir, env=child_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    st = store_at(workdir / ".expt/expt.db")
+    assert st.status(p.stdout.strip()) == ("succeeded", 0)
