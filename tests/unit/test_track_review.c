@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -507,6 +508,75 @@ static void test_locale_independent(void **state)
 	free(dir);
 }
 
+/* ---- 10: SIGTERM while the run is being finished does not stall ---- */
+
+static void test_sigterm_during_finish(void **state)
+{
+	char *dir = fresh_dir();
+	char *fifo = expt_xasprintf("%s/m.jsonl", dir);
+	int rfd, ready[2];
+	char c, buf[65536];
+	pid_t pid;
+	int status;
+	int64_t t0, t1;
+
+	/* The JSONL sink writes into a FIFO nobody reads yet: finish blocks joining it. */
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	rfd = open(fifo, O_RDONLY | O_NONBLOCK);
+	assert_true(rfd >= 0);
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	if (!pid) {
+		struct expt_run_options o = EXPT_RUN_OPTIONS_INIT;
+		struct expt_error e;
+		expt_run *run;
+		in_child = 1;
+		close(rfd);
+		close(ready[0]);
+		signal(SIGTERM, SIG_DFL);
+		o.run_id = "term-1";
+		o.sinks = "jsonl";
+		o.jsonl_path = fifo;
+		if (expt_run_open(&run, &o, &e))
+			_exit(100);
+		for (int i = 0; i < 20000; i++)
+			expt_log_metric(run, "x", i, i);
+		if (write(ready[1], "f", 1) != 1)
+			_exit(101);
+		expt_run_finish(run, NULL, &e);
+		_exit(0); /* only if the signal never came */
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	usleep(200000); /* the child is in finish, its sink stuck on the full FIFO */
+	t0 = expt_mono_ms();
+	kill(pid, SIGTERM);
+	/* Drain the FIFO so that nothing but the signal handling can hold the child. */
+	for (;;) {
+		ssize_t n = read(rfd, buf, sizeof(buf));
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (waitpid(pid, &status, WNOHANG) == pid)
+				break;
+			usleep(1000);
+			continue;
+		}
+		/* EOF: the child closed its end (it died). */
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		break;
+	}
+	t1 = expt_mono_ms();
+	close(rfd);
+	close(ready[0]);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+	/* It used to wait out the handler's 5 s bound. */
+	if (t1 - t0 >= 3000)
+		fail_msg("the child took %lld ms to die of SIGTERM", (long long)(t1 - t0));
+	free(fifo);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -519,6 +589,7 @@ int main(void)
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_histogram_huge_range),
 	    cmocka_unit_test(test_locale_independent),
+	    cmocka_unit_test(test_sigterm_during_finish),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
