@@ -45,7 +45,10 @@ struct sinkq {
 	size_t cap, head, count;
 	int waiting, busy, urgent, stop, final_tried, failing;
 	int64_t first_mono, retry_at, backoff, fail_since;
-	uint64_t flush_seen;
+	uint64_t flush_target; /* a flush waits for the entries before this: no lingering */
+	/* Entries ever queued, and ever taken off the queue (delivered, rejected, given up): a
+	 * flush waits until settled reaches what was queued when it was called. */
+	uint64_t queued, settled;
 	uint64_t delivered, dropped, undelivered;
 	uint64_t rejected; /* entries the sink said it can never take (EXPT_SINK_REJECTED) */
 	char rejmsg[1024]; /* why the first one was rejected */
@@ -65,7 +68,6 @@ struct expt_run {
 	int wait_ms, linger_ms, flags;
 	expt_report_fn report;
 	void *payload;
-	uint64_t flush_gen;
 	int closed, shut_state, forked, hooked;
 	/* Calls inside the library on this handle (they may wait with the lock let go); finish
 	 * frees the run only once they are out. */
@@ -246,6 +248,7 @@ static void pop(struct sinkq *q, size_t n)
 	}
 	q->head = (q->head + n) & (q->cap - 1);
 	q->count -= n;
+	q->settled += n;
 }
 
 /* Appends ev[0..n) (n <= PUSH_CHUNK) to every sink queue, under the lock. A healthy sink that is
@@ -296,6 +299,7 @@ static int push(struct expt_run *r, const struct expt_ev *ev, size_t n, int64_t 
 				expt_rec_ref(ev[i].u.rec);
 		}
 		q->count += n;
+		q->queued += n;
 		if (was_empty)
 			q->first_mono = expt_mono_ms();
 		q->urgent |= urgent;
@@ -367,7 +371,6 @@ static void *sink_thread(void *arg)
 	for (;;) {
 		int64_t now = expt_mono_ms();
 		size_t n, done = 0;
-		uint64_t gen;
 		int rc;
 
 		if (q->stop) {
@@ -383,7 +386,7 @@ static void *sink_thread(void *arg)
 				until = -1;
 			else if (q->failing && now < q->retry_at)
 				until = q->retry_at;
-			else if (!q->urgent && q->flush_seen == r->flush_gen && !r->space_waiters &&
+			else if (!q->urgent && q->settled >= q->flush_target && !r->space_waiters &&
 				 q->count < r->wake_at && now < q->first_mono + r->linger_ms)
 				until = q->first_mono + r->linger_ms; /* let the batch grow */
 			if (until) {
@@ -415,7 +418,6 @@ static void *sink_thread(void *arg)
 			q->batch[i] = *slot(q, i);
 		q->busy = 1;
 		q->urgent = 0;
-		gen = r->flush_gen;
 		pthread_mutex_unlock(&r->mu);
 		expt_err_clear(&err);
 		rc = q->ops->write(q->state, &r->ctx, q->batch, n, &done, &err);
@@ -442,9 +444,7 @@ static void *sink_thread(void *arg)
 			}
 			rc = 0;
 		}
-		if (q->count == 0)
-			q->flush_seen = gen;
-		else
+		if (q->count)
 			q->first_mono = expt_mono_ms();
 		if (rc)
 			sink_failed(q, &err);
@@ -1234,21 +1234,26 @@ int expt_run_flush(expt_run *r, int timeout_ms)
 {
 	int64_t deadline = timeout_ms < 0 ? 0 : expt_mono_ms() + timeout_ms;
 	int rc = EXPT_RESULT_OK;
+	uint64_t *target;
 
 	if (!r)
 		return EXPT_RESULT_INVALID;
 	if (run_foreign(r) || run_enter(r))
 		return EXPT_RESULT_CLOSED;
-	r->flush_gen++;
-	for (size_t i = 0; i < r->nq; i++)
+	/* What was logged before this call, per sink: later logging (another thread that keeps
+	 * going) does not hold the flush up. */
+	target = expt_xcalloc(r->nq ? r->nq : 1, sizeof(*target));
+	for (size_t i = 0; i < r->nq; i++) {
+		target[i] = r->q[i].flush_target = r->q[i].queued;
 		pthread_cond_signal(&r->q[i].cv);
+	}
 	for (;;) {
 		int pending = 0, failing = 0;
 		for (size_t i = 0; i < r->nq; i++) {
 			struct sinkq *q = &r->q[i];
 			if (q->failing)
 				failing = 1;
-			else if (q->count || q->busy)
+			else if (q->settled < target[i])
 				pending = 1;
 		}
 		if (r->closed) {
@@ -1266,6 +1271,7 @@ int expt_run_flush(expt_run *r, int timeout_ms)
 		}
 	}
 	run_leave(r);
+	free(target);
 	return rc;
 }
 

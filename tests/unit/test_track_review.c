@@ -577,6 +577,56 @@ static void test_sigterm_during_finish(void **state)
 	free(dir);
 }
 
+/* ---- 11: flush waits for what was logged before it, not for an empty queue ---- */
+
+struct busy_logger {
+	expt_run *run;
+	volatile int stop;
+	long n;
+};
+
+static void *log_forever(void *p)
+{
+	struct busy_logger *b = p;
+
+	while (!b->stop) {
+		expt_log_metric(b->run, "busy", (double)b->n, b->n);
+		b->n++;
+	}
+	return NULL;
+}
+
+static void test_flush_while_another_thread_logs(void **state)
+{
+	char *dir = fresh_dir();
+	char *jsonl = expt_xasprintf("%s/m.jsonl", dir);
+	struct expt_run_options o = EXPT_RUN_OPTIONS_INIT;
+	struct busy_logger b = {0};
+	struct expt_error e;
+	pthread_t th;
+	int64_t t0, took;
+	int rc;
+
+	o.run_id = "flush-1";
+	o.sinks = "jsonl";
+	o.jsonl_path = jsonl;
+	o.flags = EXPT_RUN_NO_HOOKS;
+	assert_int_equal(expt_run_open(&b.run, &o, &e), 0);
+	assert_int_equal(pthread_create(&th, NULL, log_forever, &b), 0);
+	while (b.n < 1000)
+		usleep(100);
+	t0 = expt_mono_ms();
+	rc = expt_run_flush(b.run, 5000);
+	took = expt_mono_ms() - t0;
+	b.stop = 1;
+	pthread_join(th, NULL);
+	assert_int_equal(rc, EXPT_RESULT_OK);
+	assert_true(took < 4000);
+	assert_int_equal(expt_run_finish(b.run, NULL, &e), 0);
+	free(jsonl);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -590,6 +640,7 @@ int main(void)
 	    cmocka_unit_test(test_histogram_huge_range),
 	    cmocka_unit_test(test_locale_independent),
 	    cmocka_unit_test(test_sigterm_during_finish),
+	    cmocka_unit_test(test_flush_while_another_thread_logs),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
