@@ -18,21 +18,6 @@ struct jsonl {
 	struct expt_buf out;
 };
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void add_kv_str(struct expt_buf *b, const char *k, const char *v)
 {
 	expt_buf_addf(b, ",\"%s\":", k);
@@ -127,7 +112,7 @@ static int flush_out(struct jsonl *j, const struct expt_sink_ctx *ctx, struct ex
 		return 0;
 	if (!fstat(j->fd, &st))
 		before = st.st_size;
-	if (write_all(j->fd, j->out.buf, j->out.len)) {
+	if (expt_write_all(j->fd, j->out.buf, j->out.len)) {
 		int saved = errno;
 		if (before >= 0 && ftruncate(j->fd, before)) {
 			/* Nothing better to do: the retry appends after the partial line. */

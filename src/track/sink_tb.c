@@ -38,26 +38,11 @@ struct tb {
 	struct expt_strv pkeys, pvals;
 };
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int flush_out(struct tb *t, struct expt_err *err)
 {
 	if (!t->out.len)
 		return 0;
-	if (write_all(t->fd, t->out.buf, t->out.len)) {
+	if (expt_write_all(t->fd, t->out.buf, t->out.len)) {
 		int saved = errno;
 		/* Cut the partial record so that TensorBoard never reads a torn one. */
 		if (ftruncate(t->fd, t->good) || lseek(t->fd, t->good, SEEK_SET) < 0) {

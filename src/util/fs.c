@@ -105,6 +105,23 @@ out:
 	return rc;
 }
 
+int expt_write_all(int fd, const void *data, size_t n)
+{
+	const char *p = data;
+
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 int expt_remove_tree(const char *path, struct expt_err *err)
 {
 	struct stat st;

@@ -14,6 +14,8 @@ int expt_mkdirs(const char *path, struct expt_err *err);
 int expt_read_file(const char *path, struct expt_buf *b, struct expt_err *err);
 /* Writes data to path atomically (temp file + rename). */
 int expt_write_file(const char *path, const void *data, size_t len, struct expt_err *err);
+/* Writes all n bytes to fd, retrying on EINTR and short writes; 0, or -1 with errno set. */
+int expt_write_all(int fd, const void *data, size_t n);
 /* rm -rf; missing path is not an error. */
 int expt_remove_tree(const char *path, struct expt_err *err);
 /* Copies a file or directory tree (regular files, dirs, symlinks). */

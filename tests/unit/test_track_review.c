@@ -155,12 +155,30 @@ static void test_finish_waits_for_calls_inside(void **state)
 	assert_int_equal(expt_run_open(&c.run, &o, &e), 0);
 	c.path = big;
 	assert_int_equal(pthread_create(&th, NULL, copy_artifact, &c), 0);
-	while (!c.started)
-		usleep(100);
-	usleep(5000);
+	/* Wait until the call is really inside the library: its copy has begun writing. Setting a
+	 * flag before the call is not enough: under load the thread may not have entered yet. */
+	{
+		char *dst = expt_xasprintf("%s/big.bin", art);
+		struct stat st;
+		for (int i = 0; i < 100000; i++) {
+			if (!stat(dst, &st) && st.st_size > 0)
+				break;
+			usleep(100);
+		}
+		free(dst);
+	}
+
 	assert_int_equal(expt_run_finish(c.run, NULL, &e), 0);
-	/* finish returned only once the call inside was out (it freed the run after). */
-	assert_true(c.done);
+	/* finish returned only once the call inside was out (it freed the run after): the copy,
+	 * done inside the call, is complete. (c.done may still be 0: the thread sets it after the
+	 * call returns, which can be later than finish under load.) */
+	{
+		char *dst = expt_xasprintf("%s/big.bin", art);
+		struct stat st;
+		assert_int_equal(stat(dst, &st), 0);
+		assert_int_equal(st.st_size, 256 << 20);
+		free(dst);
+	}
 	pthread_join(th, NULL);
 	assert_true(c.rc == EXPT_RESULT_OK || c.rc == EXPT_RESULT_CLOSED);
 	free(big);
