@@ -13,6 +13,9 @@
 /* Top-level fields of a spec, in documentation order (NULL-terminated). */
 extern const char *const expt_spec_fields[];
 int expt_spec_is_field(const char *key);
+/* "prefix.key" (or "key" when prefix is empty) into out, for diagnostics; control characters in
+ * the user's keys become '?' so that they never reach the terminal. */
+void expt_spec_field_path(char *out, size_t n, const char *prefix, const char *key);
 
 struct expt_sweep;
 

@@ -42,17 +42,6 @@ enum expt_sweep_method expt_sweep_method_of(const struct expt_ynode *sweep)
 	return expt_ynode_find(sweep, "trials") >= 0 ? EXPT_SWEEP_LIST : EXPT_SWEEP_GRID;
 }
 
-static void field_of(char *out, size_t n, const char *prefix, const char *key)
-{
-	size_t len;
-
-	snprintf(out, n, "%s%s%s", prefix, *prefix ? "." : "", key);
-	/* Keys are user text: keep control characters out of messages. */
-	for (len = 0; out[len]; len++)
-		if ((unsigned char)out[len] < 0x20 || out[len] == 0x7f)
-			out[len] = '?';
-}
-
 static int check_name(const struct expt_ynode *key, const char *field, struct expt_diags *diags)
 {
 	if (expt_param_name_ok(key->text))
@@ -94,8 +83,8 @@ static int parse_list_axis(struct expt_sweep *sw, const struct expt_ynode *key,
 			   struct expt_diags *diags)
 {
 	char field[320], d[96];
-	int bad =
-	    check_name(key, (field_of(field, sizeof(field), prefix, key->text), field), diags);
+	int bad = check_name(
+	    key, (expt_spec_field_path(field, sizeof(field), prefix, key->text), field), diags);
 
 	if (val->kind != EXPT_Y_SEQ) {
 		expt_ynode_describe(val, d, sizeof(d));
@@ -145,7 +134,7 @@ static int parse_range(struct expt_sweep *sw, const struct expt_ynode *key,
 		const char *k = val->keys[i]->text;
 		if (!strcmp(k, "min") || !strcmp(k, "max") || !strcmp(k, "log"))
 			continue;
-		field_of(sub, sizeof(sub), field, k);
+		expt_spec_field_path(sub, sizeof(sub), field, k);
 		expt_suggest(hint, sizeof(hint), k, range_keys, NELEM(range_keys));
 		expt_diag_at(diags, val->keys[i], sub, "unknown field%s", hint);
 		rc = -1;
@@ -156,20 +145,20 @@ static int parse_range(struct expt_sweep *sw, const struct expt_ynode *key,
 	}
 	if (number_of(mn, &ax.min, &imin)) {
 		expt_ynode_describe(mn, d, sizeof(d));
-		field_of(sub, sizeof(sub), field, "min");
+		expt_spec_field_path(sub, sizeof(sub), field, "min");
 		expt_diag_at(diags, mn, sub, "expected a number, got %s", d);
 		rc = -1;
 	}
 	if (number_of(mx, &ax.max, &imax)) {
 		expt_ynode_describe(mx, d, sizeof(d));
-		field_of(sub, sizeof(sub), field, "max");
+		expt_spec_field_path(sub, sizeof(sub), field, "max");
 		expt_diag_at(diags, mx, sub, "expected a number, got %s", d);
 		rc = -1;
 	}
 	if (lg && !expt_ynode_is_null(lg)) {
 		if (lg->kind != EXPT_Y_SCALAR || lg->type != EXPT_VT_BOOL) {
 			expt_ynode_describe(lg, d, sizeof(d));
-			field_of(sub, sizeof(sub), field, "log");
+			expt_spec_field_path(sub, sizeof(sub), field, "log");
 			expt_diag_at(diags, lg, sub, "expected true or false, got %s", d);
 			rc = -1;
 		} else {
@@ -215,7 +204,7 @@ static int parse_axes(struct expt_sweep *sw, const struct expt_ynode *map, const
 		const struct expt_ynode *key = map->keys[i], *val = map->vals[i];
 		char field[320];
 
-		field_of(field, sizeof(field), prefix, key->text);
+		expt_spec_field_path(field, sizeof(field), prefix, key->text);
 		if (random && val->kind == EXPT_Y_MAP)
 			rc |= parse_range(sw, key, val, field, diags);
 		else
@@ -257,7 +246,7 @@ static int parse_trials(struct expt_sweep *sw, const struct expt_ynode *seq,
 			struct expt_value v;
 			char sub[352];
 
-			field_of(sub, sizeof(sub), field, t->keys[j]->text);
+			expt_spec_field_path(sub, sizeof(sub), field, t->keys[j]->text);
 			if (check_name(t->keys[j], sub, diags)) {
 				rc = -1;
 				continue;
@@ -313,7 +302,7 @@ static int parse_long(struct expt_sweep *sw, const struct expt_ynode *node,
 			known |= !strcmp(k, long_keys[j]);
 		if (known)
 			continue;
-		field_of(field, sizeof(field), "sweep", k);
+		expt_spec_field_path(field, sizeof(field), "sweep", k);
 		expt_suggest(hint, sizeof(hint), k, long_keys, NELEM(long_keys));
 		expt_diag_at(diags, node->keys[i], field,
 			     "unknown field%s; with method:, params go under sweep.params", hint);
@@ -388,7 +377,7 @@ static int parse_long(struct expt_sweep *sw, const struct expt_ynode *node,
 			long at = expt_ynode_find(node, rnd_only[i]);
 			if (at < 0)
 				continue;
-			field_of(field, sizeof(field), "sweep", rnd_only[i]);
+			expt_spec_field_path(field, sizeof(field), "sweep", rnd_only[i]);
 			expt_diag_at(diags, node->keys[at], field, "only used with method: random");
 			rc = -1;
 		}

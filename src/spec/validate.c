@@ -37,8 +37,7 @@ struct vctx {
 	int errors; /* problems found by this pass */
 };
 
-/* A field path made from user keys: control characters would reach the terminal. */
-static void join(char *out, size_t n, const char *prefix, const char *key)
+void expt_spec_field_path(char *out, size_t n, const char *prefix, const char *key)
 {
 	size_t i;
 
@@ -88,7 +87,7 @@ static void unknown_keys(struct vctx *c, const struct expt_ynode *map, const cha
 			known = 1;
 		if (known)
 			continue;
-		join(field, sizeof(field), prefix, k);
+		expt_spec_field_path(field, sizeof(field), prefix, k);
 		expt_suggest(hint, sizeof(hint), k, valid, nvalid);
 		problem(c, map->keys[i], field, "unknown field%s", hint);
 	}
@@ -232,7 +231,7 @@ static void get_kvs(struct vctx *c, const struct expt_ynode *map, const char *pr
 		char field[320];
 		struct expt_kv *kv;
 
-		join(field, sizeof(field), prefix, k->text);
+		expt_spec_field_path(field, sizeof(field), prefix, k->text);
 		if (env && !expt_env_name_ok(k->text)) {
 			problem(c, k, field,
 				"environment variable names hold letters, digits and '_', and do "
@@ -426,7 +425,7 @@ static void v_params(struct vctx *c, const struct expt_ynode *n)
 		struct expt_value v;
 		char field[320];
 
-		join(field, sizeof(field), "params", k->text);
+		expt_spec_field_path(field, sizeof(field), "params", k->text);
 		if (!expt_param_name_ok(k->text)) {
 			if (!strcmp(k->text, "run_id") || !strcmp(k->text, "output_dir"))
 				problem(c, k, field, "'%s' is reserved for the {%s} placeholder",
@@ -536,7 +535,7 @@ static void v_mounts(struct vctx *c, const struct expt_ynode *n, const char *sec
 		char field[320], sub[352];
 		int bad = 0;
 
-		join(field, sizeof(field), section, k->text);
+		expt_spec_field_path(field, sizeof(field), section, k->text);
 		m.readonly = in;
 		if (!expt_dns_label_ok(k->text)) {
 			check_label(c, k, field);
@@ -547,19 +546,19 @@ static void v_mounts(struct vctx *c, const struct expt_ynode *n, const char *sec
 		} else if (v->kind == EXPT_Y_MAP) {
 			const struct expt_ynode *x;
 			unknown_keys(c, v, field, keys, NELEM(keys));
-			join(sub, sizeof(sub), field, "mount");
+			expt_spec_field_path(sub, sizeof(sub), field, "mount");
 			x = expt_ynode_get(v, "mount");
 			if (!get_word(c, x, sub, &m.mount) && m.mount[0] != '/') {
 				problem(c, x, sub, "expected an absolute path, got '%s'", m.mount);
 				bad = 1;
 			}
-			join(sub, sizeof(sub), field, urlkey);
+			expt_spec_field_path(sub, sizeof(sub), field, urlkey);
 			x = expt_ynode_get(v, urlkey);
 			if (get_word(c, x, sub, &m.url) > 0) {
 				problem(c, v, sub, "required field is missing");
 				bad = 1;
 			}
-			join(sub, sizeof(sub), field, "readonly");
+			expt_spec_field_path(sub, sizeof(sub), field, "readonly");
 			get_bool(c, expt_ynode_get(v, "readonly"), sub, &m.readonly);
 		} else {
 			wrong(c, v, field,
@@ -570,7 +569,7 @@ static void v_mounts(struct vctx *c, const struct expt_ynode *n, const char *sec
 		if (m.url && !url_ok(m.url)) {
 			const struct expt_ynode *at =
 			    v->kind == EXPT_Y_MAP ? expt_ynode_get(v, urlkey) : v;
-			join(sub, sizeof(sub), field, urlkey);
+			expt_spec_field_path(sub, sizeof(sub), field, urlkey);
 			problem(c, at ? at : v, v->kind == EXPT_Y_MAP ? sub : field,
 				"expected a path or an nfs://, pvc:// or s3:// URL, got '%s'",
 				m.url);
@@ -631,7 +630,7 @@ static void v_files(struct vctx *c, const struct expt_ynode *n)
 		char field[320];
 		struct expt_kv *kv;
 
-		join(field, sizeof(field), "files", k->text);
+		expt_spec_field_path(field, sizeof(field), "files", k->text);
 		if (!*k->text || !strcmp(k->text, "..") || !strncmp(k->text, "../", 3) ||
 		    strstr(k->text, "/../") ||
 		    (strlen(k->text) >= 3 && !strcmp(k->text + strlen(k->text) - 3, "/.."))) {
@@ -743,17 +742,17 @@ static void v_tolerations(struct vctx *c, const struct expt_ynode *n)
 			continue;
 		}
 		unknown_keys(c, t, field, keys, NELEM(keys));
-		join(sub, sizeof(sub), field, "key");
+		expt_spec_field_path(sub, sizeof(sub), field, "key");
 		get_str(c, expt_ynode_get(t, "key"), sub, &tmp);
-		join(sub, sizeof(sub), field, "value");
+		expt_spec_field_path(sub, sizeof(sub), field, "value");
 		get_str(c, expt_ynode_get(t, "value"), sub, &tmp);
-		join(sub, sizeof(sub), field, "operator");
+		expt_spec_field_path(sub, sizeof(sub), field, "operator");
 		get_enum(c, expt_ynode_get(t, "operator"), sub, ops, NELEM(ops), &tmp);
-		join(sub, sizeof(sub), field, "effect");
+		expt_spec_field_path(sub, sizeof(sub), field, "effect");
 		get_enum(c, expt_ynode_get(t, "effect"), sub, effects, NELEM(effects), &tmp);
 		free(tmp);
 		x = expt_ynode_get(t, "tolerationSeconds");
-		join(sub, sizeof(sub), field, "tolerationSeconds");
+		expt_spec_field_path(sub, sizeof(sub), field, "tolerationSeconds");
 		if (!is_unset(x) && (x->kind != EXPT_Y_SCALAR || x->type != EXPT_VT_INT ||
 				     expt_parse_i64(x->text, &secs)))
 			wrong(c, x, sub, "an integer");
