@@ -32,8 +32,8 @@
 #include "track/track.h"
 #include "util/util.h"
 
-static char tmp_root[] = "/tmp/expt-track-review-XXXXXX";
-static int case_no;
+#include "track_fixture.h"
+
 static int in_child;
 
 /* LeakSanitizer calls this at exit: a forked child exits in the middle of a test, holding the
@@ -42,65 +42,6 @@ int __lsan_is_turned_off(void);
 int __lsan_is_turned_off(void)
 {
 	return in_child;
-}
-
-static char *fresh_dir(void)
-{
-	char *d = expt_xasprintf("%s/t%d", tmp_root, ++case_no);
-	struct expt_err err = EXPT_ERR_INIT;
-
-	assert_int_equal(expt_mkdirs(d, &err), 0);
-	return d;
-}
-
-static int setup(void **state)
-{
-	static const char *const vars[] = {
-	    "EXPT_RUN_ID", "EXPT_EXPERIMENT",	   "EXPT_OUTPUT_DIR",	"EXPT_PARAMS_FILE",
-	    "EXPT_STORE",  "EXPT_SINKS",	   "EXPT_ARTIFACT_DIR", "EXPT_TRACKING_URI",
-	    "EXPT_JSONL",  "EXPT_TENSORBOARD_DIR", "EXPT_HOME"};
-
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-		unsetenv(vars[i]);
-	return mkdtemp(tmp_root) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	struct expt_err err = EXPT_ERR_INIT;
-
-	return expt_remove_tree(tmp_root, &err);
-}
-
-static json_t *read_jsonl(const char *path)
-{
-	json_t *arr = json_array();
-	FILE *f = fopen(path, "r");
-	char line[1 << 16];
-
-	assert_non_null(f);
-	while (fgets(line, sizeof(line), f)) {
-		json_error_t jerr;
-		json_t *v = json_loads(line, 0, &jerr);
-		if (!v)
-			fail_msg("bad JSONL line: %s (%s)", line, jerr.text);
-		json_array_append_new(arr, v);
-	}
-	fclose(f);
-	return arr;
-}
-
-static size_t count_type(json_t *arr, const char *type)
-{
-	size_t n = 0, i;
-	json_t *v;
-
-	json_array_foreach(arr, i, v)
-	{
-		if (!strcmp(json_string_value(json_object_get(v, "type")), type))
-			n++;
-	}
-	return n;
 }
 
 static void silent(const char *sink, const char *msg, void *payload)

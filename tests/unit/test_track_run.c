@@ -24,37 +24,7 @@
 #include "store/store.h"
 #include "util/util.h"
 
-static char tmp_root[] = "/tmp/expt-track-XXXXXX";
-static int case_no;
-
-/* A fresh directory per test, and the environment of no run. */
-static char *fresh_dir(void)
-{
-	char *d = expt_xasprintf("%s/t%d", tmp_root, ++case_no);
-	struct expt_err err = EXPT_ERR_INIT;
-
-	assert_int_equal(expt_mkdirs(d, &err), 0);
-	return d;
-}
-
-static int setup(void **state)
-{
-	static const char *const vars[] = {
-	    "EXPT_RUN_ID", "EXPT_EXPERIMENT",	   "EXPT_OUTPUT_DIR",	"EXPT_PARAMS_FILE",
-	    "EXPT_STORE",  "EXPT_SINKS",	   "EXPT_ARTIFACT_DIR", "EXPT_TRACKING_URI",
-	    "EXPT_JSONL",  "EXPT_TENSORBOARD_DIR", "EXPT_HOME"};
-
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-		unsetenv(vars[i]);
-	return mkdtemp(tmp_root) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	struct expt_err err = EXPT_ERR_INIT;
-
-	return expt_remove_tree(tmp_root, &err);
-}
+#include "track_fixture.h"
 
 /* Reports, counted. */
 struct reports {
@@ -76,40 +46,6 @@ static void on_report(const char *sink, const char *msg, void *payload)
 		r->other++;
 	snprintf(r->last, sizeof(r->last), "%s", msg);
 	pthread_mutex_unlock(&r->mu);
-}
-
-static json_t *read_jsonl(const char *path)
-{
-	json_t *arr = json_array();
-	FILE *f = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0;
-
-	if (!f)
-		return arr;
-	while (getline(&line, &cap, f) > 0) {
-		json_error_t jerr;
-		json_t *o = json_loads(line, 0, &jerr);
-		if (!o)
-			fail_msg("%s: bad JSON line: %s", path, line);
-		json_array_append_new(arr, o);
-	}
-	free(line);
-	fclose(f);
-	return arr;
-}
-
-static size_t count_type(json_t *arr, const char *type)
-{
-	size_t i, n = 0;
-	json_t *o;
-
-	json_array_foreach(arr, i, o)
-	{
-		if (!strcmp(json_string_value(json_object_get(o, "type")), type))
-			n++;
-	}
-	return n;
 }
 
 /* Metric values of key in the JSONL, in file order. */
