@@ -53,8 +53,10 @@ struct attempt {
 	int64_t reaped_at; /* when the leader was reaped, 0 while it runs */
 	int status;	   /* wait status of the leader */
 	struct stream out, err;
-	int *gpu;   /* indices into sup.gpu_ids */
-	char *gpus; /* "0,1" or "" */
+	int comb;	/* output.log: both streams in arrival order, -1 if none */
+	char *paths[3]; /* stdout.log, stderr.log, output.log under the job's log_dir */
+	int *gpu;	/* indices into sup.gpu_ids */
+	char *gpus;	/* "0,1" or "" */
 	int ngpu;
 	int timed_out, stopped, oom, killed;
 	int lost;	/* someone else reaped the leader: its status is unknown */
@@ -85,6 +87,7 @@ struct sup {
 	struct expt_memlimit ml;
 	int ml_probed;
 	struct expt_strv cg_left; /* cgroups still busy when their attempt ended */
+	char node[64];		  /* this machine's name, for the runs' node */
 	unsigned seq;
 	int64_t next_tick, next_watch;
 };
@@ -307,6 +310,18 @@ static void write_all(struct stream *st, const char *p, size_t n)
 
 static void deliver(struct sup *s, struct attempt *a, int which, const char *line, size_t len)
 {
+	if (a->comb >= 0) {
+		/* Best effort: the per-stream files are authoritative. Only the last piece of a
+		 * line longer than LINE_CHUNK ends it. */
+		struct stream c = {.fd = -1, .file = a->comb};
+		write_all(&c, line, len);
+		if (len != LINE_CHUNK)
+			write_all(&c, "\n", 1);
+		if (c.file_errno) {
+			close(a->comb);
+			a->comb = -1;
+		}
+	}
 	if (s->ev->line)
 		s->ev->line(s->jobs[a->job], which, line, len, s->payload);
 }
@@ -409,6 +424,10 @@ static void release_attempt(struct sup *s, struct attempt *a)
 		close(a->out.file);
 	if (a->err.file >= 0)
 		close(a->err.file);
+	if (a->comb >= 0)
+		close(a->comb);
+	for (int i = 0; i < 3; i++)
+		free(a->paths[i]);
 	if (a->pidfd >= 0)
 		close(a->pidfd);
 	if (a->cg && expt_memcg_remove(a->cg))
@@ -422,7 +441,7 @@ static void release_attempt(struct sup *s, struct attempt *a)
 }
 
 /* Reports the end of an attempt and frees it; ex is complete but for final. */
-static void conclude(struct sup *s, struct attempt *a, struct expt_exit *ex, int failed)
+static void conclude(struct sup *s, struct attempt *a, struct expt_observed *ex, int failed)
 {
 	struct expt_job *job = s->jobs[a->job];
 	int retry =
@@ -465,9 +484,10 @@ static void remove_running(struct sup *s, struct attempt *a)
 /* A job that ends without running: it cannot (spawn_failed) or it was stopped while queued. */
 static void finish_unstarted(struct sup *s, size_t i, int stopped, const char *msg)
 {
-	struct expt_exit ex;
+	struct expt_observed ex;
 
 	memset(&ex, 0, sizeof(ex));
+	ex.phase = EXPT_OBS_EXITED;
 	ex.exit_code = -1;
 	ex.stopped = stopped;
 	ex.spawn_failed = !stopped;
@@ -483,9 +503,10 @@ static void finish_unstarted(struct sup *s, size_t i, int stopped, const char *m
 
 static void spawn_failed(struct sup *s, struct attempt *a, const char *msg)
 {
-	struct expt_exit ex;
+	struct expt_observed ex;
 
 	memset(&ex, 0, sizeof(ex));
+	ex.phase = EXPT_OBS_EXITED;
 	ex.exit_code = -1;
 	ex.spawn_failed = 1;
 	ex.attempt = a->num;
@@ -494,26 +515,16 @@ static void spawn_failed(struct sup *s, struct attempt *a, const char *msg)
 	conclude(s, a, &ex, 1);
 }
 
-static const char *signame(int sig, char *buf, size_t n)
-{
-	const char *abbrev = sigabbrev_np(sig);
-
-	if (abbrev)
-		snprintf(buf, n, "SIG%s", abbrev);
-	else
-		snprintf(buf, n, "signal %d", sig);
-	return buf;
-}
-
 /* The leader is reaped and its group gone: say how it ended. */
 static void finish_attempt(struct sup *s, struct attempt *a)
 {
 	struct expt_job *job = s->jobs[a->job];
-	struct expt_exit ex;
+	struct expt_observed ex;
 	char lim[32], peak[32], sig[32], dur[32];
 	int failed;
 
 	memset(&ex, 0, sizeof(ex));
+	ex.phase = EXPT_OBS_EXITED;
 	ex.attempt = a->num;
 	ex.start_ms = a->start_ms;
 	ex.end_ms = a->start_ms + (a->reaped_at - a->start_mono);
@@ -558,7 +569,7 @@ static void finish_attempt(struct sup *s, struct attempt *a)
 			 "exit status unknown: another part of the program reaped the process");
 	else if (ex.signal)
 		snprintf(ex.message, sizeof(ex.message), "killed by %s%s",
-			 signame(ex.signal, sig, sizeof(sig)),
+			 expt_signal_name(ex.signal, sig, sizeof(sig)),
 			 WCOREDUMP(a->status) ? " (core dumped)" : "");
 	else
 		snprintf(ex.message, sizeof(ex.message), "exited with code %d", ex.exit_code);
@@ -727,17 +738,37 @@ static void spawn(struct sup *s, size_t i)
 	a->job = i;
 	a->num = ++s->jattempt[i];
 	a->pid = -1;
-	a->pidfd = a->out.fd = a->err.fd = a->out.file = a->err.file = -1;
-	a->out.path = job->stdout_path;
-	a->err.path = job->stderr_path;
+	a->pidfd = a->out.fd = a->err.fd = a->out.file = a->err.file = a->comb = -1;
+	if (job->log_dir) {
+		a->paths[0] = expt_xasprintf("%s/stdout.log", job->log_dir);
+		a->paths[1] = expt_xasprintf("%s/stderr.log", job->log_dir);
+		a->paths[2] = expt_xasprintf("%s/output.log", job->log_dir);
+	}
+	a->out.path = a->paths[0];
+	a->err.path = a->paths[1];
 	s->jstate[i] = J_RUNNING;
 	take_gpus(s, a, job->gpus > 0 ? job->gpus : 0);
 	if (!job->argv.n || !job->argv.v[0][0]) {
 		spawn_failed(s, a, "empty command");
 		return;
 	}
-	if ((job->stdout_path && open_log(job->stdout_path, &a->out.file, &e)) ||
-	    (job->stderr_path && open_log(job->stderr_path, &a->err.file, &e))) {
+	if (job->output_dir && expt_mkdirs(job->output_dir, &e)) {
+		spawn_failed(s, a, e.msg);
+		return;
+	}
+	if (job->log_dir && job->params_json && a->num == 1) {
+		char *pf = expt_xasprintf("%s/params.json", job->log_dir);
+		int bad = expt_mkdirs(job->log_dir, &e) ||
+			  expt_write_file(pf, job->params_json, strlen(job->params_json), &e);
+		free(pf);
+		if (bad) {
+			spawn_failed(s, a, e.msg);
+			return;
+		}
+	}
+	if (job->log_dir &&
+	    (open_log(a->paths[0], &a->out.file, &e) || open_log(a->paths[1], &a->err.file, &e) ||
+	     open_log(a->paths[2], &a->comb, &e))) {
 		spawn_failed(s, a, e.msg);
 		return;
 	}
@@ -762,8 +793,12 @@ static void spawn(struct sup *s, size_t i)
 		a->deadline = a->start_mono + job->timeout_ms;
 	EXPT_ALLOC_GROW(s->run, s->nrun + 1, s->caprun);
 	s->run[s->nrun++] = a;
-	if (s->ev->started)
-		s->ev->started(job, pid, a->num, a->gpus, s->payload);
+	if (s->ev->started) {
+		char ref[32];
+		struct expt_attempt_info ai = {ref, a->num, a->gpus, s->node, pid};
+		snprintf(ref, sizeof(ref), "pid:%d", (int)pid);
+		s->ev->started(job, &ai, s->payload);
+	}
 	if (a->unenforced) {
 		char lim[32], *warn;
 		expt_fmt_mem(job->memory_bytes, lim, sizeof(lim));
@@ -800,6 +835,11 @@ static void dispatch(struct sup *s)
 			continue;
 		if (job->gpus > 0 && (gpu_blocked || free_gpus(s) < (size_t)job->gpus)) {
 			gpu_blocked = 1;
+			continue;
+		}
+		/* A stop recorded while the job waited: it never starts. */
+		if (s->ev->admit && s->ev->admit(job, s->payload)) {
+			finish_unstarted(s, i, 1, "stopped before it started");
 			continue;
 		}
 		spawn(s, i);
@@ -965,83 +1005,91 @@ struct pollref {
 	int which; /* 1 stdout, 2 stderr, 0 pidfd */
 };
 
-static int run_loop(struct sup *s, struct expt_err *err)
+/* The handle's state: at most one supervised batch (submit), driven by watch. */
+struct local {
+	struct sup s;
+	char *db_path; /* the store the runs report to */
+	int active;    /* submitted, not yet all finished */
+	int failed;    /* poll failed: everything is being stopped */
+	struct sigaction old_pipe, old_chld;
+	int old_reaper;
+	struct pollfd *pfd;
+	struct pollref *ref;
+	size_t cap;
+};
+
+/* One turn of the loop: start what may start, wait at most max_ms for output, exits and
+ * timers, and act on them. Returns 1 once every job has finished. */
+static int loop_once(struct local *l, int64_t max_ms, struct expt_err *err)
 {
-	struct pollfd *pfd = NULL;
-	struct pollref *ref = NULL;
-	size_t cap = 0;
-	int rc = 0;
+	struct sup *s = &l->s;
+	int64_t now = now_mono();
+	size_t np = 0;
+	int r, wait;
 
-	s->next_tick = now_mono() + TICK_MS;
-	s->next_watch = now_mono() + WATCH_MS;
-	s->dirty = 1;
-	for (;;) {
-		int64_t now = now_mono();
-		size_t np = 0;
-		int r;
-
-		if (!s->stopping && s->opts->stop_flag && *s->opts->stop_flag)
-			begin_stop(s, now);
-		if (s->dirty && !s->stopping)
-			dispatch(s);
-		if (s->ndone == s->n && !s->nrun)
-			break;
-		EXPT_ALLOC_GROW(pfd, 3 * s->nrun + 1, cap);
-		ref = expt_xrealloc(ref, cap * sizeof(*ref));
-		for (size_t i = 0; i < s->nrun; i++) {
-			struct attempt *a = s->run[i];
-			int fds[3] = {a->pidfd, a->out.fd, a->err.fd};
-			for (int w = 0; w < 3; w++) {
-				if (fds[w] < 0 || (w == 0 && a->reaped_at))
-					continue;
-				pfd[np].fd = fds[w];
-				pfd[np].events = POLLIN;
-				pfd[np].revents = 0;
-				ref[np].a = a;
-				ref[np].which = w;
-				np++;
-			}
-		}
-		r = poll(pfd, np, poll_timeout(s, now));
-		if (r < 0 && errno != EINTR && !s->stopping) {
-			/* Nothing sensible is left but to end every run. */
-			rc = expt_err_errno(err, EXPT_EBACKEND, "local backend: poll failed");
-			s->grace = 0;
-			begin_stop(s, now_mono());
-			continue;
-		}
-		for (size_t k = 0; r > 0 && k < np; k++) {
-			struct attempt *a = ref[k].a;
-			if (!pfd[k].revents || ref[k].which == 0)
+	if (!s->stopping && s->opts->stop_flag && *s->opts->stop_flag)
+		begin_stop(s, now);
+	if (s->dirty && !s->stopping)
+		dispatch(s);
+	if (s->ndone == s->n && !s->nrun)
+		return 1;
+	EXPT_ALLOC_GROW(l->pfd, 3 * s->nrun + 1, l->cap);
+	l->ref = expt_xrealloc(l->ref, l->cap * sizeof(*l->ref));
+	for (size_t i = 0; i < s->nrun; i++) {
+		struct attempt *a = s->run[i];
+		int fds[3] = {a->pidfd, a->out.fd, a->err.fd};
+		for (int w = 0; w < 3; w++) {
+			if (fds[w] < 0 || (w == 0 && a->reaped_at))
 				continue;
-			read_stream(s, a, ref[k].which == 1 ? &a->out : &a->err, ref[k].which);
-		}
-		now = now_mono();
-		for (size_t i = 0; i < s->nrun; i++) {
-			if (!s->run[i]->reaped_at)
-				check_exit(s->run[i], now);
-			if (!s->run[i]->reaped_at)
-				check_timers(s, s->run[i], now);
-		}
-		if (now >= s->next_watch) {
-			watchdog(s);
-			s->next_watch = now + WATCH_MS;
-		}
-		for (size_t i = 0; i < s->nrun;) {
-			struct attempt *a = s->run[i];
-			if (a->reaped_at && group_done(s, a, now))
-				finish_attempt(s, a); /* removes it from s->run */
-			else
-				i++;
-		}
-		if (s->ev->tick && now_mono() >= s->next_tick) {
-			s->ev->tick(s->payload);
-			s->next_tick = now_mono() + TICK_MS;
+			l->pfd[np].fd = fds[w];
+			l->pfd[np].events = POLLIN;
+			l->pfd[np].revents = 0;
+			l->ref[np].a = a;
+			l->ref[np].which = w;
+			np++;
 		}
 	}
-	free(pfd);
-	free(ref);
-	return rc;
+	wait = poll_timeout(s, now);
+	if (max_ms >= 0 && wait > max_ms)
+		wait = (int)max_ms;
+	r = poll(l->pfd, np, wait);
+	if (r < 0 && errno != EINTR && !s->stopping) {
+		/* Nothing sensible is left but to end every run. */
+		expt_err_errno(err, EXPT_EBACKEND, "local backend: poll failed");
+		l->failed = 1;
+		s->grace = 0;
+		begin_stop(s, now_mono());
+		return 0;
+	}
+	for (size_t k = 0; r > 0 && k < np; k++) {
+		struct attempt *a = l->ref[k].a;
+		if (!l->pfd[k].revents || l->ref[k].which == 0)
+			continue;
+		read_stream(s, a, l->ref[k].which == 1 ? &a->out : &a->err, l->ref[k].which);
+	}
+	now = now_mono();
+	for (size_t i = 0; i < s->nrun; i++) {
+		if (!s->run[i]->reaped_at)
+			check_exit(s->run[i], now);
+		if (!s->run[i]->reaped_at)
+			check_timers(s, s->run[i], now);
+	}
+	if (now >= s->next_watch) {
+		watchdog(s);
+		s->next_watch = now + WATCH_MS;
+	}
+	for (size_t i = 0; i < s->nrun;) {
+		struct attempt *a = s->run[i];
+		if (a->reaped_at && group_done(s, a, now))
+			finish_attempt(s, a); /* removes it from s->run */
+		else
+			i++;
+	}
+	if (s->ev->tick && now_mono() >= s->next_tick) {
+		s->ev->tick(s->payload);
+		s->next_tick = now_mono() + TICK_MS;
+	}
+	return 0;
 }
 
 /* Jobs that can never run here finish at once; the rest wait for their GPUs. */
@@ -1074,67 +1122,141 @@ static void setup_gpus(struct sup *s)
 	}
 }
 
-static int local_execute(struct expt_job **jobs, size_t n, const struct expt_exec_opts *opts,
-			 const struct expt_job_events *ev, void *payload, struct expt_err *err)
+int expt_local_open(void **state, const struct expt_backend_conf *conf, struct expt_err *err)
 {
-	struct sup s;
-	struct sigaction ign, dfl, old_pipe, old_chld;
-	int old_reaper = 0, rc;
+	struct local *l = expt_xcalloc(1, sizeof(*l));
 
-	memset(&s, 0, sizeof(s));
-	s.jobs = jobs;
-	s.n = n;
-	s.opts = opts;
-	s.ev = ev;
-	s.payload = payload;
-	s.parallel = opts->parallel > 0 ? (size_t)opts->parallel : 1;
-	s.grace = opts->grace_ms > 0 ? opts->grace_ms : DEFAULT_GRACE_MS;
-	s.jstate = expt_xcalloc(n ? n : 1, sizeof(int));
-	s.jattempt = expt_xcalloc(n ? n : 1, sizeof(int));
-	s.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (s.devnull < 0) {
-		rc = expt_err_errno(err, EXPT_EBACKEND, "cannot open /dev/null");
-		goto out;
+	(void)err;
+	l->s.devnull = -1;
+	l->db_path = conf && conf->db_path ? expt_xstrdup(conf->db_path) : NULL;
+	*state = l;
+	return 0;
+}
+
+/* Undoes what submit set up, once every job has finished. */
+static void teardown(struct local *l)
+{
+	struct sup *s = &l->s;
+
+	for (size_t i = 0; i < s->cg_left.n; i++) {
+		/* Killed processes may take a moment to leave the cgroup. */
+		for (int t = 0; t < 50 && expt_memcg_remove(s->cg_left.v[i]); t++)
+			poll(NULL, 0, 20);
+	}
+	if (!l->old_reaper)
+		prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+	sigaction(SIGPIPE, &l->old_pipe, NULL);
+	if (l->old_chld.sa_handler == SIG_IGN)
+		sigaction(SIGCHLD, &l->old_chld, NULL);
+	if (s->devnull >= 0)
+		close(s->devnull);
+	s->devnull = -1;
+	free(s->jstate);
+	free(s->jattempt);
+	free(s->run);
+	free(s->gpu_busy);
+	expt_strv_release(&s->gpu_ids);
+	expt_strv_release(&s->cg_left);
+	free(l->pfd);
+	free(l->ref);
+	l->pfd = NULL;
+	l->ref = NULL;
+	l->cap = 0;
+	l->active = 0;
+}
+
+int expt_local_submit(void *state, struct expt_job **jobs, size_t n,
+		      const struct expt_exec_opts *opts, const struct expt_job_events *ev,
+		      void *payload, struct expt_err *err)
+{
+	struct local *l = state;
+	struct sup *s = &l->s;
+	struct sigaction ign, dfl;
+
+	if (l->active || s->jobs)
+		return expt_err_set(err, EXPT_EBACKEND, "local backend: one submit per handle");
+	memset(s, 0, sizeof(*s));
+	s->jobs = jobs;
+	s->n = n;
+	s->opts = opts;
+	s->ev = ev;
+	s->payload = payload;
+	s->parallel = opts->parallel > 0 ? (size_t)opts->parallel : 1;
+	s->grace = opts->grace_ms > 0 ? opts->grace_ms : DEFAULT_GRACE_MS;
+	s->jstate = expt_xcalloc(n ? n : 1, sizeof(int));
+	s->jattempt = expt_xcalloc(n ? n : 1, sizeof(int));
+	if (gethostname(s->node, sizeof(s->node) - 1))
+		s->node[0] = '\0';
+	s->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (s->devnull < 0) {
+		free(s->jstate);
+		free(s->jattempt);
+		memset(s, 0, sizeof(*s));
+		s->devnull = -1;
+		return expt_err_errno(err, EXPT_EBACKEND, "cannot open /dev/null");
 	}
 	/* Output goes to pipes the supervisor reads and files it writes; a closed reader of the
 	 * caller's own output must not kill the supervisor in the middle of a sweep. */
 	memset(&ign, 0, sizeof(ign));
 	ign.sa_handler = SIG_IGN;
 	sigemptyset(&ign.sa_mask);
-	sigaction(SIGPIPE, &ign, &old_pipe);
+	sigaction(SIGPIPE, &ign, &l->old_pipe);
 	/* With SIGCHLD ignored the kernel reaps children itself and no exit status is left. */
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	sigemptyset(&dfl.sa_mask);
-	sigaction(SIGCHLD, NULL, &old_chld);
-	if (old_chld.sa_handler == SIG_IGN)
+	sigaction(SIGCHLD, NULL, &l->old_chld);
+	if (l->old_chld.sa_handler == SIG_IGN)
 		sigaction(SIGCHLD, &dfl, NULL);
 	/* Processes a run leaves behind are re-parented to the supervisor, which reaps them; on a
 	 * machine whose init does not reap, they would otherwise stay zombies in the group. */
-	prctl(PR_GET_CHILD_SUBREAPER, &old_reaper, 0, 0, 0);
+	l->old_reaper = 0;
+	prctl(PR_GET_CHILD_SUBREAPER, &l->old_reaper, 0, 0, 0);
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	setup_gpus(&s);
-	rc = run_loop(&s, err);
-	for (size_t i = 0; i < s.cg_left.n; i++) {
-		/* Killed processes may take a moment to leave the cgroup. */
-		for (int t = 0; t < 50 && expt_memcg_remove(s.cg_left.v[i]); t++)
-			poll(NULL, 0, 20);
+	l->active = 1;
+	l->failed = 0;
+	setup_gpus(s);
+	s->next_tick = now_mono() + TICK_MS;
+	s->next_watch = now_mono() + WATCH_MS;
+	s->dirty = 1;
+	return 0;
+}
+
+int expt_local_watch(void *state, int64_t timeout_ms, struct expt_err *err)
+{
+	struct local *l = state;
+	int64_t end = now_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+
+	if (!l->active)
+		return 1;
+	for (;;) {
+		int64_t left = end - now_mono();
+		if (loop_once(l, left > 0 ? left : 0, err)) {
+			int failed = l->failed;
+			teardown(l);
+			return failed ? -1 : 1;
+		}
+		if (now_mono() >= end)
+			return 0;
 	}
-	if (!old_reaper)
-		prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
-	sigaction(SIGPIPE, &old_pipe, NULL);
-	if (old_chld.sa_handler == SIG_IGN)
-		sigaction(SIGCHLD, &old_chld, NULL);
-out:
-	if (s.devnull >= 0)
-		close(s.devnull);
-	free(s.jstate);
-	free(s.jattempt);
-	free(s.run);
-	free(s.gpu_busy);
-	expt_strv_release(&s.gpu_ids);
-	expt_strv_release(&s.cg_left);
-	return rc;
+}
+
+void expt_local_close(void *state)
+{
+	struct local *l = state;
+
+	if (!l)
+		return;
+	if (l->active) {
+		/* Closed while runs go on: stop them all and wait for the end. */
+		struct expt_err e = EXPT_ERR_INIT;
+		l->s.grace = 0;
+		begin_stop(&l->s, now_mono());
+		while (!expt_local_watch(l, 1000, &e))
+			;
+	}
+	free(l->db_path);
+	free(l);
 }
 
 /* Is any member of the group still alive (zombies do not count)? */
@@ -1147,7 +1269,8 @@ static int group_alive(int pgid)
 	return expt_proc_scan(&g, 1) || g.nlive > 0;
 }
 
-static int local_stop(int pid, int64_t grace_ms, struct expt_err *err)
+/* Stops a process group this process does not supervise. */
+static int stop_group(int pid, int64_t grace_ms, struct expt_err *err)
 {
 	int64_t deadline;
 
@@ -1181,8 +1304,39 @@ const char *expt_local_memory_method(void)
 	return expt_mem_method_name(ml.method);
 }
 
-const struct expt_backend_ops expt_backend_local = {
-    .name = "local",
-    .execute = local_execute,
-    .stop = local_stop,
-};
+int expt_local_stop_job(void *state, const char *run_id)
+{
+	struct local *l = state;
+	struct sup *s = &l->s;
+
+	if (!l || !l->active)
+		return 0;
+	for (size_t i = 0; i < s->n; i++) {
+		if (strcmp(s->jobs[i]->run_id, run_id))
+			continue;
+		if (s->jstate[i] == J_PENDING) {
+			finish_unstarted(s, i, 1, "stopped before it started");
+			s->dirty = 1;
+		} else if (s->jstate[i] == J_RUNNING) {
+			for (size_t k = 0; k < s->nrun; k++) {
+				struct attempt *a = s->run[k];
+				if (a->job != i || a->reaped_at)
+					continue;
+				a->stopped = 1;
+				signal_group(a, now_mono(), s->grace);
+			}
+		}
+		return 1;
+	}
+	return 0;
+}
+
+int expt_local_stop_group(int pid, int64_t grace_ms, struct expt_err *err)
+{
+	return stop_group(pid, grace_ms, err);
+}
+
+const char *expt_local_db_path(void *state)
+{
+	return state ? ((struct local *)state)->db_path : NULL;
+}

@@ -62,4 +62,23 @@ int64_t expt_pgrp_pss(int pgid);
 /* "64Mi", "1.5Gi", "71Mi" (rounded): memory sizes in messages. n >= 32. */
 void expt_fmt_mem(int64_t bytes, char *out, size_t n);
 
+/* The local backend's operations (local.c: supervising; local_runs.c: the rest and the table). */
+struct expt_backend_conf;
+struct expt_job;
+struct expt_exec_opts;
+struct expt_job_events;
+int expt_local_open(void **state, const struct expt_backend_conf *conf, struct expt_err *err);
+void expt_local_close(void *state);
+int expt_local_submit(void *state, struct expt_job **jobs, size_t n,
+		      const struct expt_exec_opts *opts, const struct expt_job_events *ev,
+		      void *payload, struct expt_err *err);
+int expt_local_watch(void *state, int64_t timeout_ms, struct expt_err *err);
+/* 1 when run_id is a job this handle supervises, now told to stop (queued: ended as stopped;
+ * running: SIGTERM now, SIGKILL after the grace period); 0 when it is not one of them. */
+int expt_local_stop_job(void *state, const char *run_id);
+/* The store path the handle was opened with (NULL: none). */
+const char *expt_local_db_path(void *state);
+/* SIGTERM to a process group this process does not supervise, SIGKILL after grace_ms (waits). */
+int expt_local_stop_group(int pid, int64_t grace_ms, struct expt_err *err);
+
 #endif

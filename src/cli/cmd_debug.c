@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "cli.h"
 #include "output.h"
 #include "resolve.h"
@@ -27,73 +28,6 @@ static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv);
 const struct cli_cmd cli_cmd_debug = {"debug", "explain why a run failed", usage, CLI_NEED_STORE,
 				      cmd_debug};
 
-/* One sentence naming the cause, and a hint. */
-static void diagnose(const struct expt_run_rec *r, const char *spec_json, char *cause, size_t cn,
-		     char *hint, size_t hn)
-{
-	char sig[32];
-	const char *reason = r->reason ? r->reason : "";
-	const char *msg = r->message ? r->message : "";
-
-	hint[0] = '\0';
-	switch (r->status) {
-	case EXPT_RUN_QUEUED:
-		snprintf(cause, cn, "queued: waiting for a free slot (parallel) or GPU");
-		return;
-	case EXPT_RUN_RUNNING:
-		snprintf(cause, cn, "still running (pid %d)", r->pid);
-		snprintf(hint, hn, "follow it with 'expt logs -f %s'", r->run_id);
-		return;
-	case EXPT_RUN_SUCCEEDED:
-		snprintf(cause, cn, "succeeded (exit code 0): nothing failed");
-		return;
-	case EXPT_RUN_STOPPED:
-		snprintf(cause, cn, "stopped on request%s%s", *msg ? ": " : "", msg);
-		snprintf(hint, hn, "run it again with 'expt retry %s'", r->run_id);
-		return;
-	default:
-		break;
-	}
-	(void)spec_json;
-	if (!strcmp(reason, "oom")) {
-		snprintf(cause, cn, "out of memory: %s", *msg ? msg : "exceeded its memory limit");
-		snprintf(hint, hn,
-			 "raise resources.memory (e.g. 'expt run resources.memory=4Gi') or use "
-			 "less memory (smaller batch)");
-	} else if (!strcmp(reason, "timeout")) {
-		snprintf(cause, cn, "timeout: %s", *msg ? msg : "ran past its timeout");
-		snprintf(hint, hn, "raise timeout in the spec (e.g. 'expt run timeout=2h')");
-	} else if (!strcmp(reason, "supervisor-lost")) {
-		snprintf(cause, cn, "its supervisor died: %s", msg);
-		snprintf(hint, hn,
-			 "the expt process driving it was killed (or the machine rebooted); rerun "
-			 "with 'expt retry %s'",
-			 r->run_id);
-	} else if (!strcmp(reason, "error")) {
-		snprintf(cause, cn, "could not start: %s", msg);
-		snprintf(hint, hn, "check 'command' in the spec and that the program is on PATH");
-	} else if (r->signal) {
-		snprintf(cause, cn, "killed by %s (signal %d)%s%s",
-			 cli_signal_name(r->signal, sig, sizeof(sig)), r->signal, *msg ? ": " : "",
-			 msg);
-		if (r->signal == 9)
-			snprintf(hint, hn,
-				 "SIGKILL comes from outside the program: the kernel's OOM killer "
-				 "(check 'dmesg'), a user, or another tool");
-		else if (r->signal == 11 || r->signal == 6 || r->signal == 7)
-			snprintf(hint, hn,
-				 "the program crashed; see the last lines of stderr below");
-	} else {
-		snprintf(cause, cn, "exited with code %d", r->exit_code);
-		if (r->exit_code == 127)
-			snprintf(hint, hn, "127 usually means a command was not found");
-		else if (r->exit_code == 126)
-			snprintf(hint, hn, "126 usually means a file is not executable");
-		else
-			snprintf(hint, hn, "see the last lines of stderr below");
-	}
-}
-
 static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {{"lines", required_argument, NULL, 'n'},
@@ -101,14 +35,16 @@ static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv)
 						 {NULL, 0, NULL, 0}};
 	struct expt_run_rec r;
 	struct expt_kv_rows events = {0};
-	struct expt_strv err_lines = EXPT_STRV_INIT, out_lines = EXPT_STRV_INIT;
+	struct expt_backend be = {0};
+	struct expt_backend_conf conf = {0};
+	struct expt_diagnosis d;
 	enum cli_output fmt = CLI_OUT_TEXT;
-	char cause[1200], hint[512];
-	char *err_path = NULL, *out_path = NULL, *cmd = NULL;
+	char *cmd = NULL;
 	int64_t nlines = 20;
 	int c, rc;
 
 	memset(&r, 0, sizeof(r));
+	memset(&d, 0, sizeof(d));
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":n:o:", longopts, NULL)) != -1) {
@@ -129,18 +65,18 @@ static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv)
 		return rc;
 	if ((rc = expt_store_get_events(ctx->store, r.run_id, &events, &ctx->err)))
 		goto out;
-	diagnose(&r, r.spec_json, cause, sizeof(cause), hint, sizeof(hint));
-	if (r.log_dir) {
-		err_path = expt_xasprintf("%s/stderr.log", r.log_dir);
-		out_path = expt_xasprintf("%s/stdout.log", r.log_dir);
-		cli_tail_lines(err_path, (size_t)nlines, &err_lines);
-		cli_tail_lines(out_path, (size_t)nlines, &out_lines);
-	}
+	/* The engine that ran it explains it, from what it still knows and what the store
+	 * kept (a cluster may have forgotten the pod). */
+	conf.spec_json = r.spec_json;
+	conf.db_path = ctx->db_path;
+	if ((rc = expt_backend_open(&be, r.backend, &conf, &ctx->err)) ||
+	    (rc = be.ops->diagnose(be.state, &r, (size_t)nlines, &d, &ctx->err)))
+		goto out;
 	cmd = cli_argv_line(r.argv_json);
 	if (fmt != CLI_OUT_TEXT) {
 		json_t *o = cli_run_json(&r), *ev = json_array(), *a;
-		json_object_set_new(o, "cause", json_string(cause));
-		json_object_set_new(o, "hint", hint[0] ? json_string(hint) : json_null());
+		json_object_set_new(o, "cause", json_string(d.cause));
+		json_object_set_new(o, "hint", d.hint[0] ? json_string(d.hint) : json_null());
 		for (size_t i = 0; i < events.n; i++) {
 			json_t *e = json_object();
 			char t[40];
@@ -153,12 +89,16 @@ static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv)
 		}
 		json_object_set_new(o, "events", ev);
 		a = json_array();
-		for (size_t i = 0; i < err_lines.n; i++)
-			json_array_append_new(a, cli_json_text(err_lines.v[i]));
+		for (size_t i = 0; i < d.evidence.n; i++)
+			json_array_append_new(a, cli_json_text(d.evidence.v[i]));
+		json_object_set_new(o, "evidence", a);
+		a = json_array();
+		for (size_t i = 0; i < d.stderr_tail.n; i++)
+			json_array_append_new(a, cli_json_text(d.stderr_tail.v[i]));
 		json_object_set_new(o, "stderr_tail", a);
 		a = json_array();
-		for (size_t i = 0; i < out_lines.n; i++)
-			json_array_append_new(a, cli_json_text(out_lines.v[i]));
+		for (size_t i = 0; i < d.stdout_tail.n; i++)
+			json_array_append_new(a, cli_json_text(d.stdout_tail.v[i]));
 		json_object_set_new(o, "stdout_tail", a);
 		cli_emit(stdout, o, fmt);
 		json_decref(o);
@@ -172,9 +112,11 @@ static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv)
 
 		printf("%s%s%s  %s%s%s\n", CLI_BOLD(co), r.run_id, CLI_RESET(co),
 		       cli_status_color(st, co), st, CLI_RESET(co));
-		printf("  cause    %s\n", cause);
-		if (hint[0])
-			printf("  hint     %s\n", hint);
+		printf("  cause    %s\n", d.cause);
+		if (d.hint[0])
+			printf("  hint     %s\n", d.hint);
+		if (r.node)
+			printf("  node     %s\n", r.node);
 		if (r.exit_code >= 0 && expt_run_status_done(r.status) && !r.signal)
 			printf("  exit     code %d\n", r.exit_code);
 		printf("  command  %s\n", cmd);
@@ -184,6 +126,8 @@ static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv)
 			printf("\n");
 		}
 		json_decref(env);
+		for (size_t i = 0; i < d.evidence.n; i++)
+			printf("%s  %s\n", i ? "" : "\n", d.evidence.v[i]);
 		if (events.n) {
 			printf("\n%sevents%s\n", CLI_BOLD(co), CLI_RESET(co));
 			for (size_t i = 0; i < events.n; i++) {
@@ -194,28 +138,26 @@ static int cmd_debug(struct cli_ctx *ctx, int argc, char **argv)
 				       events.values[i] ? events.values[i] : "");
 			}
 		}
-		if (err_lines.n) {
-			printf("\n%slast %zu lines of stderr%s (%s)\n", CLI_BOLD(co), err_lines.n,
-			       CLI_RESET(co), err_path);
-			for (size_t i = 0; i < err_lines.n; i++)
-				printf("  | %s\n", err_lines.v[i]);
-		} else if (r.log_dir) {
+		if (d.stderr_tail.n) {
+			printf("\n%slast %zu lines of stderr%s (%s)\n", CLI_BOLD(co),
+			       d.stderr_tail.n, CLI_RESET(co), d.stderr_where);
+			for (size_t i = 0; i < d.stderr_tail.n; i++)
+				printf("  | %s\n", d.stderr_tail.v[i]);
+		} else if (d.stderr_where[0]) {
 			printf("\n%sstderr is empty%s (%s)\n", CLI_DIM(co), CLI_RESET(co),
-			       err_path);
+			       d.stderr_where);
 		}
-		if (out_lines.n && (!err_lines.n || r.status == EXPT_RUN_FAILED)) {
-			printf("\n%slast %zu lines of stdout%s (%s)\n", CLI_BOLD(co), out_lines.n,
-			       CLI_RESET(co), out_path);
-			for (size_t i = 0; i < out_lines.n; i++)
-				printf("  | %s\n", out_lines.v[i]);
+		if (d.stdout_tail.n && (!d.stderr_tail.n || r.status == EXPT_RUN_FAILED)) {
+			printf("\n%slast %zu lines of stdout%s (%s)\n", CLI_BOLD(co),
+			       d.stdout_tail.n, CLI_RESET(co), d.stdout_where);
+			for (size_t i = 0; i < d.stdout_tail.n; i++)
+				printf("  | %s\n", d.stdout_tail.v[i]);
 		}
 	}
 out:
 	free(cmd);
-	free(err_path);
-	free(out_path);
-	expt_strv_release(&err_lines);
-	expt_strv_release(&out_lines);
+	expt_diagnosis_release(&d);
+	expt_backend_close(&be);
 	expt_kv_rows_release(&events);
 	expt_run_rec_release(&r);
 	return rc;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "cli.h"
 #include "output.h"
 #include "resolve.h"
@@ -45,19 +46,22 @@ static void on_int(int sig)
 
 struct source {
 	char *run_id;
-	char *path;
-	int fd;
-	struct expt_buf partial;
-	int done; /* the run has ended (then EOF means the end) */
+	struct expt_backend *be; /* borrowed from the follower */
+	void *stream;		 /* the backend's log stream, NULL until opened */
+	int done;		 /* the run has ended (then the stream's end is the end) */
+	int ended;		 /* nothing more can come */
 };
 
 struct follower {
 	struct source *v;
 	size_t n, cap;
-	const char *file; /* output.log, stdout.log or stderr.log */
+	struct expt_backend bes[8]; /* one handle per backend the runs use */
+	size_t nbes;
+	struct expt_logs_opts opts;
 	int prefix, color;
 	enum cli_output fmt; /* text, or json/yaml: one record per line, as it comes */
-	int64_t tail;
+	struct cli_ctx *ctx;
+	struct source *cur; /* the source whose lines are being emitted */
 };
 
 static struct source *find(struct follower *fw, const char *run_id)
@@ -68,11 +72,14 @@ static struct source *find(struct follower *fw, const char *run_id)
 	return NULL;
 }
 
-static void emit_line(struct follower *fw, struct source *s, const char *line, size_t len)
+static void emit_line(const char *line, size_t len, int64_t offset, void *payload)
 {
+	struct follower *fw = payload;
+	struct source *s = fw->cur;
+
+	(void)offset;
 	if (fw->fmt == CLI_OUT_JSON || fw->fmt == CLI_OUT_YAML) {
-		char *text = expt_xstrndup(line, len);
-		json_t *o = json_object(), *t = cli_json_text(text);
+		json_t *o = json_object(), *t = cli_json_text(line);
 		char *j;
 
 		json_object_set_new(o, "run", json_string(s->run_id));
@@ -85,7 +92,6 @@ static void emit_line(struct follower *fw, struct source *s, const char *line, s
 			printf("- %s\n", j ? j : "{}");
 		}
 		free(j);
-		free(text);
 		json_decref(o);
 		return;
 	}
@@ -96,67 +102,38 @@ static void emit_line(struct follower *fw, struct source *s, const char *line, s
 	fputc('\n', stdout);
 }
 
-/* Reads what is new in s; prints complete lines (and the rest when the run is done). */
+/* Prints what is new in s (and the rest once the run is done). */
 static void drain(struct follower *fw, struct source *s)
 {
-	char chunk[65536];
+	struct expt_err e = EXPT_ERR_INIT;
 
-	if (s->fd < 0) {
-		s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
-		if (s->fd < 0)
-			return;
-		if (fw->tail >= 0) {
-			/* Skip to the last N lines: count newlines backwards. */
-			off_t end = lseek(s->fd, 0, SEEK_END), pos = end;
-			int64_t lines = 0;
-			if (fw->tail == 0)
-				goto found; /* nothing old: only what comes next */
-			while (pos > 0 && lines < fw->tail) {
-				off_t from =
-				    pos > (off_t)sizeof(chunk) ? pos - (off_t)sizeof(chunk) : 0;
-				ssize_t r = pread(s->fd, chunk, (size_t)(pos - from), from);
-				if (r <= 0)
-					break;
-				for (ssize_t i = r - 1; i >= 0; i--) {
-					/* The N-th newline before the end (not counting
-					 * the last byte's) starts the last N lines. */
-					if (chunk[i] == '\n' && !(from + i == end - 1) &&
-					    ++lines == fw->tail) {
-						pos = from + i + 1;
-						goto found;
-					}
-				}
-				pos = from;
-			}
-			pos = 0;
-		found:
-			lseek(s->fd, pos, SEEK_SET);
-		}
-	}
-	for (;;) {
-		ssize_t r = read(s->fd, chunk, sizeof(chunk));
-		const char *p, *nl;
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		expt_buf_add(&s->partial, chunk, (size_t)r);
-		p = s->partial.buf;
-		while ((nl = memchr(p, '\n', s->partial.len - (size_t)(p - s->partial.buf)))) {
-			emit_line(fw, s, p, (size_t)(nl - p));
-			p = nl + 1;
-		}
-		{
-			size_t rest = s->partial.len - (size_t)(p - s->partial.buf);
-			memmove(s->partial.buf, p, rest);
-			expt_buf_setlen(&s->partial, rest);
-		}
-	}
-	if (s->done && s->partial.len) {
-		emit_line(fw, s, s->partial.buf, s->partial.len);
-		expt_buf_reset(&s->partial);
-	}
+	if (s->ended || !s->be)
+		return;
+	fw->cur = s;
+	if (!s->stream)
+		return;
+	s->be->ops->logs_read(s->stream, s->done, emit_line, fw, &s->ended, &e);
 	fflush(stdout);
+}
+
+/* The handle of the backend a run belongs to, opened on first use. */
+static struct expt_backend *backend_for(struct follower *fw, const struct expt_run_rec *r)
+{
+	struct expt_backend_conf conf = {r->spec_json, fw->ctx->db_path};
+	struct expt_err e = EXPT_ERR_INIT;
+	const char *name = r->backend ? r->backend : "local";
+
+	for (size_t i = 0; i < fw->nbes; i++)
+		if (!strcmp(fw->bes[i].ops->name, name))
+			return &fw->bes[i];
+	if (fw->nbes == sizeof(fw->bes) / sizeof(fw->bes[0]) ||
+	    expt_backend_open(&fw->bes[fw->nbes], name, &conf, &e)) {
+		char msg[1400];
+		expt_err_format(&e, msg, sizeof(msg));
+		fprintf(stderr, "expt logs: %s: %s\n", r->run_id, msg);
+		return NULL;
+	}
+	return &fw->bes[fw->nbes++];
 }
 
 static void add_runs(struct follower *fw, const struct expt_run_list *l)
@@ -164,14 +141,19 @@ static void add_runs(struct follower *fw, const struct expt_run_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		struct source *s = find(fw, l->v[i].run_id);
 		if (!s) {
+			struct expt_err e = EXPT_ERR_INIT;
 			EXPT_ALLOC_GROW(fw->v, fw->n + 1, fw->cap);
 			s = &fw->v[fw->n++];
 			memset(s, 0, sizeof(*s));
 			s->run_id = expt_xstrdup(l->v[i].run_id);
-			s->path = expt_xasprintf(
-			    "%s/%s", l->v[i].log_dir ? l->v[i].log_dir : "/nonexistent", fw->file);
-			s->fd = -1;
-			expt_buf_init(&s->partial, 0);
+			s->be = backend_for(fw, &l->v[i]);
+			if (s->be && s->be->ops->logs_open(s->be->state, &l->v[i], &fw->opts,
+							   &s->stream, &e)) {
+				char msg[1400];
+				expt_err_format(&e, msg, sizeof(msg));
+				fprintf(stderr, "expt logs: %s: %s\n", s->run_id, msg);
+				s->be = NULL;
+			}
 		}
 		s->done = expt_run_status_done(l->v[i].status);
 	}
@@ -190,8 +172,9 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 	const char *ref;
 
 	memset(&fw, 0, sizeof(fw));
-	fw.file = "output.log";
-	fw.tail = -1;
+	fw.ctx = ctx;
+	fw.opts.which = 0;
+	fw.opts.tail = -1;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":fn:o:", longopts, NULL)) != -1) {
@@ -204,16 +187,16 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 			follow = 1;
 			break;
 		case 'E':
-			fw.file = "stderr.log";
+			fw.opts.which = 2;
 			break;
 		case 'O':
-			fw.file = "stdout.log";
+			fw.opts.which = 1;
 			break;
 		case 'P':
 			no_prefix = 1;
 			break;
 		case 'n':
-			if (expt_parse_i64(optarg, &fw.tail) || fw.tail < 0)
+			if (expt_parse_i64(optarg, &fw.opts.tail) || fw.opts.tail < 0)
 				return cli_usage_error(ctx, &cli_cmd_logs,
 						       "--tail needs a number, got '%s'", optarg);
 			break;
@@ -224,8 +207,9 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage_error(ctx, &cli_cmd_logs, "expected one experiment or run");
 	ref = argv[optind];
-	if ((rc = cli_resolve_runs(ctx, ref, 0, &l, &is_run)))
+	if ((rc = cli_resolve_runs(ctx, ref, 1, &l, &is_run)))
 		goto out;
+	fw.opts.follow = follow;
 	fw.prefix = !no_prefix && !is_run;
 	fw.color = ctx->color_out;
 	add_runs(&fw, &l);
@@ -241,7 +225,7 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 		int all_done = 1;
 		for (size_t i = 0; i < fw.n; i++) {
 			drain(&fw, &fw.v[i]);
-			if (!fw.v[i].done)
+			if (!fw.v[i].done || (fw.v[i].be && !fw.v[i].ended))
 				all_done = 0;
 		}
 		if (!follow || all_done || interrupted)
@@ -258,12 +242,12 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 		drain(&fw, &fw.v[i]);
 out:
 	for (size_t i = 0; i < fw.n; i++) {
-		if (fw.v[i].fd >= 0)
-			close(fw.v[i].fd);
+		if (fw.v[i].be)
+			fw.v[i].be->ops->logs_close(fw.v[i].stream);
 		free(fw.v[i].run_id);
-		free(fw.v[i].path);
-		expt_buf_release(&fw.v[i].partial);
 	}
+	for (size_t i = 0; i < fw.nbes; i++)
+		expt_backend_close(&fw.bes[i]);
 	free(fw.v);
 	expt_run_list_release(&l);
 	return rc;

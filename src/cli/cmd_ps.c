@@ -222,7 +222,7 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 				snprintf(status + len, sizeof(status) - len, " (%s)", r->reason);
 			}
 			if (r->signal)
-				cli_signal_name(r->signal, exitc, sizeof(exitc));
+				expt_signal_name(r->signal, exitc, sizeof(exitc));
 			else if (expt_run_status_done(r->status) && r->exit_code >= 0)
 				snprintf(exitc, sizeof(exitc), "%d", r->exit_code);
 			else

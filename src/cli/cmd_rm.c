@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "cli.h"
 #include "resolve.h"
 
@@ -74,18 +75,16 @@ static int cmd_rm(struct cli_ctx *ctx, int argc, char **argv)
 			continue;
 		if ((rc = expt_store_delete_run(ctx->store, r->run_id, &ctx->err)))
 			goto out;
-		if (!keep && r->log_dir) {
-			/* log_dir is <project>/.expt/runs/<id>/logs: remove <id>/. */
-			char *dir = expt_xstrdup(r->log_dir);
-			char *slash = strrchr(dir, '/');
-			if (slash && !strcmp(slash, "/logs")) {
-				*slash = '\0';
-				if ((rc = expt_remove_tree(dir, &ctx->err))) {
-					free(dir);
-					goto out;
-				}
+		if (!keep) {
+			/* What the engine keeps of it (local: its directory). */
+			struct expt_backend_conf conf = {r->spec_json, ctx->db_path};
+			struct expt_backend be = {0};
+			if ((rc = expt_backend_open(&be, r->backend, &conf, &ctx->err)) ||
+			    (rc = be.ops->remove(be.state, r, &ctx->err))) {
+				expt_backend_close(&be);
+				goto out;
 			}
-			free(dir);
+			expt_backend_close(&be);
 		}
 		printf("%s removed\n", r->run_id);
 		nrm++;

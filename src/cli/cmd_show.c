@@ -114,7 +114,7 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 		if (r.message && expt_run_status_done(r.status))
 			printf(" (%s)", r.message);
 		else if (r.signal)
-			printf(" (%s)", cli_signal_name(r.signal, sig, sizeof(sig)));
+			printf(" (%s)", expt_signal_name(r.signal, sig, sizeof(sig)));
 		printf("\n");
 		printf("  experiment  %s%s%s\n", r.experiment, r.variant ? "  variant " : "",
 		       r.variant ? r.variant : "");

@@ -5,15 +5,17 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "store/lifecycle.h"
 #include "cli.h"
 #include "resolve.h"
 
 static const char usage[] =
     "usage: expt stop EXPERIMENT|RUN... [options]\n"
     "\n"
-    "Stops runs that are queued or running: SIGTERM to the run's process group, then\n"
-    "SIGKILL after the grace period. The runs are marked stopped. Finished runs are\n"
-    "left as they are.\n"
+    "Stops runs that are queued, pending or running, and marks them stopped: a queued\n"
+    "run never starts; a running one is ended by its backend (local: SIGTERM to its\n"
+    "process group, then SIGKILL after the grace period). Finished runs are left as\n"
+    "they are.\n"
     "\n"
     "Options:\n"
     "      --grace SECONDS   time between SIGTERM and SIGKILL (default 5)\n"
@@ -47,30 +49,36 @@ static int cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage_error(ctx, &cli_cmd_stop, "name an experiment or runs");
 	for (int i = optind; i < argc; i++)
-		if ((rc = cli_resolve_runs(ctx, argv[i], 0, &l, NULL)))
+		if ((rc = cli_resolve_runs(ctx, argv[i], 1, &l, NULL)))
 			goto out;
 	for (size_t i = 0; i < l.n; i++) {
 		const struct expt_run_rec *r = &l.v[i];
-		const struct expt_backend_ops *ops;
+		struct expt_backend_conf conf = {r->spec_json, ctx->db_path};
+		struct expt_backend be = {0};
 		struct expt_err e = EXPT_ERR_INIT;
-		int pid = r->pid;
+		enum expt_run_status was = r->status;
 
 		if (expt_run_status_done(r->status))
 			continue;
-		/* Record first: the supervisor keeps a run that is already stopped as stopped. */
-		if ((rc = expt_store_mark_done(ctx->store, r->run_id, EXPT_RUN_STOPPED, -1, 0,
-					       "stopped", "stopped by 'expt stop'", expt_now_ms(),
-					       &ctx->err)))
+		/* Record first: a supervisor never starts a run that is recorded stopped, and
+		 * keeps the end it finds recorded. */
+		rc = expt_lifecycle_stop(ctx->store, r->run_id, "stopped by 'expt stop'", &was,
+					 &ctx->err);
+		if (rc == EXPT_ECONFLICT) { /* it ended meanwhile */
+			expt_err_clear(&ctx->err);
+			rc = 0;
+			continue;
+		}
+		if (rc)
 			goto out;
-		expt_store_add_event(ctx->store, r->run_id, "stopped", "stopped by 'expt stop'",
-				     expt_now_ms(), &e);
-		ops = expt_backend_find(r->backend ? r->backend : "local");
-		if (r->status == EXPT_RUN_RUNNING && pid > 0 && ops &&
-		    ops->stop(pid, grace_ms, &e)) {
+		/* Then the engine: the attempt it runs (or holds pending) ends now. */
+		if (expt_backend_open(&be, r->backend, &conf, &e) ||
+		    be.ops->stop(be.state, r, grace_ms, &e)) {
 			char msg[1400];
 			expt_err_format(&e, msg, sizeof(msg));
 			fprintf(stderr, "expt stop: %s: %s\n", r->run_id, msg);
 		}
+		expt_backend_close(&be);
 		printf("%s stopped\n", r->run_id);
 		nstopped++;
 	}

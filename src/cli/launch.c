@@ -8,11 +8,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "store/lifecycle.h"
 #include "output.h"
 #include "track/capture.h"
 
@@ -36,20 +35,20 @@ struct pending_metric {
 struct run_state {
 	struct expt_run_rec *rec;
 	struct expt_job job;
-	int out_fd; /* combined output.log, both streams in arrival order */
+	char *params_json;
 	int started, done;
 	int attempt;
 	enum expt_run_status status;
 	struct pending_metric *metrics;
 	size_t nmetrics;
-	int pid;	      /* of the current attempt */
-	int64_t stop_sent_ms; /* when a stop recorded by another process was enforced */
+	int stop_sent; /* a stop recorded by another process was passed to the backend */
 };
 
 struct supervisor {
 	struct cli_ctx *ctx;
 	const struct expt_spec *spec;
-	const struct expt_backend_ops *ops;
+	struct expt_backend be;
+	struct expt_backend_conf conf;
 	struct run_state *runs;
 	size_t n;
 	const char *prefix; /* metrics capture prefix */
@@ -149,40 +148,57 @@ static void capture_metrics(struct supervisor *sv, struct run_state *rs, const c
 	}
 }
 
-static void ev_started(struct expt_job *job, int pid, int attempt, const char *gpus, void *payload)
+/* A job may start (or start again) unless the store says it ended meanwhile: `expt stop` from
+ * another process stops a queued run by recording it, and this is where that is honoured. */
+static int ev_admit(struct expt_job *job, void *payload)
 {
 	struct supervisor *sv = payload;
 	struct run_state *rs = job->data;
 	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_run_rec cur;
+	int refuse = 0;
+
+	memset(&cur, 0, sizeof(cur));
+	if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e))
+		refuse = expt_run_status_done(cur.status);
+	expt_run_rec_release(&cur);
+	return refuse;
+}
+
+static void ev_started(struct expt_job *job, const struct expt_attempt_info *ai, void *payload)
+{
+	struct supervisor *sv = payload;
+	struct run_state *rs = job->data;
+	struct expt_transition t = EXPT_TRANSITION_INIT;
+	struct expt_err e = EXPT_ERR_INIT;
 	int rc;
 
-	/* A run that `expt stop` ended while it was queued is not marked running again: the store
-	 * refuses, and the attempt is killed at once and is the last. */
-	rc = expt_store_mark_running(sv->ctx->store, rs->rec->run_id, pid, attempt, (int)getpid(),
-				     expt_proc_start_time((int)getpid()),
-				     gpus && *gpus ? gpus : NULL, expt_now_ms(), &e);
-	if (rc == EXPT_ENOTFOUND) {
-		rs->job.retries = 0;
-		sv->ops->stop(pid, 0, &e);
+	t.from = EXPT_RUN_ACTIVE;
+	t.to = EXPT_RUN_RUNNING;
+	t.attempt = ai->attempt;
+	t.pid = ai->pid;
+	t.backend_ref = ai->ref;
+	t.node = ai->node;
+	t.gpus = ai->gpus ? ai->gpus : "";
+	t.supervisor_pid = (int)getpid();
+	t.supervisor_start = expt_proc_start_time((int)getpid());
+	/* Stopped by `expt stop` between admission and start: the attempt is stopped at once and
+	 * is the last. */
+	rc = expt_lifecycle_move(sv->ctx->store, rs->rec->run_id, &t, NULL, &e);
+	if (rc == EXPT_ECONFLICT) {
+		sv->be.ops->stop(sv->be.state, rs->rec, 0, &e);
 		return;
 	}
 	if (rc)
 		store_error(sv, &e);
-	if (!rs->started) {
-		/* Opened per running run, not per planned run: a sweep of 10,000 runs must not
-		 * hold 10,000 descriptors (nor copy them into every fork). */
-		char *path = expt_xasprintf("%s/output.log", rs->rec->log_dir);
-		rs->out_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		free(path);
+	if (!rs->started)
 		sv->nrunning++;
-	}
 	rs->started = 1;
-	rs->attempt = attempt;
-	rs->pid = pid;
+	rs->attempt = ai->attempt;
 	if (!sv->progress && !sv->quiet) {
-		fprintf(stderr, "expt: %s started (pid %d%s%s%s)\n", rs->rec->run_id, pid,
-			attempt > 1 ? ", retry" : "", gpus && *gpus ? ", GPU " : "",
-			gpus && *gpus ? gpus : "");
+		fprintf(stderr, "expt: %s started (%s%s%s%s)\n", rs->rec->run_id, ai->ref,
+			ai->attempt > 1 ? ", retry" : "", ai->gpus && *ai->gpus ? ", GPU " : "",
+			ai->gpus && *ai->gpus ? ai->gpus : "");
 	}
 	draw_status(sv);
 }
@@ -192,16 +208,6 @@ static void ev_line(struct expt_job *job, int fd, const char *line, size_t len, 
 	struct supervisor *sv = payload;
 	struct run_state *rs = job->data;
 
-	if (rs->out_fd >= 0) {
-		/* Best effort: the per-stream files written by the backend are authoritative. */
-		/* The backend hands over a line longer than EXPT_LINE_PIECE in pieces of exactly
-		 * that size: only the last piece ends the line. */
-		if (write(rs->out_fd, line, len) < 0 ||
-		    (len != EXPT_LINE_PIECE && write(rs->out_fd, "\n", 1) < 0)) {
-			close(rs->out_fd);
-			rs->out_fd = -1;
-		}
-	}
 	if (fd == 1)
 		capture_metrics(sv, rs, line, len);
 	if (sv->quiet)
@@ -220,46 +226,30 @@ static void ev_line(struct expt_job *job, int fd, const char *line, size_t len, 
 	draw_status(sv);
 }
 
-static const char *exit_reason(const struct expt_exit *ex)
-{
-	if (ex->stopped)
-		return "stopped";
-	if (ex->spawn_failed)
-		return "error";
-	if (ex->oom)
-		return "oom";
-	if (ex->timed_out)
-		return "timeout";
-	if (ex->signal)
-		return "signal";
-	return "exit";
-}
-
-static void ev_finished(struct expt_job *job, const struct expt_exit *ex, void *payload)
+static void ev_finished(struct expt_job *job, const struct expt_observed *o, void *payload)
 {
 	struct supervisor *sv = payload;
 	struct run_state *rs = job->data;
 	struct expt_err e = EXPT_ERR_INIT;
-	struct expt_run_rec cur;
 	enum expt_run_status st;
+	const char *reason;
 	char dur[32];
-	int c = sv->ctx->color_err;
+	int c = sv->ctx->color_err, rc;
 
 	flush_metrics(sv, rs);
-	if (!ex->final) {
+	if (!o->final) {
+		struct expt_run_rec cur;
 		char *msg;
 
 		memset(&cur, 0, sizeof(cur));
 		if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
-		    cur.status == EXPT_RUN_STOPPED) {
-			/* Stopped by `expt stop`: the attempt the backend queued is killed as it
-			 * starts (ev_started) and, with no retries left, is the last. */
-			rs->job.retries = 0;
+		    expt_run_status_done(cur.status)) {
+			/* Stopped by `expt stop`: the next attempt is refused at admission. */
 			expt_run_rec_release(&cur);
 			return;
 		}
 		expt_run_rec_release(&cur);
-		msg = expt_xasprintf("attempt %d failed: %s; retrying", ex->attempt, ex->message);
+		msg = expt_xasprintf("attempt %d failed: %s; retrying", o->attempt, o->message);
 		if (expt_store_add_event(sv->ctx->store, rs->rec->run_id, "retry", msg,
 					 expt_now_ms(), &e))
 			store_error(sv, &e);
@@ -271,27 +261,11 @@ static void ev_finished(struct expt_job *job, const struct expt_exit *ex, void *
 		free(msg);
 		return;
 	}
-	if (ex->stopped)
-		st = EXPT_RUN_STOPPED;
-	else if (ex->exit_code == 0 && !ex->signal && !ex->oom && !ex->timed_out &&
-		 !ex->spawn_failed)
-		st = EXPT_RUN_SUCCEEDED;
-	else
-		st = EXPT_RUN_FAILED;
-	memset(&cur, 0, sizeof(cur));
-	if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
-	    cur.status == EXPT_RUN_STOPPED) {
-		st = EXPT_RUN_STOPPED; /* stopped by `expt stop`: keep what it recorded */
-	} else {
-		if (expt_store_add_event(sv->ctx->store, rs->rec->run_id, exit_reason(ex),
-					 ex->message, expt_now_ms(), &e))
-			store_error(sv, &e);
-		if (expt_store_mark_done(sv->ctx->store, rs->rec->run_id, st, ex->exit_code,
-					 ex->signal, exit_reason(ex), ex->message, expt_now_ms(),
-					 &e))
-			store_error(sv, &e);
-	}
-	expt_run_rec_release(&cur);
+	/* One move decides: a run that `expt stop` ended keeps that end. */
+	expt_lifecycle_outcome(o, &st, &reason);
+	rc = expt_lifecycle_end(sv->ctx->store, rs->rec->run_id, o, &st, &e);
+	if (rc && rc != EXPT_ECONFLICT)
+		store_error(sv, &e);
 	free(rs->metrics); /* flushed above; a 10,000-run sweep must not keep 10,000 buffers */
 	rs->metrics = NULL;
 	if (rs->started)
@@ -304,45 +278,34 @@ static void ev_finished(struct expt_job *job, const struct expt_exit *ex, void *
 		sv->nfailed++;
 	else
 		sv->nstopped++;
-	if (rs->out_fd >= 0) {
-		close(rs->out_fd);
-		rs->out_fd = -1;
-	}
 	if (sv->quiet)
 		return;
 	clear_status(sv);
-	expt_fmt_duration(ex->end_ms - ex->start_ms, dur, sizeof(dur));
+	expt_fmt_duration(o->end_ms - o->start_ms, dur, sizeof(dur));
 	if (st == EXPT_RUN_SUCCEEDED)
 		fprintf(stderr, "expt: %s %ssucceeded%s in %s\n", rs->rec->run_id,
 			cli_status_color("succeeded", c), CLI_RESET(c), dur);
 	else
 		fprintf(stderr, "expt: %s %s%s%s: %s\n", rs->rec->run_id,
 			cli_status_color(expt_run_status_name(st), c), expt_run_status_name(st),
-			CLI_RESET(c), ex->message);
+			CLI_RESET(c), rc == EXPT_ECONFLICT ? "stopped by 'expt stop'" : o->message);
 	draw_status(sv);
 }
 
-/* `expt stop` in another process records the stop and signals the runs it saw running; a run
- * that started meanwhile is stopped here: SIGTERM to its group, SIGKILL 5 s later. */
-static void enforce_stop(struct supervisor *sv, struct run_state *rs, int64_t now)
+/* `expt stop` in another process records the stop (and signals what it saw running); a run
+ * that started meanwhile is stopped here, through the backend. */
+static void enforce_stop(struct supervisor *sv, struct run_state *rs)
 {
 	struct expt_err e = EXPT_ERR_INIT;
 	struct expt_run_rec cur;
 
-	if (!rs->started || rs->done || rs->pid <= 0)
+	if (!rs->started || rs->done || rs->stop_sent)
 		return;
-	if (rs->stop_sent_ms) {
-		if (now - rs->stop_sent_ms >= 5000)
-			kill(-rs->pid, SIGKILL);
-		return;
-	}
 	memset(&cur, 0, sizeof(cur));
 	if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
 	    cur.status == EXPT_RUN_STOPPED) {
-		rs->job.retries = 0;
-		rs->stop_sent_ms = now;
-		kill(-rs->pid, SIGTERM);
-		kill(-rs->pid, SIGCONT);
+		rs->stop_sent = 1;
+		sv->be.ops->stop(sv->be.state, rs->rec, 5000, &e);
 	}
 	expt_run_rec_release(&cur);
 }
@@ -355,7 +318,7 @@ static void ev_tick(void *payload)
 	if (now - sv->last_flush_ms >= 1000) {
 		for (size_t i = 0; i < sv->n; i++) {
 			flush_metrics(sv, &sv->runs[i]);
-			enforce_stop(sv, &sv->runs[i], now);
+			enforce_stop(sv, &sv->runs[i]);
 		}
 		sv->last_flush_ms = now;
 	}
@@ -459,30 +422,31 @@ static void add_binding_env(struct expt_strv *env)
 	free(dir);
 }
 
-/* Directories, params file, argv and env of one run; recorded in the store. */
-static int prepare_run(struct cli_ctx *ctx, const struct expt_spec *spec,
-		       const struct expt_params *params, struct run_state *rs, const char *sinks,
-		       struct expt_err *err)
+/* The params, argv and env of one run, with the contract's paths as the backend says the run
+ * sees them; recorded in the store. */
+static int prepare_run(struct supervisor *sv, const struct expt_params *params,
+		       struct run_state *rs, const char *sinks, struct expt_err *err)
 {
+	struct cli_ctx *ctx = sv->ctx;
+	const struct expt_spec *spec = sv->spec;
 	struct expt_run_rec *r = rs->rec;
-	char *params_file = NULL, *params_json = NULL;
+	struct expt_contract k;
 	char *argv_s = NULL, *env_s = NULL, *spec_abs = NULL;
 	json_t *j;
 	int rc;
 
-	if ((rc = expt_mkdirs(r->output_dir, err)) || (rc = expt_mkdirs(r->log_dir, err)))
+	memset(&k, 0, sizeof(k));
+	if ((rc = sv->be.ops->contract(sv->be.state, r, &k, err)))
 		goto out;
-	params_file = expt_xasprintf("%s/params.json", r->log_dir);
-	params_json = expt_params_json(params);
-	if ((rc = expt_write_file(params_file, params_json, strlen(params_json), err)))
-		goto out;
-	rc = expt_spec_run_argv(spec, params, r->run_id, r->output_dir, &rs->job.argv, err);
+	rs->params_json = expt_params_json(params);
+	rc = expt_spec_run_argv(spec, params, r->run_id, k.output_dir, &rs->job.argv, err);
 	if (rc)
 		goto out;
-	expt_spec_run_env(spec, params, r->run_id, r->output_dir, params_file, &rs->job.env);
-	expt_strv_pushf(&rs->job.env, "EXPT_STORE=%s", ctx->db_path);
+	expt_spec_run_env(spec, params, r->run_id, k.output_dir, k.params_file, &rs->job.env);
+	if (k.store)
+		expt_strv_pushf(&rs->job.env, "EXPT_STORE=%s", k.store);
 	expt_strv_pushf(&rs->job.env, "EXPT_SINKS=%s", sinks);
-	expt_strv_pushf(&rs->job.env, "EXPT_ARTIFACT_DIR=%s/artifacts", r->output_dir);
+	expt_strv_pushf(&rs->job.env, "EXPT_ARTIFACT_DIR=%s/artifacts", k.output_dir);
 	if (spec->tracking.uri)
 		expt_strv_pushf(&rs->job.env, "EXPT_TRACKING_URI=%s", spec->tracking.uri);
 	if (spec->tracking.metrics_prefix)
@@ -506,15 +470,16 @@ static int prepare_run(struct cli_ctx *ctx, const struct expt_spec *spec,
 		goto out;
 	rs->job.run_id = r->run_id;
 	rs->job.cwd = spec->dir;
-	rs->job.stdout_path = NULL; /* set by the caller from log_dir (kept alive there) */
+	rs->job.log_dir = r->log_dir;
+	rs->job.output_dir = r->output_dir;
+	rs->job.params_json = rs->params_json;
 	rs->job.gpus = spec->resources.gpu;
 	rs->job.memory_bytes = spec->resources.memory_bytes;
 	rs->job.timeout_ms = spec->timeout_ms;
 	rs->job.retries = spec->retries;
 	rs->job.data = rs;
 out:
-	free(params_file);
-	free(params_json);
+	expt_contract_release(&k);
 	free(argv_s);
 	free(env_s);
 	free(spec_abs);
@@ -523,7 +488,7 @@ out:
 
 static int supervise(struct supervisor *sv, int detached)
 {
-	struct expt_job_events ev = {ev_started, ev_line, ev_finished, ev_tick};
+	struct expt_job_events ev = {ev_admit, ev_started, ev_line, ev_finished, ev_tick};
 	struct expt_exec_opts eo;
 	struct expt_job **jobs;
 	struct sigaction sa;
@@ -550,7 +515,7 @@ static int supervise(struct supervisor *sv, int detached)
 	eo.grace_ms = 5000;
 	sv->start_ms = sv->last_flush_ms = expt_mono_ms();
 	draw_status(sv);
-	rc = sv->ops->execute(jobs, njobs, &eo, &ev, sv, &sv->ctx->err);
+	rc = expt_backend_execute(&sv->be, jobs, njobs, &eo, &ev, sv, &sv->ctx->err);
 	clear_status(sv);
 	free(jobs);
 	for (size_t i = 0; i < sv->n; i++)
@@ -602,9 +567,11 @@ static int detach_and_supervise(struct supervisor *sv)
 		log_path = expt_xasprintf("%s/supervisor.log", slash ? dir : ".");
 		free(dir);
 	}
-	/* SQLite connections must not cross fork(): close here, reopen on both sides. */
+	/* SQLite connections (and an engine's) must not cross fork(): close here, reopen on both
+	 * sides. */
 	expt_store_close(ctx->store);
 	ctx->store = NULL;
+	expt_backend_close(&sv->be);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -631,7 +598,8 @@ static int detach_and_supervise(struct supervisor *sv)
 			close(fd);
 		}
 		free(log_path);
-		if (expt_store_open(&ctx->store, ctx->db_path, &e)) {
+		if (expt_store_open(&ctx->store, ctx->db_path, &e) ||
+		    expt_backend_open(&sv->be, sv->spec->backend, &sv->conf, &e)) {
 			char msg[1400];
 			expt_err_format(&e, msg, sizeof(msg));
 			fprintf(stderr, "expt supervisor: %s\n", msg);
@@ -684,19 +652,17 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 	struct supervisor sv;
 	struct expt_run_new *news = NULL;
 	struct expt_run_list list = {0};
-	char **pjson = NULL, **paths = NULL;
+	char **pjson = NULL;
 	char *sinks = NULL;
 	int rc = 0;
 
 	memset(&sv, 0, sizeof(sv));
 	sv.ctx = ctx;
 	sv.spec = spec;
-	sv.ops = expt_backend_find(spec->backend ? spec->backend : "local");
-	if (!sv.ops)
-		return expt_err_set(&ctx->err, EXPT_EBACKEND,
-				    "backend '%s' is not available in this version of expt "
-				    "(available: local)",
-				    spec->backend);
+	sv.conf.spec_json = spec->resolved_json;
+	sv.conf.db_path = ctx->db_path;
+	if ((rc = expt_backend_open(&sv.be, spec->backend, &sv.conf, &ctx->err)))
+		return rc;
 	news = expt_xcalloc(n, sizeof(*news));
 	pjson = expt_xcalloc(n, sizeof(*pjson));
 	for (size_t i = 0; i < n; i++) {
@@ -705,26 +671,30 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 		news[i].variant = spec->variant;
 		news[i].retry_of = retry_of ? retry_of[i] : NULL;
 	}
-	rc = expt_store_create_runs(ctx->store, spec->name, sv.ops->name, spec->resolved_json, news,
-				    n, &list, &ctx->err);
+	rc = expt_store_create_runs(ctx->store, spec->name, sv.be.ops->name, spec->resolved_json,
+				    news, n, &list, &ctx->err);
 	if (rc)
 		goto out;
 
 	sv.n = list.n;
 	sv.runs = expt_xcalloc(sv.n, sizeof(*sv.runs));
-	paths = expt_xcalloc(2 * sv.n, sizeof(*paths));
 	sinks = sinks_csv(spec);
 	sv.prefix = spec->tracking.metrics_prefix ? spec->tracking.metrics_prefix : "expt:";
 	for (size_t i = 0; i < sv.n; i++) {
 		struct run_state *rs = &sv.runs[i];
 		struct expt_err e = EXPT_ERR_INIT;
 		rs->rec = &list.v[i];
-		rs->out_fd = -1;
-		if (prepare_run(ctx, spec, &params[i], rs, sinks, &e)) {
+		if (prepare_run(&sv, &params[i], rs, sinks, &e)) {
+			struct expt_observed o;
 			char msg[1400];
 			expt_err_format(&e, msg, sizeof(msg));
-			expt_store_mark_done(ctx->store, rs->rec->run_id, EXPT_RUN_FAILED, -1, 0,
-					     "error", msg, expt_now_ms(), &e);
+			memset(&o, 0, sizeof(o));
+			o.phase = EXPT_OBS_EXITED;
+			o.exit_code = -1;
+			o.spawn_failed = o.final = 1;
+			snprintf(o.message, sizeof(o.message), "%.*s", (int)sizeof(o.message) - 1,
+				 msg);
+			expt_lifecycle_end(ctx->store, rs->rec->run_id, &o, NULL, &e);
 			fprintf(stderr, "expt: %s failed before starting: %s\n", rs->rec->run_id,
 				msg);
 			rs->done = 1;
@@ -732,10 +702,6 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 			sv.nfailed++;
 			continue;
 		}
-		paths[2 * i] = expt_xasprintf("%s/stdout.log", rs->rec->log_dir);
-		paths[2 * i + 1] = expt_xasprintf("%s/stderr.log", rs->rec->log_dir);
-		rs->job.stdout_path = paths[2 * i];
-		rs->job.stderr_path = paths[2 * i + 1];
 	}
 
 	sv.quiet = opts->quiet;
@@ -754,19 +720,15 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 			rc = EXPT_EFAIL;
 	}
 out:
+	expt_backend_close(&sv.be);
 	if (sv.runs)
 		for (size_t i = 0; i < sv.n; i++) {
-			if (sv.runs[i].out_fd >= 0)
-				close(sv.runs[i].out_fd);
+			free(sv.runs[i].params_json);
 			expt_strv_release(&sv.runs[i].job.argv);
 			expt_strv_release(&sv.runs[i].job.env);
 			free(sv.runs[i].metrics);
 		}
 	free(sv.runs);
-	if (paths)
-		for (size_t i = 0; i < 2 * sv.n; i++)
-			free(paths[i]);
-	free(paths);
 	for (size_t i = 0; pjson && i < n; i++)
 		free(pjson[i]);
 	free(pjson);

@@ -335,7 +335,7 @@ json_t *cli_run_json(const struct expt_run_rec *r)
 			    r->exit_code >= 0 && expt_run_status_done(r->status)
 				? json_integer(r->exit_code)
 				: json_null());
-	set_str(o, "signal", r->signal ? cli_signal_name(r->signal, sig, sizeof(sig)) : NULL);
+	set_str(o, "signal", r->signal ? expt_signal_name(r->signal, sig, sizeof(sig)) : NULL);
 	set_str(o, "reason", r->reason);
 	set_str(o, "message", r->message);
 	set_time(o, "created", r->created_ms);
@@ -349,6 +349,8 @@ json_t *cli_run_json(const struct expt_run_rec *r)
 		json_object_set_new(o, "duration_s", json_null());
 	}
 	set_str(o, "backend", r->backend);
+	set_str(o, "backend_ref", r->backend_ref);
+	set_str(o, "node", r->node);
 	set_str(o, "host", r->host);
 	set_str(o, "variant", r->variant);
 	json_object_set_new(o, "attempt", json_integer(r->attempt));
@@ -382,15 +384,4 @@ void cli_run_duration(const struct expt_run_rec *r, char *out, size_t n)
 	}
 	end = r->ended_ms ? r->ended_ms : expt_now_ms();
 	expt_fmt_duration(end - r->started_ms, out, (unsigned)n);
-}
-
-const char *cli_signal_name(int sig, char *buf, size_t n)
-{
-	const char *abbrev = sigabbrev_np(sig);
-
-	if (abbrev)
-		snprintf(buf, n, "SIG%s", abbrev);
-	else
-		snprintf(buf, n, "signal %d", sig);
-	return buf;
 }

@@ -38,7 +38,5 @@ void cli_run_duration(const struct expt_run_rec *r, char *out, size_t n);
 json_t *cli_json_text(const char *s);
 /* Parses a JSON text into a value, NULL on error or NULL input. */
 json_t *cli_json_parse(const char *text);
-/* A signal's name, "SIGKILL"; "signal 42" for unknown ones. */
-const char *cli_signal_name(int sig, char *buf, size_t n);
 
 #endif

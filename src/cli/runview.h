@@ -4,8 +4,6 @@
 
 #include "cli.h"
 
-/* The last n lines of a file (reads at most the last 256 KiB). Missing file: no lines. */
-void cli_tail_lines(const char *path, size_t n, struct expt_strv *out);
 /* argv as a shell-quoted command line; caller frees. */
 char *cli_argv_line(const char *argv_json);
 

@@ -22,9 +22,10 @@ enum expt_store_stmt_id {
 	STMT_SUMMARY_UPSERT,
 	STMT_SET_ARGV,
 	STMT_SET_ENV,
-	STMT_MARK_RUNNING,
+	STMT_RUN_STATUS,
 	STMT_MARK_SUPERVISOR,
-	STMT_MARK_DONE,
+	STMT_LIFECYCLE_EVENT,
+	STMT_SET_INGESTED,
 	STMT_GET_RUN,
 	STMT_SET_PARAM,
 	STMT_SET_TAG,
@@ -36,6 +37,13 @@ enum expt_store_stmt_id {
 
 /* One interned metric key: ids never change once committed, so the cache outlives transactions.
  * gen/slot group one add_metrics call's points by key without a second lookup. */
+/* The active states (queued, running, pending) as SQL, spelled out so that SQLite uses the
+ * partial index runs_active, which is created with exactly this text. The one place where status
+ * numbers appear in SQL; the assertion keeps it true to the enum. */
+#define EXPT_SQL_ACTIVE "status IN (0, 1, 5)"
+_Static_assert(EXPT_RUN_QUEUED == 0 && EXPT_RUN_RUNNING == 1 && EXPT_RUN_PENDING == 5,
+	       "EXPT_SQL_ACTIVE names the active states");
+
 struct expt_store_key {
 	char *name; /* owned; NULL = empty cell */
 	uint32_t hash;

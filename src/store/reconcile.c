@@ -1,14 +1,13 @@
 /* Finding runs whose supervising expt process died without recording an end (killed, machine
- * rebooted), so that no run stays "running" forever. */
+ * rebooted), so that no run stays "running" forever. The move itself is the lifecycle's. */
 #include "internal.h"
+#include "lifecycle.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "util/util.h"
 
@@ -27,26 +26,20 @@ static int supervisor_gone(int pid, int64_t start)
 }
 
 struct lost {
-	int64_t id;
+	char *run_id;
 	int pid;
 	int64_t start;
 };
 
 int expt_store_reconcile(struct expt_store *st, struct expt_err *err)
 {
-	/* "status < 2" matches the partial index runs_active: with nothing running this reads an
-	 * empty index and no run row. */
-	static const char sql_active[] = "SELECT id, supervisor_pid, supervisor_start, host"
-					 " FROM runs WHERE status < 2";
-	static const char sql_mark[] =
-	    "UPDATE runs SET status = 3, reason = 'supervisor-lost', message = ?2, ended_ms = ?3"
-	    " WHERE id = ?1 AND status < 2 AND supervisor_pid = ?4 AND supervisor_start = ?5";
-	static const char sql_event[] = "INSERT INTO events(run, time_ms, kind, message)"
-					" VALUES (?1, ?2, 'supervisor-lost', ?3)";
-	sqlite3_stmt *s = NULL, *mark = NULL, *ev = NULL;
+	/* Matches the partial index runs_active: with nothing active this reads an empty index
+	 * and no run row. */
+	static const char sql_active[] = "SELECT run_id, supervisor_pid, supervisor_start, host"
+					 " FROM runs WHERE " EXPT_SQL_ACTIVE;
+	sqlite3_stmt *s = NULL;
 	struct lost *lost = NULL;
 	size_t nlost = 0, cap = 0, i;
-	int64_t now;
 	int rc;
 
 	if ((rc = expt_store_prepare(st, sql_active, &s, err)))
@@ -63,56 +56,36 @@ int expt_store_reconcile(struct expt_store *st, struct expt_err *err)
 		if (!supervisor_gone(pid, start))
 			continue;
 		EXPT_ALLOC_GROW(lost, nlost + 1, cap);
-		lost[nlost].id = sqlite3_column_int64(s, 0);
+		lost[nlost].run_id = expt_store_col_dup(s, 0);
 		lost[nlost].pid = pid;
 		lost[nlost].start = start;
 		nlost++;
 	}
-	if (rc != SQLITE_DONE) {
-		rc = expt_store_dberr(st, err, "cannot read the active runs");
-		goto out;
-	}
-	rc = 0;
-	if (!nlost)
-		goto out;
-
-	if ((rc = expt_store_prepare(st, sql_mark, &mark, err)) ||
-	    (rc = expt_store_prepare(st, sql_event, &ev, err)) || (rc = expt_store_begin(st, err)))
-		goto out;
-	now = expt_now_ms();
-	for (i = 0; i < nlost; i++) {
+	rc = rc == SQLITE_DONE ? 0 : expt_store_dberr(st, err, "cannot read the active runs");
+	sqlite3_finalize(s);
+	for (i = 0; !rc && i < nlost; i++) {
+		struct expt_transition t = EXPT_TRANSITION_INIT;
 		char *msg = expt_xasprintf("the expt process supervising this run (pid %d) exited"
 					   " without recording an end",
 					   lost[i].pid);
 
-		/* Matched again on status and supervisor: between our read and this lock the run
-		 * may have ended or been taken over by a live supervisor. */
-		sqlite3_reset(mark);
-		sqlite3_bind_int64(mark, 1, lost[i].id);
-		sqlite3_bind_text(mark, 2, msg, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(mark, 3, now);
-		sqlite3_bind_int(mark, 4, lost[i].pid);
-		sqlite3_bind_int64(mark, 5, lost[i].start);
-		rc = sqlite3_step(mark) == SQLITE_DONE ? 0 : EXPT_ESTORE;
-		if (!rc && sqlite3_changes(st->db)) {
-			sqlite3_reset(ev);
-			sqlite3_bind_int64(ev, 1, lost[i].id);
-			sqlite3_bind_int64(ev, 2, now);
-			sqlite3_bind_text(ev, 3, msg, -1, SQLITE_TRANSIENT);
-			rc = sqlite3_step(ev) == SQLITE_DONE ? 0 : EXPT_ESTORE;
+		/* Between our read and the move the run may have ended, or a live supervisor may
+		 * have taken it over: the lifecycle checks both under its lock. */
+		t.from = EXPT_RUN_ACTIVE;
+		t.to = EXPT_RUN_FAILED;
+		t.reason = t.event = "supervisor-lost";
+		t.message = msg;
+		t.if_supervisor_pid = lost[i].pid;
+		t.if_supervisor_start = lost[i].start;
+		rc = expt_lifecycle_move(st, lost[i].run_id, &t, NULL, err);
+		if (rc == EXPT_ECONFLICT || rc == EXPT_ENOTFOUND) {
+			expt_err_clear(err);
+			rc = 0;
 		}
 		free(msg);
-		if (rc) {
-			expt_store_dberr(st, err, "cannot mark a lost run");
-			expt_store_rollback(st);
-			goto out;
-		}
 	}
-	rc = expt_store_commit(st, err);
-out:
+	for (i = 0; i < nlost; i++)
+		free(lost[i].run_id);
 	free(lost);
-	sqlite3_finalize(s);
-	sqlite3_finalize(mark);
-	sqlite3_finalize(ev);
 	return rc;
 }

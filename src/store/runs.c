@@ -1,6 +1,7 @@
 /* Runs and experiments in the store: run-id allocation, lifecycle updates, lookups, listing and
  * deletion. */
 #include "internal.h"
+#include "lifecycle.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 	"r.id, r.run_id, r.experiment, r.seq, r.status, r.exit_code, r.signal, r.reason,"          \
 	" r.message, r.created_ms, r.started_ms, r.ended_ms, r.backend, r.host, r.variant,"        \
 	" r.attempt, r.retry_of, r.pid, r.supervisor_pid, r.supervisor_start, r.params_json,"      \
-	" r.argv_json, r.output_dir, r.log_dir, r.gpus"
+	" r.argv_json, r.output_dir, r.log_dir, r.gpus, r.backend_ref, r.node, r.ingested"
 #define RUN_SPEC_COLS ", s.json, e.env_json"
 #define RUN_SPEC_JOIN " LEFT JOIN specs s ON s.id = r.spec_id LEFT JOIN run_env e ON e.run = r.id"
 
@@ -46,6 +47,9 @@ enum run_col {
 	C_OUTPUT_DIR,
 	C_LOG_DIR,
 	C_GPUS,
+	C_REF,
+	C_NODE,
+	C_INGESTED,
 	C_SPEC,
 	C_ENV,
 };
@@ -59,6 +63,8 @@ void expt_run_rec_release(struct expt_run_rec *r)
 	free(r->reason);
 	free(r->message);
 	free(r->backend);
+	free(r->backend_ref);
+	free(r->node);
 	free(r->host);
 	free(r->variant);
 	free(r->retry_of);
@@ -175,6 +181,9 @@ static void rec_from_row(sqlite3_stmt *s, struct expt_run_rec *r, int with_specs
 	r->output_dir = expt_store_col_dup(s, C_OUTPUT_DIR);
 	r->log_dir = expt_store_col_dup(s, C_LOG_DIR);
 	r->gpus = expt_store_col_dup(s, C_GPUS);
+	r->backend_ref = expt_store_col_dup(s, C_REF);
+	r->node = expt_store_col_dup(s, C_NODE);
+	r->ingested = sqlite3_column_int64(s, C_INGESTED);
 	if (with_specs) {
 		r->spec_json = expt_store_col_dup(s, C_SPEC);
 		r->env_json = expt_store_col_dup(s, C_ENV);
@@ -247,7 +256,7 @@ static const char sql_spec_add[] = "INSERT INTO specs(json) VALUES (?1)";
 static const char sql_run_add[] =
     "INSERT INTO runs(run_id, experiment, seq, status, created_ms, backend, host, variant,"
     " retry_of, supervisor_pid, supervisor_start, params_json, output_dir, log_dir, spec_id)"
-    " VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    " VALUES (?1, ?2, ?3, ?15, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 static const char sql_param_put[] =
     "INSERT OR REPLACE INTO params(run, key, value) VALUES (?1, ?2, ?3)";
 
@@ -362,6 +371,7 @@ int expt_store_create_runs(struct expt_store *st, const char *experiment, const 
 			sqlite3_bind_int64(ins, 14, spec_id);
 		else
 			sqlite3_bind_null(ins, 14);
+		sqlite3_bind_int(ins, 15, EXPT_RUN_QUEUED);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_UNIQUE)
 				rc = expt_err_set(err, EXPT_ESTORE,
@@ -467,29 +477,6 @@ fail:
 	return rc;
 }
 
-int expt_store_mark_running(struct expt_store *st, const char *run_id, int pid, int attempt,
-			    int supervisor_pid, int64_t supervisor_start, const char *gpus,
-			    int64_t started_ms, struct expt_err *err)
-{
-	sqlite3_stmt *s = expt_store_stmt(
-	    st, STMT_MARK_RUNNING,
-	    "UPDATE runs SET status = 1, pid = ?2, attempt = ?3, supervisor_pid = ?4,"
-	    " supervisor_start = ?5, gpus = ?6, started_ms = ?7, exit_code = -1, signal = 0,"
-	    " reason = NULL, message = NULL, ended_ms = 0 WHERE run_id = ?1 AND status IN (0, 1)",
-	    err);
-
-	if (!s)
-		return EXPT_ESTORE;
-	expt_store_bind_text(s, 1, run_id);
-	sqlite3_bind_int(s, 2, pid);
-	sqlite3_bind_int(s, 3, attempt);
-	sqlite3_bind_int(s, 4, supervisor_pid);
-	sqlite3_bind_int64(s, 5, supervisor_start);
-	expt_store_bind_text(s, 6, gpus);
-	sqlite3_bind_int64(s, 7, started_ms);
-	return update_run(st, s, run_id, err);
-}
-
 int expt_store_mark_supervisor(struct expt_store *st, const char *run_id, int supervisor_pid,
 			       int64_t supervisor_start, struct expt_err *err)
 {
@@ -505,28 +492,17 @@ int expt_store_mark_supervisor(struct expt_store *st, const char *run_id, int su
 	return update_run(st, s, run_id, err);
 }
 
-int expt_store_mark_done(struct expt_store *st, const char *run_id, enum expt_run_status status,
-			 int exit_code, int signal, const char *reason, const char *message,
-			 int64_t ended_ms, struct expt_err *err)
+int expt_store_set_ingested(struct expt_store *st, const char *run_id, int64_t bytes,
+			    struct expt_err *err)
 {
-	sqlite3_stmt *s;
+	sqlite3_stmt *s =
+	    expt_store_stmt(st, STMT_SET_INGESTED,
+			    "UPDATE runs SET ingested = max(ingested, ?2) WHERE run_id = ?1", err);
 
-	if (!expt_run_status_done(status))
-		return expt_err_set(err, EXPT_EFAIL, "run %s cannot end as %s", run_id,
-				    expt_run_status_name(status));
-	s = expt_store_stmt(st, STMT_MARK_DONE,
-			    "UPDATE runs SET status = ?2, exit_code = ?3, signal = ?4, reason = ?5,"
-			    " message = ?6, ended_ms = ?7 WHERE run_id = ?1",
-			    err);
 	if (!s)
 		return EXPT_ESTORE;
 	expt_store_bind_text(s, 1, run_id);
-	sqlite3_bind_int(s, 2, (int)status);
-	sqlite3_bind_int(s, 3, exit_code);
-	sqlite3_bind_int(s, 4, signal);
-	expt_store_bind_text(s, 5, reason);
-	expt_store_bind_text(s, 6, message);
-	sqlite3_bind_int64(s, 7, ended_ms);
+	sqlite3_bind_int64(s, 2, bytes);
 	return update_run(st, s, run_id, err);
 }
 
@@ -566,7 +542,7 @@ int expt_store_list_runs(struct expt_store *st, const struct expt_run_filter *f,
 
 	if (!f)
 		f = &any;
-	mask = f->status_mask & 0x1f;
+	mask = f->status_mask & ((1 << EXPT_RUN_NSTATUS) - 1);
 	expt_buf_adds(&sql, "SELECT " RUN_COLS);
 	if (f->include_specs)
 		expt_buf_adds(&sql, RUN_SPEC_COLS " FROM runs r" RUN_SPEC_JOIN);
@@ -577,7 +553,7 @@ int expt_store_list_runs(struct expt_store *st, const struct expt_run_filter *f,
 		expt_buf_adds(&sql, " AND r.experiment = ?1");
 	if (mask) {
 		expt_buf_adds(&sql, " AND r.status IN (");
-		for (i = 0; i < 5; i++) {
+		for (i = 0; i < EXPT_RUN_NSTATUS; i++) {
 			if (mask & (1 << i)) {
 				expt_buf_addf(&sql, "%s%d", first ? "" : ",", i);
 				first = 0;
@@ -585,8 +561,8 @@ int expt_store_list_runs(struct expt_store *st, const struct expt_run_filter *f,
 		}
 		expt_buf_adds(&sql, ")");
 		/* Spelled out so that SQLite may use the partial index of active runs. */
-		if (!(mask & ~3))
-			expt_buf_adds(&sql, " AND r.status < 2");
+		if (!(mask & ~EXPT_RUN_ACTIVE))
+			expt_buf_adds(&sql, " AND r." EXPT_SQL_ACTIVE);
 	}
 	/* Within an experiment seq follows creation, and runs_experiment is ordered by it. */
 	expt_buf_adds(&sql, f->experiment ? " ORDER BY r.seq" : " ORDER BY r.id");
@@ -616,15 +592,18 @@ int expt_store_list_experiments(struct expt_store *st, struct expt_experiment_li
 	static const char sql[] =
 	    "SELECT e.name, e.created_ms, e.next_seq,"
 	    " (SELECT count(*) FROM runs r WHERE r.experiment = e.name),"
-	    " (SELECT count(*) FROM runs r WHERE r.experiment = e.name AND r.status = 1),"
-	    " (SELECT count(*) FROM runs r WHERE r.experiment = e.name AND r.status = 2),"
-	    " (SELECT count(*) FROM runs r WHERE r.experiment = e.name AND r.status = 3)"
+	    " (SELECT count(*) FROM runs r WHERE r.experiment = e.name AND r.status = ?1),"
+	    " (SELECT count(*) FROM runs r WHERE r.experiment = e.name AND r.status = ?2),"
+	    " (SELECT count(*) FROM runs r WHERE r.experiment = e.name AND r.status = ?3)"
 	    " FROM experiments e ORDER BY e.updated_ms DESC, e.name";
 	sqlite3_stmt *s = NULL;
 	int rc;
 
 	if ((rc = expt_store_prepare(st, sql, &s, err)))
 		return rc;
+	sqlite3_bind_int(s, 1, EXPT_RUN_RUNNING);
+	sqlite3_bind_int(s, 2, EXPT_RUN_SUCCEEDED);
+	sqlite3_bind_int(s, 3, EXPT_RUN_FAILED);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct expt_experiment_rec *e;
 

@@ -109,13 +109,27 @@ static const char *const migrations[] = {
     " max REAL,"
     " count INTEGER NOT NULL,"
     " PRIMARY KEY (run, key)) WITHOUT ROWID;",
+    /* 2: runs owned by engines (docs/backends.md). The engine's name for a run (a local
+     * process group "pid:N", a container id, a Job name), where it ran, how much of its output
+     * was fed into the store; the pending state (5) joins the active ones. A v1 run's process
+     * group becomes its reference. */
+    "ALTER TABLE runs ADD COLUMN backend_ref TEXT;"
+    "ALTER TABLE runs ADD COLUMN node TEXT;"
+    "ALTER TABLE runs ADD COLUMN ingested INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE runs SET backend_ref = 'pid:' || pid WHERE pid > 0;"
+    "UPDATE runs SET node = host WHERE status <> 0;"
+    "DROP INDEX runs_active;"
+    "CREATE INDEX runs_active ON runs(status) WHERE " EXPT_SQL_ACTIVE ";",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == EXPT_STORE_SCHEMA_VERSION,
 	       "one migration per schema version");
 
-static const char *const status_names[] = {"queued", "running", "succeeded", "failed", "stopped"};
+static const char *const status_names[] = {"queued", "running", "succeeded",
+					   "failed", "stopped", "pending"};
+_Static_assert(sizeof(status_names) / sizeof(status_names[0]) == EXPT_RUN_NSTATUS,
+	       "a name per status");
 
 const char *expt_run_status_name(enum expt_run_status s)
 {

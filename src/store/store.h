@@ -11,13 +11,16 @@
 
 struct expt_store; /* opaque; one connection; not shared between threads */
 
+/* The values are stored: never renumber. The state machine: store/lifecycle.h, docs/backends.md. */
 enum expt_run_status {
-	EXPT_RUN_QUEUED = 0,
-	EXPT_RUN_RUNNING,
-	EXPT_RUN_SUCCEEDED,
-	EXPT_RUN_FAILED,
-	EXPT_RUN_STOPPED,
+	EXPT_RUN_QUEUED = 0,	/* waiting in expt's queue (parallel, GPU slots) */
+	EXPT_RUN_RUNNING = 1,	/* an attempt runs */
+	EXPT_RUN_SUCCEEDED = 2, /* ended: exit code 0 */
+	EXPT_RUN_FAILED = 3,	/* ended: failed, or lost */
+	EXPT_RUN_STOPPED = 4,	/* ended: stopped on request */
+	EXPT_RUN_PENDING = 5,	/* handed to the engine, not started (pulling, unschedulable) */
 };
+#define EXPT_RUN_NSTATUS 6
 
 const char *expt_run_status_name(enum expt_run_status s); /* "queued", ... */
 int expt_run_status_parse(const char *s, enum expt_run_status *out);
@@ -36,7 +39,7 @@ int expt_store_open(struct expt_store **out, const char *db_path, struct expt_er
 void expt_store_close(struct expt_store *st); /* NULL is a no-op */
 int expt_store_schema_version(struct expt_store *st);
 /* The newest schema this expt knows (PRAGMA user_version of a store it creates). */
-#define EXPT_STORE_SCHEMA_VERSION 1
+#define EXPT_STORE_SCHEMA_VERSION 2
 
 /* The experiment part of run ids: the name itself when it is a DNS-1123 label of at most
  * EXPT_RUN_PREFIX_MAX chars (room for "-" and a 10-digit seq within 63), else a deterministic
@@ -58,7 +61,9 @@ struct expt_run_rec {
 	char *reason;  /* NULL or: exit, signal, oom, timeout, stopped, supervisor-lost, error */
 	char *message; /* NULL or a human detail ("killed after 2m timeout") */
 	int64_t created_ms, started_ms, ended_ms; /* 0 if not yet */
-	char *backend;				  /* "local" */
+	char *backend;				  /* "local", "container", "kubernetes" */
+	char *backend_ref; /* the engine's name for the run's current attempt, NULL before submit */
+	char *node;	   /* where it runs or ran (host, node name), NULL when unknown */
 	char *host;
 	char *variant;	    /* NULL for base */
 	int attempt;	    /* 1-based attempt currently/last run */
@@ -74,6 +79,7 @@ struct expt_run_rec {
 	char *output_dir;     /* absolute */
 	char *log_dir;	      /* absolute; stdout.log and stderr.log inside */
 	char *gpus;	      /* "0,1" assigned GPU slots, or NULL */
+	int64_t ingested;     /* bytes of the run's output already fed into the store */
 };
 
 void expt_run_rec_release(struct expt_run_rec *r);
@@ -106,27 +112,23 @@ int expt_store_create_runs(struct expt_store *st, const char *experiment, const 
 			   const char *spec_json, const struct expt_run_new *runs, size_t n,
 			   struct expt_run_list *out, struct expt_err *err);
 
-/* Updates of a run's lifecycle. Each is one short transaction; EXPT_ENOTFOUND for an unknown run.
- * No transition is refused (the last writer wins): callers order their writes. set_argv_env: a
- * NULL argv_json or env_json leaves that one unchanged. mark_running clears the previous
- * attempt's exit_code/signal/reason/message/ended_ms and changes only a queued or running run:
- * one that has ended (stopped by `expt stop` from another process) gives EXPT_ENOTFOUND, so a
- * stop is never overwritten by a start. mark_done needs a done status. */
+/* Updates of a run that do not change its status (status changes: store/lifecycle.h). Each is one
+ * short transaction; EXPT_ENOTFOUND for an unknown run. set_argv_env: a NULL argv_json or
+ * env_json leaves that one unchanged. set_ingested records how many bytes of the run's output
+ * stream have been fed into the store (metrics read from `expt:` lines): it only grows, so two
+ * readers of the same stream never count a line twice. */
 int expt_store_set_argv_env(struct expt_store *st, const char *run_id, const char *argv_json,
 			    const char *env_json, struct expt_err *err);
-int expt_store_mark_running(struct expt_store *st, const char *run_id, int pid, int attempt,
-			    int supervisor_pid, int64_t supervisor_start, const char *gpus,
-			    int64_t started_ms, struct expt_err *err);
 int expt_store_mark_supervisor(struct expt_store *st, const char *run_id, int supervisor_pid,
 			       int64_t supervisor_start, struct expt_err *err);
-int expt_store_mark_done(struct expt_store *st, const char *run_id, enum expt_run_status status,
-			 int exit_code, int signal, const char *reason, const char *message,
-			 int64_t ended_ms, struct expt_err *err);
+int expt_store_set_ingested(struct expt_store *st, const char *run_id, int64_t bytes,
+			    struct expt_err *err);
 
-/* Marks queued/running runs whose supervisor process is gone (pid dead or a zombie, or pid reused:
- * start time differs) as failed with reason "supervisor-lost". Cheap; called by read commands.
- * Only runs created on this host with supervisor_pid > 0 are judged: a backend whose runs live
- * without a local supervisor (kubernetes) sets supervisor_pid 0 with mark_supervisor. */
+/* Marks active runs whose supervisor process is gone (pid dead or a zombie, or pid reused: start
+ * time differs) as failed with reason "supervisor-lost", through the lifecycle (so a run that
+ * ended meanwhile keeps its end). Cheap; called by read commands. Only runs created on this host
+ * with supervisor_pid > 0 are judged: a backend whose runs live without an expt process
+ * (container, kubernetes) sets supervisor_pid 0, and its runs are asked of the engine instead. */
 int expt_store_reconcile(struct expt_store *st, struct expt_err *err);
 
 /* Lookups. A ref is a run id ("mnist-3"). Returns EXPT_ENOTFOUND if missing. */
@@ -136,7 +138,7 @@ int expt_store_get_run(struct expt_store *st, const char *run_id, struct expt_ru
  * first (creation order); with one, the newest `limit` runs, newest first. */
 struct expt_run_filter {
 	const char *experiment;
-	int status_mask;   /* bit (1 << status); 0 = any */
+	int status_mask;   /* EXPT_RUN_BIT(status) bits (store/lifecycle.h); 0 = any */
 	int64_t limit;	   /* 0 = no limit; newest first when set */
 	int include_specs; /* 0 = leave spec_json/env_json NULL (fast path for ps) */
 };

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/lifecycle.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -639,10 +640,25 @@ static int create_standalone(struct expt_run *r, const struct expt_run_options *
 	if (!r->output_dir && list.v[0].output_dir)
 		r->output_dir = expt_xstrdup(list.v[0].output_dir);
 	argv_json = self_argv_json();
-	if ((rc = expt_store_set_argv_env(st, r->run_id, argv_json, "{}", &err)) ||
-	    (rc = expt_store_mark_running(st, r->run_id, pid, 1, pid, expt_proc_start_time(pid),
-					  NULL, r->ctx.started_ms, &err)))
+	if ((rc = expt_store_set_argv_env(st, r->run_id, argv_json, "{}", &err)))
 		goto out;
+	{
+		/* This process is the run: its own supervisor, as reconcile understands it. */
+		struct expt_transition t = EXPT_TRANSITION_INIT;
+		char ref[32];
+
+		snprintf(ref, sizeof(ref), "pid:%d", pid);
+		t.from = EXPT_RUN_BIT(EXPT_RUN_QUEUED);
+		t.to = EXPT_RUN_RUNNING;
+		t.attempt = 1;
+		t.pid = pid;
+		t.backend_ref = ref;
+		t.supervisor_pid = pid;
+		t.supervisor_start = expt_proc_start_time(pid);
+		t.time_ms = r->ctx.started_ms;
+		if ((rc = expt_lifecycle_move(st, r->run_id, &t, NULL, &err)))
+			goto out;
+	}
 out:
 	if (rc)
 		from_err(e, EXPT_RESULT_STORE, &err);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/lifecycle.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -235,20 +236,29 @@ static int store_finish(void *state, const struct expt_sink_ctx *ctx,
 			const struct expt_finish_info *fi, struct expt_err *err)
 {
 	struct store_sink *s = state;
-	enum expt_run_status st = EXPT_RUN_SUCCEEDED;
-	const char *reason = NULL;
+	struct expt_transition t = EXPT_TRANSITION_INIT;
+	int rc;
 
-	/* A run launched by expt is marked done by its supervisor, from the exit status. */
+	/* A run launched by expt is ended by its supervisor, from the exit status. */
 	if (!ctx->standalone)
 		return 0;
-	if (expt_run_status_parse(fi->status, &st))
-		st = EXPT_RUN_FAILED;
-	if (fi->signal)
-		reason = "signal";
-	else if (fi->exit_code > 0)
-		reason = "exit";
-	return expt_store_mark_done(s->st, ctx->run_id, st, fi->exit_code, fi->signal, reason, NULL,
-				    fi->time_ms, err);
+	/* The program says how it ended (finish's status, or its exit status at exit). */
+	if (expt_run_status_parse(fi->status, &t.to) || !expt_run_status_done(t.to))
+		t.to = EXPT_RUN_FAILED;
+	t.from = EXPT_RUN_ACTIVE;
+	t.exit_code = fi->exit_code;
+	t.signal = fi->signal;
+	t.reason = fi->signal ? "signal" : fi->exit_code > 0 ? "exit" : NULL;
+	if (t.to == EXPT_RUN_STOPPED)
+		t.reason = "stopped";
+	t.event = t.reason ? t.reason : fi->status;
+	t.time_ms = fi->time_ms;
+	rc = expt_lifecycle_move(s->st, ctx->run_id, &t, NULL, err);
+	if (rc == EXPT_ECONFLICT) { /* already ended (stopped by `expt stop`): that end stays */
+		expt_err_clear(err);
+		rc = 0;
+	}
+	return rc;
 }
 
 const struct expt_sink_ops expt_sink_store = {

@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "strv.h"
 
 /* mkdir -p with mode 0755. */
 int expt_mkdirs(const char *path, struct expt_err *err);
@@ -40,5 +41,8 @@ int64_t expt_proc_start_time(int pid);
 int expt_proc_stat(int pid, char *state, int64_t *start_time);
 /* Short host name ("" if unknown); n >= 64. */
 void expt_hostname(char *out, size_t n);
+
+/* The last n lines of a file (reads at most the last 256 KiB). Missing file: no lines. */
+void expt_tail_lines(const char *path, size_t n, struct expt_strv *out);
 
 #endif

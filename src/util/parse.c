@@ -216,3 +216,14 @@ void expt_fmt_bytes(int64_t bytes, char *out, unsigned n)
 	else
 		snprintf(out, n, "%lld%s", (long long)v, units[i]);
 }
+
+const char *expt_signal_name(int sig, char *buf, size_t n)
+{
+	const char *abbrev = sigabbrev_np(sig);
+
+	if (abbrev)
+		snprintf(buf, n, "SIG%s", abbrev);
+	else
+		snprintf(buf, n, "signal %d", sig);
+	return buf;
+}

@@ -22,4 +22,7 @@ void expt_fmt_duration(int64_t ms, char *out, unsigned n);
 /* Formats bytes the Kubernetes way when exact ("1Gi"), else in bytes. */
 void expt_fmt_bytes(int64_t bytes, char *out, unsigned n);
 
+/* "SIGKILL" for 9 (in buf, size n), "signal N" for one without a name. Returns buf. */
+const char *expt_signal_name(int sig, char *buf, size_t n);
+
 #endif

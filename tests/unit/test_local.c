@@ -28,7 +28,7 @@ struct jrec {
 	int pid[MAXA];
 	char gpus[MAXA][32];
 	int64_t t_start[MAXA], t_end[MAXA]; /* monotonic ms, from the callbacks */
-	struct expt_exit ex[MAXA];
+	struct expt_observed ex[MAXA];
 	struct expt_buf out, err; /* lines joined with '\n' */
 	size_t nlines[3];
 	size_t longest;
@@ -50,14 +50,17 @@ struct fixture {
 	struct expt_job jobs[8];
 	struct jrec recs[8];
 	struct expt_job *ptrs[8];
+	char *paths[8][2]; /* stdout.log, stderr.log of each job */
 	size_t n;
 	struct run run;
 };
 
-static void on_started(struct expt_job *job, int pid, int attempt, const char *gpus, void *payload)
+static void on_started(struct expt_job *job, const struct expt_attempt_info *ai, void *payload)
 {
 	struct jrec *r = job->data;
 	struct run *run = payload;
+	int pid = ai->pid, attempt = ai->attempt;
+	const char *gpus = ai->gpus;
 
 	assert_int_equal(attempt, r->nstart + 1);
 	if (r->nstart < MAXA) {
@@ -89,7 +92,7 @@ static void on_line(struct expt_job *job, int fd, const char *line, size_t len, 
 		r->longest = len;
 }
 
-static void on_finished(struct expt_job *job, const struct expt_exit *ex, void *payload)
+static void on_finished(struct expt_job *job, const struct expt_observed *ex, void *payload)
 {
 	struct jrec *r = job->data;
 	struct run *run = payload;
@@ -113,7 +116,7 @@ static void on_tick(void *payload)
 		run->stop = 1;
 }
 
-static const struct expt_job_events events = {on_started, on_line, on_finished, on_tick};
+static const struct expt_job_events events = {NULL, on_started, on_line, on_finished, on_tick};
 
 static int setup(void **state)
 {
@@ -135,8 +138,9 @@ static int teardown(void **state)
 	for (size_t i = 0; i < f->n; i++) {
 		expt_strv_release(&f->jobs[i].argv);
 		expt_strv_release(&f->jobs[i].env);
-		free((char *)f->jobs[i].stdout_path);
-		free((char *)f->jobs[i].stderr_path);
+		free((char *)f->jobs[i].log_dir);
+		free(f->paths[i][0]);
+		free(f->paths[i][1]);
 		expt_buf_release(&f->recs[i].out);
 		expt_buf_release(&f->recs[i].err);
 	}
@@ -163,8 +167,9 @@ static struct expt_job *add(struct fixture *f, const char *arg0, ...)
 	while ((a = va_arg(ap, const char *)))
 		expt_strv_push(&j->argv, a);
 	va_end(ap);
-	j->stdout_path = expt_xasprintf("%s/logs/%zu/stdout", f->dir, f->n);
-	j->stderr_path = expt_xasprintf("%s/logs/%zu/stderr", f->dir, f->n);
+	j->log_dir = expt_xasprintf("%s/logs/%zu", f->dir, f->n);
+	f->paths[f->n][0] = expt_xasprintf("%s/stdout.log", j->log_dir);
+	f->paths[f->n][1] = expt_xasprintf("%s/stderr.log", j->log_dir);
 	expt_buf_init(&r->out, 0);
 	expt_buf_init(&r->err, 0);
 	r->run = &f->run;
@@ -192,7 +197,12 @@ static int64_t execute(struct fixture *f, int parallel, const char *gpu_list, in
 	o.stop_flag = &f->run.stop;
 	o.grace_ms = grace_ms;
 	f->run.t0 = expt_mono_ms();
-	rc = expt_backend_local.execute(f->ptrs, f->n, &o, &events, &f->run, &e);
+	{
+		struct expt_backend b;
+		assert_int_equal(expt_backend_open(&b, "local", NULL, &e), 0);
+		rc = expt_backend_execute(&b, f->ptrs, f->n, &o, &events, &f->run, &e);
+		expt_backend_close(&b);
+	}
 	if (rc)
 		fail_msg("execute: %s", e.msg);
 	for (size_t i = 0; i < f->n; i++) {
@@ -205,7 +215,7 @@ static int64_t execute(struct fixture *f, int parallel, const char *gpu_list, in
 	return expt_mono_ms() - f->run.t0;
 }
 
-static const struct expt_exit *last(const struct fixture *f, size_t i)
+static const struct expt_observed *last(const struct fixture *f, size_t i)
 {
 	return &f->recs[i].ex[f->recs[i].nfin - 1];
 }
@@ -545,8 +555,8 @@ static void test_stop_function(void **state)
 	pid_t pid;
 
 	(void)state;
-	assert_int_equal(expt_backend_local.stop(1, 100, &e), EXPT_EUSAGE);
-	assert_int_equal(expt_backend_local.stop(0, 100, &e), EXPT_EUSAGE);
+	assert_int_equal(expt_local_stop_group(1, 100, &e), EXPT_EUSAGE);
+	assert_int_equal(expt_local_stop_group(0, 100, &e), EXPT_EUSAGE);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -558,13 +568,13 @@ static void test_stop_function(void **state)
 	setpgid(pid, pid);
 	poll(NULL, 0, 50);
 	t = expt_mono_ms();
-	assert_int_equal(expt_backend_local.stop(pid, 300, &e), 0);
+	assert_int_equal(expt_local_stop_group(pid, 300, &e), 0);
 	t = expt_mono_ms() - t;
 	assert_true(t >= 250 && t < 2000);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	/* Already gone: nothing to do, no error. */
-	assert_int_equal(expt_backend_local.stop(pid, 300, &e), 0);
+	assert_int_equal(expt_local_stop_group(pid, 300, &e), 0);
 }
 
 /* ---- output, environment, process set-up ---- */
@@ -579,8 +589,8 @@ static void test_output(void **state)
 	execute(f, 2, NULL, 0);
 	assert_string_equal(f->recs[0].out.buf, "out1\nout2\npartial");
 	assert_string_equal(f->recs[0].err.buf, "err1");
-	out = slurp(f->jobs[0].stdout_path);
-	err = slurp(f->jobs[0].stderr_path);
+	out = slurp(f->paths[0][0]);
+	err = slurp(f->paths[0][1]);
 	assert_string_equal(out, "out1\nout2\npartial");
 	assert_string_equal(err, "err1\n");
 	free(out);
@@ -589,7 +599,7 @@ static void test_output(void **state)
 	assert_int_equal(f->recs[1].nlines[1], 4);
 	assert_int_equal(f->recs[1].longest, 65536);
 	assert_int_equal(f->recs[1].out.len, 150000 + 3 + 5);
-	out = slurp(f->jobs[1].stdout_path);
+	out = slurp(f->paths[1][0]);
 	assert_int_equal(strlen(out), 150000 + 1 + 6);
 	free(out);
 }
@@ -603,7 +613,7 @@ static void test_output_appends(void **state)
 	execute(f, 1, NULL, 0);
 	f->recs[0].nstart = f->recs[0].nfin = 0;
 	execute(f, 1, NULL, 0);
-	out = slurp(f->jobs[0].stdout_path);
+	out = slurp(f->paths[0][0]);
 	assert_string_equal(out, "one\none\n");
 	free(out);
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/lifecycle.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -57,6 +58,42 @@ static int teardown(void **state)
 }
 
 /* Runs one SQL query on a separate raw connection and returns the first column as an integer. */
+/* The moves launch makes, through the lifecycle. */
+static int mark_running(struct expt_store *st, const char *run_id, int pid, int attempt,
+			int sup_pid, int64_t sup_start, const char *gpus, int64_t ms,
+			struct expt_err *err)
+{
+	struct expt_transition t = EXPT_TRANSITION_INIT;
+
+	t.from = EXPT_RUN_ACTIVE;
+	t.to = EXPT_RUN_RUNNING;
+	t.pid = pid;
+	t.attempt = attempt;
+	t.supervisor_pid = sup_pid;
+	t.supervisor_start = sup_start;
+	t.gpus = gpus ? gpus : "";
+	t.time_ms = ms;
+	return expt_lifecycle_move(st, run_id, &t, NULL, err);
+}
+
+static int mark_done(struct expt_store *st, const char *run_id, enum expt_run_status to,
+		     int exit_code, int sig, const char *reason, const char *message, int64_t ms,
+		     struct expt_err *err)
+{
+	struct expt_transition t = EXPT_TRANSITION_INIT;
+
+	t.from = EXPT_RUN_ACTIVE;
+	t.to = to;
+	t.exit_code = exit_code;
+	t.signal = sig;
+	t.reason = reason;
+	t.message = message;
+	t.time_ms = ms;
+	if (!expt_run_status_done(to))
+		return expt_err_set(err, EXPT_EUSAGE, "not an end");
+	return expt_lifecycle_move(st, run_id, &t, NULL, err);
+}
+
 static int64_t raw_int(const char *db, const char *sql)
 {
 	sqlite3 *h = NULL;
@@ -117,7 +154,7 @@ static void test_status_names(void **state)
 	int i;
 
 	(void)state;
-	for (i = EXPT_RUN_QUEUED; i <= EXPT_RUN_STOPPED; i++) {
+	for (i = 0; i < EXPT_RUN_NSTATUS; i++) {
 		assert_int_equal(expt_run_status_parse(expt_run_status_name(i), &s), 0);
 		assert_int_equal(s, i);
 	}
@@ -129,6 +166,209 @@ static void test_status_names(void **state)
 	assert_true(expt_run_status_done(EXPT_RUN_SUCCEEDED));
 	assert_true(expt_run_status_done(EXPT_RUN_FAILED));
 	assert_true(expt_run_status_done(EXPT_RUN_STOPPED));
+	assert_false(expt_run_status_done(EXPT_RUN_PENDING));
+	assert_string_equal(expt_run_status_name(EXPT_RUN_PENDING), "pending");
+}
+
+/* Every move is a compare-and-set: an ended run never moves again, and the caller learns the
+ * state it found. */
+static void test_lifecycle_cas(void **state)
+{
+	struct fx *f = *state;
+	struct expt_err err = EXPT_ERR_INIT;
+	struct expt_transition t = EXPT_TRANSITION_INIT;
+	struct expt_observed o;
+	struct expt_run_list l = {0};
+	struct expt_run_rec r;
+	struct expt_kv_rows ev = {0};
+	enum expt_run_status cur;
+
+	assert_int_equal(expt_store_create_runs(f->st, "cas", "local", NULL,
+						(struct expt_run_new[]){{0}, {0}, {0}}, 3, &l,
+						&err),
+			 0);
+	expt_run_list_release(&l);
+	/* queued -> pending -> running, with the engine's name and node */
+	t.from = EXPT_RUN_BIT(EXPT_RUN_QUEUED);
+	t.to = EXPT_RUN_PENDING;
+	t.backend_ref = "job/cas-1";
+	t.message = "pulling image";
+	assert_int_equal(expt_lifecycle_move(f->st, "cas-1", &t, &cur, &err), 0);
+	assert_int_equal(cur, EXPT_RUN_PENDING);
+	/* the same move again finds it pending: refused, nothing written */
+	assert_int_equal(expt_lifecycle_move(f->st, "cas-1", &t, &cur, &err), EXPT_ECONFLICT);
+	assert_int_equal(cur, EXPT_RUN_PENDING);
+	assert_non_null(strstr(err.msg, "is pending"));
+	memset(&t, 0, sizeof(t));
+	t = (struct expt_transition)EXPT_TRANSITION_INIT;
+	t.from = EXPT_RUN_ACTIVE;
+	t.to = EXPT_RUN_RUNNING;
+	t.attempt = 1;
+	t.node = "node-a";
+	t.event = "started";
+	assert_int_equal(expt_lifecycle_move(f->st, "cas-1", &t, NULL, &err), 0);
+	/* stop wins; the engine's later report of success is refused */
+	assert_int_equal(expt_lifecycle_stop(f->st, "cas-1", "stopped by test", &cur, &err), 0);
+	memset(&o, 0, sizeof(o));
+	o.phase = EXPT_OBS_EXITED;
+	o.final = 1;
+	assert_int_equal(expt_lifecycle_end(f->st, "cas-1", &o, &cur, &err), EXPT_ECONFLICT);
+	assert_int_equal(cur, EXPT_RUN_STOPPED);
+	assert_int_equal(expt_lifecycle_stop(f->st, "cas-1", "again", &cur, &err), EXPT_ECONFLICT);
+	assert_int_equal(expt_store_get_run(f->st, "cas-1", &r, &err), 0);
+	assert_int_equal(r.status, EXPT_RUN_STOPPED);
+	assert_string_equal(r.reason, "stopped");
+	assert_string_equal(r.backend_ref, "job/cas-1");
+	assert_string_equal(r.node, "node-a");
+	expt_run_rec_release(&r);
+	/* one event per move that happened, none for the refused ones */
+	assert_int_equal(expt_store_get_events(f->st, "cas-1", &ev, &err), 0);
+	assert_int_equal(ev.n, 2);
+	assert_string_equal(ev.keys[0], "started");
+	assert_string_equal(ev.keys[1], "stopped");
+	expt_kv_rows_release(&ev);
+	/* the outcome mapping */
+	o.exit_code = 0;
+	assert_int_equal(expt_lifecycle_end(f->st, "cas-2", &o, &cur, &err), 0);
+	assert_int_equal(cur, EXPT_RUN_SUCCEEDED);
+	o.oom = 1;
+	o.exit_code = -1;
+	o.signal = 9;
+	snprintf(o.message, sizeof(o.message), "OOMKilled");
+	assert_int_equal(expt_lifecycle_end(f->st, "cas-3", &o, &cur, &err), 0);
+	assert_int_equal(expt_store_get_run(f->st, "cas-3", &r, &err), 0);
+	assert_int_equal(r.status, EXPT_RUN_FAILED);
+	assert_string_equal(r.reason, "oom");
+	assert_string_equal(r.message, "OOMKilled");
+	assert_int_equal(r.signal, 9);
+	expt_run_rec_release(&r);
+	assert_int_equal(expt_lifecycle_stop(f->st, "nope-1", "x", &cur, &err), EXPT_ENOTFOUND);
+}
+
+/* `expt stop` and the engine's report race from two processes over many runs: each run ends
+ * exactly once, as stopped or as succeeded, never both, with exactly one end event. */
+#define RACE_RUNS 200
+static void test_lifecycle_race(void **state)
+{
+	struct fx *f = *state;
+	struct expt_err err = EXPT_ERR_INIT;
+	struct expt_run_filter flt = {.experiment = "race"};
+	struct expt_run_new *news = expt_xcalloc(RACE_RUNS, sizeof(*news));
+	struct expt_run_list l = {0};
+	pid_t kids[2];
+	size_t nstopped = 0, nsucceeded = 0;
+
+	assert_int_equal(
+	    expt_store_create_runs(f->st, "race", "local", NULL, news, RACE_RUNS, &l, &err), 0);
+	expt_run_list_release(&l);
+	free(news);
+	expt_store_close(f->st);
+	f->st = NULL;
+	for (int k = 0; k < 2; k++) {
+		kids[k] = fork();
+		assert_true(kids[k] >= 0);
+		if (kids[k] == 0) {
+			struct expt_store *st = NULL;
+			struct expt_err cerr = EXPT_ERR_INIT;
+			int bad = 0;
+
+			if (expt_store_open(&st, f->db, &cerr))
+				_exit(2);
+			for (int i = 1; i <= RACE_RUNS && !bad; i++) {
+				char id[32];
+				int rc;
+				/* the two walk the runs in opposite orders, to meet in the middle
+				 */
+				snprintf(id, sizeof(id), "race-%d", k ? i : RACE_RUNS + 1 - i);
+				if (k) {
+					struct expt_observed o;
+					memset(&o, 0, sizeof(o));
+					o.phase = EXPT_OBS_EXITED;
+					o.final = 1;
+					rc = expt_lifecycle_end(st, id, &o, NULL, &cerr);
+				} else {
+					rc = expt_lifecycle_stop(st, id, "race", NULL, &cerr);
+				}
+				bad = rc && rc != EXPT_ECONFLICT;
+			}
+			expt_store_close(st);
+			_exit(bad);
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		int status = 0;
+		assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_int_equal(expt_store_open(&f->st, f->db, &err), 0);
+	assert_int_equal(expt_store_list_runs(f->st, &flt, &l, &err), 0);
+	assert_int_equal(l.n, RACE_RUNS);
+	for (size_t i = 0; i < l.n; i++) {
+		nstopped += l.v[i].status == EXPT_RUN_STOPPED;
+		nsucceeded += l.v[i].status == EXPT_RUN_SUCCEEDED;
+	}
+	assert_int_equal(nstopped + nsucceeded, RACE_RUNS);
+	expt_run_list_release(&l);
+	/* exactly one end event per run, and it matches the status */
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM events"), RACE_RUNS);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM runs r JOIN events e ON e.run = r.id"
+					" WHERE (r.status = 4) <> (e.kind = 'stopped')"),
+			 0);
+}
+
+/* A store written by the previous release (schema v1, tests/unit/data/store-v1.sql) opens,
+ * is migrated in place, and keeps everything. */
+static void test_migrate_v1(void **state)
+{
+	struct fx *f = *state;
+	struct expt_err err = EXPT_ERR_INIT;
+	struct expt_run_rec r;
+	struct expt_metric_summaries ms = {0};
+	struct expt_buf sql = EXPT_BUF_INIT;
+	char *db = expt_xasprintf("%s/v1.db", f->dir), *path;
+
+	path = getenv("EXPT_SOURCE_DIR")
+		   ? expt_xasprintf("%s/tests/unit/data/store-v1.sql", getenv("EXPT_SOURCE_DIR"))
+		   : expt_xstrdup("data/store-v1.sql");
+	assert_int_equal(expt_read_file(path, &sql, &err), 0);
+	raw_exec(db, sql.buf);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+	expt_store_close(f->st);
+	assert_int_equal(expt_store_open(&f->st, db, &err), 0);
+	assert_int_equal(expt_store_schema_version(f->st), EXPT_STORE_SCHEMA_VERSION);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), EXPT_STORE_SCHEMA_VERSION);
+	assert_int_equal(expt_store_get_run(f->st, "legacy-2", &r, &err), 0);
+	assert_int_equal(r.status, EXPT_RUN_FAILED);
+	assert_int_equal(r.exit_code, 3);
+	assert_string_equal(r.reason, "exit");
+	assert_non_null(r.backend_ref);
+	assert_true(!strncmp(r.backend_ref, "pid:", 4));
+	assert_non_null(r.node);
+	assert_int_equal(r.ingested, 0);
+	expt_run_rec_release(&r);
+	assert_int_equal(expt_store_metric_summaries(f->st, "legacy-1", &ms, &err), 0);
+	assert_int_equal(ms.n, 1);
+	assert_string_equal(ms.v[0].key, "loss");
+	assert_true(ms.v[0].last == 0.5);
+	expt_metric_summaries_release(&ms);
+	/* the migrated store takes new runs after the old ones, and lifecycle moves */
+	{
+		struct expt_run_list l = {0};
+		struct expt_run_new one = {0};
+		assert_int_equal(
+		    expt_store_create_runs(f->st, "legacy", "local", NULL, &one, 1, &l, &err), 0);
+		assert_string_equal(l.v[0].run_id, "legacy-3");
+		expt_run_list_release(&l);
+		assert_int_equal(expt_lifecycle_stop(f->st, "legacy-3", "x", NULL, &err), 0);
+	}
+	/* the active-runs index was rebuilt for the pending state */
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = "
+				     "'runs_active' AND sql LIKE '%status IN (0, 1, 5)%'"),
+			 1);
+	expt_buf_release(&sql);
+	free(path);
+	free(db);
 }
 
 static void test_run_id_prefix(void **state)
@@ -480,29 +720,25 @@ static void test_lifecycle_and_listing(void **state)
 	assert_int_equal(expt_store_set_argv_env(f->st, "mnist-1", "[\"python\",\"train.py\"]",
 						 "{\"EXPT_RUN_ID\":\"mnist-1\"}", &err),
 			 0);
+	assert_int_equal(mark_running(f->st, "mnist-1", 4242, 1, me, me_start, "0,1", 1000, &err),
+			 0);
+	assert_int_equal(mark_running(f->st, "mnist-2", 4243, 1, me, me_start, NULL, 1001, &err),
+			 0);
+	assert_int_equal(mark_done(f->st, "mnist-2", EXPT_RUN_FAILED, 3, 0, "exit",
+				   "exited with code 3", 2001, &err),
+			 0);
 	assert_int_equal(
-	    expt_store_mark_running(f->st, "mnist-1", 4242, 1, me, me_start, "0,1", 1000, &err), 0);
+	    mark_done(f->st, "mnist-3", EXPT_RUN_SUCCEEDED, 0, 0, "exit", NULL, 2002, &err), 0);
 	assert_int_equal(
-	    expt_store_mark_running(f->st, "mnist-2", 4243, 1, me, me_start, NULL, 1001, &err), 0);
-	assert_int_equal(expt_store_mark_done(f->st, "mnist-2", EXPT_RUN_FAILED, 3, 0, "exit",
-					      "exited with code 3", 2001, &err),
-			 0);
-	assert_int_equal(expt_store_mark_done(f->st, "mnist-3", EXPT_RUN_SUCCEEDED, 0, 0, "exit",
-					      NULL, 2002, &err),
-			 0);
-	assert_int_equal(expt_store_mark_done(f->st, "cifar-1", EXPT_RUN_STOPPED, -1, 15, "stopped",
-					      NULL, 2003, &err),
-			 0);
+	    mark_done(f->st, "cifar-1", EXPT_RUN_STOPPED, -1, 15, "stopped", NULL, 2003, &err), 0);
 
 	/* unknown runs and impossible ends are errors */
-	assert_int_equal(
-	    expt_store_mark_done(f->st, "mnist-99", EXPT_RUN_FAILED, 1, 0, NULL, NULL, 1, &err),
-	    EXPT_ENOTFOUND);
+	assert_int_equal(mark_done(f->st, "mnist-99", EXPT_RUN_FAILED, 1, 0, NULL, NULL, 1, &err),
+			 EXPT_ENOTFOUND);
 	assert_string_equal(err.msg, "no such run: mnist-99");
 	assert_int_not_equal(
-	    expt_store_mark_done(f->st, "mnist-4", EXPT_RUN_RUNNING, 0, 0, NULL, NULL, 1, &err), 0);
-	assert_int_equal(expt_store_mark_running(f->st, "nope-1", 1, 1, 1, 1, NULL, 1, &err),
-			 EXPT_ENOTFOUND);
+	    mark_done(f->st, "mnist-4", EXPT_RUN_RUNNING, 0, 0, NULL, NULL, 1, &err), 0);
+	assert_int_equal(mark_running(f->st, "nope-1", 1, 1, 1, 1, NULL, 1, &err), EXPT_ENOTFOUND);
 	assert_int_equal(expt_store_set_argv_env(f->st, "nope-1", "[]", "{}", &err),
 			 EXPT_ENOTFOUND);
 	assert_int_equal(expt_store_get_run(f->st, "nope-1", &r, &err), EXPT_ENOTFOUND);
@@ -740,11 +976,10 @@ static void test_reconcile(void **state)
 	assert_true(dead_start > 0);
 	close(go);
 	assert_int_equal(waitpid(dead, &status, 0), dead);
-	assert_int_equal(
-	    expt_store_mark_running(f->st, "rc-1", 99999, 1, dead, dead_start, NULL, 10, &err), 0);
+	assert_int_equal(mark_running(f->st, "rc-1", 99999, 1, dead, dead_start, NULL, 10, &err),
+			 0);
 	/* rc-2: supervised by this live process */
-	assert_int_equal(
-	    expt_store_mark_running(f->st, "rc-2", 99998, 1, me, me_start, NULL, 10, &err), 0);
+	assert_int_equal(mark_running(f->st, "rc-2", 99998, 1, me, me_start, NULL, 10, &err), 0);
 	/* rc-3: our pid but another start time: the pid was reused */
 	assert_int_equal(expt_store_mark_supervisor(f->st, "rc-3", me, me_start + 1, &err), 0);
 	/* rc-4: supervisor exited, not reaped yet (zombie) */
@@ -755,9 +990,8 @@ static void test_reconcile(void **state)
 	assert_int_equal(expt_store_mark_supervisor(f->st, "rc-4", zombie, zombie_start, &err), 0);
 	/* rc-5: finished: left alone even though its supervisor is gone */
 	assert_int_equal(expt_store_mark_supervisor(f->st, "rc-5", dead, dead_start, &err), 0);
-	assert_int_equal(
-	    expt_store_mark_done(f->st, "rc-5", EXPT_RUN_SUCCEEDED, 0, 0, "exit", NULL, 20, &err),
-	    0);
+	assert_int_equal(mark_done(f->st, "rc-5", EXPT_RUN_SUCCEEDED, 0, 0, "exit", NULL, 20, &err),
+			 0);
 	/* rc-6: no local supervisor (pid 0), rc-7: dead supervisor on another host */
 	assert_int_equal(expt_store_mark_supervisor(f->st, "rc-6", 0, 0, &err), 0);
 	assert_int_equal(expt_store_mark_supervisor(f->st, "rc-7", dead, dead_start, &err), 0);
@@ -871,6 +1105,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_status_names),
+	    cmocka_unit_test_setup_teardown(test_lifecycle_cas, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lifecycle_race, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
 	    cmocka_unit_test(test_run_id_prefix),
 	    cmocka_unit_test_setup_teardown(test_locate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_and_reopen, setup, teardown),
