@@ -33,6 +33,46 @@ equals() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got:    $2"$'\n'"
 # json EXPR < json: evaluates a Python expression over the parsed JSON `d`.
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# The backend the black-box tests run on (EXPT_TEST_BACKEND, default local): tests start runs
+# with `"$EXPT" run $RUN_BACKEND ...` and ask about them only through expt, never through pids.
+BACKEND=${EXPT_TEST_BACKEND:-local}
+RUN_BACKEND="--backend $BACKEND"
+
+# status_of RUN: the run's status as `expt ps` says ("" when there is no such run).
+status_of() {
+	"$EXPT" ps -o json 2>/dev/null | python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+print(next((r['status'] for r in d if r['id'] == sys.argv[1]), ''))" "$1"
+}
+# wait_status RUN STATUS[|STATUS...] [SECONDS]: waits until the run is in one of the statuses
+# (default 30 s); fails the test with what it was otherwise.
+wait_status() {
+	local run=$1 want=$2 limit=${3:-30} st i
+	for ((i = 0; i < limit * 10; i++)); do
+		st=$(status_of "$run")
+		case "|$want|" in *"|$st|"*) pass "$run is $st"; return 0 ;; esac
+		sleep 0.1
+	done
+	fail "$run becomes $want" "still '$st' after ${limit}s"
+	return 1
+}
+# wait_lines RUN PATTERN N [SECONDS]: waits until the run's output has N lines matching PATTERN.
+wait_lines() {
+	local run=$1 pat=$2 n=$3 limit=${4:-30} i c
+	for ((i = 0; i < limit * 10; i++)); do
+		c=$("$EXPT" logs "$run" 2>/dev/null | grep -c -- "$pat")
+		[ "$c" -ge "$n" ] && return 0
+		sleep 0.1
+	done
+	fail "$run prints $n lines of '$pat'" "$c after ${limit}s"
+	return 1
+}
+# run_gone RUN: passes when expt knows no such run.
+run_gone() {
+	if [ -z "$(status_of "$1")" ]; then pass "$1 is gone"; else fail "$1 is gone" "$(status_of "$1")"; fi
+}
+
 finish() {
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

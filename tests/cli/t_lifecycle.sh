@@ -18,7 +18,7 @@ print("end", flush=True)
 PY
 
 # Detach: returns at once with the ids; the runs keep going.
-expect_code "run -d returns at once" 0 "$EXPT" run -d n=2,3
+expect_code "run -d returns at once" 0 "$EXPT" run $RUN_BACKEND -d n=2,3
 contains "prints the run ids" "$out" "life-1"
 expect_code "logs -f follows until every run ends" 0 timeout 30 "$EXPT" logs -f life
 equals "both runs' lines, prefixed" "$(echo "$out" | grep -c '| end')" "2"
@@ -27,7 +27,7 @@ expect_code "ps after detach" 0 "$EXPT" ps life -o json
 equals "detached runs finished" "$(echo "$out" | json 'sorted(r["status"] for r in d)')" "['succeeded', 'succeeded']"
 
 # expt stop on a detached run.
-expect_code "a long detached run" 0 "$EXPT" run -d n=100
+expect_code "a long detached run" 0 "$EXPT" run $RUN_BACKEND -d n=100
 sleep 1
 expect_code "ps sees it running" 0 "$EXPT" ps life -o json
 equals "running" "$(echo "$out" | json '[r["status"] for r in d if r["id"]=="life-3"][0]')" "running"
@@ -39,7 +39,7 @@ expect_code "ps after stop" 0 "$EXPT" ps life -o json
 equals "marked stopped" "$(echo "$out" | json '[r["status"] for r in d if r["id"]=="life-3"][0]')" "stopped"
 
 # expt stop on a run with retries: stopped, and not retried.
-expect_code "a detached run with retries" 0 "$EXPT" run -d n=100 retries=5
+expect_code "a detached run with retries" 0 "$EXPT" run $RUN_BACKEND -d n=100 retries=5
 sleep 1
 rid=$(echo "$out" | grep -o 'life-[0-9]*' | head -1)
 expect_code "stop the run with retries" 0 "$EXPT" stop "$rid" --grace 1
@@ -50,7 +50,7 @@ equals "no retry recorded" "$(echo "$out" | json '[e["kind"] for e in d["events"
 if pgrep -f "slow.py --n 100" >/dev/null; then fail "no retried process left"; else pass "no retried process left"; fi
 
 # A supervisor killed with SIGKILL: its run is detected, never left running.
-expect_code "another detached run" 0 "$EXPT" run -d n=100
+expect_code "another detached run" 0 "$EXPT" run $RUN_BACKEND -d n=100
 sleep 1
 sup=$("$EXPT" ps life -o json | json '[r["supervisor_pid"] for r in d if r["id"]=="life-5"][0]')
 if [ -n "$sup" ] && [ "$sup" != None ] && [ "$sup" -gt 0 ]; then
@@ -72,7 +72,7 @@ fi
 mkdir race && (
 	cd race
 	printf 'name: sl\ncommand: ["sleep", "7"]\nargs: none\nparams: {i: 0}\nsweep: {i: [1, 2, 3]}\nparallel: 1\n' >expt.yaml
-	"$EXPT" run -d -q >/dev/null 2>&1
+	"$EXPT" run $RUN_BACKEND -d -q >/dev/null 2>&1
 	sleep 0.5
 	"$EXPT" stop sl --grace 1 >/dev/null
 	sleep 2.5
@@ -86,7 +86,7 @@ mkdir -p home/store && (
 	cd home
 	printf 'name: h\ncommand: ["sleep", "3"]\nargs: none\n' >expt.yaml
 	start=$(date +%s%N)
-	ids=$(EXPT_HOME="$PWD/store" "$EXPT" run -d 2>/dev/null)
+	ids=$(EXPT_HOME="$PWD/store" "$EXPT" run $RUN_BACKEND -d 2>/dev/null)
 	echo "took=$((($(date +%s%N) - start) / 1000000)) ids=$ids"
 ) >home.out 2>&1
 took=$(sed -n 's/.*took=\([0-9]*\).*/\1/p' home.out)
@@ -96,7 +96,7 @@ sleep 3.5
 [ -s home/store/supervisor.log ] && pass "supervisor.log beside the store" || fail "supervisor.log beside the store"
 
 # Ctrl-C (SIGINT to expt run) stops every run and marks them stopped; exit 130.
-"$EXPT" run n=100,101 >ctrlc.out 2>&1 &
+"$EXPT" run $RUN_BACKEND n=100,101 >ctrlc.out 2>&1 &
 runner=$!
 sleep 1.5
 kill -INT "$runner"

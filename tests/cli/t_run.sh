@@ -65,13 +65,13 @@ contains "constant params listed once" "$out" "all runs: note="
 expect_code "compare -o json" 0 "$EXPT" compare demo -o json --sort -loss
 equals "descending sort" "$(echo "$out" | json 'd[0]["id"]')" "demo-1"
 
-expect_code "an override sweep" 0 "$EXPT" run lr=0.5,0.25 batch=16 -q
+expect_code "an override sweep" 0 "$EXPT" run $RUN_BACKEND lr=0.5,0.25 batch=16 -q
 expect_code "ids continue" 0 "$EXPT" ps demo -o json
 equals "6 runs" "$(echo "$out" | json 'len(d)')" "6"
 equals "new ids" "$(echo "$out" | json 'sorted(r["id"] for r in d)[-2:]')" "['demo-5', 'demo-6']"
 
 expect_code "rm a run" 0 "$EXPT" rm demo-6
-expect_code "a new run after rm" 0 "$EXPT" run lr=0.3 batch=8 -q
+expect_code "a new run after rm" 0 "$EXPT" run $RUN_BACKEND lr=0.3 batch=8 -q
 expect_code "ps after rm" 0 "$EXPT" ps demo -o json
 contains "the removed id is not reused" "$(echo "$out" | json '[r["id"] for r in d]')" "demo-7"
 not_contains "demo-6 is gone" "$(echo "$out" | json '[r["id"] for r in d]')" "demo-6"
@@ -91,7 +91,7 @@ command: python3 raw.py
 args: none
 YAML
 printf 'import sys\nsys.stderr.buffer.write(b"ok\\n\\xff caf\\xe9\\n")\nsys.exit(1)\n' >raw.py
-expect_code "a run printing bytes that are not UTF-8" 1 "$EXPT" run -q -f raw.yaml
+expect_code "a run printing bytes that are not UTF-8" 1 "$EXPT" run $RUN_BACKEND -q -f raw.yaml
 expect_code "debug -o json keeps those lines" 0 "$EXPT" debug raw-1 -o json
 equals "replaced, not dropped" "$(echo "$out" | json 'len(d["stderr_tail"])')" "2"
 expect_code "rm with overlapping names" 0 "$EXPT" rm raw raw-1

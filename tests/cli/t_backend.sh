@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# What every backend must do, asked only through expt (EXPT_TEST_BACKEND picks the backend):
+# a queued run that is stopped never starts; runs started with -d are seen by ps from another
+# terminal; logs -f follows a run across a retry; the lifecycle leaves one end per run.
+. "$(dirname "$0")/lib.sh"
+
+cat > expt.yaml <<'YAML'
+name: own
+command: python3 job.py
+args: auto
+params: {n: 3, fail_first: 0}
+parallel: 1
+YAML
+cat > job.py <<'PY'
+import os, sys, time
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+n, fail_first = int(args["--n"]), int(args["--fail_first"])
+marker = os.path.join(os.environ["EXPT_OUTPUT_DIR"], "started")
+first = not os.path.exists(marker)
+open(marker, "a").write("x")
+for i in range(n):
+    print(f"tick {i}", flush=True)
+    time.sleep(0.2)
+if fail_first and first:
+    print("failing the first attempt", file=sys.stderr, flush=True)
+    sys.exit(3)
+print("end", flush=True)
+PY
+
+# A queued run that is stopped never starts (parallel 1: own-2 waits behind own-1).
+expect_code "two runs, one at a time, detached" 0 "$EXPT" run $RUN_BACKEND -d n=100,3
+wait_status own-1 running
+equals "the second waits" "$(status_of own-2)" "queued"
+expect_code "stop the queued run" 0 "$EXPT" stop own-2
+contains "stop says so" "$out" "own-2 stopped"
+equals "it is stopped at once" "$(status_of own-2)" "stopped"
+expect_code "stop the running one" 0 "$EXPT" stop own-1 --grace 1
+wait_status own-1 stopped
+sleep 1 # the supervisor would have started own-2 by now, were it going to
+equals "the queued run stayed stopped" "$(status_of own-2)" "stopped"
+if [ -e .expt/runs/own-2/output/started ]; then fail "own-2 never started" "its process ran"; else pass "own-2 never started"; fi
+if [ "$BACKEND" = local ]; then # the local backend opens an attempt's logs before it forks
+	if [ -e .expt/runs/own-2/logs/stdout.log ]; then fail "no attempt of own-2 was made" "$(ls .expt/runs/own-2/logs)"; else pass "no attempt of own-2 was made"; fi
+fi
+expect_code "debug says why" 0 "$EXPT" debug own-2 -o json
+equals "stopped before it started" "$(echo "$out" | json 'd["status"]')" "stopped"
+equals "one end event" "$(echo "$out" | json 'len([e for e in d["events"] if e["kind"] in ("stopped","exit","signal","error")])')" "1"
+
+# ps from a new terminal, after the launching one is gone: the detached runs are known.
+expect_code "run -d" 0 setsid "$EXPT" run $RUN_BACKEND -d n=5 </dev/null
+rid=$(echo "$out" | grep -o 'own-[0-9]*' | head -1)
+wait_status "$rid" running
+out=$(env -i PATH="$PATH" HOME="$HOME" bash -c "cd '$T' && '$EXPT' ps own -o json")
+equals "a new shell sees it" "$(echo "$out" | json "[r['status'] for r in d if r['id']=='$rid'][0]")" "running"
+equals "with its backend" "$(echo "$out" | json "[r['backend'] for r in d if r['id']=='$rid'][0]")" "$BACKEND"
+contains "and the engine's name for it" "$(echo "$out" | json "[r['backend_ref'] for r in d if r['id']=='$rid'][0]")" ":"
+wait_status "$rid" succeeded
+
+# logs -f across a retry: both attempts' lines, then it ends by itself.
+expect_code "a run that fails once, then succeeds" 0 "$EXPT" run $RUN_BACKEND -d n=2 fail_first=1 retries=1
+rid=$(echo "$out" | grep -o 'own-[0-9]*' | head -1)
+expect_code "logs -f follows until the last attempt ends" 0 timeout 60 "$EXPT" logs -f "$rid"
+equals "both attempts' ticks" "$(echo "$out" | grep -c '^tick 0')" "2"
+contains "the first attempt's failure" "$out" "failing the first attempt"
+equals "the end, once" "$(echo "$out" | grep -c '^end$')" "1"
+equals "succeeded on the retry" "$(status_of "$rid")" "succeeded"
+
+# rm: gone from the store and the engine.
+expect_code "rm" 0 "$EXPT" rm "$rid"
+run_gone "$rid"
+if [ -e ".expt/runs/$rid" ]; then fail "its files are gone" "$(ls .expt/runs)"; else pass "its files are gone"; fi
+
+finish
