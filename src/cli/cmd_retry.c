@@ -83,17 +83,16 @@ static void params_from_json(const char *text, struct expt_params *out)
 	json_decref(o);
 }
 
-/* The spec of an earlier run: its resolved snapshot (with overrides on top when given), with
- * the original spec file's path and directory restored so that retries of retries run where the
- * first run did. The snapshot goes through a temporary file that is removed at once. */
+/* The spec of an earlier run: its resolved snapshot (with overrides on top when given), read
+ * from memory, with the original spec file's path and directory restored so that retries of
+ * retries run where the first run did. */
 static int load_run_spec(struct cli_ctx *ctx, const struct expt_run_rec *r,
 			 const struct expt_strv *overrides, struct expt_spec **out)
 {
 	struct cli_specopts so;
 	struct expt_kv_rows tags = {0};
-	char snap[] = "/tmp/expt-retry-XXXXXX.json";
-	char *origin = NULL;
-	int fd, rc;
+	char *origin = NULL, *label = NULL;
+	int rc;
 
 	memset(&so, 0, sizeof(so));
 	if (!r->spec_json)
@@ -104,20 +103,14 @@ static int load_run_spec(struct cli_ctx *ctx, const struct expt_run_rec *r,
 	for (size_t i = 0; i < tags.n; i++)
 		if (!strcmp(tags.keys[i], "expt.spec") && tags.values[i])
 			origin = expt_xstrdup(tags.values[i]);
-	fd = mkstemps(snap, 5);
-	if (fd < 0) {
-		rc = expt_err_errno(&ctx->err, EXPT_EFAIL, "cannot create a temporary file");
-		goto out;
-	}
-	close(fd);
-	rc = expt_write_file(snap, r->spec_json, strlen(r->spec_json), &ctx->err);
-	if (!rc) {
-		so.file = snap;
-		if (overrides)
-			expt_strv_copy(&so.overrides, overrides);
-		rc = cli_load_spec(ctx, &so, out);
-	}
-	unlink(snap);
+	/* Messages about the snapshot name the run it comes from. */
+	label = expt_xasprintf("%s (the spec recorded for %s)", origin ? origin : "expt.yaml",
+			       r->run_id);
+	so.file = label;
+	so.text = r->spec_json;
+	if (overrides)
+		expt_strv_copy(&so.overrides, overrides);
+	rc = cli_load_spec(ctx, &so, out);
 	if (rc || !origin)
 		goto out;
 	free((*out)->path);
@@ -134,6 +127,7 @@ out:
 	cli_specopts_release(&so);
 	expt_kv_rows_release(&tags);
 	free(origin);
+	free(label);
 	return rc;
 }
 

@@ -718,6 +718,12 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 			rc = EXPT_EINTR;
 		else if (sv.nfailed)
 			rc = EXPT_EFAIL;
+		else if (sv.store_errors) {
+			/* The runs went well but the store missed some of it: say so in the exit
+			 * code, not only in the warning. */
+			ctx->err = sv.err;
+			rc = EXPT_ESTORE;
+		}
 	}
 out:
 	expt_backend_close(&sv.be);

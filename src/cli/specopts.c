@@ -47,6 +47,8 @@ int cli_load_spec(struct cli_ctx *ctx, struct cli_specopts *o, struct expt_spec 
 
 	memset(&so, 0, sizeof(so));
 	so.path = o->file;
+	so.text = o->text;
+	so.len = o->text ? strlen(o->text) : 0;
 	so.variant = o->variant;
 	so.overrides = (const char *const *)o->overrides.v;
 	so.noverrides = o->overrides.n;

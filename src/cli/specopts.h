@@ -7,6 +7,7 @@
 
 struct cli_specopts {
 	const char *file;
+	const char *text; /* the spec in memory (a run's recorded spec); file then names it */
 	const char *variant;
 	struct expt_strv overrides; /* KEY=VALUE in command-line order, -p/--backend folded in */
 };

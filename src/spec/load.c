@@ -289,8 +289,16 @@ int expt_spec_load(struct expt_spec **out, const struct expt_spec_opts *opts,
 		s->variant = expt_xstrdup(opts->variant);
 
 	expt_buf_init(&data, EXPT_SPEC_MAX_BYTES);
-	if ((rc = expt_read_file(path, &data, err)))
+	if (opts && opts->text) {
+		if (opts->len > EXPT_SPEC_MAX_BYTES) {
+			rc = expt_err_set(err, EXPT_EUSAGE, "%s: the spec is larger than %d bytes",
+					  path, EXPT_SPEC_MAX_BYTES);
+			goto out;
+		}
+		expt_buf_add(&data, opts->text, opts->len);
+	} else if ((rc = expt_read_file(path, &data, err))) {
 		goto out;
+	}
 	/* Node positions point at s->path, which lives as long as the tree (freed below). */
 	if (expt_ynode_parse(data.buf, data.len, s->path, &root, diags))
 		goto invalid;

@@ -128,6 +128,9 @@ struct expt_spec_opts {
 	const char *variant;	      /* NULL = base */
 	const char *const *overrides; /* "key=value" / "key=a,b,c" from the command line */
 	size_t noverrides;
+	const char *text; /* the spec itself (len bytes), read instead of path; path still
+			     names it in messages and gives the run's directory */
+	size_t len;
 };
 
 /* Loads, merges (variant, overrides), validates and expands. On success returns 0 and *out

@@ -700,7 +700,7 @@ static void test_not_utf8(void **state)
 	fwrite("a: \0b\n", 1, 6, f);
 	fclose(f);
 	{
-		struct expt_spec_opts opts = {"expt.yaml", NULL, NULL, 0};
+		struct expt_spec_opts opts = {.path = "expt.yaml"};
 		struct expt_diags d = {0};
 		struct expt_err err = EXPT_ERR_INIT;
 		struct expt_spec *s = NULL;
