@@ -155,14 +155,10 @@ static int ev_admit(struct expt_job *job, void *payload)
 	struct supervisor *sv = payload;
 	struct run_state *rs = job->data;
 	struct expt_err e = EXPT_ERR_INIT;
-	struct expt_run_rec cur;
-	int refuse = 0;
+	enum expt_run_status cur;
 
-	memset(&cur, 0, sizeof(cur));
-	if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e))
-		refuse = expt_run_status_done(cur.status);
-	expt_run_rec_release(&cur);
-	return refuse;
+	return !expt_lifecycle_status(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
+	       expt_run_status_done(cur);
 }
 
 static void ev_started(struct expt_job *job, const struct expt_attempt_info *ai, void *payload)
@@ -238,17 +234,13 @@ static void ev_finished(struct expt_job *job, const struct expt_observed *o, voi
 
 	flush_metrics(sv, rs);
 	if (!o->final) {
-		struct expt_run_rec cur;
+		enum expt_run_status cur;
 		char *msg;
 
-		memset(&cur, 0, sizeof(cur));
-		if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
-		    expt_run_status_done(cur.status)) {
-			/* Stopped by `expt stop`: the next attempt is refused at admission. */
-			expt_run_rec_release(&cur);
-			return;
-		}
-		expt_run_rec_release(&cur);
+		if (!expt_lifecycle_status(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
+		    expt_run_status_done(cur))
+			return; /* stopped by `expt stop`: the next attempt is refused at admission
+				 */
 		msg = expt_xasprintf("attempt %d failed: %s; retrying", o->attempt, o->message);
 		if (expt_store_add_event(sv->ctx->store, rs->rec->run_id, "retry", msg,
 					 expt_now_ms(), &e))
@@ -297,17 +289,15 @@ static void ev_finished(struct expt_job *job, const struct expt_observed *o, voi
 static void enforce_stop(struct supervisor *sv, struct run_state *rs)
 {
 	struct expt_err e = EXPT_ERR_INIT;
-	struct expt_run_rec cur;
+	enum expt_run_status cur;
 
 	if (!rs->started || rs->done || rs->stop_sent)
 		return;
-	memset(&cur, 0, sizeof(cur));
-	if (!expt_store_get_run(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
-	    cur.status == EXPT_RUN_STOPPED) {
+	if (!expt_lifecycle_status(sv->ctx->store, rs->rec->run_id, &cur, &e) &&
+	    cur == EXPT_RUN_STOPPED) {
 		rs->stop_sent = 1;
 		sv->be.ops->stop(sv->be.state, rs->rec, 5000, &e);
 	}
-	expt_run_rec_release(&cur);
 }
 
 static void ev_tick(void *payload)

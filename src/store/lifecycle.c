@@ -234,3 +234,14 @@ int expt_lifecycle_stop(struct expt_store *st, const char *run_id, const char *w
 	t.message = why;
 	return expt_lifecycle_move(st, run_id, &t, current, err);
 }
+
+int expt_lifecycle_status(struct expt_store *st, const char *run_id, enum expt_run_status *status,
+			  struct expt_err *err)
+{
+	struct cur c = {0, EXPT_RUN_QUEUED, 0, 0};
+	int rc = read_status(st, run_id, &c, err);
+
+	if (!rc)
+		*status = c.status;
+	return rc;
+}

@@ -91,6 +91,10 @@ int expt_lifecycle_move(struct expt_store *st, const char *run_id, const struct 
 int expt_lifecycle_end(struct expt_store *st, const char *run_id, const struct expt_observed *o,
 		       enum expt_run_status *current, struct expt_err *err);
 
+/* The run's status alone (one indexed read; cheaper than expt_store_get_run). */
+int expt_lifecycle_status(struct expt_store *st, const char *run_id, enum expt_run_status *status,
+			  struct expt_err *err);
+
 /* `expt stop` and Ctrl-C: any active run becomes stopped ("stopped", message why). */
 int expt_lifecycle_stop(struct expt_store *st, const char *run_id, const char *why,
 			enum expt_run_status *current, struct expt_err *err);
