@@ -91,5 +91,6 @@ void expt_contract_release(struct expt_contract *c)
 	free(c->output_dir);
 	free(c->params_file);
 	free(c->store);
+	expt_strv_release(&c->io);
 	memset(c, 0, sizeof(*c));
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../spec/spec.h"
 #include "../store/lifecycle.h"
 #include "../store/store.h"
 #include "../util/err.h"
@@ -95,16 +96,18 @@ void expt_diagnosis_release(struct expt_diagnosis *d);
 /* The run contract's paths as the run sees them (host paths for local, mount paths in a
  * container or pod). Owned by the struct. */
 struct expt_contract {
-	char *output_dir;  /* EXPT_OUTPUT_DIR */
-	char *params_file; /* EXPT_PARAMS_FILE */
-	char *store;	   /* EXPT_STORE, NULL when the run cannot reach the store */
+	char *output_dir;    /* EXPT_OUTPUT_DIR */
+	char *params_file;   /* EXPT_PARAMS_FILE */
+	char *store;	     /* EXPT_STORE, NULL when the run cannot reach the store */
+	struct expt_strv io; /* "inputs.NAME=path", "outputs.NAME=path" as the run sees them */
 };
 void expt_contract_release(struct expt_contract *c);
 
 /* What opening a backend needs. */
 struct expt_backend_conf {
-	const char *spec_json; /* the resolved spec (NULL: defaults; read-only commands) */
-	const char *db_path;   /* the store */
+	const char *spec_json;	      /* the resolved spec (NULL: defaults; read-only commands) */
+	const char *db_path;	      /* the store */
+	const struct expt_spec *spec; /* when launching: checked before any run is created */
 };
 
 /* Capabilities. */
@@ -118,7 +121,8 @@ struct expt_backend_ops {
 	/* Connects to the engine (local: nothing). *state is passed to every other op. */
 	int (*open)(void **state, const struct expt_backend_conf *conf, struct expt_err *err);
 	void (*close)(void *state); /* NULL state is a no-op */
-	/* The run contract's paths as run sees them. */
+	/* The run contract's paths as run sees them (its inputs and outputs included). run NULL:
+	 * only what does not depend on the run (store, io), for plan. */
 	int (*contract)(void *state, const struct expt_run_rec *run, struct expt_contract *out,
 			struct expt_err *err);
 	/* What submit would send for job, as JSON (local: argv, env, cwd, limits). *out is the

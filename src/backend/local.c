@@ -1008,9 +1008,10 @@ struct pollref {
 /* The handle's state: at most one supervised batch (submit), driven by watch. */
 struct local {
 	struct sup s;
-	char *db_path; /* the store the runs report to */
-	int active;    /* submitted, not yet all finished */
-	int failed;    /* poll failed: everything is being stopped */
+	char *db_path;	     /* the store the runs report to */
+	struct expt_strv io; /* the spec's inputs and outputs as host paths */
+	int active;	     /* submitted, not yet all finished */
+	int failed;	     /* poll failed: everything is being stopped */
 	struct sigaction old_pipe, old_chld;
 	int old_reaper;
 	struct pollfd *pfd;
@@ -1125,10 +1126,16 @@ static void setup_gpus(struct sup *s)
 int expt_local_open(void **state, const struct expt_backend_conf *conf, struct expt_err *err)
 {
 	struct local *l = expt_xcalloc(1, sizeof(*l));
+	int rc;
 
-	(void)err;
 	l->s.devnull = -1;
 	l->db_path = conf && conf->db_path ? expt_xstrdup(conf->db_path) : NULL;
+	if (conf && conf->spec && (rc = expt_local_mounts(conf->spec, &l->io, err))) {
+		expt_strv_release(&l->io);
+		free(l->db_path);
+		free(l);
+		return rc;
+	}
 	*state = l;
 	return 0;
 }
@@ -1256,6 +1263,7 @@ void expt_local_close(void *state)
 			;
 	}
 	free(l->db_path);
+	expt_strv_release(&l->io);
 	free(l);
 }
 
@@ -1339,4 +1347,9 @@ int expt_local_stop_group(int pid, int64_t grace_ms, struct expt_err *err)
 const char *expt_local_db_path(void *state)
 {
 	return state ? ((struct local *)state)->db_path : NULL;
+}
+
+const struct expt_strv *expt_local_io(void *state)
+{
+	return state ? &((struct local *)state)->io : NULL;
 }

@@ -76,6 +76,12 @@ int expt_local_watch(void *state, int64_t timeout_ms, struct expt_err *err);
 /* 1 when run_id is a job this handle supervises, now told to stop (queued: ended as stopped;
  * running: SIGTERM now, SIGKILL after the grace period); 0 when it is not one of them. */
 int expt_local_stop_job(void *state, const char *run_id);
+/* inputs/outputs of spec as host paths ("inputs.NAME=/abs/path"): a path relative to the spec's
+ * directory made absolute, an input that must exist, an output directory created. Other URLs
+ * (nfs://, pvc://, s3://) are refused: this machine does not mount them. */
+struct expt_spec;
+int expt_local_mounts(const struct expt_spec *spec, struct expt_strv *io, struct expt_err *err);
+const struct expt_strv *expt_local_io(void *state);
 /* The store path the handle was opened with (NULL: none). */
 const char *expt_local_db_path(void *state);
 /* SIGTERM to a process group this process does not supervise, SIGKILL after grace_ms (waits). */

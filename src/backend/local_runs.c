@@ -14,16 +14,56 @@
 
 #include "util/util.h"
 
+int expt_local_mounts(const struct expt_spec *spec, struct expt_strv *io, struct expt_err *err)
+{
+	for (int in = 1; in >= 0; in--) {
+		const struct expt_mounts *ms = in ? &spec->inputs : &spec->outputs;
+		const char *sect = in ? "inputs" : "outputs";
+		for (size_t i = 0; i < ms->n; i++) {
+			const struct expt_mount *m = &ms->v[i];
+			char *path;
+			int rc = 0;
+
+			if (strstr(m->url, "://"))
+				return expt_err_set(err, EXPT_EBACKEND,
+						    "%s.%s: the local backend reads and writes "
+						    "paths on this machine; "
+						    "'%s' needs the container or kubernetes "
+						    "backend (or mount it here "
+						    "and give its path)",
+						    sect, m->name, m->url);
+			path = m->url[0] == '/' ? expt_xstrdup(m->url)
+						: expt_xasprintf("%s/%s", spec->dir, m->url);
+			if (in && !expt_path_exists(path))
+				rc = expt_err_set(err, EXPT_EBACKEND, "%s.%s: %s does not exist",
+						  sect, m->name, path);
+			else if (!in)
+				rc = expt_mkdirs(path, err);
+			if (!rc)
+				expt_strv_pushf(io, "%s.%s=%s", sect, m->name, path);
+			free(path);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
 static int local_contract(void *state, const struct expt_run_rec *run, struct expt_contract *out,
 			  struct expt_err *err)
 {
 	const char *db = expt_local_db_path(state);
+	const struct expt_strv *io = expt_local_io(state);
 
 	(void)err;
 	memset(out, 0, sizeof(*out));
-	out->output_dir = expt_xstrdup(run->output_dir);
-	out->params_file = expt_xasprintf("%s/params.json", run->log_dir);
+	if (run) {
+		out->output_dir = expt_xstrdup(run->output_dir);
+		out->params_file = expt_xasprintf("%s/params.json", run->log_dir);
+	}
 	out->store = db ? expt_xstrdup(db) : NULL;
+	if (io)
+		expt_strv_copy(&out->io, io);
 	return 0;
 }
 

@@ -412,10 +412,38 @@ static void add_binding_env(struct expt_strv *env)
 	free(dir);
 }
 
+int cli_run_argv_env(const struct expt_spec *spec, const struct expt_params *params,
+		     const char *run_id, const struct expt_contract *k, struct expt_strv *argv,
+		     struct expt_strv *env, struct expt_err *err)
+{
+	char *sinks;
+	int rc;
+
+	rc = expt_spec_run_argv_at(spec, params, run_id, k->output_dir, &k->io, argv, err);
+	if (rc)
+		return rc;
+	expt_spec_run_env_at(spec, params, run_id, k->output_dir, k->params_file, &k->io, env);
+	if (k->store)
+		expt_strv_pushf(env, "EXPT_STORE=%s", k->store);
+	sinks = sinks_csv(spec);
+	expt_strv_pushf(env, "EXPT_SINKS=%s", sinks);
+	free(sinks);
+	expt_strv_pushf(env, "EXPT_ARTIFACT_DIR=%s/artifacts", k->output_dir);
+	if (spec->tracking.uri)
+		expt_strv_pushf(env, "EXPT_TRACKING_URI=%s", spec->tracking.uri);
+	if (spec->tracking.metrics_prefix)
+		expt_strv_pushf(env, "EXPT_METRICS_PREFIX=%s", spec->tracking.metrics_prefix);
+	add_binding_env(env);
+	/* Live output needs line-buffered Python; the spec's own setting wins. */
+	if (!env_has(env, "PYTHONUNBUFFERED"))
+		expt_strv_push(env, "PYTHONUNBUFFERED=1");
+	return 0;
+}
+
 /* The params, argv and env of one run, with the contract's paths as the backend says the run
  * sees them; recorded in the store. */
 static int prepare_run(struct supervisor *sv, const struct expt_params *params,
-		       struct run_state *rs, const char *sinks, struct expt_err *err)
+		       struct run_state *rs, struct expt_err *err)
 {
 	struct cli_ctx *ctx = sv->ctx;
 	const struct expt_spec *spec = sv->spec;
@@ -429,23 +457,8 @@ static int prepare_run(struct supervisor *sv, const struct expt_params *params,
 	if ((rc = sv->be.ops->contract(sv->be.state, r, &k, err)))
 		goto out;
 	rs->params_json = expt_params_json(params);
-	rc = expt_spec_run_argv(spec, params, r->run_id, k.output_dir, &rs->job.argv, err);
-	if (rc)
+	if ((rc = cli_run_argv_env(spec, params, r->run_id, &k, &rs->job.argv, &rs->job.env, err)))
 		goto out;
-	expt_spec_run_env(spec, params, r->run_id, k.output_dir, k.params_file, &rs->job.env);
-	if (k.store)
-		expt_strv_pushf(&rs->job.env, "EXPT_STORE=%s", k.store);
-	expt_strv_pushf(&rs->job.env, "EXPT_SINKS=%s", sinks);
-	expt_strv_pushf(&rs->job.env, "EXPT_ARTIFACT_DIR=%s/artifacts", k.output_dir);
-	if (spec->tracking.uri)
-		expt_strv_pushf(&rs->job.env, "EXPT_TRACKING_URI=%s", spec->tracking.uri);
-	if (spec->tracking.metrics_prefix)
-		expt_strv_pushf(&rs->job.env, "EXPT_METRICS_PREFIX=%s",
-				spec->tracking.metrics_prefix);
-	add_binding_env(&rs->job.env);
-	/* Live output needs line-buffered Python; the spec's own setting wins. */
-	if (!env_has(&rs->job.env, "PYTHONUNBUFFERED"))
-		expt_strv_push(&rs->job.env, "PYTHONUNBUFFERED=1");
 	j = strv_json(&rs->job.argv);
 	argv_s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
@@ -651,6 +664,7 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 	sv.spec = spec;
 	sv.conf.spec_json = spec->resolved_json;
 	sv.conf.db_path = ctx->db_path;
+	sv.conf.spec = spec;
 	if ((rc = expt_backend_open(&sv.be, spec->backend, &sv.conf, &ctx->err)))
 		return rc;
 	news = expt_xcalloc(n, sizeof(*news));
@@ -668,13 +682,12 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 
 	sv.n = list.n;
 	sv.runs = expt_xcalloc(sv.n, sizeof(*sv.runs));
-	sinks = sinks_csv(spec);
 	sv.prefix = spec->tracking.metrics_prefix ? spec->tracking.metrics_prefix : "expt:";
 	for (size_t i = 0; i < sv.n; i++) {
 		struct run_state *rs = &sv.runs[i];
 		struct expt_err e = EXPT_ERR_INIT;
 		rs->rec = &list.v[i];
-		if (prepare_run(&sv, &params[i], rs, sinks, &e)) {
+		if (prepare_run(&sv, &params[i], rs, &e)) {
 			struct expt_observed o;
 			char msg[1400];
 			expt_err_format(&e, msg, sizeof(msg));

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "launch.h"
 #include "output.h"
 
 int cli_specopts_option(struct cli_specopts *o, int c, const char *arg)
@@ -76,7 +77,28 @@ void cli_specopts_release(struct cli_specopts *o)
 int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_output fmt)
 {
 	json_t *root = json_object(), *runs = json_array();
+	struct expt_backend_conf conf = {spec->resolved_json, ctx->db_path, spec};
+	struct expt_backend be = {0};
+	struct expt_contract kc;
 	int rc = 0;
+
+	/* The backend says where the run finds its files (and refuses what it cannot run), as
+	 * for `expt run`; per-run paths stay placeholders. */
+	memset(&kc, 0, sizeof(kc));
+	if ((rc = expt_backend_open(&be, spec->backend, &conf, &ctx->err)) ||
+	    (rc = be.ops->contract(be.state, NULL, &kc, &ctx->err))) {
+		json_decref(root);
+		json_decref(runs);
+		expt_backend_close(&be);
+		return rc;
+	}
+	expt_backend_close(&be);
+	free(kc.output_dir);
+	free(kc.params_file);
+	kc.output_dir = expt_xstrdup("<output_dir>");
+	kc.params_file = expt_xstrdup("<params_file>");
+	if (!kc.store)
+		kc.store = expt_xstrdup("<store>");
 
 	for (size_t i = 0; i < spec->nruns; i++) {
 		const struct expt_run_plan *rp = &spec->runs[i];
@@ -85,8 +107,7 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		char *pj = expt_params_json(&rp->params);
 		json_t *run = json_object(), *a = json_array(), *e = json_object();
 
-		if ((rc = expt_spec_run_argv(spec, &rp->params, id, "<output_dir>", &argv,
-					     &ctx->err))) {
+		if ((rc = cli_run_argv_env(spec, &rp->params, id, &kc, &argv, &env, &ctx->err))) {
 			free(id);
 			free(pj);
 			json_decref(run);
@@ -94,7 +115,6 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 			json_decref(e);
 			break;
 		}
-		expt_spec_run_env(spec, &rp->params, id, "<output_dir>", "<params_file>", &env);
 		for (size_t k = 0; k < argv.n; k++)
 			json_array_append_new(a, json_string(argv.v[k]));
 		for (size_t k = 0; k < env.n; k++) {
@@ -169,6 +189,7 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		}
 	}
 out:
+	expt_contract_release(&kc);
 	json_decref(runs);
 	json_decref(root);
 	return rc;

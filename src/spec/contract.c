@@ -275,8 +275,10 @@ static size_t placeholder_len(const char *p)
 {
 	size_t n = 0;
 
-	/* {name} with a param-like name; anything else ({"a": 1}, { x }) is literal text. */
-	while (isalnum((unsigned char)p[n]) || p[n] == '_' || p[n] == '-')
+	/* {name} with a param-like name, or {inputs.NAME} / {outputs.NAME}; anything else
+	 * ({"a": 1}, { x }) is literal text. */
+	while (isalnum((unsigned char)p[n]) || p[n] == '_' || p[n] == '-' ||
+	       (p[n] == '.' && n && p[n + 1] != '}'))
 		n++;
 	return p[n] == '}' ? n : 0;
 }
@@ -324,7 +326,30 @@ int expt_template_expand(const char *word, expt_lookup_fn lookup, void *payload,
 struct run_lookup {
 	const struct expt_params *params;
 	const char *run_id, *output_dir;
+	const struct expt_spec *spec;
+	const struct expt_strv *io;
 };
+
+const char *expt_spec_io_path(const struct expt_spec *spec, const struct expt_strv *io,
+			      const char *name)
+{
+	const struct expt_mounts *ms = NULL;
+	const char *dot = strchr(name, '.');
+	size_t len = strlen(name);
+
+	if (io)
+		for (size_t i = 0; i < io->n; i++)
+			if (!strncmp(io->v[i], name, len) && io->v[i][len] == '=')
+				return io->v[i] + len + 1;
+	if (dot && (size_t)(dot - name) == 6 && !strncmp(name, "inputs", 6))
+		ms = &spec->inputs;
+	else if (dot && (size_t)(dot - name) == 7 && !strncmp(name, "outputs", 7))
+		ms = &spec->outputs;
+	for (size_t i = 0; ms && i < ms->n; i++)
+		if (!strcmp(ms->v[i].name, dot + 1))
+			return ms->v[i].mount;
+	return NULL;
+}
 
 static const char *run_lookup(const char *name, void *payload)
 {
@@ -335,6 +360,8 @@ static const char *run_lookup(const char *name, void *payload)
 		return l->run_id ? l->run_id : "";
 	if (!strcmp(name, "output_dir"))
 		return l->output_dir ? l->output_dir : "";
+	if (strchr(name, '.'))
+		return expt_spec_io_path(l->spec, l->io, name);
 	v = expt_params_get(l->params, name);
 	return v ? v->text : NULL;
 }
@@ -348,7 +375,14 @@ int expt_spec_run_argv(const struct expt_spec *spec, const struct expt_params *p
 		       const char *run_id, const char *output_dir, struct expt_strv *argv,
 		       struct expt_err *err)
 {
-	struct run_lookup l = {params, run_id, output_dir};
+	return expt_spec_run_argv_at(spec, params, run_id, output_dir, NULL, argv, err);
+}
+
+int expt_spec_run_argv_at(const struct expt_spec *spec, const struct expt_params *params,
+			  const char *run_id, const char *output_dir, const struct expt_strv *io,
+			  struct expt_strv *argv, struct expt_err *err)
+{
+	struct run_lookup l = {params, run_id, output_dir, spec, io};
 	struct expt_strv words = EXPT_STRV_INIT, out = EXPT_STRV_INIT;
 	struct expt_buf line = EXPT_BUF_INIT, w = EXPT_BUF_INIT;
 	const char *why = NULL;
@@ -421,6 +455,33 @@ void expt_spec_run_env(const struct expt_spec *spec, const struct expt_params *p
 		       const char *run_id, const char *output_dir, const char *params_file,
 		       struct expt_strv *env)
 {
+	expt_spec_run_env_at(spec, params, run_id, output_dir, params_file, NULL, env);
+}
+
+/* EXPT_INPUT_<NAME>=path for each input (outputs likewise), NAME upper-cased, '-' as '_'. */
+static void io_env(const struct expt_spec *spec, const struct expt_strv *io, int in,
+		   struct expt_strv *env)
+{
+	const struct expt_mounts *ms = in ? &spec->inputs : &spec->outputs;
+
+	for (size_t i = 0; i < ms->n; i++) {
+		char *key = expt_xasprintf("%s.%s", in ? "inputs" : "outputs", ms->v[i].name);
+		char *var = expt_xasprintf("EXPT_%s_%s", in ? "INPUT" : "OUTPUT", ms->v[i].name);
+		const char *path = expt_spec_io_path(spec, io, key);
+
+		for (char *p = var + (in ? 11 : 12); *p; p++)
+			*p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+		if (path)
+			expt_strv_pushf(env, "%s=%s", var, path);
+		free(var);
+		free(key);
+	}
+}
+
+void expt_spec_run_env_at(const struct expt_spec *spec, const struct expt_params *params,
+			  const char *run_id, const char *output_dir, const char *params_file,
+			  const struct expt_strv *io, struct expt_strv *env)
+{
 	size_t i;
 
 	for (i = 0; i < spec->env.n; i++)
@@ -438,4 +499,6 @@ void expt_spec_run_env(const struct expt_spec *spec, const struct expt_params *p
 		expt_strv_pushf(env, "EXPT_OUTPUT_DIR=%s", output_dir);
 	if (params_file)
 		expt_strv_pushf(env, "EXPT_PARAMS_FILE=%s", params_file);
+	io_env(spec, io, 1, env);
+	io_env(spec, io, 0, env);
 }

@@ -154,6 +154,19 @@ int expt_spec_run_argv(const struct expt_spec *spec, const struct expt_params *p
 void expt_spec_run_env(const struct expt_spec *spec, const struct expt_params *params,
 		       const char *run_id, const char *output_dir, const char *params_file,
 		       struct expt_strv *env);
+/* The same, with the paths where the run finds its inputs and outputs on its backend: io holds
+ * "inputs.NAME=path" / "outputs.NAME=path" entries (NULL, or a name missing from it: the spec's
+ * mount path, as in a container). {inputs.NAME} / {outputs.NAME} in an args template and
+ * EXPT_INPUT_<NAME> / EXPT_OUTPUT_<NAME> (upper-cased, '-' as '_') in the env take them. */
+int expt_spec_run_argv_at(const struct expt_spec *spec, const struct expt_params *params,
+			  const char *run_id, const char *output_dir, const struct expt_strv *io,
+			  struct expt_strv *argv, struct expt_err *err);
+void expt_spec_run_env_at(const struct expt_spec *spec, const struct expt_params *params,
+			  const char *run_id, const char *output_dir, const char *params_file,
+			  const struct expt_strv *io, struct expt_strv *env);
+/* The path of "inputs.NAME" or "outputs.NAME" per io (see above); NULL when not declared. */
+const char *expt_spec_io_path(const struct expt_spec *spec, const struct expt_strv *io,
+			      const char *name);
 /* {"lr": 0.01, "optimizer": "adam"} with JSON types from the value types; caller frees. */
 char *expt_params_json(const struct expt_params *params);
 const struct expt_value *expt_params_get(const struct expt_params *params, const char *name);

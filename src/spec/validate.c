@@ -367,6 +367,7 @@ static void v_command(struct vctx *c, const struct expt_ynode *n)
 
 struct name_set {
 	const struct expt_strv *names;
+	const struct expt_spec *spec;
 };
 
 static const char *known_name(const char *name, void *payload)
@@ -376,6 +377,8 @@ static const char *known_name(const char *name, void *payload)
 	if (!strcmp(name, "run_id") || !strcmp(name, "output_dir") ||
 	    expt_strv_find(ns->names, name) >= 0)
 		return "";
+	if (strchr(name, '.'))
+		return expt_spec_io_path(ns->spec, NULL, name) ? "" : NULL;
 	return NULL;
 }
 
@@ -384,7 +387,7 @@ static void v_args(struct vctx *c, const struct expt_ynode *n)
 	struct expt_spec *s = c->spec;
 	struct expt_strv words = EXPT_STRV_INIT;
 	struct expt_buf out = EXPT_BUF_INIT;
-	struct name_set ns = {&s->param_names};
+	struct name_set ns = {&s->param_names, s};
 	const char *why = NULL;
 	char bad[96], hint[96];
 	size_t i;
@@ -403,8 +406,8 @@ static void v_args(struct vctx *c, const struct expt_ynode *n)
 			expt_suggest(hint, sizeof(hint), bad, (const char *const *)s->param_names.v,
 				     s->param_names.n);
 			problem(c, n, "args",
-				"'{%s}' names no param%s; placeholders are params, {run_id} and "
-				"{output_dir}",
+				"'{%s}' names no param%s; placeholders are params, {run_id}, "
+				"{output_dir}, {inputs.NAME} and {outputs.NAME}",
 				bad, hint);
 		}
 	}
@@ -828,11 +831,11 @@ int expt_spec_validate(struct expt_spec *s, const struct expt_ynode *root, struc
 			     diags))
 		c.errors++;
 	collect_param_names(&c);
-	v_args(&c, expt_ynode_get(root, "args"));
-	get_int(&c, expt_ynode_get(root, "parallel"), "parallel", 1, 100000, &s->parallel);
-	v_resources(&c, expt_ynode_get(root, "resources"));
 	v_mounts(&c, expt_ynode_get(root, "inputs"), "inputs", &s->inputs);
 	v_mounts(&c, expt_ynode_get(root, "outputs"), "outputs", &s->outputs);
+	v_args(&c, expt_ynode_get(root, "args")); /* after the mounts it may name */
+	get_int(&c, expt_ynode_get(root, "parallel"), "parallel", 1, 100000, &s->parallel);
+	v_resources(&c, expt_ynode_get(root, "resources"));
 	v = expt_ynode_get(root, "env");
 	if (!want_map(&c, v, "env"))
 		get_kvs(&c, v, "env", &s->env, 1);

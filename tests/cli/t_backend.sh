@@ -70,4 +70,38 @@ expect_code "rm" 0 "$EXPT" rm "$rid"
 run_gone "$rid"
 if [ -e ".expt/runs/$rid" ]; then fail "its files are gone" "$(ls .expt/runs)"; else pass "its files are gone"; fi
 
+# inputs and outputs where the run sees them: the same spec on every backend.
+mkdir -p io/data && echo "hello data" > io/data/in.txt
+cat > io/expt.yaml <<'YAML'
+name: io
+command: python3 io.py
+args: "--src {inputs.data} --dst {outputs.model}"
+inputs: {data: ./data}
+outputs: {model: {to: ./model}}
+YAML
+cat > io/io.py <<'PY'
+import os, sys
+src, dst = sys.argv[2], sys.argv[4]
+assert src == os.environ["EXPT_INPUT_DATA"], (src, os.environ["EXPT_INPUT_DATA"])
+assert dst == os.environ["EXPT_OUTPUT_MODEL"], (dst, os.environ["EXPT_OUTPUT_MODEL"])
+text = open(os.path.join(src, "in.txt")).read()
+open(os.path.join(dst, "out.txt"), "w").write(text.upper())
+print("copied", flush=True)
+PY
+expect_code "a run with inputs and outputs" 0 "$EXPT" run $RUN_BACKEND -f io/expt.yaml
+equals "it read the input and wrote the output" "$(cat io/model/out.txt 2>/dev/null)" "HELLO DATA"
+expect_code "plan shows the placeholders resolved" 0 "$EXPT" plan -f io/expt.yaml -o json
+equals "plan: the input as the run sees it" "$(echo "$out" | json 'd["runs"][0]["env"]["EXPT_INPUT_DATA"]')" "$(echo "$out" | json 'd["runs"][0]["argv"][3]')"
+equals "plan: the whole environment" "$(echo "$out" | json '"EXPT_SINKS" in d["runs"][0]["env"] and "EXPT_STORE" in d["runs"][0]["env"]')" "True"
+expect_code "an unknown output in the template is a spec error" 2 "$EXPT" run $RUN_BACKEND -f io/expt.yaml 'args=--dst {outputs.nope}'
+contains "names the placeholder" "$out" "'{outputs.nope}' names no param"
+if [ "$BACKEND" = local ]; then
+	expect_code "local cannot mount nfs" 5 "$EXPT" run -f io/expt.yaml inputs.data=nfs://server/x
+	contains "says what would" "$out" "needs the container or kubernetes backend"
+	equals "nothing was created" "$("$EXPT" ps io -o json | json 'len(d)')" "1"
+	expect_code "plan says it too" 5 "$EXPT" plan -f io/expt.yaml inputs.data=nfs://server/x
+	expect_code "a missing input" 5 "$EXPT" run -f io/expt.yaml inputs.data=./nope
+	contains "names the path" "$out" "nope does not exist"
+fi
+
 finish

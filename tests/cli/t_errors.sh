@@ -26,7 +26,7 @@ expt.yaml:5:13: sweep.lr: empty list: a swept param needs at least one value
 expt.yaml:6:21: resources.memory: expected a quantity like 512Mi or 2Gi, got '"'1Gb'"'
 expt.yaml:6:31: resources.cpu: expected a CPU quantity like 2, 0.5 or 500m, got '"'lots'"'
 expt.yaml:6:42: resources.gpu: expected an integer from 0 to 1024, got '"'-1'"'
-expt.yaml:7:7: args: '"'{nope}'"' names no param; placeholders are params, {run_id} and {output_dir}
+expt.yaml:7:7: args: '"'{nope}'"' names no param; placeholders are params, {run_id}, {output_dir}, {inputs.NAME} and {outputs.NAME}
 expt.yaml:8:10: timeout: expected a duration like 90s, 30m or 2h, got '"'forever'"'
 expt.yaml:9:10: backend: expected local, container or kubernetes, got '"'kubernetis'"' (did you mean '"'kubernetes'"'?)
 expt.yaml:11:16: variants.a.extends: variants extend each other in a cycle: a -> b -> a

@@ -206,11 +206,11 @@ static const struct bad_case bad_cases[] = {
     {"placeholder naming no param",
      "command: x\nparams: {lr: 0.1}\nargs: --lr {lrr} --out {output_dir}\n", NULL, NULL,
      STRS("expt.yaml:3:7: args: '{lrr}' names no param (did you mean 'lr'?); placeholders "
-	  "are params, {run_id} and {output_dir}")},
+	  "are params, {run_id}, {output_dir}, {inputs.NAME} and {outputs.NAME}")},
     {"placeholder of a swept param is fine, unknown one is not",
      "command: x\nsweep: {seed: [1, 2]}\nargs: '{seed} {run_id} {nope}'\n", NULL, NULL,
-     STRS("expt.yaml:3:7: args: '{nope}' names no param; placeholders are params, {run_id} "
-	  "and {output_dir}")},
+     STRS("expt.yaml:3:7: args: '{nope}' names no param; placeholders are params, {run_id}, "
+	  "{output_dir}, {inputs.NAME} and {outputs.NAME}")},
     {"unknown backend, bad on_conflict", "command: x\nbackend: k8s\non_conflict: replce\n", NULL,
      NULL,
      STRS("expt.yaml:2:10: backend: expected local, container or kubernetes, got 'k8s'",
