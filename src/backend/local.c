@@ -1,7 +1,9 @@
-/* The local backend: runs jobs as process groups on this machine from one poll() loop, with
- * bounded concurrency, exclusive GPU slots, memory limits, timeouts, retries and stop. */
+/* The local engine: each attempt a process group on this machine, output through pipes into log
+ * files, exit seen through a pidfd, memory limits by cgroup or watchdog; one poll() loop. What
+ * to start when (parallel, GPU slots, retries, timeouts, stop) is the scheduler's (sched.c). */
 #include "backend.h"
 #include "local_impl.h"
+#include "sched.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,14 +22,9 @@
 extern char **environ;
 
 #define LINE_CHUNK EXPT_LINE_PIECE /* a line without a newline is delivered in pieces */
-#define POLL_MS 50		   /* upper bound on a wait: the stop flag is seen this fast */
-#define TICK_MS 200		   /* ev->tick period */
 #define WATCH_MS 100		   /* memory watchdog period */
 #define DRAIN_MAX_MS 3000	   /* how long a finished attempt waits for the rest of its group */
-#define DEFAULT_GRACE_MS 5000
-#define DRAIN_READS 16 /* reads of leftover output once the group is gone */
-
-enum { J_PENDING, J_RUNNING, J_DONE };
+#define DRAIN_READS 16		   /* reads of leftover output once the group is gone */
 
 /* What the child tells the parent through its close-on-exec pipe (nothing when exec works). */
 enum { ST_CGROUP = 1, ST_SETUP, ST_CHDIR, ST_EXEC };
@@ -41,55 +38,50 @@ struct stream {
 	size_t len;
 };
 
-struct attempt {
-	size_t job;
-	int num;   /* 1-based attempt number */
+/* The engine's part of an attempt (expt_sched_attempt.eng). */
+struct proc {
+	struct expt_sched_attempt *a;
 	pid_t pid; /* leader, and id of its process group */
 	int pidfd; /* readable when the leader exits; -1 where the kernel has no pidfd */
-	int64_t start_ms, start_mono;
-	int64_t deadline;  /* monotonic ms of the timeout, 0 = none */
-	int64_t kill_at;   /* monotonic ms of the SIGKILL that follows a SIGTERM, 0 = none */
+	int64_t start_mono;
 	int64_t eof_at;	   /* when both pipes reached EOF, 0 before */
 	int64_t reaped_at; /* when the leader was reaped, 0 while it runs */
 	int status;	   /* wait status of the leader */
 	struct stream out, err;
 	int comb;	/* output.log: both streams in arrival order, -1 if none */
 	char *paths[3]; /* stdout.log, stderr.log, output.log under the job's log_dir */
-	int *gpu;	/* indices into sup.gpu_ids */
-	char *gpus;	/* "0,1" or "" */
-	int ngpu;
-	int timed_out, stopped, oom, killed;
+	int oom;
 	int lost;	/* someone else reaped the leader: its status is unknown */
 	int watch;	/* memory watched by the watchdog */
-	int unenforced; /* memory limit asked for but not enforceable here */
+	int unenforced; /* memory limit asked for but not enforceable here (warned once started) */
 	int64_t peak;	/* watchdog's highest reading */
 	char *cg;	/* the attempt's cgroup, NULL if none */
 };
 
-struct sup {
-	struct expt_job **jobs;
-	size_t n;
-	const struct expt_exec_opts *opts;
-	const struct expt_job_events *ev;
-	void *payload;
-	int *jstate;   /* J_* per job */
-	int *jattempt; /* attempts started per job */
-	size_t lo;     /* no pending job below this index */
-	size_t ndone;
-	struct attempt **run;
-	size_t nrun, caprun;
-	size_t parallel;
-	int64_t grace;
-	int stopping, dirty;
+struct pollref {
+	struct proc *p;
+	int which; /* 1 stdout, 2 stderr, 0 pidfd */
+};
+
+/* The handle's state: at most one batch (submit), driven by watch. */
+struct local {
+	struct expt_sched *sched; /* NULL when nothing was submitted or all has finished */
+	struct expt_sched *cur;	  /* the scheduler calling into the engine right now */
+	int failed;
+	char *db_path;	     /* the store the runs report to */
+	struct expt_strv io; /* the spec's inputs and outputs as host paths */
 	int devnull;
-	struct expt_strv gpu_ids;
-	char *gpu_busy;
 	struct expt_memlimit ml;
 	int ml_probed;
 	struct expt_strv cg_left; /* cgroups still busy when their attempt ended */
 	char node[64];		  /* this machine's name, for the runs' node */
 	unsigned seq;
-	int64_t next_tick, next_watch;
+	int64_t next_watch;
+	struct sigaction old_pipe, old_chld;
+	int old_reaper;
+	struct pollfd *pfd;
+	struct pollref *ref;
+	size_t cap;
 };
 
 /* Everything the child needs, prepared before fork: the child only makes system calls. */
@@ -308,7 +300,7 @@ static void write_all(struct stream *st, const char *p, size_t n)
 
 /* ---- output ---- */
 
-static void deliver(struct sup *s, struct attempt *a, int which, const char *line, size_t len)
+static void deliver(struct local *l, struct proc *a, int which, const char *line, size_t len)
 {
 	if (a->comb >= 0) {
 		/* Best effort: the per-stream files are authoritative. Only the last piece of a
@@ -322,8 +314,7 @@ static void deliver(struct sup *s, struct attempt *a, int which, const char *lin
 			a->comb = -1;
 		}
 	}
-	if (s->ev->line)
-		s->ev->line(s->jobs[a->job], which, line, len, s->payload);
+	expt_sched_line(l->cur, a->a, which, line, len);
 }
 
 static void append(struct stream *st, const char *p, size_t n)
@@ -336,7 +327,7 @@ static void append(struct stream *st, const char *p, size_t n)
 }
 
 /* Splits output into lines; p is the caller's scratch copy and may be modified. */
-static void feed(struct sup *s, struct attempt *a, struct stream *st, int which, char *p, size_t n)
+static void feed(struct local *l, struct proc *a, struct stream *st, int which, char *p, size_t n)
 {
 	while (n) {
 		char *nl = memchr(p, '\n', n);
@@ -345,7 +336,7 @@ static void feed(struct sup *s, struct attempt *a, struct stream *st, int which,
 		if (st->len + take > LINE_CHUNK) {
 			size_t room = LINE_CHUNK - st->len;
 			append(st, p, room);
-			deliver(s, a, which, st->buf, st->len);
+			deliver(l, a, which, st->buf, st->len);
 			st->len = 0;
 			p += room;
 			n -= room;
@@ -357,21 +348,21 @@ static void feed(struct sup *s, struct attempt *a, struct stream *st, int which,
 		}
 		if (st->len) {
 			append(st, p, take);
-			deliver(s, a, which, st->buf, st->len);
+			deliver(l, a, which, st->buf, st->len);
 			st->len = 0;
 		} else {
 			*nl = '\0';
-			deliver(s, a, which, p, take);
+			deliver(l, a, which, p, take);
 		}
 		p += take + 1;
 		n -= take + 1;
 	}
 }
 
-static void close_stream(struct sup *s, struct attempt *a, struct stream *st, int which)
+static void close_stream(struct local *l, struct proc *a, struct stream *st, int which)
 {
 	if (st->len) {
-		deliver(s, a, which, st->buf, st->len);
+		deliver(l, a, which, st->buf, st->len);
 		st->len = 0;
 	}
 	if (st->fd >= 0) {
@@ -381,7 +372,7 @@ static void close_stream(struct sup *s, struct attempt *a, struct stream *st, in
 }
 
 /* One read; returns 1 when more may follow, 0 at EOF (stream closed) or when nothing is there. */
-static int read_stream(struct sup *s, struct attempt *a, struct stream *st, int which)
+static int read_stream(struct local *l, struct proc *a, struct stream *st, int which)
 {
 	char chunk[LINE_CHUNK + 1];
 	ssize_t n;
@@ -394,212 +385,26 @@ static int read_stream(struct sup *s, struct attempt *a, struct stream *st, int 
 	if (n < 0 && errno == EAGAIN)
 		return 0;
 	if (n <= 0) {
-		close_stream(s, a, st, which);
+		close_stream(l, a, st, which);
 		if (a->out.fd < 0 && a->err.fd < 0 && !a->eof_at)
 			a->eof_at = now_mono();
 		return 0;
 	}
 	write_all(st, chunk, (size_t)n);
-	feed(s, a, st, which, chunk, (size_t)n);
+	feed(l, a, st, which, chunk, (size_t)n);
 	return 1;
 }
 
 /* A line from expt itself, to the run's stderr callback and file. */
-static void notice(struct sup *s, struct attempt *a, const char *text)
+static void notice(struct local *l, struct proc *a, const char *text)
 {
 	write_all(&a->err, text, strlen(text));
 	write_all(&a->err, "\n", 1);
-	deliver(s, a, 2, text, strlen(text));
+	deliver(l, a, 2, text, strlen(text));
 }
 
-/* ---- bookkeeping ---- */
-
-static void release_attempt(struct sup *s, struct attempt *a)
+static void setup_memory(struct local *s, struct expt_job *job, struct proc *a, int *procs_fd)
 {
-	for (int i = 0; i < a->ngpu; i++)
-		s->gpu_busy[a->gpu[i]] = 0;
-	close_stream(s, a, &a->out, 1);
-	close_stream(s, a, &a->err, 2);
-	if (a->out.file >= 0)
-		close(a->out.file);
-	if (a->err.file >= 0)
-		close(a->err.file);
-	if (a->comb >= 0)
-		close(a->comb);
-	for (int i = 0; i < 3; i++)
-		free(a->paths[i]);
-	if (a->pidfd >= 0)
-		close(a->pidfd);
-	if (a->cg && expt_memcg_remove(a->cg))
-		expt_strv_push(&s->cg_left, a->cg);
-	free(a->cg);
-	free(a->out.buf);
-	free(a->err.buf);
-	free(a->gpu);
-	free(a->gpus);
-	free(a);
-}
-
-/* Reports the end of an attempt and frees it; ex is complete but for final. */
-static void conclude(struct sup *s, struct attempt *a, struct expt_observed *ex, int failed)
-{
-	struct expt_job *job = s->jobs[a->job];
-	int retry =
-	    failed && !ex->stopped && !ex->spawn_failed && !s->stopping && a->num <= job->retries;
-	size_t i = a->job;
-
-	for (int w = 0; w < 2; w++) {
-		struct stream *st = w ? &a->err : &a->out;
-		size_t l = strlen(ex->message);
-		if (st->file_errno && l + 8 < sizeof(ex->message))
-			snprintf(ex->message + l, sizeof(ex->message) - l, " (cannot write %s: %s)",
-				 st->path, strerror(st->file_errno));
-	}
-	ex->final = !retry;
-	release_attempt(s, a);
-	if (retry) {
-		s->jstate[i] = J_PENDING;
-		if (i < s->lo)
-			s->lo = i;
-	} else {
-		s->jstate[i] = J_DONE;
-		s->ndone++;
-	}
-	s->dirty = 1;
-	if (s->ev->finished)
-		s->ev->finished(job, ex, s->payload);
-}
-
-static void remove_running(struct sup *s, struct attempt *a)
-{
-	for (size_t i = 0; i < s->nrun; i++) {
-		if (s->run[i] == a) {
-			memmove(s->run + i, s->run + i + 1, (s->nrun - i - 1) * sizeof(*s->run));
-			s->nrun--;
-			return;
-		}
-	}
-}
-
-/* A job that ends without running: it cannot (spawn_failed) or it was stopped while queued. */
-static void finish_unstarted(struct sup *s, size_t i, int stopped, const char *msg)
-{
-	struct expt_observed ex;
-
-	memset(&ex, 0, sizeof(ex));
-	ex.phase = EXPT_OBS_EXITED;
-	ex.exit_code = -1;
-	ex.stopped = stopped;
-	ex.spawn_failed = !stopped;
-	ex.attempt = s->jattempt[i] + 1;
-	ex.final = 1;
-	ex.start_ms = ex.end_ms = expt_now_ms();
-	snprintf(ex.message, sizeof(ex.message), "%s", msg);
-	s->jstate[i] = J_DONE;
-	s->ndone++;
-	if (s->ev->finished)
-		s->ev->finished(s->jobs[i], &ex, s->payload);
-}
-
-static void spawn_failed(struct sup *s, struct attempt *a, const char *msg)
-{
-	struct expt_observed ex;
-
-	memset(&ex, 0, sizeof(ex));
-	ex.phase = EXPT_OBS_EXITED;
-	ex.exit_code = -1;
-	ex.spawn_failed = 1;
-	ex.attempt = a->num;
-	ex.start_ms = ex.end_ms = expt_now_ms();
-	snprintf(ex.message, sizeof(ex.message), "%s", msg);
-	conclude(s, a, &ex, 1);
-}
-
-/* The leader is reaped and its group gone: say how it ended. */
-static void finish_attempt(struct sup *s, struct attempt *a)
-{
-	struct expt_job *job = s->jobs[a->job];
-	struct expt_observed ex;
-	char lim[32], peak[32], sig[32], dur[32];
-	int failed;
-
-	memset(&ex, 0, sizeof(ex));
-	ex.phase = EXPT_OBS_EXITED;
-	ex.attempt = a->num;
-	ex.start_ms = a->start_ms;
-	ex.end_ms = a->start_ms + (a->reaped_at - a->start_mono);
-	if (a->lost) {
-		ex.exit_code = -1;
-	} else if (WIFEXITED(a->status)) {
-		ex.exit_code = WEXITSTATUS(a->status);
-	} else {
-		ex.exit_code = -1;
-		ex.signal = WIFSIGNALED(a->status) ? WTERMSIG(a->status) : 0;
-	}
-	failed = ex.exit_code != 0;
-	if (a->cg) {
-		int64_t kills, pk;
-		expt_memcg_result(&s->ml, a->cg, &kills, &pk);
-		/* A program may survive the OOM kill of a helper process and succeed. */
-		if (kills > 0 && failed) {
-			a->oom = 1;
-			a->peak = pk;
-		}
-	}
-	ex.oom = a->oom;
-	ex.timed_out = a->timed_out;
-	ex.stopped = a->stopped;
-	failed = failed || ex.oom || ex.timed_out || ex.stopped;
-	expt_fmt_mem(job->memory_bytes, lim, sizeof(lim));
-	expt_fmt_mem(a->peak, peak, sizeof(peak));
-	expt_fmt_duration(job->timeout_ms, dur, sizeof(dur));
-	if (ex.stopped)
-		snprintf(ex.message, sizeof(ex.message), "stopped%s",
-			 a->killed ? " (killed with SIGKILL after the grace period)" : "");
-	else if (ex.oom && a->peak > 0)
-		snprintf(ex.message, sizeof(ex.message), "exceeded memory limit %s (peak %s)", lim,
-			 peak);
-	else if (ex.oom)
-		snprintf(ex.message, sizeof(ex.message), "exceeded memory limit %s", lim);
-	else if (ex.timed_out)
-		snprintf(ex.message, sizeof(ex.message), "timed out after %s%s", dur,
-			 a->killed ? " (killed with SIGKILL after the grace period)" : "");
-	else if (a->lost)
-		snprintf(ex.message, sizeof(ex.message),
-			 "exit status unknown: another part of the program reaped the process");
-	else if (ex.signal)
-		snprintf(ex.message, sizeof(ex.message), "killed by %s%s",
-			 expt_signal_name(ex.signal, sig, sizeof(sig)),
-			 WCOREDUMP(a->status) ? " (core dumped)" : "");
-	else
-		snprintf(ex.message, sizeof(ex.message), "exited with code %d", ex.exit_code);
-	remove_running(s, a);
-	conclude(s, a, &ex, failed);
-}
-
-/* ---- starting ---- */
-
-static int take_gpus(struct sup *s, struct attempt *a, int want)
-{
-	struct expt_buf b = EXPT_BUF_INIT;
-
-	a->gpu = expt_xcalloc((size_t)(want > 0 ? want : 1), sizeof(int));
-	for (size_t g = 0; g < s->gpu_ids.n && a->ngpu < want; g++) {
-		if (s->gpu_busy[g])
-			continue;
-		s->gpu_busy[g] = 1;
-		a->gpu[a->ngpu++] = (int)g;
-		if (b.len)
-			expt_buf_addch(&b, ',');
-		expt_buf_adds(&b, s->gpu_ids.v[g]);
-	}
-	a->gpus = expt_buf_detach(&b, NULL);
-	return a->ngpu == want ? 0 : -1;
-}
-
-static void setup_memory(struct sup *s, struct attempt *a, int *procs_fd)
-{
-	struct expt_job *job = s->jobs[a->job];
 	struct expt_err e = EXPT_ERR_INIT;
 	char name[64];
 
@@ -645,9 +450,9 @@ static void exec_message(int stage, int e, const struct expt_job *job, char *out
 }
 
 /* Forks and execs; returns the pid, or -1 with msg filled. */
-static pid_t fork_exec(struct sup *s, struct attempt *a, int procs_fd, char *msg, size_t n)
+static pid_t fork_exec(struct local *s, struct expt_job *job, struct proc *a, int procs_fd,
+		       char *msg, size_t n)
 {
-	struct expt_job *job = s->jobs[a->job];
 	struct expt_strv env = EXPT_STRV_INIT, cands = EXPT_STRV_INIT;
 	int po[2] = {-1, -1}, pe[2] = {-1, -1}, pr[2] = {-1, -1};
 	int rec[2], stage = 0, e = 0;
@@ -655,7 +460,7 @@ static pid_t fork_exec(struct sup *s, struct attempt *a, int procs_fd, char *msg
 	pid_t pid = -1;
 	ssize_t r;
 
-	build_env(job, a->gpus, &env);
+	build_env(job, a->a->gpus, &env);
 	build_cands(job->argv.v[0], &env, &cands);
 	memset(&p, 0, sizeof(p));
 	p.sh_argv = expt_xcalloc(job->argv.n + 2, sizeof(char *));
@@ -726,17 +531,60 @@ out:
 	return pid;
 }
 
-static void spawn(struct sup *s, size_t i)
+/* ---- starting ---- */
+
+static void release_proc(struct local *l, struct proc *a)
 {
-	struct expt_job *job = s->jobs[i];
-	struct attempt *a = expt_xcalloc(1, sizeof(*a));
+	close_stream(l, a, &a->out, 1);
+	close_stream(l, a, &a->err, 2);
+	if (a->out.file >= 0)
+		close(a->out.file);
+	if (a->err.file >= 0)
+		close(a->err.file);
+	if (a->comb >= 0)
+		close(a->comb);
+	for (int i = 0; i < 3; i++)
+		free(a->paths[i]);
+	if (a->pidfd >= 0)
+		close(a->pidfd);
+	if (a->cg && expt_memcg_remove(a->cg))
+		expt_strv_push(&l->cg_left, a->cg);
+	free(a->cg);
+	free(a->out.buf);
+	free(a->err.buf);
+	free(a);
+}
+
+static void engine_release(void *eng, struct expt_sched_attempt *sa)
+{
+	struct local *l = eng;
+	struct proc *a = sa->eng;
+
+	if (!a)
+		return;
+	if (a->pid > 0 && !a->reaped_at) {
+		/* Never started properly, or abandoned: nothing of it may stay behind. */
+		kill(-a->pid, SIGKILL);
+		while (waitpid(a->pid, &a->status, 0) < 0 && errno == EINTR)
+			;
+	}
+	release_proc(l, a);
+	sa->eng = NULL;
+}
+
+static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
+			struct expt_sched_attempt *sa, char *msg, size_t n)
+{
+	struct local *l = eng;
+	struct proc *a = expt_xcalloc(1, sizeof(*a));
 	struct expt_err e = EXPT_ERR_INIT;
-	char msg[512];
 	int procs_fd = -1;
 	pid_t pid;
 
-	a->job = i;
-	a->num = ++s->jattempt[i];
+	(void)s;
+	a->a = sa;
+	sa->eng = a;
+	sa->node = l->node;
 	a->pid = -1;
 	a->pidfd = a->out.fd = a->err.fd = a->out.file = a->err.file = a->comb = -1;
 	if (job->log_dir) {
@@ -746,42 +594,27 @@ static void spawn(struct sup *s, size_t i)
 	}
 	a->out.path = a->paths[0];
 	a->err.path = a->paths[1];
-	s->jstate[i] = J_RUNNING;
-	take_gpus(s, a, job->gpus > 0 ? job->gpus : 0);
-	if (!job->argv.n || !job->argv.v[0][0]) {
-		spawn_failed(s, a, "empty command");
-		return;
-	}
-	if (job->output_dir && expt_mkdirs(job->output_dir, &e)) {
-		spawn_failed(s, a, e.msg);
-		return;
-	}
-	if (job->log_dir && job->params_json && a->num == 1) {
+	if (job->output_dir && expt_mkdirs(job->output_dir, &e))
+		goto fail;
+	if (job->log_dir && job->params_json && sa->num == 1) {
 		char *pf = expt_xasprintf("%s/params.json", job->log_dir);
 		int bad = expt_mkdirs(job->log_dir, &e) ||
 			  expt_write_file(pf, job->params_json, strlen(job->params_json), &e);
 		free(pf);
-		if (bad) {
-			spawn_failed(s, a, e.msg);
-			return;
-		}
+		if (bad)
+			goto fail;
 	}
 	if (job->log_dir &&
 	    (open_log(a->paths[0], &a->out.file, &e) || open_log(a->paths[1], &a->err.file, &e) ||
-	     open_log(a->paths[2], &a->comb, &e))) {
-		spawn_failed(s, a, e.msg);
-		return;
-	}
-	setup_memory(s, a, &procs_fd);
-	a->start_ms = expt_now_ms();
+	     open_log(a->paths[2], &a->comb, &e)))
+		goto fail;
+	setup_memory(l, job, a, &procs_fd);
 	a->start_mono = now_mono();
-	pid = fork_exec(s, a, procs_fd, msg, sizeof(msg));
+	pid = fork_exec(l, job, a, procs_fd, msg, n);
 	if (procs_fd >= 0)
 		close(procs_fd);
-	if (pid < 0) {
-		spawn_failed(s, a, msg);
-		return;
-	}
+	if (pid < 0)
+		return -1;
 	if (a->watch && a->cg) { /* the child could not join its cgroup */
 		expt_memcg_remove(a->cg);
 		free(a->cg);
@@ -789,103 +622,89 @@ static void spawn(struct sup *s, size_t i)
 	}
 	a->pid = pid;
 	a->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (job->timeout_ms > 0)
-		a->deadline = a->start_mono + job->timeout_ms;
-	EXPT_ALLOC_GROW(s->run, s->nrun + 1, s->caprun);
-	s->run[s->nrun++] = a;
-	if (s->ev->started) {
-		char ref[32];
-		struct expt_attempt_info ai = {ref, a->num, a->gpus, s->node, pid};
-		snprintf(ref, sizeof(ref), "pid:%d", (int)pid);
-		s->ev->started(job, &ai, s->payload);
-	}
-	if (a->unenforced) {
-		char lim[32], *warn;
-		expt_fmt_mem(job->memory_bytes, lim, sizeof(lim));
-		warn = expt_xasprintf("[expt] warning: memory limit %s is not enforced on this "
-				      "machine: %s",
-				      lim, s->ml.why);
-		notice(s, a, warn);
-		free(warn);
-	}
+	sa->pid = pid;
+	snprintf(sa->ref, sizeof(sa->ref), "pid:%d", (int)pid);
+	return 0;
+fail:
+	snprintf(msg, n, "%s", e.msg);
+	return -1;
 }
 
-static size_t free_gpus(const struct sup *s)
+static void engine_signal(void *eng, struct expt_sched_attempt *sa, int hard)
 {
-	size_t n = 0;
+	struct proc *a = sa->eng;
 
-	for (size_t g = 0; g < s->gpu_ids.n; g++)
-		n += !s->gpu_busy[g];
-	return n;
-}
-
-/* FIFO, except that a job waiting for GPUs does not hold up later jobs that need none. Later
- * jobs that need GPUs wait behind it, so that a job wanting many GPUs is not starved by a stream
- * of jobs wanting one. */
-static void dispatch(struct sup *s)
-{
-	int gpu_blocked = 0;
-
-	s->dirty = 0;
-	while (s->lo < s->n && s->jstate[s->lo] != J_PENDING)
-		s->lo++;
-	for (size_t i = s->lo; i < s->n && s->nrun < s->parallel && !s->stopping; i++) {
-		struct expt_job *job = s->jobs[i];
-		if (s->jstate[i] != J_PENDING)
-			continue;
-		if (job->gpus > 0 && (gpu_blocked || free_gpus(s) < (size_t)job->gpus)) {
-			gpu_blocked = 1;
-			continue;
-		}
-		/* A stop recorded while the job waited: it never starts. */
-		if (s->ev->admit && s->ev->admit(job, s->payload)) {
-			finish_unstarted(s, i, 1, "stopped before it started");
-			continue;
-		}
-		spawn(s, i);
+	(void)eng;
+	if (!a || a->pid <= 0 || a->reaped_at)
+		return;
+	if (hard) {
+		kill(-a->pid, SIGKILL);
+		return;
 	}
-}
-
-/* ---- watching ---- */
-
-static void signal_group(struct attempt *a, int64_t now, int64_t grace)
-{
-	if (a->kill_at || a->reaped_at)
-		return; /* already on its way out */
 	kill(-a->pid, SIGTERM);
 	kill(-a->pid, SIGCONT); /* a stopped process acts on SIGTERM only once continued */
-	a->kill_at = now + grace;
 }
 
-static void begin_stop(struct sup *s, int64_t now)
+/* The leader is reaped and its group gone: say how it ended. */
+static void finish_proc(struct local *l, struct proc *a)
 {
-	s->stopping = 1;
-	for (size_t i = 0; i < s->n; i++)
-		if (s->jstate[i] == J_PENDING)
-			finish_unstarted(s, i, 1, "stopped before it started");
-	for (size_t i = 0; i < s->nrun; i++) {
-		struct attempt *a = s->run[i];
-		if (a->reaped_at)
-			continue;
-		a->stopped = 1;
-		signal_group(a, now, s->grace);
+	struct expt_sched_attempt *sa = a->a;
+	struct expt_job *job = expt_sched_job(l->cur, sa);
+	struct expt_observed o;
+	char lim[32], peak[32], sig[32];
+	int failed;
+
+	memset(&o, 0, sizeof(o));
+	o.phase = EXPT_OBS_EXITED;
+	o.start_ms = sa->start_ms;
+	o.end_ms = sa->start_ms + (a->reaped_at - a->start_mono);
+	snprintf(o.node, sizeof(o.node), "%s", l->node);
+	if (a->lost) {
+		o.exit_code = -1;
+	} else if (WIFEXITED(a->status)) {
+		o.exit_code = WEXITSTATUS(a->status);
+	} else {
+		o.exit_code = -1;
+		o.signal = WIFSIGNALED(a->status) ? WTERMSIG(a->status) : 0;
 	}
+	failed = o.exit_code != 0;
+	if (a->cg) {
+		int64_t kills, pk;
+		expt_memcg_result(&l->ml, a->cg, &kills, &pk);
+		/* A program may survive the OOM kill of a helper process and succeed. */
+		if (kills > 0 && failed) {
+			a->oom = 1;
+			a->peak = pk;
+		}
+	}
+	o.oom = a->oom;
+	expt_fmt_mem(job->memory_bytes, lim, sizeof(lim));
+	expt_fmt_mem(a->peak, peak, sizeof(peak));
+	if (o.oom && a->peak > 0)
+		snprintf(o.message, sizeof(o.message), "exceeded memory limit %s (peak %s)", lim,
+			 peak);
+	else if (o.oom)
+		snprintf(o.message, sizeof(o.message), "exceeded memory limit %s", lim);
+	else if (a->lost)
+		snprintf(o.message, sizeof(o.message),
+			 "exit status unknown: another part of the program reaped the process");
+	else if (o.signal)
+		snprintf(o.message, sizeof(o.message), "killed by %s%s",
+			 expt_signal_name(o.signal, sig, sizeof(sig)),
+			 WCOREDUMP(a->status) ? " (core dumped)" : "");
+	else
+		snprintf(o.message, sizeof(o.message), "exited with code %d", o.exit_code);
+	for (int w = 0; w < 2; w++) {
+		struct stream *st = w ? &a->err : &a->out;
+		size_t len = strlen(o.message);
+		if (st->file_errno && len + 8 < sizeof(o.message))
+			snprintf(o.message + len, sizeof(o.message) - len, " (cannot write %s: %s)",
+				 st->path, strerror(st->file_errno));
+	}
+	expt_sched_ended(l->cur, sa, &o); /* releases a */
 }
 
-static void check_timers(struct sup *s, struct attempt *a, int64_t now)
-{
-	if (a->deadline && now >= a->deadline && !a->timed_out) {
-		a->timed_out = 1;
-		signal_group(a, now, s->grace);
-	}
-	if (a->kill_at && now >= a->kill_at) {
-		kill(-a->pid, SIGKILL);
-		a->kill_at = 0;
-		a->killed = 1;
-	}
-}
-
-static void check_exit(struct attempt *a, int64_t now)
+static void check_exit(struct proc *a, int64_t now)
 {
 	pid_t r;
 
@@ -908,19 +727,26 @@ static void check_exit(struct attempt *a, int64_t now)
 	}
 }
 
-static void watchdog(struct sup *s)
+static void watchdog(struct local *l)
 {
-	struct expt_pgrp_usage *g = expt_xcalloc(s->nrun ? s->nrun : 1, sizeof(*g));
+	size_t nrun;
+	struct expt_sched_attempt *const *run = expt_sched_running(l->cur, &nrun);
+	struct expt_pgrp_usage *g = expt_xcalloc(nrun ? nrun : 1, sizeof(*g));
 	size_t n = 0;
 
-	for (size_t i = 0; i < s->nrun; i++)
-		if (s->run[i]->watch && !s->run[i]->reaped_at && !s->run[i]->oom)
-			g[n++].pgid = s->run[i]->pid;
+	for (size_t i = 0; i < nrun; i++) {
+		struct proc *a = run[i]->eng;
+		if (a && a->watch && !a->reaped_at && !a->oom)
+			g[n++].pgid = a->pid;
+	}
 	if (!n || expt_proc_scan(g, n))
 		goto out;
-	for (size_t i = 0, k = 0; i < s->nrun && k < n; i++) {
-		struct attempt *a = s->run[i];
-		int64_t use, limit = s->jobs[a->job]->memory_bytes;
+	for (size_t i = 0, k = 0; i < nrun && k < n; i++) {
+		struct proc *a = run[i]->eng;
+		int64_t use, limit;
+		if (!a)
+			continue;
+		limit = expt_sched_job(l->cur, run[i])->memory_bytes;
 		if (g[k].pgid != a->pid)
 			continue;
 		use = g[k].rss;
@@ -945,7 +771,7 @@ out:
 
 /* After the leader: reap what the group left, wait (boundedly) for it to vanish, read the last
  * output. Returns 1 when the attempt can be reported. */
-static int group_done(struct sup *s, struct attempt *a, int64_t now)
+static int group_done(struct local *l, struct proc *a, int64_t now)
 {
 	siginfo_t si;
 	int gone = 0;
@@ -965,170 +791,109 @@ static int group_done(struct sup *s, struct attempt *a, int64_t now)
 	}
 	if (!gone && now - a->reaped_at < DRAIN_MAX_MS)
 		return 0;
-	for (int i = 0; i < DRAIN_READS && read_stream(s, a, &a->out, 1); i++)
+	for (int i = 0; i < DRAIN_READS && read_stream(l, a, &a->out, 1); i++)
 		;
-	for (int i = 0; i < DRAIN_READS && read_stream(s, a, &a->err, 2); i++)
+	for (int i = 0; i < DRAIN_READS && read_stream(l, a, &a->err, 2); i++)
 		;
 	return 1;
 }
 
 /* ---- the loop ---- */
 
-static int poll_timeout(struct sup *s, int64_t now)
+/* Waits up to ms for output, exits and the watchdog's period, and acts on them. */
+static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_err *err)
 {
-	int64_t t = POLL_MS;
+	struct local *l = eng;
+	size_t nrun, np = 0;
+	struct expt_sched_attempt *const *run;
+	int64_t now = now_mono(), t = ms;
+	int r;
 
-	if (s->ev->tick && s->next_tick - now < t)
-		t = s->next_tick - now;
-	for (size_t i = 0; i < s->nrun; i++) {
-		struct attempt *a = s->run[i];
-		if (a->reaped_at) {
-			if (t > 5)
-				t = 5;
-			continue;
-		}
-		/* Without a pidfd, a closed output is the best sign that an exit is near. */
-		if (a->pidfd < 0 && a->eof_at && now - a->eof_at < 100 && t > 1)
-			t = 1;
-		if (a->deadline && !a->timed_out && a->deadline - now < t)
-			t = a->deadline - now;
-		if (a->kill_at && a->kill_at - now < t)
-			t = a->kill_at - now;
-		if (a->watch && s->next_watch - now < t)
-			t = s->next_watch - now;
-	}
-	return t < 0 ? 0 : (int)t;
-}
-
-struct pollref {
-	struct attempt *a;
-	int which; /* 1 stdout, 2 stderr, 0 pidfd */
-};
-
-/* The handle's state: at most one supervised batch (submit), driven by watch. */
-struct local {
-	struct sup s;
-	char *db_path;	     /* the store the runs report to */
-	struct expt_strv io; /* the spec's inputs and outputs as host paths */
-	int active;	     /* submitted, not yet all finished */
-	int failed;	     /* poll failed: everything is being stopped */
-	struct sigaction old_pipe, old_chld;
-	int old_reaper;
-	struct pollfd *pfd;
-	struct pollref *ref;
-	size_t cap;
-};
-
-/* One turn of the loop: start what may start, wait at most max_ms for output, exits and
- * timers, and act on them. Returns 1 once every job has finished. */
-static int loop_once(struct local *l, int64_t max_ms, struct expt_err *err)
-{
-	struct sup *s = &l->s;
-	int64_t now = now_mono();
-	size_t np = 0;
-	int r, wait;
-
-	if (!s->stopping && s->opts->stop_flag && *s->opts->stop_flag)
-		begin_stop(s, now);
-	if (s->dirty && !s->stopping)
-		dispatch(s);
-	if (s->ndone == s->n && !s->nrun)
-		return 1;
-	EXPT_ALLOC_GROW(l->pfd, 3 * s->nrun + 1, l->cap);
+	l->cur = s;
+	run = expt_sched_running(s, &nrun);
+	EXPT_ALLOC_GROW(l->pfd, 3 * nrun + 1, l->cap);
 	l->ref = expt_xrealloc(l->ref, l->cap * sizeof(*l->ref));
-	for (size_t i = 0; i < s->nrun; i++) {
-		struct attempt *a = s->run[i];
-		int fds[3] = {a->pidfd, a->out.fd, a->err.fd};
+	for (size_t i = 0; i < nrun; i++) {
+		struct proc *a = run[i]->eng;
+		int fds[3];
+		if (!a)
+			continue;
+		if (a->unenforced == 1) {
+			/* Said once the run has started, so that it is the run's first line. */
+			char lim[32], *warn;
+			expt_fmt_mem(expt_sched_job(s, run[i])->memory_bytes, lim, sizeof(lim));
+			warn = expt_xasprintf("[expt] warning: memory limit %s is not enforced on "
+					      "this machine: %s",
+					      lim, l->ml.why);
+			notice(l, a, warn);
+			free(warn);
+			a->unenforced = 2;
+		}
+		if (a->reaped_at && t > 5)
+			t = 5;
+		/* Without a pidfd, a closed output is the best sign that an exit is near. */
+		if (!a->reaped_at && a->pidfd < 0 && a->eof_at && now - a->eof_at < 100 && t > 1)
+			t = 1;
+		if (!a->reaped_at && a->watch && l->next_watch - now < t)
+			t = l->next_watch - now;
+		fds[0] = a->reaped_at ? -1 : a->pidfd;
+		fds[1] = a->out.fd;
+		fds[2] = a->err.fd;
 		for (int w = 0; w < 3; w++) {
-			if (fds[w] < 0 || (w == 0 && a->reaped_at))
+			if (fds[w] < 0)
 				continue;
 			l->pfd[np].fd = fds[w];
 			l->pfd[np].events = POLLIN;
 			l->pfd[np].revents = 0;
-			l->ref[np].a = a;
+			l->ref[np].p = a;
 			l->ref[np].which = w;
 			np++;
 		}
 	}
-	wait = poll_timeout(s, now);
-	if (max_ms >= 0 && wait > max_ms)
-		wait = (int)max_ms;
-	r = poll(l->pfd, np, wait);
-	if (r < 0 && errno != EINTR && !s->stopping) {
-		/* Nothing sensible is left but to end every run. */
-		expt_err_errno(err, EXPT_EBACKEND, "local backend: poll failed");
-		l->failed = 1;
-		s->grace = 0;
-		begin_stop(s, now_mono());
-		return 0;
-	}
+	r = poll(l->pfd, np, (int)(t < 0 ? 0 : t));
+	if (r < 0 && errno != EINTR)
+		return expt_err_errno(err, EXPT_EBACKEND, "local backend: poll failed"), -1;
 	for (size_t k = 0; r > 0 && k < np; k++) {
-		struct attempt *a = l->ref[k].a;
+		struct proc *a = l->ref[k].p;
 		if (!l->pfd[k].revents || l->ref[k].which == 0)
 			continue;
-		read_stream(s, a, l->ref[k].which == 1 ? &a->out : &a->err, l->ref[k].which);
+		read_stream(l, a, l->ref[k].which == 1 ? &a->out : &a->err, l->ref[k].which);
 	}
 	now = now_mono();
-	for (size_t i = 0; i < s->nrun; i++) {
-		if (!s->run[i]->reaped_at)
-			check_exit(s->run[i], now);
-		if (!s->run[i]->reaped_at)
-			check_timers(s, s->run[i], now);
+	run = expt_sched_running(s, &nrun);
+	for (size_t i = 0; i < nrun; i++) {
+		struct proc *a = run[i]->eng;
+		if (a && !a->reaped_at) {
+			check_exit(a, now);
+			if (a->reaped_at)
+				run[i]->ending = 1;
+		}
 	}
-	if (now >= s->next_watch) {
-		watchdog(s);
-		s->next_watch = now + WATCH_MS;
+	if (now >= l->next_watch) {
+		watchdog(l);
+		l->next_watch = now + WATCH_MS;
 	}
-	for (size_t i = 0; i < s->nrun;) {
-		struct attempt *a = s->run[i];
-		if (a->reaped_at && group_done(s, a, now))
-			finish_attempt(s, a); /* removes it from s->run */
-		else
+	for (size_t i = 0; i < nrun;) {
+		struct proc *a = run[i]->eng;
+		if (a && a->reaped_at && group_done(l, a, now)) {
+			finish_proc(l, a); /* removes it from the running list */
+			run = expt_sched_running(s, &nrun);
+		} else {
 			i++;
-	}
-	if (s->ev->tick && now_mono() >= s->next_tick) {
-		s->ev->tick(s->payload);
-		s->next_tick = now_mono() + TICK_MS;
+		}
 	}
 	return 0;
 }
 
-/* Jobs that can never run here finish at once; the rest wait for their GPUs. */
-static void setup_gpus(struct sup *s)
-{
-	struct expt_err e = EXPT_ERR_INIT;
-	int want = 0, bad;
-	char msg[512];
-
-	for (size_t i = 0; i < s->n; i++)
-		if (s->jobs[i]->gpus > want)
-			want = s->jobs[i]->gpus;
-	if (!want)
-		return;
-	bad = s->opts->gpu_list ? expt_gpus_parse_list(s->opts->gpu_list, &s->gpu_ids, &e)
-				: expt_gpus_detect(&s->gpu_ids, &e);
-	s->gpu_busy = expt_xcalloc(s->gpu_ids.n + 1, 1);
-	for (size_t i = 0; i < s->n; i++) {
-		int g = s->jobs[i]->gpus;
-		if (g <= 0)
-			continue;
-		if (bad) {
-			finish_unstarted(s, i, 0, e.msg);
-		} else if ((size_t)g > s->gpu_ids.n) {
-			snprintf(msg, sizeof(msg),
-				 "needs %d GPU%s, this machine has %zu (set EXPT_GPUS to override)",
-				 g, g == 1 ? "" : "s", s->gpu_ids.n);
-			finish_unstarted(s, i, 0, msg);
-		}
-	}
-}
+static const struct expt_sched_engine engine = {engine_start, engine_signal, engine_wait,
+						engine_release};
 
 int expt_local_open(void **state, const struct expt_backend_conf *conf, struct expt_err *err)
 {
 	struct local *l = expt_xcalloc(1, sizeof(*l));
 	int rc;
 
-	l->s.devnull = -1;
+	l->devnull = -1;
 	l->db_path = conf && conf->db_path ? expt_xstrdup(conf->db_path) : NULL;
 	if (conf && conf->spec && (rc = expt_local_mounts(conf->spec, &l->io, err))) {
 		expt_strv_release(&l->io);
@@ -1143,33 +908,27 @@ int expt_local_open(void **state, const struct expt_backend_conf *conf, struct e
 /* Undoes what submit set up, once every job has finished. */
 static void teardown(struct local *l)
 {
-	struct sup *s = &l->s;
-
-	for (size_t i = 0; i < s->cg_left.n; i++) {
+	for (size_t i = 0; i < l->cg_left.n; i++) {
 		/* Killed processes may take a moment to leave the cgroup. */
-		for (int t = 0; t < 50 && expt_memcg_remove(s->cg_left.v[i]); t++)
+		for (int t = 0; t < 50 && expt_memcg_remove(l->cg_left.v[i]); t++)
 			poll(NULL, 0, 20);
 	}
+	expt_strv_release(&l->cg_left);
 	if (!l->old_reaper)
 		prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
 	sigaction(SIGPIPE, &l->old_pipe, NULL);
 	if (l->old_chld.sa_handler == SIG_IGN)
 		sigaction(SIGCHLD, &l->old_chld, NULL);
-	if (s->devnull >= 0)
-		close(s->devnull);
-	s->devnull = -1;
-	free(s->jstate);
-	free(s->jattempt);
-	free(s->run);
-	free(s->gpu_busy);
-	expt_strv_release(&s->gpu_ids);
-	expt_strv_release(&s->cg_left);
+	if (l->devnull >= 0)
+		close(l->devnull);
+	l->devnull = -1;
+	expt_sched_free(l->sched);
+	l->sched = l->cur = NULL;
 	free(l->pfd);
 	free(l->ref);
 	l->pfd = NULL;
 	l->ref = NULL;
 	l->cap = 0;
-	l->active = 0;
 }
 
 int expt_local_submit(void *state, struct expt_job **jobs, size_t n,
@@ -1177,31 +936,15 @@ int expt_local_submit(void *state, struct expt_job **jobs, size_t n,
 		      void *payload, struct expt_err *err)
 {
 	struct local *l = state;
-	struct sup *s = &l->s;
 	struct sigaction ign, dfl;
 
-	if (l->active || s->jobs)
+	if (l->sched)
 		return expt_err_set(err, EXPT_EBACKEND, "local backend: one submit per handle");
-	memset(s, 0, sizeof(*s));
-	s->jobs = jobs;
-	s->n = n;
-	s->opts = opts;
-	s->ev = ev;
-	s->payload = payload;
-	s->parallel = opts->parallel > 0 ? (size_t)opts->parallel : 1;
-	s->grace = opts->grace_ms > 0 ? opts->grace_ms : DEFAULT_GRACE_MS;
-	s->jstate = expt_xcalloc(n ? n : 1, sizeof(int));
-	s->jattempt = expt_xcalloc(n ? n : 1, sizeof(int));
-	if (gethostname(s->node, sizeof(s->node) - 1))
-		s->node[0] = '\0';
-	s->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (s->devnull < 0) {
-		free(s->jstate);
-		free(s->jattempt);
-		memset(s, 0, sizeof(*s));
-		s->devnull = -1;
+	if (gethostname(l->node, sizeof(l->node) - 1))
+		l->node[0] = '\0';
+	l->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (l->devnull < 0)
 		return expt_err_errno(err, EXPT_EBACKEND, "cannot open /dev/null");
-	}
 	/* Output goes to pipes the supervisor reads and files it writes; a closed reader of the
 	 * caller's own output must not kill the supervisor in the middle of a sweep. */
 	memset(&ign, 0, sizeof(ign));
@@ -1220,12 +963,9 @@ int expt_local_submit(void *state, struct expt_job **jobs, size_t n,
 	l->old_reaper = 0;
 	prctl(PR_GET_CHILD_SUBREAPER, &l->old_reaper, 0, 0, 0);
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	l->active = 1;
+	l->next_watch = now_mono() + WATCH_MS;
 	l->failed = 0;
-	setup_gpus(s);
-	s->next_tick = now_mono() + TICK_MS;
-	s->next_watch = now_mono() + WATCH_MS;
-	s->dirty = 1;
+	l->sched = l->cur = expt_sched_new(jobs, n, opts, ev, payload, &engine, l);
 	return 0;
 }
 
@@ -1234,14 +974,17 @@ int expt_local_watch(void *state, int64_t timeout_ms, struct expt_err *err)
 	struct local *l = state;
 	int64_t end = now_mono() + (timeout_ms > 0 ? timeout_ms : 0);
 
-	if (!l->active)
+	if (!l->sched)
 		return 1;
 	for (;;) {
 		int64_t left = end - now_mono();
-		if (loop_once(l, left > 0 ? left : 0, err)) {
-			int failed = l->failed;
+		int r;
+
+		l->cur = l->sched;
+		r = expt_sched_turn(l->sched, left > 0 ? left : 0, err);
+		if (r) {
 			teardown(l);
-			return failed ? -1 : 1;
+			return r;
 		}
 		if (now_mono() >= end)
 			return 0;
@@ -1254,17 +997,23 @@ void expt_local_close(void *state)
 
 	if (!l)
 		return;
-	if (l->active) {
+	if (l->sched) {
 		/* Closed while runs go on: stop them all and wait for the end. */
 		struct expt_err e = EXPT_ERR_INIT;
-		l->s.grace = 0;
-		begin_stop(&l->s, now_mono());
+		expt_sched_stop_all(l->sched, 1);
 		while (!expt_local_watch(l, 1000, &e))
 			;
 	}
 	free(l->db_path);
 	expt_strv_release(&l->io);
 	free(l);
+}
+
+int expt_local_stop_job(void *state, const char *run_id)
+{
+	struct local *l = state;
+
+	return l && l->sched && expt_sched_stop_job(l->sched, run_id);
 }
 
 /* Is any member of the group still alive (zombies do not count)? */
@@ -1310,33 +1059,6 @@ const char *expt_local_memory_method(void)
 
 	expt_memlimit_probe(&ml);
 	return expt_mem_method_name(ml.method);
-}
-
-int expt_local_stop_job(void *state, const char *run_id)
-{
-	struct local *l = state;
-	struct sup *s = &l->s;
-
-	if (!l || !l->active)
-		return 0;
-	for (size_t i = 0; i < s->n; i++) {
-		if (strcmp(s->jobs[i]->run_id, run_id))
-			continue;
-		if (s->jstate[i] == J_PENDING) {
-			finish_unstarted(s, i, 1, "stopped before it started");
-			s->dirty = 1;
-		} else if (s->jstate[i] == J_RUNNING) {
-			for (size_t k = 0; k < s->nrun; k++) {
-				struct attempt *a = s->run[k];
-				if (a->job != i || a->reaped_at)
-					continue;
-				a->stopped = 1;
-				signal_group(a, now_mono(), s->grace);
-			}
-		}
-		return 1;
-	}
-	return 0;
 }
 
 int expt_local_stop_group(int pid, int64_t grace_ms, struct expt_err *err)
