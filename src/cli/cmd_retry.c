@@ -48,7 +48,7 @@ static void value_from_json(json_t *v, struct expt_value *out)
 		break;
 	case JSON_REAL:
 		out->type = EXPT_VT_FLOAT;
-		snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
+		expt_fmt_double(json_real_value(v), buf, sizeof(buf));
 		out->text = expt_xstrdup(buf);
 		break;
 	case JSON_TRUE:

@@ -237,46 +237,18 @@ const char *cli_run_color(const char *run_id, int color)
 {
 	static const char *palette[] = {"\033[36m", "\033[35m", "\033[34m", "\033[33m",
 					"\033[32m", "\033[96m", "\033[95m", "\033[94m"};
-	unsigned h = 2166136261u;
+	uint32_t h;
 
 	if (!color)
 		return "";
-	for (const char *p = run_id; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
+	h = expt_fnv1a32(run_id, strlen(run_id));
 	return palette[h % (sizeof(palette) / sizeof(palette[0]))];
-}
-
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if it is not one. */
-static size_t utf8_seq(const unsigned char *p)
-{
-	size_t n, i;
-	unsigned cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2, cp = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3, cp = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
 }
 
 json_t *cli_json_text(const char *s)
 {
-	struct expt_buf b = EXPT_BUF_INIT;
-	const unsigned char *p;
+	size_t len;
+	char *fixed;
 	json_t *j;
 
 	if (!s)
@@ -284,18 +256,9 @@ json_t *cli_json_text(const char *s)
 	j = json_string(s);
 	if (j)
 		return j;
-	for (p = (const unsigned char *)s; *p;) {
-		size_t n = utf8_seq(p);
-		if (n) {
-			expt_buf_add(&b, p, n);
-			p += n;
-		} else {
-			expt_buf_adds(&b, "\xef\xbf\xbd");
-			p++;
-		}
-	}
-	j = json_stringn(b.buf, b.len);
-	expt_buf_release(&b);
+	fixed = expt_utf8_scrub(s, strlen(s), &len);
+	j = json_stringn(fixed, len);
+	free(fixed);
 	return j ? j : json_string("");
 }
 

@@ -78,11 +78,6 @@ void expt_ynode_value(const struct expt_ynode *n, struct expt_value *out);
  * canonical text: ints in decimal, floats in their shortest round-trip form with a '.' or an
  * exponent ("0.1", "1.0", "1e-05", "inf", "nan"), bools "true"/"false", null "". */
 enum expt_vtype expt_scalar_type(const char *text, char **canon);
-/* Shortest text that reads back as v, always looking like a float. n >= 32. */
-void expt_fmt_float(double v, char *out, size_t n);
-/* Is s valid UTF-8? check returns the offset of the first bad byte, or len. */
-int expt_utf8_ok(const char *s, size_t len);
-size_t expt_utf8_check(const char *s, size_t len);
 
 /* Diagnostics (diag.c). Adds a problem; file is copied. After EXPT_SPEC_MAX_DIAGS problems one
  * "too many problems" entry is added and the rest are dropped. */

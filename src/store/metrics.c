@@ -55,13 +55,7 @@ static void unpack(const unsigned char *p, struct expt_metric_row *r)
 
 static uint32_t hash_key(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
+	return expt_fnv1a32(s, strlen(s));
 }
 
 void expt_store_keys_forget(struct expt_store *st)

@@ -102,17 +102,6 @@ void expt_experiment_list_release(struct expt_experiment_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static uint32_t fnv1a32(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static int is_label_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
@@ -149,7 +138,8 @@ int expt_store_run_id_prefix(const char *experiment, char *out, size_t n, struct
 	}
 	while (o && head[o - 1] == '-')
 		o--;
-	snprintf(out, n, "%.*s%s%08x", (int)o, head, o ? "-" : "", fnv1a32(experiment));
+	snprintf(out, n, "%.*s%s%08x", (int)o, head, o ? "-" : "",
+		 expt_fnv1a32(experiment, strlen(experiment)));
 	return 0;
 }
 
@@ -221,26 +211,16 @@ static int insert_params(struct expt_store *st, sqlite3_stmt *ins, int64_t rowid
 
 	json_object_foreach(obj, key, v)
 	{
-		char *dumped = NULL;
-		const char *text;
+		char *text = expt_json_param_text(v);
 
-		char num[40];
-
-		if (json_is_string(v)) {
-			text = json_string_value(v);
-		} else if (json_is_real(v)) {
-			expt_fmt_double(json_real_value(v), num, sizeof(num));
-			text = num;
-		} else
-			text = dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 		sqlite3_reset(ins);
 		sqlite3_bind_int64(ins, 1, rowid);
 		sqlite3_bind_text(ins, 2, key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 3, text ? text : "null", -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 3, text, -1, SQLITE_STATIC);
 		if (sqlite3_step(ins) != SQLITE_DONE)
 			rc = expt_store_dberr(st, err, "cannot store a param");
 		sqlite3_reset(ins);
-		free(dumped);
+		free(text);
 		if (rc)
 			break;
 	}

@@ -14,6 +14,7 @@
 #include "mem.h"
 #include "parse.h"
 #include "strv.h"
+#include "text.h"
 
 #include "banned.h"
 
