@@ -7,23 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../util/diag.h"
 #include "../util/err.h"
 #include "../util/strv.h"
-
-/* A param value. Params are scalars; a list or map value is kept as JSON text (EXPT_VT_JSON). */
-enum expt_vtype {
-	EXPT_VT_NULL,
-	EXPT_VT_BOOL,
-	EXPT_VT_INT,
-	EXPT_VT_FLOAT,
-	EXPT_VT_STR,
-	EXPT_VT_JSON
-};
-
-struct expt_value {
-	enum expt_vtype type;
-	char *text; /* canonical text: "0.01", "true", "adam", "[1,2]"; never NULL ("" for null) */
-};
+#include "../util/yaml.h"
 
 struct expt_param {
 	char *name;
@@ -111,18 +98,6 @@ struct expt_spec {
 };
 
 /* One problem found while loading; all are collected before failing. */
-struct expt_diag {
-	char *file;    /* spec path, or "<command line>" for overrides */
-	int line, col; /* 1-based; for overrides line = 0, col = 1-based argument index */
-	char *field;   /* dotted path: "sweep.lr", "resources.memory" */
-	char *msg;     /* "expected a quantity like 512Mi or 2Gi, got '1Gb'" */
-};
-
-struct expt_diags {
-	struct expt_diag *v;
-	size_t n, cap;
-};
-
 struct expt_spec_opts {
 	const char *path;	      /* spec file; NULL = "expt.yaml" in the current directory */
 	const char *variant;	      /* NULL = base */
@@ -140,9 +115,6 @@ struct expt_spec_opts {
 int expt_spec_load(struct expt_spec **out, const struct expt_spec_opts *opts,
 		   struct expt_diags *diags, struct expt_err *err);
 void expt_spec_free(struct expt_spec *spec); /* NULL is a no-op */
-void expt_diags_release(struct expt_diags *d);
-/* "file:line:col: field: msg" */
-void expt_diag_format(const struct expt_diag *d, char *out, size_t n);
 
 /* The run contract (DESIGN.md §1). argv: per `args` (auto → --key value; template with {param},
  * {run_id}, {output_dir}); with shell: true, argv is {"/bin/sh", "-c", "<command + args>"}. */

@@ -1,6 +1,6 @@
-/* The spec's YAML tree: built from libfyaml events so that every node keeps its file:line:col,
- * with anchors, aliases and merge keys resolved here under hard size limits. */
-#include "node.h"
+/* The YAML tree: built from libfyaml events so that every node keeps its file:line:col, with
+ * anchors, aliases and merge keys resolved here under hard size limits. */
+#include "yaml.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/util.h"
+#include "util.h"
 
 /* libfyaml exports this but 0.7.12 does not declare it. Without it errors are only printed
  * through the output callback, so it is weak: when missing, we fall back to that text. */
@@ -436,7 +436,7 @@ struct parser {
 	size_t len;
 	const char *file;
 	struct expt_diags *diags;
-	struct frame stack[EXPT_SPEC_MAX_DEPTH + 1];
+	struct frame stack[EXPT_YAML_MAX_DEPTH + 1];
 	int depth;
 	struct anchor *anchors;
 	size_t nanchors, acap;
@@ -558,9 +558,9 @@ static void place(struct parser *p, struct expt_ynode *n)
 		f->key = NULL;
 		return;
 	}
-	if (f->node->n >= EXPT_SPEC_MAX_MAP) {
+	if (f->node->n >= EXPT_YAML_MAX_MAP) {
 		perr(p, f->key->line, f->key->col, "a map with more than %d entries",
-		     EXPT_SPEC_MAX_MAP);
+		     EXPT_YAML_MAX_MAP);
 		expt_ynode_free(n);
 		expt_ynode_free(f->key);
 		f->key = NULL;
@@ -630,9 +630,9 @@ static void apply_merges(struct parser *p, struct frame *f)
 			for (k = 0; k < m->n; k++) {
 				if (expt_ynode_find(map, m->keys[k]->text) >= 0)
 					continue;
-				if (map->n >= EXPT_SPEC_MAX_MAP) {
+				if (map->n >= EXPT_YAML_MAX_MAP) {
 					perr(p, m->line, m->col, "a map with more than %d entries",
-					     EXPT_SPEC_MAX_MAP);
+					     EXPT_YAML_MAX_MAP);
 					return;
 				}
 				expt_ynode_set_at(map, m->keys[k]->text,
@@ -645,9 +645,9 @@ static void apply_merges(struct parser *p, struct frame *f)
 static int count(struct parser *p, size_t more, int line, int col)
 {
 	p->nodes += more;
-	if (p->nodes > EXPT_SPEC_MAX_NODES) {
+	if (p->nodes > EXPT_YAML_MAX_NODES) {
 		perr(p, line, col, "the document is too large (more than %d nodes)",
-		     EXPT_SPEC_MAX_NODES);
+		     EXPT_YAML_MAX_NODES);
 		return -1;
 	}
 	return 0;
@@ -868,8 +868,8 @@ static int on_start(struct parser *p, struct fy_event *e, enum expt_ykind kind)
 	int line, col;
 
 	mark_of(e, &line, &col);
-	if (p->depth >= EXPT_SPEC_MAX_DEPTH) {
-		perr(p, line, col, "nesting is deeper than %d levels", EXPT_SPEC_MAX_DEPTH);
+	if (p->depth >= EXPT_YAML_MAX_DEPTH) {
+		perr(p, line, col, "nesting is deeper than %d levels", EXPT_YAML_MAX_DEPTH);
 		return -1;
 	}
 	if (count(p, 1, line, col))

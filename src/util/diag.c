@@ -1,13 +1,14 @@
-/* Spec diagnostics: collecting every problem with its location, ordering them for the reader,
- * and did-you-mean suggestions by edit distance. */
-#include "node.h"
+/* Diagnostics: collecting every problem with its location, ordering them for the reader, and
+ * did-you-mean suggestions by edit distance. */
+#include "diag.h"
+#include "yaml.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/util.h"
+#include "util.h"
 
 static void push(struct expt_diags *d, const char *file, int line, int col, const char *field,
 		 const char *msg)
@@ -32,9 +33,9 @@ static void vadd(struct expt_diags *d, const char *file, int line, int col, cons
 	char msg[1024];
 	size_t i;
 
-	if (d->n > EXPT_SPEC_MAX_DIAGS)
+	if (d->n > EXPT_DIAG_MAX)
 		return;
-	if (d->n == EXPT_SPEC_MAX_DIAGS) {
+	if (d->n == EXPT_DIAG_MAX) {
 		push(d, file, 0, 0, "", "too many problems; stopping here");
 		return;
 	}
@@ -97,7 +98,7 @@ void expt_diags_sort(struct expt_diags *d)
 	size_t i, j;
 
 	/* Insertion sort: stable (problems at one place keep the order they were found in), and
-	 * there are at most EXPT_SPEC_MAX_DIAGS + 1 of them. */
+	 * there are at most EXPT_DIAG_MAX + 1 of them. */
 	for (i = 1; i < d->n; i++) {
 		struct expt_diag t = d->v[i];
 		for (j = i; j > 0 && cmp_diag(&d->v[j - 1], &t) > 0; j--)
