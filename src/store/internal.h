@@ -67,6 +67,7 @@ struct expt_store {
 	char *runs_dir; /* absolute: <dir of the db>/runs */
 	char host[64];
 	int version;
+	int readonly; /* opened read-only: the store's file system or files are not writable */
 	sqlite3_stmt *stmt[STMT_COUNT];
 
 	/* metric key cache: open addressing, power-of-two capacity */

@@ -42,6 +42,8 @@ int expt_store_reconcile(struct expt_store *st, struct expt_err *err)
 	size_t nlost = 0, cap = 0, i;
 	int rc;
 
+	if (st->readonly) /* nothing can be recorded; the runs stay as they were seen */
+		return 0;
 	if ((rc = expt_store_prepare(st, sql_active, &s, err)))
 		return rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -294,6 +295,11 @@ int expt_store_begin(struct expt_store *st, struct expt_err *err)
 	sqlite3_stmt *s;
 	int rc;
 
+	if (st->readonly)
+		return expt_err_set(err, EXPT_ESTORE,
+				    "store %s is read-only (its file system or files are not "
+				    "writable): this needs to write to it",
+				    st->path);
 	for (;;) {
 		if (!(s = expt_store_stmt(st, STMT_BEGIN, "BEGIN IMMEDIATE", err)))
 			return EXPT_ESTORE;
@@ -478,6 +484,69 @@ fail:
 	return rc;
 }
 
+/* Whether an existing store cannot be written here: a read-only file system (which stops root
+ * too), or a database or directory this user may not write. */
+static int store_readonly(const char *db, const char *dir)
+{
+	struct statvfs vfs;
+
+	if (access(db, F_OK))
+		return 0; /* to be created: opening says why not, if it cannot */
+	if (!statvfs(db, &vfs) && (vfs.f_flag & ST_RDONLY))
+		return 1;
+	return access(db, W_OK) || access(dir, W_OK);
+}
+
+/* A store that can only be read (ps, show, compare on a read-only path). Nothing can write to
+ * it meanwhile on a read-only file system, so SQLite may skip WAL's shared memory there
+ * (immutable); elsewhere it reads as usual. It must already have this expt's schema. */
+static int open_readonly(struct expt_store **out, struct expt_store *st, const char *abs,
+			 const char *dir, struct expt_err *err)
+{
+	struct statvfs vfs;
+	int immutable = !statvfs(abs, &vfs) && (vfs.f_flag & ST_RDONLY);
+	char *uri = sqlite3_mprintf("file:%s?%s", abs, immutable ? "immutable=1" : "mode=ro");
+	int rc;
+
+	st->readonly = 1;
+	if (!uri || sqlite3_open_v2(uri, &st->db,
+				    SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+				    NULL) != SQLITE_OK) {
+		rc = expt_err_set(err, EXPT_ESTORE, "store %s: cannot open it read-only: %s",
+				  st->path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+	if ((rc = read_version(st, &st->version, err)))
+		goto fail;
+	if (st->version > NMIGRATIONS) {
+		rc = refuse_newer(st, st->version, err);
+		goto fail;
+	}
+	if (st->version < NMIGRATIONS) {
+		rc =
+		    expt_err_set(err, EXPT_ESTORE,
+				 "store %s is read-only and has schema version %d: this expt reads "
+				 "%d; open it once where it is writable to upgrade it",
+				 st->path, st->version, NMIGRATIONS);
+		goto fail;
+	}
+	*out = st;
+	st = NULL;
+	rc = 0;
+fail:
+	sqlite3_free(uri);
+	free((char *)abs);
+	free((char *)dir);
+	expt_store_close(st);
+	return rc;
+}
+
+int expt_store_readonly(const struct expt_store *st)
+{
+	return st->readonly;
+}
+
 int expt_store_open(struct expt_store **out, const char *db_path, struct expt_err *err)
 {
 	struct expt_store *st = expt_xcalloc(1, sizeof(*st));
@@ -495,6 +564,8 @@ int expt_store_open(struct expt_store **out, const char *db_path, struct expt_er
 	dir = parent_dir(abs);
 	st->runs_dir = expt_xasprintf("%s%sruns", dir, strcmp(dir, "/") ? "/" : "");
 
+	if (store_readonly(abs, dir))
+		return open_readonly(out, st, abs, dir, err);
 	/* NOMUTEX: a connection is never shared between threads (store.h), so SQLite's own
 	 * per-call mutex is pure cost on the metrics path. */
 	if (sqlite3_open_v2(db_path, &st->db,

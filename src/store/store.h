@@ -37,6 +37,9 @@ int expt_store_locate(const char *start_dir, int create, char **db_path, char **
  * clear message, a store whose schema is newer than this expt. */
 int expt_store_open(struct expt_store **out, const char *db_path, struct expt_err *err);
 void expt_store_close(struct expt_store *st); /* NULL is a no-op */
+/* A store whose files or file system are not writable opens read-only: reads work (ps, show,
+ * compare, logs, debug), and every write fails with EXPT_ESTORE saying so. */
+int expt_store_readonly(const struct expt_store *st);
 int expt_store_schema_version(struct expt_store *st);
 /* The newest schema this expt knows (PRAGMA user_version of a store it creates). */
 #define EXPT_STORE_SCHEMA_VERSION 2
