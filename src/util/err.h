@@ -12,6 +12,7 @@ enum expt_errcode {
 	EXPT_ENOTFOUND = 3, /* no such experiment, run, file */
 	EXPT_ESTORE = 4,    /* the store cannot be opened or is from a newer expt */
 	EXPT_EBACKEND = 5,  /* the backend could not do what was asked */
+	EXPT_ENOMEM = 6,    /* out of memory (the library reports it; the CLI aborts) */
 	EXPT_EINTR = 130,   /* interrupted by the user */
 };
 
