@@ -31,15 +31,19 @@ typedef struct expt_run expt_run;
 /* Return values. Every function returns EXPT_RESULT_OK (0) or one of the negative codes. */
 enum expt_result {
 	EXPT_RESULT_OK = 0,
-	EXPT_RESULT_INVALID = -1,   /* bad argument: NULL run, empty key, data that is not PNG */
-	EXPT_RESULT_CLOSED = -2,    /* the run is finished (or was shut down by exit() or a
-				     * signal), or this is a child forked after the run opened */
-	EXPT_RESULT_DROPPED = -3,   /* a sink queue stayed full past the wait bound: the data was
-				     * dropped for that sink and counted (see the queue policy) */
-	EXPT_RESULT_IO = -4,	    /* a file could not be read or written (artifact copy) */
-	EXPT_RESULT_STORE = -5,	    /* the store could not be opened, or the run not created */
-	EXPT_RESULT_INCOMPLETE = -6 /* flush: a sink still holds data (failing or timed out);
-				     * finish: some data never reached some sink (counts in err) */
+	EXPT_RESULT_INVALID = -1,    /* bad argument: NULL run, empty key, data that is not PNG */
+	EXPT_RESULT_CLOSED = -2,     /* the run is finished (or was shut down by exit() or a
+				      * signal), or this is a child forked after the run opened */
+	EXPT_RESULT_DROPPED = -3,    /* a sink queue stayed full past the wait bound: the data was
+				      * dropped for that sink and counted (see the queue policy) */
+	EXPT_RESULT_IO = -4,	     /* a file could not be read or written (artifact copy) */
+	EXPT_RESULT_STORE = -5,	     /* the store could not be opened, or the run not created */
+	EXPT_RESULT_INCOMPLETE = -6, /* flush: a sink still holds data (failing or timed out);
+				      * finish: some data never reached some sink (counts in err) */
+	EXPT_RESULT_NOMEM = -7	     /* out of memory: the call did not log (expt_log_metrics:
+				      * the points it could not take) and no run was opened by
+				      * expt_run_open; the library never aborts its host, and a
+				      * run stays usable */
 };
 
 /* Error details: filled by the functions that take one (NULL is allowed). */
@@ -56,6 +60,10 @@ struct expt_error {
 #define EXPT_RUN_ATTACH 0x2
 /* A full queue drops at once instead of waiting for room. */
 #define EXPT_RUN_DROP_WHEN_FULL 0x4
+/* Fail (EXPT_RESULT_STORE) instead of falling back to the stdout sink when the store sink is
+ * asked for but no store can be reached (see "Metrics that travel with the output" in
+ * docs/tracking.md). */
+#define EXPT_RUN_NO_STDOUT_FALLBACK 0x8
 
 /* Where a sink's failures and recoveries are reported: called at most once per failure episode
  * and once per recovery, from a background thread. Without it they go to stderr, one line
@@ -75,8 +83,9 @@ struct expt_run_options {
 	const char *experiment;
 	/* The store (expt.db); default $EXPT_STORE, else found from the current directory. */
 	const char *store;
-	/* "store,jsonl,tensorboard,console"; default $EXPT_SINKS, else "store"; "" or "none":
-	 * no sink. */
+	/* "store,jsonl,tensorboard,console,stdout"; default $EXPT_SINKS, else "store"; "" or
+	 * "none": no sink. When "store" is asked for and no store can be reached (none named
+	 * nor found, or it cannot be opened), the stdout sink takes its place. */
 	const char *sinks;
 	/* Default $EXPT_OUTPUT_DIR, else the store's directory for the run. */
 	const char *output_dir;

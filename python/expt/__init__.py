@@ -181,6 +181,8 @@ class Run:
                              "over 1024 bytes, or bad data)" % what)
         if rc == _lib.CLOSED:
             raise ExptError("expt: run %s is finished (or this is a forked child)" % self.id)
+        if rc == _lib.NOMEM:
+            raise MemoryError("expt: out of memory logging %s (not logged)" % what)
         raise ExptError("expt: logging %s failed (code %d)" % (what, rc))
 
     def _keyset(self, keys):
@@ -281,6 +283,8 @@ class Run:
                 raise OSError(msg)
             if rc == _lib.INVALID:
                 raise ValueError(msg)
+            if rc == _lib.NOMEM:
+                raise MemoryError("expt: " + msg)
             raise ExptError(msg)
         base = name or os.path.basename(os.path.normpath(path))
         return os.path.join(self.artifact_dir, base)
@@ -351,7 +355,7 @@ class Run:
         limit). Returns False when a sink is failing or the time ran out."""
         ms = -1 if timeout is None else max(0, int(timeout * 1000))
         rc = self._lib.expt_run_flush(h, ms)
-        if rc == _lib.CLOSED:
+        if rc in (_lib.CLOSED, _lib.NOMEM):
             self._check(rc, "flush")
         return rc == _lib.OK
 
@@ -474,6 +478,8 @@ def start_run(
     rc = lib.expt_run_open(ctypes.byref(handle), ctypes.byref(o), ctypes.byref(err))
     if rc:
         msg = err.message.decode("utf-8", "replace")
+        if rc == _lib.NOMEM:
+            raise MemoryError("expt: " + msg)
         raise (ValueError if rc == _lib.INVALID else ExptError)("expt: " + msg)
     run = Run(handle.value, lib)
     with _state_lock:

@@ -30,11 +30,13 @@ DROPPED = -3
 IO = -4
 STORE = -5
 INCOMPLETE = -6
+NOMEM = -7  # out of memory: the binding raises MemoryError
 
 # expt_run_options.flags
 RUN_NO_HOOKS = 0x1
 RUN_ATTACH = 0x2
 RUN_DROP_WHEN_FULL = 0x4
+RUN_NO_STDOUT_FALLBACK = 0x8
 
 OPTIONS_VERSION = 1
 

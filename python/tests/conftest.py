@@ -49,7 +49,7 @@ from expt import _lib  # noqa: E402
 RUN_VARS = [
     "EXPT_RUN_ID", "EXPT_EXPERIMENT", "EXPT_OUTPUT_DIR", "EXPT_PARAMS_FILE", "EXPT_STORE",
     "EXPT_SINKS", "EXPT_ARTIFACT_DIR", "EXPT_TRACKING_URI", "EXPT_JSONL",
-    "EXPT_TENSORBOARD_DIR", "EXPT_HOME",
+    "EXPT_TENSORBOARD_DIR", "EXPT_HOME", "EXPT_METRICS_PREFIX",
 ]
 
 STATUS = ["queued", "running", "succeeded", "failed", "stopped"]

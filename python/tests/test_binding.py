@@ -155,8 +155,9 @@ def test_failing_sink_loses_nothing_for_the_others(workdir, store_at, capfd):
     assert [(e.step, e.value) for e in acc.Scalars("a")] == [(s, float(s)) for s in range(5000)]
 
 
-def test_read_only_store_loses_nothing_for_the_others(workdir):
-    """Inside a run whose store is not a database: JSONL gets everything."""
+def test_read_only_store_loses_nothing_for_the_others(workdir, capfd):
+    """Inside a run whose store is not a database: the stdout sink takes the store sink's place
+    (the metrics travel with the output), and JSONL gets everything."""
     bad = workdir / "expt.db"
     bad.write_bytes(b"not sqlite " * 1000)
     env = {"EXPT_RUN_ID": "ro-1", "EXPT_STORE": str(bad), "EXPT_OUTPUT_DIR": str(workdir / "o"),
@@ -164,14 +165,18 @@ def test_read_only_store_loses_nothing_for_the_others(workdir):
     os.environ.update(env)
     try:
         run = expt.start_run(hooks=False)
+        assert sorted(s["name"] for s in run.stats()) == ["jsonl", "stdout"]
         for i in range(3000):
             expt.log(x=i, step=i)
-        assert run.finish() is False
+        assert run.finish() is True
     finally:
         for k in env:
             os.environ.pop(k)
     lines = jsonl(workdir / "o" / "metrics.jsonl")
     assert [m["value"] for m in lines if m["type"] == "metric"] == list(range(3000))
+    out = capfd.readouterr()
+    assert "no store" in out.err
+    assert sum(1 for ln in out.out.splitlines() if ln.startswith("expt: metric x=")) == 3000
 
 
 def test_implicit_run_finished_by_exit_status(workdir, store_at):

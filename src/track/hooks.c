@@ -244,7 +244,11 @@ int expt_hooks_register(struct expt_run *run, struct expt_err *err)
 	}
 	install_signal(SIGTERM, &old_term);
 	install_signal(SIGINT, &old_int);
-	EXPT_ALLOC_GROW(reg, nreg + 1, capreg);
+	EXPT_TRY_GROW(reg, nreg + 1, capreg, rc);
+	if (rc) {
+		rc = expt_err_set(err, EXPT_ENOMEM, "out of memory");
+		goto out;
+	}
 	reg[nreg++] = run;
 out:
 	reg_unlock();

@@ -2,18 +2,22 @@
  * PNG header, histogram buckets). */
 #include "track.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/util.h"
 
 struct expt_rec *expt_rec_new(void)
 {
-	struct expt_rec *r = expt_xcalloc(1, sizeof(*r));
+	struct expt_rec *r = expt_calloc(1, sizeof(*r));
 
-	atomic_init(&r->refs, 1);
+	if (r)
+		atomic_init(&r->refs, 1);
 	return r;
 }
 
@@ -93,7 +97,9 @@ int expt_keys_intern(struct expt_keys *k, const char *key, size_t len, uint32_t 
 	/* Keep the index at most half full. */
 	if ((size_t)(k->n + 1) * 2 > k->index_cap) {
 		size_t ncap = k->index_cap ? k->index_cap * 2 : 64;
-		struct expt_keys_slot *nidx = expt_xcalloc(ncap, sizeof(*nidx));
+		struct expt_keys_slot *nidx = expt_calloc(ncap, sizeof(*nidx));
+		if (!nidx)
+			return -2;
 		for (i = 0; i < k->index_cap; i++)
 			if (k->index[i].id1)
 				index_put(nidx, ncap, k->index[i].id1 - 1, k->index[i].hash);
@@ -101,9 +107,11 @@ int expt_keys_intern(struct expt_keys *k, const char *key, size_t len, uint32_t 
 		k->index = nidx;
 		k->index_cap = ncap;
 	}
-	if (!k->chunks[k->n / EXPT_KEYS_CHUNK])
-		k->chunks[k->n / EXPT_KEYS_CHUNK] = expt_xcalloc(EXPT_KEYS_CHUNK, sizeof(char *));
-	k->chunks[k->n / EXPT_KEYS_CHUNK][k->n % EXPT_KEYS_CHUNK] = expt_xstrndup(key, len);
+	if (!k->chunks[k->n / EXPT_KEYS_CHUNK] &&
+	    !(k->chunks[k->n / EXPT_KEYS_CHUNK] = expt_calloc(EXPT_KEYS_CHUNK, sizeof(char *))))
+		return -2;
+	if (!(k->chunks[k->n / EXPT_KEYS_CHUNK][k->n % EXPT_KEYS_CHUNK] = expt_strndup(key, len)))
+		return -2;
 	index_put(k->index, k->index_cap, k->n, h);
 	*id = k->n++;
 	return 0;
@@ -187,7 +195,7 @@ int expt_png_info(const unsigned char *d, size_t len, uint32_t *w, uint32_t *h, 
 	return 0;
 }
 
-void expt_histogram_values(struct expt_rec *r, const double *values, size_t n, size_t k)
+int expt_histogram_values(struct expt_rec *r, const double *values, size_t n, size_t k)
 {
 	double lo = INFINITY, hi = -INFINITY, w;
 	size_t num = 0;
@@ -208,15 +216,17 @@ void expt_histogram_values(struct expt_rec *r, const double *values, size_t n, s
 	if (!num) {
 		r->min = r->max = 0;
 		r->nb = 0;
-		return;
+		return 0;
 	}
 	r->min = lo;
 	r->max = hi;
 	if (lo == hi)
 		k = 1;
+	r->limits = expt_calloc(k, sizeof(double));
+	r->counts = expt_calloc(k, sizeof(double));
+	if (!r->limits || !r->counts)
+		return -1; /* the record's unref frees what was allocated */
 	r->nb = k;
-	r->limits = expt_xcalloc(k, sizeof(double));
-	r->counts = expt_xcalloc(k, sizeof(double));
 	/* hi - lo overflows for values spanning more than DBL_MAX: then every width and limit
 	 * is computed from scaled ends, which stay finite. */
 	wide = !isfinite(hi - lo);
@@ -248,6 +258,7 @@ void expt_histogram_values(struct expt_rec *r, const double *values, size_t n, s
 			b++;
 		r->counts[b] += 1;
 	}
+	return 0;
 }
 
 int expt_histogram_buckets(struct expt_rec *r, const double *edges, const double *counts, size_t nb)
@@ -259,11 +270,13 @@ int expt_histogram_buckets(struct expt_rec *r, const double *edges, const double
 		    !isfinite(counts[i]) || counts[i] < 0)
 			return -1;
 	}
+	r->limits = expt_calloc(nb, sizeof(double));
+	r->counts = expt_calloc(nb, sizeof(double));
+	if (!r->limits || !r->counts)
+		return -2;
 	r->nb = nb;
 	r->min = edges[0];
 	r->max = edges[nb];
-	r->limits = expt_xcalloc(nb, sizeof(double));
-	r->counts = expt_xcalloc(nb, sizeof(double));
 	r->num = r->sum = r->sum_squares = 0;
 	for (size_t i = 0; i < nb; i++) {
 		/* Without the values, the sums take each value at its bucket's center. */
@@ -290,4 +303,123 @@ int expt_param_type(const char *v, double *num)
 	if (!expt_parse_double(v, num))
 		return 1;
 	return 0;
+}
+
+/* ---- files the store and stdout sinks write ---- */
+
+#define NAME_MAX_KEEP 96 /* bytes of a long key kept in its file name, before the hash */
+
+/* Keys become file names: anything but [A-Za-z0-9._-] turns into '_'. A key too long for a
+ * file name (the limit is 255 bytes) keeps its first NAME_MAX_KEEP bytes and gets a hash of the
+ * whole key, so that long keys with one prefix stay apart. */
+static void safe_name(struct expt_buf *b, const char *key)
+{
+	size_t len = strlen(key);
+	size_t keep = len > NAME_MAX_KEEP * 2 ? NAME_MAX_KEEP : len;
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (size_t i = 0; i < keep; i++) {
+		char c = key[i];
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			 (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+		expt_buf_addch(b, ok ? c : '_');
+	}
+	if (len > NAME_MAX_KEEP * 2) {
+		for (size_t i = 0; i < len; i++)
+			h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+		expt_buf_addf(b, "-%016llx", (unsigned long long)h);
+	}
+	if (!strcmp(key, ".") || !strcmp(key, ".."))
+		expt_buf_addch(b, '_');
+}
+
+/* Errors no retry can cure: the entry is rejected (skipped and counted) instead. */
+static int permanent_errno(int e)
+{
+	return e == ENAMETOOLONG || e == EINVAL || e == EILSEQ;
+}
+
+int expt_image_write(const struct expt_sink_ctx *ctx, const struct expt_ev *e, uint64_t *seq,
+		     char **out, struct expt_err *err)
+{
+	const struct expt_rec *r = e->u.rec;
+	struct expt_buf name = EXPT_BUF_INIT;
+	char *dir, *path = NULL;
+	int rc, saved = 0;
+
+	*out = NULL;
+	safe_name(&name, r->key);
+	dir = name.oom ? NULL : expt_asprintf("%s/images/%s", ctx->artifact_dir, name.buf);
+	expt_buf_release(&name);
+	if (!dir)
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	if (strlen(dir) + 64 >= PATH_MAX) {
+		expt_err_set(err, EXPT_EFAIL, "image '%s': path under '%s' too long", r->key,
+			     ctx->artifact_dir);
+		free(dir);
+		return EXPT_SINK_REJECTED;
+	}
+	if ((rc = expt_mkdirs(dir, err))) {
+		saved = errno;
+		goto out;
+	}
+	/* The same key and step twice (two handles, or a retried write) must not overwrite. */
+	do {
+		free(path);
+		if (e->step >= 0)
+			path = expt_asprintf("%s/step-%lld-%llu.png", dir, (long long)e->step,
+					     (unsigned long long)(*seq)++);
+		else
+			path = expt_asprintf("%s/t-%lld-%llu.png", dir, (long long)e->time_ms,
+					     (unsigned long long)(*seq)++);
+	} while (path && !access(path, F_OK));
+	if (!path) {
+		rc = expt_err_set(err, EXPT_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = expt_write_file(path, r->png, r->png_len, err))) {
+		saved = errno;
+		goto out;
+	}
+out:
+	free(dir);
+	if (rc) {
+		free(path);
+		return permanent_errno(saved) ? EXPT_SINK_REJECTED : rc;
+	}
+	*out = path;
+	return 0;
+}
+
+void expt_histogram_json(struct expt_buf *b, const struct expt_ev *e)
+{
+	const struct expt_rec *r = e->u.rec;
+
+	expt_buf_adds(b, "{\"key\":");
+	expt_buf_add_json_str(b, r->key);
+	if (e->step >= 0)
+		expt_buf_addf(b, ",\"step\":%lld", (long long)e->step);
+	expt_buf_adds(b, ",\"min\":");
+	expt_json_double(b, r->min);
+	expt_buf_adds(b, ",\"max\":");
+	expt_json_double(b, r->max);
+	expt_buf_adds(b, ",\"num\":");
+	expt_json_double(b, r->num);
+	expt_buf_adds(b, ",\"sum\":");
+	expt_json_double(b, r->sum);
+	expt_buf_adds(b, ",\"sum_squares\":");
+	expt_json_double(b, r->sum_squares);
+	expt_buf_adds(b, ",\"limits\":[");
+	for (size_t i = 0; i < r->nb; i++) {
+		if (i)
+			expt_buf_addch(b, ',');
+		expt_json_double(b, r->limits[i]);
+	}
+	expt_buf_adds(b, "],\"counts\":[");
+	for (size_t i = 0; i < r->nb; i++) {
+		if (i)
+			expt_buf_addch(b, ',');
+		expt_json_double(b, r->counts[i]);
+	}
+	expt_buf_adds(b, "]}");
 }

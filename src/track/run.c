@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "store/lifecycle.h"
 #include "store/store.h"
 #include "util/util.h"
@@ -80,7 +81,8 @@ struct expt_run {
 	struct expt_finish_info fin;
 	char fin_status[16];
 	char *run_id, *experiment, *store_path, *output_dir, *artifact_dir, *jsonl_path, *tb_dir,
-	    *tracking_uri;
+	    *tracking_uri, *metrics_prefix;
+	int store_fallback; /* the stdout sink took the store sink's place */
 	struct expt_strv pkeys, pvals;
 	struct expt_sink_ctx ctx;
 	uint64_t logged;
@@ -102,13 +104,22 @@ static void set_error(struct expt_error *e, int code, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* code, unless err says out of memory (EXPT_RESULT_NOMEM then). */
 static int from_err(struct expt_error *e, int code, const struct expt_err *err)
 {
 	char msg[2048];
 
+	if (err->code == EXPT_ENOMEM)
+		code = EXPT_RESULT_NOMEM;
 	expt_err_format(err, msg, sizeof(msg));
 	set_error(e, code, "%s", msg);
 	return code;
+}
+
+static int nomem(struct expt_error *e)
+{
+	set_error(e, EXPT_RESULT_NOMEM, "out of memory");
+	return EXPT_RESULT_NOMEM;
 }
 
 static void run_lock(struct expt_run *r)
@@ -222,7 +233,8 @@ static struct expt_ev *slot(struct sinkq *q, size_t i)
 	return &q->ring[(q->head + i) & (q->cap - 1)];
 }
 
-static void ring_grow(struct sinkq *q, size_t want)
+/* 0, or -1 when out of memory (the ring is unchanged). */
+static int ring_grow(struct sinkq *q, size_t want)
 {
 	size_t ncap = q->cap ? q->cap : 1024;
 	struct expt_ev *n;
@@ -230,14 +242,16 @@ static void ring_grow(struct sinkq *q, size_t want)
 	while (ncap < want)
 		ncap *= 2;
 	if (ncap == q->cap)
-		return;
-	n = expt_xmalloc(ncap * sizeof(*n));
+		return 0;
+	if (!(n = expt_malloc(ncap * sizeof(*n))))
+		return -1;
 	for (size_t i = 0; i < q->count; i++)
 		n[i] = *slot(q, i);
 	free(q->ring);
 	q->ring = n;
 	q->cap = ncap;
 	q->head = 0;
+	return 0;
 }
 
 static void pop(struct sinkq *q, size_t n)
@@ -284,6 +298,12 @@ static int push(struct expt_run *r, const struct expt_ev *ev, size_t n, int64_t 
 		if (w == ETIMEDOUT)
 			break;
 	}
+	/* Room first, in every queue that takes the entries: out of memory, none of them does. */
+	for (size_t s = 0; s < r->nq; s++) {
+		struct sinkq *q = &r->q[s];
+		if (q->count + n <= r->qmax && q->count + n > q->cap && ring_grow(q, q->count + n))
+			return EXPT_RESULT_NOMEM;
+	}
 	for (size_t s = 0; s < r->nq; s++) {
 		struct sinkq *q = &r->q[s];
 		int was_empty = q->count == 0;
@@ -292,8 +312,6 @@ static int push(struct expt_run *r, const struct expt_ev *ev, size_t n, int64_t 
 			rc = EXPT_RESULT_DROPPED;
 			continue;
 		}
-		if (q->count + n > q->cap)
-			ring_grow(q, q->count + n);
 		for (size_t i = 0; i < n; i++) {
 			*slot(q, q->count + i) = ev[i];
 			if (ev[i].kind != EXPT_EV_METRIC)
@@ -367,7 +385,6 @@ static void *sink_thread(void *arg)
 
 	if (c_loc)
 		uselocale(c_loc);
-	q->batch = expt_xmalloc(BATCH_MAX * sizeof(*q->batch));
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		int64_t now = expt_mono_ms();
@@ -473,8 +490,6 @@ static void *sink_thread(void *arg)
 	if (q->state)
 		q->ops->close(q->state);
 	q->state = NULL;
-	free(q->batch);
-	q->batch = NULL;
 	if (c_loc) {
 		uselocale(LC_GLOBAL_LOCALE);
 		freelocale(c_loc);
@@ -500,13 +515,24 @@ static int parse_sinks(struct expt_run *r, const char *list, struct expt_error *
 		}
 		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
 			len--;
-		name = expt_xstrndup(p, len);
-		if (*name && strcmp(name, "none") && expt_strv_find(&names, name) < 0)
-			expt_strv_push(&names, name);
-		free(name);
+		if (!(name = expt_strndup(p, len))) {
+			rc = nomem(e);
+			goto out;
+		}
+		if (*name && strcmp(name, "none") && expt_strv_find(&names, name) < 0) {
+			if (expt_strv_add_owned(&names, name)) {
+				rc = nomem(e);
+				goto out;
+			}
+		} else {
+			free(name);
+		}
 		p = end ? end + 1 : NULL;
 	}
-	r->q = expt_xcalloc(names.n ? names.n : 1, sizeof(*r->q));
+	if (!(r->q = expt_calloc(names.n ? names.n : 1, sizeof(*r->q)))) {
+		rc = nomem(e);
+		goto out;
+	}
 	for (size_t i = 0; i < names.n; i++) {
 		const struct expt_sink_ops *ops = expt_sink_find(names.v[i]);
 		if (!ops) {
@@ -520,6 +546,7 @@ static int parse_sinks(struct expt_run *r, const char *list, struct expt_error *
 		cond_init(&r->q[r->nq].cv);
 		r->nq++;
 	}
+out:
 	expt_strv_release(&names);
 	return rc;
 }
@@ -532,50 +559,91 @@ static int has_sink(const struct expt_run *r, const char *name)
 	return 0;
 }
 
+/* No store can be reached: the stdout sink takes the store sink's place (once: a list that
+ * names both keeps one stdout sink), and the program is told once, the way sink failures are. */
+static void store_to_stdout(struct expt_run *r, const char *why)
+{
+	size_t i = 0;
+
+	while (i < r->nq && strcmp(r->q[i].ops->name, "store"))
+		i++;
+	if (i == r->nq)
+		return;
+	if (has_sink(r, "stdout")) {
+		pthread_cond_destroy(&r->q[i].cv);
+		memmove(&r->q[i], &r->q[i + 1], (r->nq - i - 1) * sizeof(*r->q));
+		r->nq--;
+	} else {
+		r->q[i].ops = &expt_sink_stdout;
+	}
+	r->store_fallback = 1;
+	report(r, "store",
+	       "no store (%s): metrics, params and tags go to stdout as '%s' lines, files to %s",
+	       why, r->metrics_prefix, r->output_dir ? r->output_dir : "the output directory");
+}
+
 /* Params of a run launched by expt, from $EXPT_PARAMS_FILE (JSON object), as text, in the C
- * locale whatever the program set (this runs on the caller's thread). */
-static void load_params_c(struct expt_run *r, const char *path);
-static void load_params(struct expt_run *r, const char *path)
+ * locale whatever the program set (this runs on the caller's thread). -1 when out of memory
+ * (a file that cannot be read or parsed gives no params, as before). jansson allocates with
+ * its own malloc: the test hook cannot fail those allocations. */
+static int load_params_c(struct expt_run *r, const char *path);
+static int load_params(struct expt_run *r, const char *path)
 {
 	locale_t c_loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 	locale_t prev = c_loc ? uselocale(c_loc) : (locale_t)0;
+	int rc = load_params_c(r, path);
 
-	load_params_c(r, path);
 	if (c_loc) {
 		uselocale(prev);
 		freelocale(c_loc);
 	}
+	return rc;
 }
 
-static void load_params_c(struct expt_run *r, const char *path)
+static int load_params_c(struct expt_run *r, const char *path)
 {
 	json_error_t jerr;
 	json_t *o = json_load_file(path, 0, &jerr), *v;
 	const char *k;
+	int rc = 0;
 
 	if (!json_is_object(o)) {
 		json_decref(o);
-		return;
+		return 0;
 	}
 	json_object_foreach(o, k, v)
 	{
-		char num[40], *s;
+		char num[40], *s, *dumped = NULL;
 		if (json_is_string(v)) {
-			s = expt_xstrdup(json_string_value(v));
+			s = expt_strdup(json_string_value(v));
 		} else if (json_is_real(v)) {
 			/* Shortest text that reads back the same: 0.1, not 0.10000000000000001. */
 			expt_fmt_double(json_real_value(v), num, sizeof(num));
-			s = expt_xstrdup(num);
-		} else if (!(s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY))) {
+			s = expt_strdup(num);
+		} else if ((dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY))) {
+			/* Ours to free with free(), and under the allocation hook like the rest. */
+			s = expt_strdup(dumped);
+			free(dumped);
+		} else {
 			continue;
 		}
-		expt_strv_push(&r->pkeys, k);
-		expt_strv_push_owned(&r->pvals, s);
+		if (!s || expt_strv_add(&r->pkeys, k)) {
+			free(s);
+			rc = -1;
+			break;
+		}
+		if (expt_strv_add_owned(&r->pvals, s)) { /* frees s */
+			free(r->pkeys.v[--r->pkeys.n]);
+			r->pkeys.v[r->pkeys.n] = NULL;
+			rc = -1;
+			break;
+		}
 	}
 	json_decref(o);
+	return rc;
 }
 
-/* The program's own command line as a JSON array, for `expt show`. */
+/* The program's own command line as a JSON array, for `expt show`; NULL when out of memory. */
 static char *self_argv_json(void)
 {
 	struct expt_buf b = EXPT_BUF_INIT, out = EXPT_BUF_INIT;
@@ -593,6 +661,8 @@ static char *self_argv_json(void)
 			first = 0;
 			i += strlen(arg) + 1;
 		}
+	} else if (err.code == EXPT_ENOMEM) {
+		out.oom = 1;
 	}
 	expt_buf_adds(&out, "]");
 	expt_buf_release(&b);
@@ -600,7 +670,8 @@ static char *self_argv_json(void)
 }
 
 /* Outside expt: a new run in the store found from the cwd (created there if none), marked
- * running with this process as its own supervisor, so that `expt ps` notices if it dies. */
+ * running with this process as its own supervisor, so that `expt ps` notices if it dies.
+ * EXPT_RESULT_STORE when no store can be reached (the caller may fall back to stdout). */
 static int create_standalone(struct expt_run *r, const struct expt_run_options *o,
 			     struct expt_error *e)
 {
@@ -613,7 +684,10 @@ static int create_standalone(struct expt_run *r, const struct expt_run_options *
 
 	if (r->store_path) {
 		/* A store named on purpose is created there, directory and all. */
-		char *dir = expt_xstrdup(r->store_path), *slash = strrchr(dir, '/');
+		char *dir = expt_strdup(r->store_path), *slash;
+		if (!dir)
+			return nomem(e);
+		slash = strrchr(dir, '/');
 		if (slash && slash != dir) {
 			*slash = '\0';
 			rc = expt_mkdirs(dir, &err);
@@ -636,10 +710,14 @@ static int create_standalone(struct expt_run *r, const struct expt_run_options *
 	if ((rc = expt_store_open(&st, r->store_path, &err)) ||
 	    (rc = expt_store_create_runs(st, r->experiment, "local", NULL, &rn, 1, &list, &err)))
 		goto out;
-	r->run_id = expt_xstrdup(list.v[0].run_id);
-	if (!r->output_dir && list.v[0].output_dir)
-		r->output_dir = expt_xstrdup(list.v[0].output_dir);
-	argv_json = self_argv_json();
+	if (!(r->run_id = expt_strdup(list.v[0].run_id)) ||
+	    (!r->output_dir && list.v[0].output_dir &&
+	     !(r->output_dir = expt_strdup(list.v[0].output_dir))) ||
+	    !(argv_json = self_argv_json())) {
+		rc = EXPT_ENOMEM;
+		expt_err_set(&err, EXPT_ENOMEM, "out of memory");
+		goto out;
+	}
 	if ((rc = expt_store_set_argv_env(st, r->run_id, argv_json, "{}", &err)))
 		goto out;
 	{
@@ -660,12 +738,28 @@ static int create_standalone(struct expt_run *r, const struct expt_run_options *
 			goto out;
 	}
 out:
-	if (rc)
-		from_err(e, EXPT_RESULT_STORE, &err);
 	free(argv_json);
 	expt_run_list_release(&list);
 	expt_store_close(st);
-	return rc ? EXPT_RESULT_STORE : 0;
+	return rc ? from_err(e, EXPT_RESULT_STORE, &err) : 0;
+}
+
+/* Inside a run: can the store be opened? (The store sink opens its own connection on its
+ * thread; this one only decides between it and the stdout fallback.) */
+static int store_reachable(const char *path, struct expt_err *err)
+{
+	struct expt_store *st = NULL;
+
+	if (!path) {
+		expt_err_set(err, EXPT_ESTORE,
+			     "EXPT_STORE is not set and none was found from the "
+			     "current directory");
+		return 0;
+	}
+	if (expt_store_open(&st, path, err))
+		return 0;
+	expt_store_close(st);
+	return 1;
 }
 
 static void run_free(struct expt_run *r)
@@ -677,6 +771,7 @@ static void run_free(struct expt_run *r)
 		if (q->count)
 			pop(q, q->count);
 		free(q->ring);
+		free(q->batch);
 		pthread_cond_destroy(&q->cv);
 	}
 	free(r->q);
@@ -689,6 +784,7 @@ static void run_free(struct expt_run *r)
 	free(r->jsonl_path);
 	free(r->tb_dir);
 	free(r->tracking_uri);
+	free(r->metrics_prefix);
 	free(r->ctx.param_keys);
 	free(r->ctx.param_values);
 	expt_strv_release(&r->pkeys);
@@ -699,11 +795,38 @@ static void run_free(struct expt_run *r)
 	free(r);
 }
 
-static char *pick(const char *opt, const char *env_name)
+/* The option, else the variable, as an absolute path in *out (NULL when neither is set).
+ * -1 when out of memory or without a current directory. */
+static int pick(const char *opt, const char *env_name, char **out)
 {
 	const char *v = opt && *opt ? opt : env(env_name);
 
-	return v ? expt_abspath(v) : NULL;
+	*out = NULL;
+	if (!v)
+		return 0;
+	return (*out = expt_abspath(v)) ? 0 : -1;
+}
+
+/* A default path under the output directory, when neither option nor variable named one. */
+static int pick_or(const char *opt, const char *env_name, char **out, const char *dir,
+		   const char *leaf)
+{
+	if (pick(opt, env_name, out))
+		return -1;
+	if (!*out && !(*out = expt_asprintf("%s/%s", dir, leaf)))
+		return -1;
+	return 0;
+}
+
+/* $EXPT_METRICS_PREFIX (set by `expt run` from tracking.metrics_prefix) when it is one line,
+ * else "expt:": the stdout sink writes with the prefix the reader of the output expects. */
+static char *metrics_prefix(void)
+{
+	const char *v = env("EXPT_METRICS_PREFIX");
+
+	if (!v || strpbrk(v, "\r\n"))
+		v = EXPT_CAPTURE_PREFIX;
+	return expt_strdup(v);
 }
 
 int expt_run_open(expt_run **out, const struct expt_run_options *opts, struct expt_error *e)
@@ -726,7 +849,8 @@ int expt_run_open(expt_run **out, const struct expt_run_options *opts, struct ex
 			  o->version);
 		return EXPT_RESULT_INVALID;
 	}
-	r = expt_xcalloc(1, sizeof(*r));
+	if (!(r = expt_calloc(1, sizeof(*r))))
+		return nomem(e);
 	pthread_mutex_init(&r->mu, NULL);
 	cond_init(&r->space_cv);
 	cond_init(&r->done_cv);
@@ -749,17 +873,20 @@ int expt_run_open(expt_run **out, const struct expt_run_options *opts, struct ex
 	sinks = o->sinks ? o->sinks : env("EXPT_SINKS") ? env("EXPT_SINKS") : "store";
 	if ((rc = parse_sinks(r, sinks, e)))
 		goto fail;
-
-	r->store_path = pick(o->store, "EXPT_STORE");
-	r->output_dir = pick(o->output_dir, "EXPT_OUTPUT_DIR");
+	if (!(r->metrics_prefix = metrics_prefix()) ||
+	    pick(o->store, "EXPT_STORE", &r->store_path) ||
+	    pick(o->output_dir, "EXPT_OUTPUT_DIR", &r->output_dir))
+		goto nomem;
 	v = o->run_id && *o->run_id ? o->run_id : env("EXPT_RUN_ID");
 	if (v) {
 		/* Inside a run that expt launched (or one named on purpose). */
-		r->run_id = expt_xstrdup(v);
+		if (!(r->run_id = expt_strdup(v)))
+			goto nomem;
 		v = env("EXPT_EXPERIMENT");
 		if (o->experiment && *o->experiment)
 			v = o->experiment;
-		r->experiment = expt_xstrdup(v ? v : "");
+		if (!(r->experiment = expt_strdup(v ? v : "")))
+			goto nomem;
 		if (!r->store_path) {
 			char cwd[4096], *project = NULL;
 			if (getcwd(cwd, sizeof(cwd)) &&
@@ -767,42 +894,73 @@ int expt_run_open(expt_run **out, const struct expt_run_options *opts, struct ex
 				free(project);
 			expt_err_clear(&err);
 		}
-		if (!(r->flags & EXPT_RUN_ATTACH) && (v = env("EXPT_PARAMS_FILE")))
-			load_params(r, v);
+		if (!(r->flags & EXPT_RUN_ATTACH) && (v = env("EXPT_PARAMS_FILE")) &&
+		    load_params(r, v))
+			goto nomem;
+		if (has_sink(r, "store") && !(r->flags & EXPT_RUN_NO_STDOUT_FALLBACK) &&
+		    !store_reachable(r->store_path, &err)) {
+			char why[1100];
+			if (err.code == EXPT_ENOMEM)
+				goto nomem;
+			expt_err_format(&err, why, sizeof(why));
+			store_to_stdout(r, why);
+		}
 	} else {
 		v = o->experiment && *o->experiment ? o->experiment : env("EXPT_EXPERIMENT");
-		r->experiment = expt_xstrdup(v ? v : "default");
+		if (!(r->experiment = expt_strdup(v ? v : "default")))
+			goto nomem;
 		r->ctx.standalone = 1;
 		if (has_sink(r, "store")) {
-			if ((rc = create_standalone(r, o, e)))
+			struct expt_error se;
+			int had_output = r->output_dir != NULL;
+			memset(&se, 0, sizeof(se));
+			rc = create_standalone(r, o, &se);
+			if (rc == EXPT_RESULT_STORE && !(r->flags & EXPT_RUN_NO_STDOUT_FALLBACK)) {
+				rc = 0;
+				/* Half made: no store holds that run. */
+				free(r->run_id);
+				r->run_id = NULL;
+				if (!had_output) {
+					free(r->output_dir);
+					r->output_dir = NULL;
+				}
+				store_to_stdout(r, se.message);
+			} else if (rc) {
+				if (e)
+					*e = se;
 				goto fail;
-		} else {
+			}
+		}
+		if (!r->run_id) {
 			/* No store to allocate an id from: a unique enough one from time and pid.
 			 */
-			r->run_id = expt_xasprintf("%s-%lld-%d", r->experiment,
-						   (long long)r->ctx.started_ms, (int)getpid());
+			r->run_id = expt_asprintf("%s-%lld-%d", r->experiment,
+						  (long long)r->ctx.started_ms, (int)getpid());
+			if (!r->run_id)
+				goto nomem;
 		}
 	}
 	if (!r->output_dir) {
-		char *rel = expt_xasprintf("expt-output/%s", r->run_id);
+		char *rel = expt_asprintf("expt-output/%s", r->run_id);
+		if (!rel)
+			goto nomem;
 		r->output_dir = expt_abspath(rel);
 		free(rel);
 		if (!r->output_dir) {
-			set_error(e, EXPT_RESULT_IO, "cannot read the current directory");
+			set_error(e, EXPT_RESULT_IO,
+				  "cannot read the current directory (or out of memory)");
 			rc = EXPT_RESULT_IO;
 			goto fail;
 		}
 	}
-	r->artifact_dir = pick(o->artifact_dir, "EXPT_ARTIFACT_DIR");
-	if (!r->artifact_dir)
-		r->artifact_dir = expt_xasprintf("%s/artifacts", r->output_dir);
-	r->jsonl_path = pick(o->jsonl_path, "EXPT_JSONL");
-	if (!r->jsonl_path)
-		r->jsonl_path = expt_xasprintf("%s/metrics.jsonl", r->output_dir);
-	r->tb_dir = pick(o->tensorboard_dir, "EXPT_TENSORBOARD_DIR");
-	if (!r->tb_dir)
-		r->tb_dir = expt_xasprintf("%s/tensorboard", r->output_dir);
-	r->tracking_uri = expt_xstrdup(env("EXPT_TRACKING_URI"));
+	if (pick_or(o->artifact_dir, "EXPT_ARTIFACT_DIR", &r->artifact_dir, r->output_dir,
+		    "artifacts") ||
+	    pick_or(o->jsonl_path, "EXPT_JSONL", &r->jsonl_path, r->output_dir, "metrics.jsonl") ||
+	    pick_or(o->tensorboard_dir, "EXPT_TENSORBOARD_DIR", &r->tb_dir, r->output_dir,
+		    "tensorboard") ||
+	    (env("EXPT_TRACKING_URI") &&
+	     !(r->tracking_uri = expt_strdup(env("EXPT_TRACKING_URI")))))
+		goto nomem;
 
 	r->ctx.run_id = r->run_id;
 	r->ctx.experiment = r->experiment;
@@ -812,15 +970,23 @@ int expt_run_open(expt_run **out, const struct expt_run_options *opts, struct ex
 	r->ctx.jsonl_path = r->jsonl_path;
 	r->ctx.tensorboard_dir = r->tb_dir;
 	r->ctx.tracking_uri = r->tracking_uri;
+	r->ctx.metrics_prefix = r->metrics_prefix;
 	r->ctx.attach = (r->flags & EXPT_RUN_ATTACH) != 0;
 	r->ctx.keys = &r->keys;
 	r->ctx.nparams = r->pkeys.n;
-	r->ctx.param_keys = expt_xcalloc(r->pkeys.n + 1, sizeof(char *));
-	r->ctx.param_values = expt_xcalloc(r->pkeys.n + 1, sizeof(char *));
+	r->ctx.param_keys = expt_calloc(r->pkeys.n + 1, sizeof(char *));
+	r->ctx.param_values = expt_calloc(r->pkeys.n + 1, sizeof(char *));
+	if (!r->ctx.param_keys || !r->ctx.param_values)
+		goto nomem;
 	for (size_t i = 0; i < r->pkeys.n; i++) {
 		r->ctx.param_keys[i] = r->pkeys.v[i];
 		r->ctx.param_values[i] = r->pvals.v[i];
 	}
+	/* Every allocation a sink thread needs up front: past this point, a run that opened
+	 * never fails for memory except in a log call, which says so. */
+	for (size_t i = 0; i < r->nq; i++)
+		if (!(r->q[i].batch = expt_malloc(BATCH_MAX * sizeof(*r->q[i].batch))))
+			goto nomem;
 
 	/* Sink threads take no signals: the program's threads handle them as before. */
 	sigfillset(&all);
@@ -850,6 +1016,8 @@ int expt_run_open(expt_run **out, const struct expt_run_options *opts, struct ex
 	}
 	*out = r;
 	return 0;
+nomem:
+	rc = nomem(e);
 fail:
 	run_free(r);
 	return rc ? rc : EXPT_RESULT_INVALID;
@@ -927,7 +1095,7 @@ static char *utf8_dup(const char *s)
 	const unsigned char *p = (const unsigned char *)s;
 
 	if (utf8_valid(s))
-		return expt_xstrdup(s);
+		return expt_strdup(s);
 	while (*p) {
 		size_t n = utf8_seq(p);
 		if (n) {
@@ -985,9 +1153,14 @@ int expt_log_metrics(expt_run *r, size_t n, const char *const *keys, const doubl
 		for (; m < PUSH_CHUNK && i < n; i++) {
 			size_t len;
 			uint32_t id;
+			int krc;
 			if (key_len(keys[i], &len) ||
-			    expt_keys_intern(&r->keys, keys[i], len, &id)) {
+			    (krc = expt_keys_intern(&r->keys, keys[i], len, &id)) == -1) {
 				rc = EXPT_RESULT_INVALID;
+				continue;
+			}
+			if (krc) {
+				rc = EXPT_RESULT_NOMEM;
 				continue;
 			}
 			ev[m].kind = EXPT_EV_METRIC;
@@ -1050,9 +1223,11 @@ static int log_kv(expt_run *r, enum expt_ev_kind kind, const char *key, const ch
 
 	if (!r || key_len(key, &len) || !value)
 		return EXPT_RESULT_INVALID;
-	rec = expt_rec_new();
-	rec->key = expt_xstrdup(key);
-	rec->value = utf8_dup(value);
+	if (!(rec = expt_rec_new()) || !(rec->key = expt_strdup(key)) ||
+	    !(rec->value = utf8_dup(value))) {
+		expt_rec_unref(rec);
+		return EXPT_RESULT_NOMEM;
+	}
 	return push_rec(r, kind, rec, -1);
 }
 
@@ -1074,9 +1249,11 @@ int expt_log_image(expt_run *r, const char *key, const void *png, size_t len, in
 
 	if (!r || key_len(key, &klen) || !png || expt_png_info(png, len, &w, &h, &ch))
 		return EXPT_RESULT_INVALID;
-	rec = expt_rec_new();
-	rec->key = expt_xstrdup(key);
-	rec->png = expt_xmalloc(len);
+	if (!(rec = expt_rec_new()) || !(rec->key = expt_strdup(key)) ||
+	    !(rec->png = expt_malloc(len))) {
+		expt_rec_unref(rec);
+		return EXPT_RESULT_NOMEM;
+	}
 	memcpy(rec->png, png, len);
 	rec->png_len = len;
 	rec->width = w;
@@ -1092,9 +1269,11 @@ int expt_log_histogram(expt_run *r, const char *key, const double *values, size_
 
 	if (!r || key_len(key, &klen) || (n && !values))
 		return EXPT_RESULT_INVALID;
-	rec = expt_rec_new();
-	rec->key = expt_xstrdup(key);
-	expt_histogram_values(rec, values, n, HIST_BUCKETS);
+	if (!(rec = expt_rec_new()) || !(rec->key = expt_strdup(key)) ||
+	    expt_histogram_values(rec, values, n, HIST_BUCKETS)) {
+		expt_rec_unref(rec);
+		return EXPT_RESULT_NOMEM;
+	}
 	return push_rec(r, EXPT_EV_HISTOGRAM, rec, step);
 }
 
@@ -1103,26 +1282,31 @@ int expt_log_histogram_buckets(expt_run *r, const char *key, const double *edges
 {
 	struct expt_rec *rec;
 	size_t klen;
+	int hrc;
 
 	if (!r || key_len(key, &klen) || !edges || !counts)
 		return EXPT_RESULT_INVALID;
-	rec = expt_rec_new();
-	rec->key = expt_xstrdup(key);
-	if (expt_histogram_buckets(rec, edges, counts, nb)) {
+
+	if (!(rec = expt_rec_new()) || !(rec->key = expt_strdup(key))) {
 		expt_rec_unref(rec);
-		return EXPT_RESULT_INVALID;
+		return EXPT_RESULT_NOMEM;
+	}
+	if ((hrc = expt_histogram_buckets(rec, edges, counts, nb))) {
+		expt_rec_unref(rec);
+		return hrc == -2 ? EXPT_RESULT_NOMEM : EXPT_RESULT_INVALID;
 	}
 	return push_rec(r, EXPT_EV_HISTOGRAM, rec, step);
 }
 
-/* Bytes under path (a file or a tree). */
+/* Bytes under path (a file or a tree); -1 when out of memory. */
 static int64_t tree_size(const char *path)
 {
 	struct expt_strv stack = EXPT_STRV_INIT;
 	int64_t total = 0;
 
-	expt_strv_push(&stack, path);
-	while (stack.n) {
+	if (expt_strv_add(&stack, path))
+		return -1;
+	while (stack.n && total >= 0) {
 		char *p = stack.v[--stack.n];
 		struct stat st;
 		stack.v[stack.n] = NULL;
@@ -1131,12 +1315,13 @@ static int64_t tree_size(const char *path)
 				DIR *d = opendir(p);
 				struct dirent *de;
 				while (d && (de = readdir(d))) {
-					if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-						expt_strv_pushf(&stack, "%s/%s", p, de->d_name);
+					if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+					    expt_strv_addf(&stack, "%s/%s", p, de->d_name))
+						total = -1;
 				}
 				if (d)
 					closedir(d);
-			} else if (S_ISREG(st.st_mode)) {
+			} else if (S_ISREG(st.st_mode) && total >= 0) {
 				total += st.st_size;
 			}
 		}
@@ -1193,7 +1378,10 @@ int expt_log_artifact(expt_run *r, const char *path, const char *name, struct ex
 		size_t len = strlen(path);
 		while (len > 1 && path[len - 1] == '/')
 			len--;
-		base = expt_xstrndup(path, len);
+		if (!(base = expt_strndup(path, len))) {
+			rc = nomem(e);
+			goto out;
+		}
 		slash = strrchr(base, '/');
 		name = slash && slash[1] ? slash + 1 : base;
 	}
@@ -1205,8 +1393,10 @@ int expt_log_artifact(expt_run *r, const char *path, const char *name, struct ex
 		rc = EXPT_RESULT_INVALID;
 		goto out;
 	}
-	dest = expt_xasprintf("%s/%s", r->artifact_dir, name);
-	dir = expt_xstrdup(dest);
+	if (!(dest = expt_asprintf("%s/%s", r->artifact_dir, name)) || !(dir = expt_strdup(dest))) {
+		rc = nomem(e);
+		goto out;
+	}
 	*strrchr(dir, '/') = '\0';
 	/* Copied now, on the caller's thread: the program may change the file right after. */
 	if (expt_mkdirs(dir, &err) || expt_remove_tree(dest, &err) ||
@@ -1214,11 +1404,18 @@ int expt_log_artifact(expt_run *r, const char *path, const char *name, struct ex
 		rc = from_err(e, EXPT_RESULT_IO, &err);
 		goto out;
 	}
-	rec = expt_rec_new();
-	rec->key = expt_xstrdup(name);
+	if (!(rec = expt_rec_new()) || !(rec->key = expt_strdup(name))) {
+		expt_rec_unref(rec);
+		rc = nomem(e);
+		goto out;
+	}
 	rec->value = dest;
 	dest = NULL;
-	rec->size = tree_size(rec->value);
+	if ((rec->size = tree_size(rec->value)) < 0) {
+		expt_rec_unref(rec);
+		rc = nomem(e);
+		goto out;
+	}
 	rc = push_rec(r, EXPT_EV_ARTIFACT, rec, -1);
 	if (rc)
 		set_error(e, rc, "the artifact was copied but could not be queued");
@@ -1258,7 +1455,10 @@ int expt_run_flush(expt_run *r, int timeout_ms)
 		return EXPT_RESULT_CLOSED;
 	/* What was logged before this call, per sink: later logging (another thread that keeps
 	 * going) does not hold the flush up. */
-	target = expt_xcalloc(r->nq ? r->nq : 1, sizeof(*target));
+	if (!(target = expt_calloc(r->nq ? r->nq : 1, sizeof(*target)))) {
+		run_leave(r);
+		return EXPT_RESULT_NOMEM;
+	}
 	for (size_t i = 0; i < r->nq; i++) {
 		target[i] = r->q[i].flush_target = r->q[i].queued;
 		pthread_cond_signal(&r->q[i].cv);

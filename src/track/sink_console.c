@@ -17,8 +17,10 @@ struct console {
 
 static int console_open(void **state, const struct expt_sink_ctx *ctx, struct expt_err *err)
 {
-	struct console *c = expt_xcalloc(1, sizeof(*c));
+	struct console *c = expt_calloc(1, sizeof(*c));
 
+	if (!c)
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
 	expt_buf_init(&c->out, 0);
 	*state = c;
 	return 0;
@@ -89,6 +91,10 @@ static int console_write(void *state, const struct expt_sink_ctx *ctx, const str
 	}
 	if (open_line)
 		expt_buf_addch(b, '\n');
+	if (b->oom) {
+		*done = 0;
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	}
 	/* One write for the whole batch keeps lines whole between threads. */
 	for (p = b->buf, left = b->len; left;) {
 		ssize_t w = write(2, p, left);

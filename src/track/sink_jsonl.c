@@ -108,6 +108,10 @@ static int flush_out(struct jsonl *j, const struct expt_sink_ctx *ctx, struct ex
 	struct stat st;
 	off_t before = -1;
 
+	if (j->out.oom) {
+		expt_buf_reset(&j->out);
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	}
 	if (!j->out.len)
 		return 0;
 	if (!fstat(j->fd, &st))
@@ -127,9 +131,12 @@ static int flush_out(struct jsonl *j, const struct expt_sink_ctx *ctx, struct ex
 static int jsonl_open(void **state, const struct expt_sink_ctx *ctx, struct expt_err *err)
 {
 	struct jsonl *j;
-	char *dir = expt_xstrdup(ctx->jsonl_path), *slash = strrchr(dir, '/');
+	char *dir = expt_strdup(ctx->jsonl_path), *slash;
 	int fd, rc;
 
+	if (!dir)
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = '\0';
 		if ((rc = expt_mkdirs(dir, err))) {
@@ -141,7 +148,10 @@ static int jsonl_open(void **state, const struct expt_sink_ctx *ctx, struct expt
 	fd = open(ctx->jsonl_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return expt_err_errno(err, EXPT_EFAIL, "cannot open %s", ctx->jsonl_path);
-	j = expt_xcalloc(1, sizeof(*j));
+	if (!(j = expt_calloc(1, sizeof(*j)))) {
+		close(fd);
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	}
 	j->fd = fd;
 	expt_buf_init(&j->out, 0);
 	*state = j;

@@ -33,7 +33,10 @@ static int store_open(void **state, const struct expt_sink_ctx *ctx, struct expt
 				    "no store (set EXPT_STORE, or run inside an expt project)");
 	if ((rc = expt_store_open(&st, ctx->store_path, err)))
 		return rc;
-	s = expt_xcalloc(1, sizeof(*s));
+	if (!(s = expt_calloc(1, sizeof(*s)))) {
+		expt_store_close(st);
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	}
 	s->st = st;
 	expt_buf_init(&s->tmp, 0);
 	*state = s;
@@ -64,116 +67,27 @@ static int flush_points(struct store_sink *s, const struct expt_sink_ctx *ctx, s
 	return rc;
 }
 
-#define NAME_MAX_KEEP 96 /* bytes of a long key kept in its file name, before the hash */
-
-/* Keys become file names: anything but [A-Za-z0-9._-] turns into '_'. A key too long for a
- * file name (the limit is 255 bytes) keeps its first NAME_MAX_KEEP bytes and gets a hash of the
- * whole key, so that long keys with one prefix stay apart. */
-static void safe_name(struct expt_buf *b, const char *key)
-{
-	size_t len = strlen(key);
-	size_t keep = len > NAME_MAX_KEEP * 2 ? NAME_MAX_KEEP : len;
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-	for (size_t i = 0; i < keep; i++) {
-		char c = key[i];
-		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			 (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
-		expt_buf_addch(b, ok ? c : '_');
-	}
-	if (len > NAME_MAX_KEEP * 2) {
-		for (size_t i = 0; i < len; i++)
-			h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
-		expt_buf_addf(b, "-%016llx", (unsigned long long)h);
-	}
-	if (!strcmp(key, ".") || !strcmp(key, ".."))
-		expt_buf_addch(b, '_');
-}
-
-/* Errors no retry can cure: the entry is rejected (skipped and counted) instead. */
-static int permanent_errno(int e)
-{
-	return e == ENAMETOOLONG || e == EINVAL || e == EILSEQ;
-}
-
 static int put_image(struct store_sink *s, const struct expt_sink_ctx *ctx, const struct expt_ev *e,
 		     struct expt_err *err)
 {
-	const struct expt_rec *r = e->u.rec;
-	char *dir, *path = NULL;
-	int rc, saved = 0;
+	char *path = NULL;
+	int rc = expt_image_write(ctx, e, &s->image_seq, &path, err);
 
-	expt_buf_reset(&s->tmp);
-	safe_name(&s->tmp, r->key);
-	dir = expt_xasprintf("%s/images/%s", ctx->artifact_dir, s->tmp.buf);
-	if (strlen(dir) + 64 >= PATH_MAX) {
-		expt_err_set(err, EXPT_EFAIL, "image '%s': path under '%s' too long", r->key,
-			     ctx->artifact_dir);
-		free(dir);
-		return EXPT_SINK_REJECTED;
-	}
-	if ((rc = expt_mkdirs(dir, err))) {
-		saved = errno;
-		goto out;
-	}
-	/* The same key and step twice (two handles, or a retried write) must not overwrite. */
-	do {
-		free(path);
-		if (e->step >= 0)
-			path = expt_xasprintf("%s/step-%lld-%llu.png", dir, (long long)e->step,
-					      (unsigned long long)s->image_seq++);
-		else
-			path = expt_xasprintf("%s/t-%lld-%llu.png", dir, (long long)e->time_ms,
-					      (unsigned long long)s->image_seq++);
-	} while (!access(path, F_OK));
-	if ((rc = expt_write_file(path, r->png, r->png_len, err))) {
-		saved = errno;
-		goto out;
-	}
-	rc = expt_store_add_artifact(s->st, ctx->run_id, path, (int64_t)r->png_len, err);
-out:
-	free(dir);
+	if (!rc)
+		rc = expt_store_add_artifact(s->st, ctx->run_id, path, (int64_t)e->u.rec->png_len,
+					     err);
 	free(path);
-	if (rc && permanent_errno(saved))
-		return EXPT_SINK_REJECTED;
 	return rc;
 }
 
 static int put_histogram(struct store_sink *s, const struct expt_sink_ctx *ctx,
 			 const struct expt_ev *e, struct expt_err *err)
 {
-	const struct expt_rec *r = e->u.rec;
-	struct expt_buf *b = &s->tmp;
-
-	expt_buf_reset(b);
-	expt_buf_adds(b, "{\"key\":");
-	expt_buf_add_json_str(b, r->key);
-	if (e->step >= 0)
-		expt_buf_addf(b, ",\"step\":%lld", (long long)e->step);
-	expt_buf_adds(b, ",\"min\":");
-	expt_json_double(b, r->min);
-	expt_buf_adds(b, ",\"max\":");
-	expt_json_double(b, r->max);
-	expt_buf_adds(b, ",\"num\":");
-	expt_json_double(b, r->num);
-	expt_buf_adds(b, ",\"sum\":");
-	expt_json_double(b, r->sum);
-	expt_buf_adds(b, ",\"sum_squares\":");
-	expt_json_double(b, r->sum_squares);
-	expt_buf_adds(b, ",\"limits\":[");
-	for (size_t i = 0; i < r->nb; i++) {
-		if (i)
-			expt_buf_addch(b, ',');
-		expt_json_double(b, r->limits[i]);
-	}
-	expt_buf_adds(b, "],\"counts\":[");
-	for (size_t i = 0; i < r->nb; i++) {
-		if (i)
-			expt_buf_addch(b, ',');
-		expt_json_double(b, r->counts[i]);
-	}
-	expt_buf_adds(b, "]}");
-	return expt_store_add_event(s->st, ctx->run_id, "histogram", b->buf, e->time_ms, err);
+	expt_buf_reset(&s->tmp);
+	expt_histogram_json(&s->tmp, e);
+	if (s->tmp.oom)
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	return expt_store_add_event(s->st, ctx->run_id, "histogram", s->tmp.buf, e->time_ms, err);
 }
 
 static int store_write(void *state, const struct expt_sink_ctx *ctx, const struct expt_ev *ev,
@@ -184,7 +98,11 @@ static int store_write(void *state, const struct expt_sink_ctx *ctx, const struc
 	int rc = 0;
 
 	s->npts = 0;
-	EXPT_ALLOC_GROW(s->pts, n, s->cap);
+	EXPT_TRY_GROW(s->pts, n, s->cap, rc);
+	if (rc) {
+		*done = 0;
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		const struct expt_ev *e = &ev[i];
 		const struct expt_rec *r = e->u.rec;

@@ -36,10 +36,18 @@ struct tb {
 	size_t nundo, capundo;
 	/* Params seen (for the hparams summary at finish). */
 	struct expt_strv pkeys, pvals;
+	int oom; /* an allocation of this write failed: it is undone and retried */
 };
 
 static int flush_out(struct tb *t, struct expt_err *err)
 {
+	if (t->oom || t->out.oom || t->vals.oom || t->ev.oom) {
+		t->oom = 0;
+		expt_buf_reset(&t->out);
+		expt_buf_reset(&t->vals);
+		expt_buf_reset(&t->ev);
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	}
 	if (!t->out.len)
 		return 0;
 	if (expt_write_all(t->fd, t->out.buf, t->out.len)) {
@@ -87,15 +95,20 @@ static int tb_open(void **state, const struct expt_sink_ctx *ctx, struct expt_er
 
 	if ((rc = expt_mkdirs(ctx->tensorboard_dir, err)))
 		return rc;
-	t = expt_xcalloc(1, sizeof(*t));
+	if (!(t = expt_calloc(1, sizeof(*t))))
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
 	t->fd = -1;
 	expt_hostname(host, sizeof(host));
 	/* events.out.tfevents.<secs>.<host>.<pid>.<n>: n keeps two handles of one process apart. */
 	for (int n = 0; n < 1000 && t->fd < 0; n++) {
 		free(t->path);
-		t->path = expt_xasprintf("%s/events.out.tfevents.%010lld.%s.%d.%d",
-					 ctx->tensorboard_dir, (long long)time(NULL),
-					 host[0] ? host : "localhost", (int)getpid(), n);
+		t->path = expt_asprintf("%s/events.out.tfevents.%010lld.%s.%d.%d",
+					ctx->tensorboard_dir, (long long)time(NULL),
+					host[0] ? host : "localhost", (int)getpid(), n);
+		if (!t->path) {
+			tb_close(t);
+			return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+		}
 		t->fd = open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (t->fd < 0 && errno != EEXIST)
 			break;
@@ -117,10 +130,10 @@ static int tb_open(void **state, const struct expt_sink_ctx *ctx, struct expt_er
 	return 0;
 }
 
-/* Indexes, not pointers: the arrays may move while a batch grows them. */
+/* Indexes, not pointers: the arrays may move while a batch grows them. tb_write makes room for
+ * one entry per event before it starts, so this never allocates. */
 static void undo_push(struct tb *t, int rec, size_t idx)
 {
-	EXPT_ALLOC_GROW(t->undo, t->nundo + 1, t->capundo);
 	t->undo[t->nundo].rec = rec;
 	t->undo[t->nundo].idx = idx;
 	t->undo[t->nundo].old = rec ? t->rec_steps[idx] : t->auto_step[idx];
@@ -133,9 +146,14 @@ static int64_t metric_step(struct tb *t, uint32_t key, int64_t step)
 		return step;
 	if (key >= t->nauto) {
 		size_t n = t->nauto ? t->nauto : 64;
+		int64_t *na;
 		while (n <= key)
 			n *= 2;
-		t->auto_step = expt_xrealloc(t->auto_step, n * sizeof(int64_t));
+		if (!(na = expt_realloc(t->auto_step, n * sizeof(int64_t)))) {
+			t->oom = 1;
+			return 0;
+		}
+		t->auto_step = na;
 		memset(t->auto_step + t->nauto, 0, (n - t->nauto) * sizeof(int64_t));
 		t->nauto = n;
 	}
@@ -153,11 +171,23 @@ static int64_t rec_step(struct tb *t, const char *tag, int64_t step)
 		;
 	if (i == t->nrec) {
 		if (t->nrec == t->caprec) {
-			t->caprec = t->caprec ? t->caprec * 2 : 8;
-			t->rec_tags = expt_xrealloc(t->rec_tags, t->caprec * sizeof(char *));
-			t->rec_steps = expt_xrealloc(t->rec_steps, t->caprec * sizeof(int64_t));
+			size_t cap = t->caprec ? t->caprec * 2 : 8;
+			char **nt = expt_realloc(t->rec_tags, cap * sizeof(char *));
+			int64_t *ns;
+			if (nt)
+				t->rec_tags = nt;
+			ns = nt ? expt_realloc(t->rec_steps, cap * sizeof(int64_t)) : NULL;
+			if (!ns) {
+				t->oom = 1;
+				return 0;
+			}
+			t->rec_steps = ns;
+			t->caprec = cap;
 		}
-		t->rec_tags[i] = expt_xstrdup(tag);
+		if (!(t->rec_tags[i] = expt_strdup(tag))) {
+			t->oom = 1;
+			return 0;
+		}
 		t->rec_steps[i] = 0;
 		t->nrec++;
 	}
@@ -181,12 +211,22 @@ static void set_param(struct tb *t, const char *k, const char *v)
 	long i = expt_strv_find(&t->pkeys, k);
 
 	if (i >= 0) {
+		char *nv = expt_strdup(v);
+		if (!nv) {
+			t->oom = 1;
+			return;
+		}
 		free(t->pvals.v[i]);
-		t->pvals.v[i] = expt_xstrdup(v);
+		t->pvals.v[i] = nv;
 		return;
 	}
-	expt_strv_push(&t->pkeys, k);
-	expt_strv_push(&t->pvals, v);
+	if (expt_strv_add(&t->pkeys, k)) {
+		t->oom = 1;
+	} else if (expt_strv_add(&t->pvals, v)) {
+		free(t->pkeys.v[--t->pkeys.n]);
+		t->pkeys.v[t->pkeys.n] = NULL;
+		t->oom = 1;
+	}
 }
 
 static int tb_write(void *state, const struct expt_sink_ctx *ctx, const struct expt_ev *ev,
@@ -198,6 +238,10 @@ static int tb_write(void *state, const struct expt_sink_ctx *ctx, const struct e
 
 	*done = 0;
 	t->nundo = 0;
+	t->oom = 0;
+	EXPT_TRY_GROW(t->undo, n, t->capundo, rc);
+	if (rc)
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
 	expt_buf_reset(&t->out);
 	expt_buf_reset(&t->vals);
 	for (size_t i = 0; i < n; i++) {
@@ -267,7 +311,10 @@ static int tb_finish(void *state, const struct expt_sink_ctx *ctx,
 	for (size_t i = 0; i < ctx->nparams; i++)
 		if (expt_strv_find(&t->pkeys, ctx->param_keys[i]) < 0)
 			set_param(t, ctx->param_keys[i], ctx->param_values[i]);
-	hp = expt_xcalloc(t->pkeys.n + 1, sizeof(*hp));
+	if (t->oom || !(hp = expt_calloc(t->pkeys.n + 1, sizeof(*hp)))) {
+		t->oom = 0;
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	}
 	for (size_t i = 0; i < t->pkeys.n; i++, nhp++) {
 		hp[nhp].key = t->pkeys.v[i];
 		hp[nhp].str = t->pvals.v[i];

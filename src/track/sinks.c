@@ -7,10 +7,8 @@
 #include "util/util.h"
 
 static const struct expt_sink_ops *const sinks[] = {
-    &expt_sink_store,
-    &expt_sink_console,
-    &expt_sink_jsonl,
-    &expt_sink_tensorboard,
+    &expt_sink_store,	    &expt_sink_console, &expt_sink_jsonl,
+    &expt_sink_tensorboard, &expt_sink_stdout,
 };
 
 const struct expt_sink_ops *expt_sink_find(const char *name)
@@ -23,5 +21,5 @@ const struct expt_sink_ops *expt_sink_find(const char *name)
 
 const char *expt_sink_names(void)
 {
-	return "store, console, jsonl, tensorboard";
+	return "store, console, jsonl, tensorboard, stdout";
 }

@@ -51,7 +51,7 @@ struct expt_ev {
 	} u;
 };
 
-struct expt_rec *expt_rec_new(void);
+struct expt_rec *expt_rec_new(void); /* NULL when out of memory */
 void expt_rec_ref(struct expt_rec *r);
 void expt_rec_unref(struct expt_rec *r); /* frees at zero; NULL is a no-op */
 
@@ -71,7 +71,8 @@ struct expt_keys {
 };
 void expt_keys_init(struct expt_keys *k);
 void expt_keys_release(struct expt_keys *k);
-/* Finds or adds key (len bytes); -1 when the table is full. */
+/* Finds or adds key (len bytes); -1 when the table is full, -2 when out of memory (the table
+ * is unchanged). */
 int expt_keys_intern(struct expt_keys *k, const char *key, size_t len, uint32_t *id);
 static inline const char *expt_keys_name(const struct expt_keys *k, uint32_t id)
 {
@@ -84,9 +85,11 @@ struct expt_sink_ctx {
 	const char *run_id, *experiment;
 	const char *store_path; /* may be NULL (store sink then fails) */
 	const char *output_dir, *artifact_dir, *jsonl_path, *tensorboard_dir;
-	const char *tracking_uri; /* NULL when unset */
-	int standalone;		  /* this handle created the run: the store sink marks it done */
-	int attach;		  /* EXPT_RUN_ATTACH */
+	const char *tracking_uri;   /* NULL when unset */
+	const char *metrics_prefix; /* the stdout sink's line prefix ($EXPT_METRICS_PREFIX or
+				     * "expt:") */
+	int standalone;		    /* this handle created the run: the store sink marks it done */
+	int attach;		    /* EXPT_RUN_ATTACH */
 	int64_t started_ms;
 	const struct expt_keys *keys;
 	/* Params known at open ($EXPT_PARAMS_FILE), as text. */
@@ -127,10 +130,10 @@ struct expt_sink_ops {
 #define EXPT_SINK_REJECTED 1000
 
 extern const struct expt_sink_ops expt_sink_store, expt_sink_console, expt_sink_jsonl,
-    expt_sink_tensorboard;
+    expt_sink_tensorboard, expt_sink_stdout;
 /* The sink called name, or NULL. */
 const struct expt_sink_ops *expt_sink_find(const char *name);
-/* "store, console, jsonl, tensorboard" for messages; static. */
+/* "store, console, jsonl, tensorboard, stdout" for messages; static. */
 const char *expt_sink_names(void);
 
 /* Shared helpers for the sinks. */
@@ -142,11 +145,22 @@ void expt_base64(struct expt_buf *b, const unsigned char *data, size_t len);
 /* Reads the width, height and channels of a PNG; -1 when data is not a PNG. */
 int expt_png_info(const unsigned char *data, size_t len, uint32_t *w, uint32_t *h,
 		  uint32_t *channels);
-/* Buckets values into r (min, max, num, sum, sum_squares, nb, limits, counts). */
-void expt_histogram_values(struct expt_rec *r, const double *values, size_t n, size_t nbuckets);
-/* Fills r from edges/counts; -1 when the edges do not increase or a count is negative. */
+/* Buckets values into r (min, max, num, sum, sum_squares, nb, limits, counts); -1 when out of
+ * memory. */
+int expt_histogram_values(struct expt_rec *r, const double *values, size_t n, size_t nbuckets);
+/* Fills r from edges/counts; -1 when the edges do not increase or a count is negative, -2 when
+ * out of memory. */
 int expt_histogram_buckets(struct expt_rec *r, const double *edges, const double *counts,
 			   size_t nb);
+/* Writes an image record's PNG under <artifact_dir>/images/<key>/ as step-<step>-<seq>.png (or
+ * t-<time_ms>-<seq>.png without a step), never over an existing file (*seq counts the
+ * handle's images); *path gets the file's path (caller frees). 0, an error, or
+ * EXPT_SINK_REJECTED for a name no retry can cure. Shared by the store and stdout sinks. */
+int expt_image_write(const struct expt_sink_ctx *ctx, const struct expt_ev *e, uint64_t *seq,
+		     char **path, struct expt_err *err);
+/* Appends a histogram record as one JSON object ({"key":…,"step":…,"min":…,…}); as the store
+ * sink records it. */
+void expt_histogram_json(struct expt_buf *b, const struct expt_ev *e);
 /* Classifies a param value for typed consumers (TensorBoard hparams): 0 string, 1 number
  * (*num set), 2 boolean (*num 0 or 1). */
 int expt_param_type(const char *v, double *num);

@@ -14,6 +14,7 @@ void expt_buf_init(struct expt_buf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->oom = 0;
 }
 
 void expt_buf_release(struct expt_buf *b)
@@ -26,16 +27,24 @@ void expt_buf_release(struct expt_buf *b)
 void expt_buf_reset(struct expt_buf *b)
 {
 	b->len = 0;
+	b->oom = 0;
 	if (b->cap)
 		b->buf[0] = '\0';
 }
 
 char *expt_buf_detach(struct expt_buf *b, size_t *len)
 {
-	char *s = b->cap ? b->buf : expt_xstrdup("");
+	char *s;
 
+	if (b->oom) {
+		expt_buf_release(b);
+		if (len)
+			*len = 0;
+		return NULL;
+	}
+	s = b->cap ? b->buf : expt_strdup("");
 	if (len)
-		*len = b->len;
+		*len = s ? b->len : 0;
 	expt_buf_init(b, b->max);
 	return s;
 }
@@ -43,7 +52,10 @@ char *expt_buf_detach(struct expt_buf *b, size_t *len)
 int expt_buf_grow(struct expt_buf *b, size_t n)
 {
 	size_t want, cap;
+	char *p;
 
+	if (b->oom)
+		return -1;
 	if (b->max && (n > b->max || b->len > b->max - n))
 		return -1;
 	want = b->len + n + 1;
@@ -52,12 +64,14 @@ int expt_buf_grow(struct expt_buf *b, size_t n)
 	cap = b->cap ? b->cap : 64;
 	while (cap < want)
 		cap = cap * 2;
-	if (b->cap) {
-		b->buf = expt_xrealloc(b->buf, cap);
-	} else {
-		b->buf = expt_xmalloc(cap);
-		b->buf[0] = '\0';
+	p = b->cap ? expt_realloc(b->buf, cap) : expt_malloc(cap);
+	if (!p) {
+		b->oom = 1;
+		return -1;
 	}
+	if (!b->cap)
+		p[0] = '\0';
+	b->buf = p;
 	b->cap = cap;
 	return 0;
 }

@@ -23,7 +23,8 @@ int expt_mkdirs(const char *path, struct expt_err *err)
 		return 0;
 	if (errno != ENOENT)
 		return expt_err_errno(err, EXPT_EFAIL, "cannot create directory '%s'", path);
-	parent = expt_xstrdup(path);
+	if (!(parent = expt_strdup(path)))
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
 	slash = strrchr(parent, '/');
 	while (slash && slash > parent && slash[1] == '\0') { /* trailing slashes */
 		*slash = '\0';
@@ -63,8 +64,10 @@ int expt_read_file(const char *path, struct expt_buf *b, struct expt_err *err)
 		if (n == 0)
 			break;
 		if (expt_buf_add(b, chunk, (size_t)n)) {
-			rc = expt_err_set(err, EXPT_EFAIL, "'%s' is larger than %zu bytes", path,
-					  b->max);
+			rc = b->oom ? expt_err_set(err, EXPT_ENOMEM, "out of memory reading '%s'",
+						   path)
+				    : expt_err_set(err, EXPT_EFAIL, "'%s' is larger than %zu bytes",
+						   path, b->max);
 			break;
 		}
 	}
@@ -74,10 +77,12 @@ int expt_read_file(const char *path, struct expt_buf *b, struct expt_err *err)
 
 int expt_write_file(const char *path, const void *data, size_t len, struct expt_err *err)
 {
-	char *tmp = expt_xasprintf("%s.tmp.%d", path, (int)getpid());
+	char *tmp = expt_asprintf("%s.tmp.%d", path, (int)getpid());
 	const char *p = data;
 	int fd, rc = 0;
 
+	if (!tmp)
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		rc = expt_err_errno(err, EXPT_EFAIL, "cannot write '%s'", path);
@@ -145,7 +150,10 @@ int expt_remove_tree(const char *path, struct expt_err *err)
 		char *child;
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		child = expt_xasprintf("%s/%s", path, e->d_name);
+		if (!(child = expt_asprintf("%s/%s", path, e->d_name))) {
+			rc = expt_err_set(err, EXPT_ENOMEM, "out of memory");
+			break;
+		}
 		rc = expt_remove_tree(child, err);
 		free(child);
 	}
@@ -226,9 +234,10 @@ int expt_copy_tree(const char *src, const char *dst, struct expt_err *err)
 		char *s, *t;
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		s = expt_xasprintf("%s/%s", src, e->d_name);
-		t = expt_xasprintf("%s/%s", dst, e->d_name);
-		rc = expt_copy_tree(s, t, err);
+		s = expt_asprintf("%s/%s", src, e->d_name);
+		t = expt_asprintf("%s/%s", dst, e->d_name);
+		rc = s && t ? expt_copy_tree(s, t, err)
+			    : expt_err_set(err, EXPT_ENOMEM, "out of memory");
 		free(s);
 		free(t);
 	}
@@ -255,12 +264,12 @@ char *expt_abspath(const char *p)
 	char cwd[PATH_MAX];
 
 	if (p[0] == '/')
-		return expt_xstrdup(p);
+		return expt_strdup(p);
 	if (!getcwd(cwd, sizeof(cwd)))
 		return NULL;
 	if (!strcmp(p, "."))
-		return expt_xstrdup(cwd);
-	return expt_xasprintf("%s/%s", cwd, p);
+		return expt_strdup(cwd);
+	return expt_asprintf("%s/%s", cwd, p);
 }
 
 int64_t expt_now_ms(void)

@@ -23,7 +23,8 @@ int expt_remove_tree(const char *path, struct expt_err *err);
 int expt_copy_tree(const char *src, const char *dst, struct expt_err *err);
 int expt_path_exists(const char *path);
 int expt_is_dir(const char *path);
-/* Returns a malloc'd absolute path of p (not resolving symlinks); NULL on failure. */
+/* Returns a malloc'd absolute path of p (not resolving symlinks); NULL on failure (no cwd, or
+ * out of memory). */
 char *expt_abspath(const char *p);
 
 /* Wall clock in milliseconds since the epoch, and a monotonic clock in ms. */

@@ -37,6 +37,44 @@ void expt_strv_pushf(struct expt_strv *sv, const char *fmt, ...)
 	expt_strv_push_owned(sv, p);
 }
 
+int expt_strv_add_owned(struct expt_strv *sv, char *s)
+{
+	int rc;
+
+	if (!s)
+		return -1;
+	EXPT_TRY_GROW(sv->v, sv->n + 2, sv->cap, rc);
+	if (rc) {
+		free(s);
+		return -1;
+	}
+	sv->v[sv->n++] = s;
+	sv->v[sv->n] = NULL;
+	return 0;
+}
+
+int expt_strv_add(struct expt_strv *sv, const char *s)
+{
+	return expt_strv_add_owned(sv, expt_strdup(s));
+}
+
+int expt_strv_addf(struct expt_strv *sv, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !(p = expt_malloc((size_t)n + 1)))
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return expt_strv_add_owned(sv, p);
+}
+
 void expt_strv_copy(struct expt_strv *dst, const struct expt_strv *src)
 {
 	size_t i;

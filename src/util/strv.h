@@ -15,11 +15,17 @@ struct expt_strv {
 		NULL, 0, 0                                                                         \
 	}
 
-/* Copies s. */
+/* Copies s; these abort when out of memory (CLI). */
 void expt_strv_push(struct expt_strv *sv, const char *s);
 /* Takes ownership of s (allocated with malloc). */
 void expt_strv_push_owned(struct expt_strv *sv, char *s);
 void expt_strv_pushf(struct expt_strv *sv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The same, non-aborting (library): 0, or -1 when out of memory, sv unchanged (add_owned then
+ * frees s; NULL s is taken as a failed allocation and returns -1). */
+int expt_strv_add(struct expt_strv *sv, const char *s);
+int expt_strv_add_owned(struct expt_strv *sv, char *s);
+int expt_strv_addf(struct expt_strv *sv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void expt_strv_copy(struct expt_strv *dst, const struct expt_strv *src);
 void expt_strv_release(struct expt_strv *sv);

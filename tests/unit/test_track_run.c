@@ -323,7 +323,8 @@ static void test_sink_recovers(void **state)
 	free(dir);
 }
 
-/* A store that cannot be opened (not a database): JSONL still gets everything. */
+/* A store that cannot be opened (not a database), with the stdout fallback turned off: the
+ * store sink fails, JSONL still gets everything. (The fallback: test_track_stdout.c.) */
 static void test_bad_store(void **state)
 {
 	char *dir = fresh_dir();
@@ -345,7 +346,7 @@ static void test_bad_store(void **state)
 	o.jsonl_path = jsonl;
 	o.report = on_report;
 	o.payload = &rep;
-	o.flags = EXPT_RUN_NO_HOOKS;
+	o.flags = EXPT_RUN_NO_HOOKS | EXPT_RUN_NO_STDOUT_FALLBACK;
 	assert_int_equal(expt_run_open(&run, &o, &e), 0);
 	for (int i = 0; i < 5000; i++)
 		assert_int_equal(expt_log_metric(run, "z", i, i), 0);

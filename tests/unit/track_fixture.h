@@ -28,7 +28,7 @@ static int setup(void **state)
 	static const char *const vars[] = {
 	    "EXPT_RUN_ID", "EXPT_EXPERIMENT",	   "EXPT_OUTPUT_DIR",	"EXPT_PARAMS_FILE",
 	    "EXPT_STORE",  "EXPT_SINKS",	   "EXPT_ARTIFACT_DIR", "EXPT_TRACKING_URI",
-	    "EXPT_JSONL",  "EXPT_TENSORBOARD_DIR", "EXPT_HOME"};
+	    "EXPT_JSONL",  "EXPT_TENSORBOARD_DIR", "EXPT_HOME",		"EXPT_METRICS_PREFIX"};
 
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
