@@ -77,6 +77,7 @@ struct expt_logs_opts {
 	int which;    /* 0 both streams in arrival order, 1 stdout, 2 stderr */
 	int64_t tail; /* start with the last N lines; -1 = from the start */
 	int follow;   /* keep reading what comes (read returns what is new each time) */
+	int64_t from; /* start at this byte of the stream (tail < 0 only); 0 = the start */
 };
 
 /* Called per line by logs_read: line[len] == '\0'. offset is the position of the line in the

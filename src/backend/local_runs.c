@@ -143,7 +143,7 @@ struct stream {
 	char *path;
 	int fd;
 	int64_t offset; /* of the first byte of partial in the file */
-	int64_t tail;
+	int64_t tail, from;
 	struct expt_buf partial;
 };
 
@@ -159,6 +159,7 @@ static int local_logs_open(void *state, const struct expt_run_rec *run,
 				 files[o->which >= 0 && o->which <= 2 ? o->which : 0]);
 	s->fd = -1;
 	s->tail = o->tail;
+	s->from = o->from;
 	expt_buf_init(&s->partial, 0);
 	*out = s;
 	return 0;
@@ -212,6 +213,8 @@ static int local_logs_read(void *stream, int run_ended, expt_line_fn fn, void *p
 		}
 		if (s->tail >= 0)
 			s->offset = lseek(s->fd, tail_start(s->fd, s->tail), SEEK_SET);
+		else if (s->from > 0)
+			s->offset = lseek(s->fd, s->from, SEEK_SET);
 	}
 	for (;;) {
 		ssize_t r = read(s->fd, chunk, sizeof(chunk));

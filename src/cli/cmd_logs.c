@@ -240,6 +240,13 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 	/* A last pass so that lines written just before the end are not lost. */
 	for (size_t i = 0; i < fw.n; i++)
 		drain(&fw, &fw.v[i]);
+	/* What no supervisor fed into the store of the ended runs' output, it gets now. */
+	expt_run_list_release(&l);
+	if (!cli_resolve_runs(ctx, ref, 1, &l, NULL))
+		for (size_t i = 0; i < l.n; i++)
+			cli_catch_up_output(ctx, &l.v[i]);
+	else
+		expt_err_clear(&ctx->err);
 out:
 	for (size_t i = 0; i < fw.n; i++) {
 		if (fw.v[i].be)

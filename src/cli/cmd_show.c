@@ -59,6 +59,7 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error(ctx, &cli_cmd_show, "expected one run id");
 	if ((rc = cli_resolve_run(ctx, argv[optind], &r)))
 		return rc;
+	cli_catch_up_output(ctx, &r); /* metrics still only in its output */
 	if ((rc = expt_store_metric_summaries(ctx->store, r.run_id, &ms, &ctx->err)) ||
 	    (rc = expt_store_get_tags(ctx->store, r.run_id, &tags, &ctx->err)) ||
 	    (rc = expt_store_get_artifacts(ctx->store, r.run_id, &arts, &ctx->err)) ||

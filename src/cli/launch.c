@@ -13,7 +13,7 @@
 #include "backend/backend.h"
 #include "store/lifecycle.h"
 #include "output.h"
-#include "track/capture.h"
+#include "track/ingest.h"
 
 /* Set by signal handlers; read by the backend's loop. The only global, and it lives in cli/. */
 static volatile sig_atomic_t stop_flag;
@@ -24,14 +24,6 @@ static void on_stop_signal(int sig)
 	stop_flag = 1;
 }
 
-#define METRIC_BATCH 512
-
-struct pending_metric {
-	char key[128];
-	double value;
-	int64_t step, time_ms;
-};
-
 struct run_state {
 	struct expt_run_rec *rec;
 	struct expt_job job;
@@ -39,9 +31,9 @@ struct run_state {
 	int started, done;
 	int attempt;
 	enum expt_run_status status;
-	struct pending_metric *metrics;
-	size_t nmetrics;
-	int stop_sent; /* a stop recorded by another process was passed to the backend */
+	struct expt_ingest *ing; /* its stdout fed into the store (while it runs) */
+	int64_t out_pos;	 /* bytes of its stdout so far */
+	int stop_sent;		 /* a stop recorded by another process was passed to the backend */
 };
 
 struct supervisor {
@@ -52,6 +44,7 @@ struct supervisor {
 	struct run_state *runs;
 	size_t n;
 	const char *prefix; /* metrics capture prefix */
+	int records;	    /* feed the stdout sink's records too (no store sink wrote them) */
 	int progress;	    /* redraw a status line on stderr */
 	int prefix_lines;   /* prefix output lines with the run id */
 	int quiet;
@@ -108,44 +101,26 @@ static void draw_status(struct supervisor *sv)
 
 static void flush_metrics(struct supervisor *sv, struct run_state *rs)
 {
-	struct expt_metric_point pts[METRIC_BATCH];
 	struct expt_err e = EXPT_ERR_INIT;
 
-	if (!rs->nmetrics)
-		return;
-	for (size_t i = 0; i < rs->nmetrics; i++) {
-		pts[i].key = rs->metrics[i].key;
-		pts[i].value = rs->metrics[i].value;
-		pts[i].step = rs->metrics[i].step;
-		pts[i].time_ms = rs->metrics[i].time_ms;
-	}
-	if (expt_store_add_metrics(sv->ctx->store, rs->rec->run_id, pts, rs->nmetrics, &e))
+	if (rs->ing && expt_ingest_flush(rs->ing, &e))
 		store_error(sv, &e);
-	rs->nmetrics = 0;
 }
 
+/* Metric lines and the stdout sink's records, fed into the store by position in the stream,
+ * so that a later reader of the same output (expt logs) never counts a line twice. */
 static void capture_metrics(struct supervisor *sv, struct run_state *rs, const char *line,
 			    size_t len)
 {
-	struct expt_capture cap;
-	int64_t now;
-	int n = expt_capture_parse(sv->prefix, line, len, &cap);
+	struct expt_err e = EXPT_ERR_INIT;
+	int64_t pos = rs->out_pos;
 
-	if (n <= 0)
-		return;
-	now = expt_now_ms();
-	if (!rs->metrics)
-		rs->metrics = expt_xcalloc(METRIC_BATCH, sizeof(*rs->metrics));
-	for (int i = 0; i < n; i++) {
-		struct pending_metric *m;
-		if (rs->nmetrics == METRIC_BATCH)
-			flush_metrics(sv, rs);
-		m = &rs->metrics[rs->nmetrics++];
-		snprintf(m->key, sizeof(m->key), "%s", cap.points[i].key);
-		m->value = cap.points[i].value;
-		m->step = cap.step;
-		m->time_ms = now;
-	}
+	/* Only the last piece of a line longer than EXPT_LINE_PIECE ends it. */
+	rs->out_pos += (int64_t)len + (len == EXPT_LINE_PIECE ? 0 : 1);
+	if (!rs->ing)
+		rs->ing = expt_ingest_new(sv->ctx->store, rs->rec->run_id, sv->prefix, sv->records);
+	if (expt_ingest_line(rs->ing, line, len, pos, rs->out_pos, &e))
+		store_error(sv, &e);
 }
 
 /* A job may start (or start again) unless the store says it ended meanwhile: `expt stop` from
@@ -258,8 +233,8 @@ static void ev_finished(struct expt_job *job, const struct expt_observed *o, voi
 	rc = expt_lifecycle_end(sv->ctx->store, rs->rec->run_id, o, &st, &e);
 	if (rc && rc != EXPT_ECONFLICT)
 		store_error(sv, &e);
-	free(rs->metrics); /* flushed above; a 10,000-run sweep must not keep 10,000 buffers */
-	rs->metrics = NULL;
+	expt_ingest_free(rs->ing); /* flushed above; a 10,000-run sweep must not keep 10,000 */
+	rs->ing = NULL;
 	if (rs->started)
 		sv->nrunning--;
 	rs->done = 1;
@@ -683,6 +658,10 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 	sv.n = list.n;
 	sv.runs = expt_xcalloc(sv.n, sizeof(*sv.runs));
 	sv.prefix = spec->tracking.metrics_prefix ? spec->tracking.metrics_prefix : "expt:";
+	/* Records on stdout come from libexpt's stdout sink: when the spec also names the store
+	 * sink, the run wrote them to the store itself. */
+	sv.records = !(expt_strv_find(&spec->tracking.sinks, "store") >= 0 &&
+		       expt_strv_find(&spec->tracking.sinks, "stdout") >= 0);
 	for (size_t i = 0; i < sv.n; i++) {
 		struct run_state *rs = &sv.runs[i];
 		struct expt_err e = EXPT_ERR_INIT;
@@ -733,9 +712,9 @@ out:
 	if (sv.runs)
 		for (size_t i = 0; i < sv.n; i++) {
 			free(sv.runs[i].params_json);
+			expt_ingest_free(sv.runs[i].ing);
 			expt_strv_release(&sv.runs[i].job.argv);
 			expt_strv_release(&sv.runs[i].job.env);
-			free(sv.runs[i].metrics);
 		}
 	free(sv.runs);
 	for (size_t i = 0; pjson && i < n; i++)

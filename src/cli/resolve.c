@@ -1,8 +1,12 @@
 /* RUN|EXPT arguments → run records, with the store reconciled first. */
 #include "resolve.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "backend/backend.h"
+#include "track/ingest.h"
 
 static int reconcile(struct cli_ctx *ctx)
 {
@@ -112,4 +116,77 @@ int cli_opt_output(struct cli_ctx *ctx, const struct cli_cmd *cmd, const char *a
 		return cli_usage_error(ctx, cmd, "unknown output format '%s' (text%s, json, yaml)",
 				       arg, allow_wide ? ", wide" : "");
 	return 0;
+}
+
+/* The run's own store sink wrote its records itself when its spec names both sinks. */
+static int feeds_records(const char *spec_json, const char **prefix, char *buf, size_t n)
+{
+	json_t *spec = spec_json ? json_loads(spec_json, 0, NULL) : NULL;
+	json_t *tr = json_object_get(spec, "tracking"), *sinks = json_object_get(tr, "sinks"), *v;
+	const char *p = json_string_value(json_object_get(tr, "metrics_prefix"));
+	int store = 0, out = 0;
+	size_t i;
+
+	json_array_foreach(sinks, i, v)
+	{
+		store |= json_is_string(v) && !strcmp(json_string_value(v), "store");
+		out |= json_is_string(v) && !strcmp(json_string_value(v), "stdout");
+	}
+	if (p) {
+		snprintf(buf, n, "%s", p);
+		*prefix = buf;
+	}
+	json_decref(spec);
+	return !(store && out);
+}
+
+struct catch_up {
+	struct expt_ingest *g;
+	struct expt_err err;
+	int failed;
+};
+
+static void catch_line(const char *line, size_t len, int64_t offset, void *payload)
+{
+	struct catch_up *c = payload;
+
+	if (!c->failed &&
+	    expt_ingest_line(c->g, line, len, offset,
+			     offset + (int64_t)len + (len == EXPT_LINE_PIECE ? 0 : 1), &c->err))
+		c->failed = 1;
+}
+
+void cli_catch_up_output(struct cli_ctx *ctx, const struct expt_run_rec *r)
+{
+	struct expt_backend_conf conf = {r->spec_json, ctx->db_path, NULL};
+	struct expt_logs_opts o = {1, -1, 0, r->ingested};
+	struct catch_up c = {NULL, EXPT_ERR_INIT, 0};
+	struct expt_backend be = {0};
+	const char *prefix = NULL;
+	char pbuf[256];
+	void *stream = NULL;
+	int ended = 0, records;
+
+	if (!expt_run_status_done(r->status) || expt_store_readonly(ctx->store))
+		return;
+	records = feeds_records(r->spec_json, &prefix, pbuf, sizeof(pbuf));
+	if (expt_backend_open(&be, r->backend, &conf, &c.err) ||
+	    be.ops->logs_open(be.state, r, &o, &stream, &c.err))
+		goto out;
+	c.g = expt_ingest_new(ctx->store, r->run_id, prefix, records);
+	while (!ended && !c.failed && !be.ops->logs_read(stream, 1, catch_line, &c, &ended, &c.err))
+		;
+	if (!c.failed)
+		c.failed = expt_ingest_flush(c.g, &c.err) != 0;
+out:
+	if (c.failed || c.err.code) {
+		char msg[1400];
+		expt_err_format(&c.err, msg, sizeof(msg));
+		fprintf(stderr, "expt: warning: %s: cannot read its metrics from its output: %s\n",
+			r->run_id, msg);
+	}
+	expt_ingest_free(c.g);
+	if (stream)
+		be.ops->logs_close(stream);
+	expt_backend_close(&be);
 }

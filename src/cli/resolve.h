@@ -12,6 +12,12 @@ int cli_resolve_runs(struct cli_ctx *ctx, const char *ref, int include_specs,
 /* The single run named ref; an experiment name is refused with a hint. */
 int cli_resolve_run(struct cli_ctx *ctx, const char *ref, struct expt_run_rec *out);
 
+/* Feeds what the store lacks of an ended run's output (metric lines, the stdout sink's records)
+ * into it, by position, so that it is never counted twice: for runs whose output no supervisor
+ * read to the end (a lost supervisor; engines that keep runs without expt). Best effort: a
+ * failure is a warning on stderr. */
+void cli_catch_up_output(struct cli_ctx *ctx, const struct expt_run_rec *r);
+
 /* Parses a common "-o FORMAT" option value into fmt; sets a usage error on failure. */
 int cli_opt_output(struct cli_ctx *ctx, const struct cli_cmd *cmd, const char *arg,
 		   enum cli_output *fmt, int allow_wide);

@@ -681,7 +681,8 @@ static void v_cleanup(struct vctx *c, const struct expt_ynode *n)
 static void v_tracking(struct vctx *c, const struct expt_ynode *n)
 {
 	static const char *const keys[] = {"uri", "tensorboard", "metrics_prefix", "sinks"};
-	static const char *const sinks[] = {"store", "console", "jsonl", "tensorboard", "mlflow"};
+	static const char *const sinks[] = {"store", "stdout",	    "console",
+					    "jsonl", "tensorboard", "mlflow"};
 	struct expt_spec *s = c->spec;
 	const struct expt_ynode *v;
 	size_t i;

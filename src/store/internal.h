@@ -67,7 +67,9 @@ struct expt_store {
 	char *runs_dir; /* absolute: <dir of the db>/runs */
 	char host[64];
 	int version;
-	int readonly; /* opened read-only: the store's file system or files are not writable */
+	int readonly;	  /* opened read-only: the store's file system or files are not writable */
+	int batch;	  /* inside expt_store_batch_begin: begin and commit are the batch's */
+	int batch_failed; /* a write inside the batch failed: the batch rolls back */
 	sqlite3_stmt *stmt[STMT_COUNT];
 
 	/* metric key cache: open addressing, power-of-two capacity */

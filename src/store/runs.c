@@ -486,6 +486,29 @@ int expt_store_set_ingested(struct expt_store *st, const char *run_id, int64_t b
 	return update_run(st, s, run_id, err);
 }
 
+int expt_store_get_ingested(struct expt_store *st, const char *run_id, int64_t *bytes,
+			    struct expt_err *err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*bytes = 0;
+	if ((rc = expt_store_prepare(st, "SELECT ingested FROM runs WHERE run_id = ?1", &s, err)))
+		return rc;
+	expt_store_bind_text(s, 1, run_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*bytes = sqlite3_column_int64(s, 0);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = expt_err_set(err, EXPT_ENOTFOUND, "no such run: %s", run_id);
+	} else {
+		rc = expt_store_dberr(st, err, "cannot read a run");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int expt_store_get_run(struct expt_store *st, const char *run_id, struct expt_run_rec *out,
 		       struct expt_err *err)
 {

@@ -295,6 +295,8 @@ int expt_store_begin(struct expt_store *st, struct expt_err *err)
 	sqlite3_stmt *s;
 	int rc;
 
+	if (st->batch)
+		return st->batch_failed ? expt_err_set(err, EXPT_ESTORE, "the batch failed") : 0;
 	if (st->readonly)
 		return expt_err_set(err, EXPT_ESTORE,
 				    "store %s is read-only (its file system or files are not "
@@ -322,9 +324,12 @@ int expt_store_begin(struct expt_store *st, struct expt_err *err)
 
 int expt_store_commit(struct expt_store *st, struct expt_err *err)
 {
-	sqlite3_stmt *s = expt_store_stmt(st, STMT_COMMIT, "COMMIT", err);
+	sqlite3_stmt *s;
 	int rc;
 
+	if (st->batch)
+		return 0;
+	s = expt_store_stmt(st, STMT_COMMIT, "COMMIT", err);
 	if (!s) {
 		expt_store_rollback(st);
 		return EXPT_ESTORE;
@@ -342,6 +347,10 @@ int expt_store_commit(struct expt_store *st, struct expt_err *err)
 
 void expt_store_rollback(struct expt_store *st)
 {
+	if (st->batch) { /* the batch decides, at its commit */
+		st->batch_failed = 1;
+		return;
+	}
 	if (!sqlite3_get_autocommit(st->db)) {
 		sqlite3_stmt *s = expt_store_stmt(st, STMT_ROLLBACK, "ROLLBACK", NULL);
 		if (s) {
@@ -353,6 +362,38 @@ void expt_store_rollback(struct expt_store *st)
 	if (st->keys_dirty)
 		expt_store_keys_forget(st);
 	st->keys_dirty = 0;
+}
+
+int expt_store_batch_begin(struct expt_store *st, struct expt_err *err)
+{
+	int rc;
+
+	if (st->batch)
+		return expt_err_set(err, EXPT_ESTORE, "a batch is already open");
+	if ((rc = expt_store_begin(st, err)))
+		return rc;
+	st->batch = 1;
+	st->batch_failed = 0;
+	return 0;
+}
+
+int expt_store_batch_commit(struct expt_store *st, struct expt_err *err)
+{
+	int failed = st->batch_failed;
+
+	st->batch = st->batch_failed = 0;
+	if (failed) {
+		expt_store_rollback(st);
+		return err && err->code ? err->code
+					: expt_err_set(err, EXPT_ESTORE, "batch failed");
+	}
+	return expt_store_commit(st, err);
+}
+
+void expt_store_batch_rollback(struct expt_store *st)
+{
+	st->batch = st->batch_failed = 0;
+	expt_store_rollback(st);
 }
 
 int expt_store_run_rowid(struct expt_store *st, const char *run_id, int64_t *rowid,

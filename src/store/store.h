@@ -126,6 +126,17 @@ int expt_store_mark_supervisor(struct expt_store *st, const char *run_id, int su
 			       int64_t supervisor_start, struct expt_err *err);
 int expt_store_set_ingested(struct expt_store *st, const char *run_id, int64_t bytes,
 			    struct expt_err *err);
+/* How many bytes of the run's output stream are in the store already (read inside a batch, it
+ * cannot change before the batch commits). */
+int expt_store_get_ingested(struct expt_store *st, const char *run_id, int64_t *bytes,
+			    struct expt_err *err);
+
+/* A batch: the writes between begin and commit (any of this header's) are one transaction, all
+ * or nothing; a write that fails inside makes commit roll everything back and fail. Batches do
+ * not nest. */
+int expt_store_batch_begin(struct expt_store *st, struct expt_err *err);
+int expt_store_batch_commit(struct expt_store *st, struct expt_err *err);
+void expt_store_batch_rollback(struct expt_store *st);
 
 /* Marks active runs whose supervisor process is gone (pid dead or a zombie, or pid reused: start
  * time differs) as failed with reason "supervisor-lost", through the lifecycle (so a run that

@@ -264,7 +264,8 @@ static const struct bad_case bad_cases[] = {
     {"tracking", "command: x\ntracking: {uri: localhost, sinks: [store, mlfow]}\n", NULL, NULL,
      STRS("expt.yaml:2:17: tracking.uri: expected a URI like mlflow://host:5000 or "
 	  "http://host:5000, got 'localhost'",
-	  "expt.yaml:2:43: tracking.sinks[1]: expected store, console, jsonl, tensorboard or "
+	  "expt.yaml:2:43: tracking.sinks[1]: expected store, stdout, console, jsonl, tensorboard "
+	  "or "
 	  "mlflow, got 'mlfow' (did you mean 'mlflow'?)")},
     {"secrets and files", "command: x\nsecrets: [Bad_Secret]\nfiles: {../x: ./y}\n", NULL, NULL,
      STRS("expt.yaml:2:11: secrets[0]: Secret names are DNS-1123 subdomains (lowercase "
