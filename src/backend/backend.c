@@ -91,6 +91,8 @@ void expt_contract_release(struct expt_contract *c)
 	free(c->output_dir);
 	free(c->params_file);
 	free(c->store);
+	free(c->library);
+	free(c->pythonpath);
 	expt_strv_release(&c->io);
 	memset(c, 0, sizeof(*c));
 }

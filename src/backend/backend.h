@@ -101,6 +101,8 @@ struct expt_contract {
 	char *params_file;   /* EXPT_PARAMS_FILE */
 	char *store;	     /* EXPT_STORE, NULL when the run cannot reach the store */
 	struct expt_strv io; /* "inputs.NAME=path", "outputs.NAME=path" as the run sees them */
+	char *library;	     /* EXPT_LIBRARY: the libexpt matching this expt, NULL if none */
+	char *pythonpath;    /* the Python binding's directory when not installed, or NULL */
 };
 void expt_contract_release(struct expt_contract *c);
 

@@ -49,6 +49,46 @@ int expt_local_mounts(const struct expt_spec *spec, struct expt_strv *io, struct
 	return 0;
 }
 
+/* Where this expt binary lives; NULL if unknown. */
+static char *exe_dir(void)
+{
+	char exe[4096], *slash;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	return expt_xstrdup(exe);
+}
+
+/* The libexpt and Python binding beside this expt: in the build tree (build/libexpt.so,
+ * python/expt/) or installed (PREFIX/lib). */
+static void binding_paths(struct expt_contract *out)
+{
+	char *dir = exe_dir(), *lib, *py;
+
+	if (!dir)
+		return;
+	lib = expt_xasprintf("%s/libexpt.so", dir);
+	if (!expt_path_exists(lib)) {
+		free(lib);
+		lib = expt_xasprintf("%s/../lib/libexpt.so", dir);
+	}
+	if (expt_path_exists(lib))
+		out->library = lib;
+	else
+		free(lib);
+	py = expt_xasprintf("%s/../python/expt/__init__.py", dir);
+	if (expt_path_exists(py))
+		out->pythonpath = expt_xasprintf("%s/../python", dir);
+	free(py);
+	free(dir);
+}
+
 static int local_contract(void *state, const struct expt_run_rec *run, struct expt_contract *out,
 			  struct expt_err *err)
 {
@@ -62,6 +102,7 @@ static int local_contract(void *state, const struct expt_run_rec *run, struct ex
 		out->params_file = expt_xasprintf("%s/params.json", run->log_dir);
 	}
 	out->store = db ? expt_xstrdup(db) : NULL;
+	binding_paths(out);
 	if (io)
 		expt_strv_copy(&out->io, io);
 	return 0;

@@ -204,13 +204,12 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		struct cli_table t;
 		int wide = fmt == CLI_OUT_WIDE, co = ctx->color_out;
 		const char *head[] = {"RUN",	 "STATUS",  "EXIT", "DURATION", "STARTED", "PARAMS",
-				      "METRICS", "BACKEND", "HOST", "PID",	"GPUS"};
+				      "METRICS", "BACKEND", "NODE", "REF",	"GPUS"};
 		cli_table_init(&t, wide ? 11 : 7);
 		cli_table_row(&t, head);
 		for (size_t i = 0; i < l.n; i++) {
 			const struct expt_run_rec *r = &l.v[i];
-			char status[64], exitc[32], dur[32], started[32], params[256], pid[16],
-			    metrics[256];
+			char status[64], exitc[32], dur[32], started[32], params[256], metrics[256];
 			const char *st = expt_run_status_name(r->status);
 			const char *row[11];
 
@@ -243,10 +242,11 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 			metrics_short(ctx, r->run_id, metrics, wide ? sizeof(metrics) : 48);
 			row[6] = metrics[0] ? metrics : "-";
 			if (wide) {
-				snprintf(pid, sizeof(pid), "%d", r->pid);
+				/* Where it runs and the engine's name for it: a process group, a
+				 * container, a Job. */
 				row[7] = r->backend;
-				row[8] = r->host;
-				row[9] = r->pid ? pid : "-";
+				row[8] = r->node ? r->node : r->host;
+				row[9] = r->backend_ref ? r->backend_ref : "-";
 				row[10] = r->gpus;
 			}
 			cli_table_row(&t, row);

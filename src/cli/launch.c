@@ -342,49 +342,18 @@ static char *sinks_csv(const struct expt_spec *spec)
 	return expt_buf_detach(&b, NULL);
 }
 
-/* Where this expt binary lives; NULL if unknown. */
-static char *exe_dir(void)
+/* The libexpt and Python binding that match this expt, as the run sees them (the backend's
+ * contract): runs get EXPT_LIBRARY, and PYTHONPATH for a build tree's binding, unless the
+ * environment already says otherwise. */
+static void add_binding_env(const struct expt_contract *k, struct expt_strv *env)
 {
-	char exe[4096], *slash;
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-
-	if (n <= 0)
-		return NULL;
-	exe[n] = '\0';
-	slash = strrchr(exe, '/');
-	if (!slash)
-		return NULL;
-	*slash = '\0';
-	return expt_xstrdup(exe);
-}
-
-/* The libexpt and Python binding that match this expt, found beside the binary: in the build
- * tree (build/libexpt.so, python/expt/) or installed (PREFIX/lib). Runs get EXPT_LIBRARY, and
- * PYTHONPATH for a build tree's binding, unless the environment already says otherwise. */
-static void add_binding_env(struct expt_strv *env)
-{
-	char *dir = exe_dir(), *lib = NULL, *py = NULL;
-
-	if (!dir)
-		return;
-	if (!getenv("EXPT_LIBRARY") && !env_has(env, "EXPT_LIBRARY")) {
-		lib = expt_xasprintf("%s/libexpt.so", dir);
-		if (!expt_path_exists(lib)) {
-			free(lib);
-			lib = expt_xasprintf("%s/../lib/libexpt.so", dir);
-		}
-		if (expt_path_exists(lib))
-			expt_strv_pushf(env, "EXPT_LIBRARY=%s", lib);
-	}
-	py = expt_xasprintf("%s/../python/expt/__init__.py", dir);
-	if (!env_has(env, "PYTHONPATH") && expt_path_exists(py)) {
+	if (k->library && !getenv("EXPT_LIBRARY") && !env_has(env, "EXPT_LIBRARY"))
+		expt_strv_pushf(env, "EXPT_LIBRARY=%s", k->library);
+	if (k->pythonpath && !env_has(env, "PYTHONPATH")) {
 		const char *old = getenv("PYTHONPATH");
-		expt_strv_pushf(env, "PYTHONPATH=%s/../python%s%s", dir, old && *old ? ":" : "",
+		expt_strv_pushf(env, "PYTHONPATH=%s%s%s", k->pythonpath, old && *old ? ":" : "",
 				old && *old ? old : "");
 	}
-	free(py);
-	free(lib);
-	free(dir);
 }
 
 int cli_run_argv_env(const struct expt_spec *spec, const struct expt_params *params,
@@ -408,7 +377,7 @@ int cli_run_argv_env(const struct expt_spec *spec, const struct expt_params *par
 		expt_strv_pushf(env, "EXPT_TRACKING_URI=%s", spec->tracking.uri);
 	if (spec->tracking.metrics_prefix)
 		expt_strv_pushf(env, "EXPT_METRICS_PREFIX=%s", spec->tracking.metrics_prefix);
-	add_binding_env(env);
+	add_binding_env(k, env);
 	/* Live output needs line-buffered Python; the spec's own setting wins. */
 	if (!env_has(env, "PYTHONUNBUFFERED"))
 		expt_strv_push(env, "PYTHONUNBUFFERED=1");
