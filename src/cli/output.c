@@ -257,7 +257,7 @@ json_t *cli_json_text(const char *s)
 	if (j)
 		return j;
 	fixed = expt_utf8_scrub(s, strlen(s), &len);
-	j = json_stringn(fixed, len);
+	j = fixed ? json_stringn(fixed, len) : NULL;
 	free(fixed);
 	return j ? j : json_string("");
 }

@@ -314,7 +314,6 @@ int expt_capture_parse(const char *prefix, const char *line, size_t len, struct 
 
 static int add_token(struct expt_buf *b, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
 	int bare = *p != '\0';
 
@@ -322,38 +321,8 @@ static int add_token(struct expt_buf *b, const char *s)
 		bare = bare_ok(*p);
 	if (bare)
 		return expt_buf_adds(b, s);
-	if (expt_buf_addch(b, '"'))
-		return -1;
-	for (p = (const unsigned char *)s; *p; p++) {
-		int r;
-		switch (*p) {
-		case '"':
-			r = expt_buf_add(b, "\\\"", 2);
-			break;
-		case '\\':
-			r = expt_buf_add(b, "\\\\", 2);
-			break;
-		case '\n':
-			r = expt_buf_add(b, "\\n", 2);
-			break;
-		case '\r':
-			r = expt_buf_add(b, "\\r", 2);
-			break;
-		case '\t':
-			r = expt_buf_add(b, "\\t", 2);
-			break;
-		default:
-			if (*p < 0x20 || *p == 0x7f) {
-				char u[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
-				r = expt_buf_add(b, u, 6);
-			} else {
-				r = expt_buf_addch(b, (char)*p);
-			}
-		}
-		if (r)
-			return -1;
-	}
-	return expt_buf_addch(b, '"');
+	/* The escapes are JSON's (DEL included), which the reader understands. */
+	return expt_buf_add_json_str(b, s);
 }
 
 static int line_end(struct expt_buf *b, size_t start, int rc)

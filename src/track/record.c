@@ -55,13 +55,7 @@ void expt_keys_release(struct expt_keys *k)
 
 static uint32_t key_hash(const char *s, size_t len)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
+	return expt_fnv1a32(s, len);
 }
 
 static void index_put(struct expt_keys_slot *idx, size_t cap, uint32_t id, uint32_t hash)
@@ -316,19 +310,14 @@ static void safe_name(struct expt_buf *b, const char *key)
 {
 	size_t len = strlen(key);
 	size_t keep = len > NAME_MAX_KEEP * 2 ? NAME_MAX_KEEP : len;
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
 	for (size_t i = 0; i < keep; i++) {
 		char c = key[i];
 		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			 (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
 		expt_buf_addch(b, ok ? c : '_');
 	}
-	if (len > NAME_MAX_KEEP * 2) {
-		for (size_t i = 0; i < len; i++)
-			h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
-		expt_buf_addf(b, "-%016llx", (unsigned long long)h);
-	}
+	if (len > NAME_MAX_KEEP * 2)
+		expt_buf_addf(b, "-%016llx", (unsigned long long)expt_fnv1a64(key, len));
 	if (!strcmp(key, ".") || !strcmp(key, ".."))
 		expt_buf_addch(b, '_');
 }

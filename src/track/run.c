@@ -1045,68 +1045,16 @@ const char *expt_run_artifact_dir(const expt_run *r)
 
 /* ---- logging ---- */
 
-/* The length of the well-formed UTF-8 sequence at s (1 to 4), 0 when it is not one (overlong
- * forms, surrogates and code points past U+10FFFF are not). */
-static size_t utf8_seq(const unsigned char *s)
-{
-	unsigned c = s[0];
-	size_t n;
-	unsigned cp, min;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2, cp = c & 0x1f, min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3, cp = c & 0x0f, min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4, cp = c & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0; /* also stops at the terminating NUL */
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 static int utf8_valid(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (*p) {
-		size_t n = utf8_seq(p);
-		if (!n)
-			return 0;
-		p += n;
-	}
-	return 1;
+	return expt_utf8_ok(s, strlen(s));
 }
 
 /* A copy of s with every byte that is not part of well-formed UTF-8 replaced by U+FFFD: the
- * sinks write JSON and protobuf strings, which must be UTF-8. */
+ * sinks write JSON and protobuf strings, which must be UTF-8. NULL when out of memory. */
 static char *utf8_dup(const char *s)
 {
-	struct expt_buf b = EXPT_BUF_INIT;
-	const unsigned char *p = (const unsigned char *)s;
-
-	if (utf8_valid(s))
-		return expt_strdup(s);
-	while (*p) {
-		size_t n = utf8_seq(p);
-		if (n) {
-			expt_buf_add(&b, (const char *)p, n);
-			p += n;
-		} else {
-			expt_buf_adds(&b, "\xef\xbf\xbd");
-			p++;
-		}
-	}
-	return expt_buf_detach(&b, NULL);
+	return utf8_valid(s) ? expt_strdup(s) : expt_utf8_scrub(s, strlen(s), NULL);
 }
 
 /* Checks a key: non-empty, at most EXPT_KEY_MAX bytes, no control characters, UTF-8. */
@@ -1121,7 +1069,7 @@ static int key_len(const char *key, size_t *len)
 		if (c < 0x20 || n >= EXPT_KEY_MAX)
 			return -1;
 		if (c >= 0x80) {
-			size_t k = utf8_seq((const unsigned char *)key + n);
+			size_t k = expt_utf8_seq(key + n, 4); /* stops at the NUL */
 			if (!k)
 				return -1;
 			n += k - 1;

@@ -156,7 +156,7 @@ int expt_buf_add_json_str(struct expt_buf *b, const char *s)
 			r = expt_buf_add(b, "\\t", 2);
 			break;
 		default:
-			if (*p < 0x20) {
+			if (*p < 0x20 || *p == 0x7f) {
 				char u[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
 				r = expt_buf_add(b, u, 6);
 			} else {

@@ -13,7 +13,8 @@ size_t expt_utf8_seq(const char *p, size_t avail);
 /* The offset of the first byte of s that is not valid UTF-8, or len. */
 size_t expt_utf8_check(const char *s, size_t len);
 int expt_utf8_ok(const char *s, size_t len);
-/* s with each byte that is not valid UTF-8 replaced by U+FFFD; malloc'd, caller frees. */
+/* s with each byte that is not valid UTF-8 replaced by U+FFFD; malloc'd, caller frees; NULL
+ * when out of memory (never aborts: the logging library uses it). */
 char *expt_utf8_scrub(const char *s, size_t len, size_t *out_len);
 
 /* FNV-1a of len bytes. */

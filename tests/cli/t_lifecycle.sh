@@ -28,22 +28,22 @@ equals "detached runs finished" "$(echo "$out" | json 'sorted(r["status"] for r 
 
 # expt stop on a detached run.
 expect_code "a long detached run" 0 "$EXPT" run $RUN_BACKEND -d n=100
-sleep 1
+wait_status life-3 running
 expect_code "ps sees it running" 0 "$EXPT" ps life -o json
 equals "running" "$(echo "$out" | json '[r["status"] for r in d if r["id"]=="life-3"][0]')" "running"
 pid=$(echo "$out" | json '[r["pid"] for r in d if r["id"]=="life-3"][0]')
 expect_code "stop it" 0 "$EXPT" stop life-3 --grace 2
-sleep 0.5
+for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$pid" 2>/dev/null; then fail "the process group is gone"; else pass "the process group is gone"; fi
 expect_code "ps after stop" 0 "$EXPT" ps life -o json
 equals "marked stopped" "$(echo "$out" | json '[r["status"] for r in d if r["id"]=="life-3"][0]')" "stopped"
 
 # expt stop on a run with retries: stopped, and not retried.
 expect_code "a detached run with retries" 0 "$EXPT" run $RUN_BACKEND -d n=100 retries=5
-sleep 1
 rid=$(echo "$out" | grep -o 'life-[0-9]*' | head -1)
+wait_status "$rid" running
 expect_code "stop the run with retries" 0 "$EXPT" stop "$rid" --grace 1
-sleep 2
+sleep 2 # a retry, were there to be one, would have started by now
 expect_code "debug -o json after stop" 0 "$EXPT" debug "$rid" -o json
 equals "still stopped after its retries" "$(echo "$out" | json 'd["status"]')" "stopped"
 equals "no retry recorded" "$(echo "$out" | json '[e["kind"] for e in d["events"] if e["kind"] == "retry"]')" "[]"
@@ -51,7 +51,7 @@ if pgrep -f "slow.py --n 100" >/dev/null; then fail "no retried process left"; e
 
 # A supervisor killed with SIGKILL: its run is detected, never left running.
 expect_code "another detached run" 0 "$EXPT" run $RUN_BACKEND -d n=100
-sleep 1
+wait_status life-5 running
 sup=$("$EXPT" ps life -o json | json '[r["supervisor_pid"] for r in d if r["id"]=="life-5"][0]')
 if [ -n "$sup" ] && [ "$sup" != None ] && [ "$sup" -gt 0 ]; then
 	kill -9 "$sup"
@@ -98,7 +98,7 @@ sleep 3.5
 # Ctrl-C (SIGINT to expt run) stops every run and marks them stopped; exit 130.
 "$EXPT" run $RUN_BACKEND n=100,101 >ctrlc.out 2>&1 &
 runner=$!
-sleep 1.5
+wait_status life-6 running
 kill -INT "$runner"
 wait "$runner"
 equals "Ctrl-C exits 130" "$?" "130"
