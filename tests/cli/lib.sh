@@ -73,6 +73,19 @@ run_gone() {
 	if [ -z "$(status_of "$1")" ]; then pass "$1 is gone"; else fail "$1 is gone" "$(status_of "$1")"; fi
 }
 
+# The env a run needs to load this build's libexpt into a plain python3 (the ASan build's is
+# sanitized: its runtimes must be preloaded, leak checks off for the interpreter), as a YAML flow
+# map for a spec's `env:`; "{}" for a normal build.
+binding_env() {
+	local lib="${EXPT_BUILD_DIR:-$(dirname "$EXPT")}/libexpt.so" rt
+	rt=$(ldd "$lib" 2>/dev/null | awk '/libasan|libubsan/ {print $3}' | tr '\n' ' ')
+	if [ -n "${rt// /}" ]; then
+		echo "{LD_PRELOAD: \"${rt% }\", ASAN_OPTIONS: \"detect_leaks=0\"}"
+	else
+		echo "{}"
+	fi
+}
+
 finish() {
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

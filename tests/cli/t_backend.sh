@@ -107,10 +107,11 @@ fi
 # Metrics that travel with the output: a run whose logging library cannot reach the store
 # (as in a container or a pod) prints records; whoever reads the output feeds them in, once.
 mkdir -p far
-cat > far/expt.yaml <<'YAML'
+cat > far/expt.yaml <<YAML
 name: far
 command: python3 far.py
 args: none
+env: $(binding_env)
 YAML
 cat > far/far.py <<'PY'
 import os
