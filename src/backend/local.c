@@ -940,8 +940,7 @@ int expt_local_submit(void *state, struct expt_job **jobs, size_t n,
 
 	if (l->sched)
 		return expt_err_set(err, EXPT_EBACKEND, "local backend: one submit per handle");
-	if (gethostname(l->node, sizeof(l->node) - 1))
-		l->node[0] = '\0';
+	expt_hostname(l->node, sizeof(l->node));
 	l->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (l->devnull < 0)
 		return expt_err_errno(err, EXPT_EBACKEND, "cannot open /dev/null");
@@ -1017,7 +1016,7 @@ int expt_local_stop_job(void *state, const char *run_id)
 }
 
 /* Is any member of the group still alive (zombies do not count)? */
-static int group_alive(int pgid)
+int expt_local_group_alive(int pgid)
 {
 	struct expt_pgrp_usage g = {pgid, 0, 0};
 
@@ -1043,7 +1042,7 @@ static int stop_group(int pid, int64_t grace_ms, struct expt_err *err)
 		return 0;
 	kill(-pid, SIGCONT);
 	deadline = now_mono() + grace_ms;
-	while (group_alive(pid)) {
+	while (expt_local_group_alive(pid)) {
 		if (now_mono() >= deadline) {
 			kill(-pid, SIGKILL);
 			break;

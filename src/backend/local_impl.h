@@ -84,6 +84,8 @@ int expt_local_mounts(const struct expt_spec *spec, struct expt_strv *io, struct
 const struct expt_strv *expt_local_io(void *state);
 /* The store path the handle was opened with (NULL: none). */
 const char *expt_local_db_path(void *state);
+/* Whether any member of the process group lives (zombies do not count). */
+int expt_local_group_alive(int pgid);
 /* SIGTERM to a process group this process does not supervise, SIGKILL after grace_ms (waits). */
 int expt_local_stop_group(int pid, int64_t grace_ms, struct expt_err *err);
 

@@ -155,25 +155,35 @@ static int ref_pid(const struct expt_run_rec *run)
 	return run->pid > 1 ? run->pid : 0;
 }
 
-/* A local run lives as long as the expt process supervising it: what the engine knows is the
- * process group, which the supervisor reaps. So a run is observed running while its group is,
- * and gone when neither it nor its supervisor is left (reconcile then ends it). */
+/* What this machine knows of a local run is its process group: running while the group lives;
+ * once it is gone nobody kept its exit status (the supervisor that would have reaped it is
+ * gone too), so it is lost. A queued run, or one of another host, cannot be asked. */
 static int local_poll(void *state, const struct expt_run_rec *runs, size_t n,
 		      struct expt_observed *out, struct expt_err *err)
 {
+	char host[256] = "";
+
 	(void)state;
 	(void)err;
+	expt_hostname(host, sizeof(host));
 	for (size_t i = 0; i < n; i++) {
 		int pid = ref_pid(&runs[i]);
 		memset(&out[i], 0, sizeof(out[i]));
 		out[i].exit_code = -1;
 		out[i].attempt = runs[i].attempt;
-		if (expt_run_status_done(runs[i].status) || runs[i].status == EXPT_RUN_QUEUED)
+		if (runs[i].status != EXPT_RUN_RUNNING ||
+		    (runs[i].host && *runs[i].host && strcmp(runs[i].host, host)))
 			out[i].phase = EXPT_OBS_UNKNOWN;
-		else if (pid && (kill(-pid, 0) == 0 || errno == EPERM))
+		else if (pid && expt_local_group_alive(pid))
 			out[i].phase = EXPT_OBS_RUNNING;
-		else
-			out[i].phase = EXPT_OBS_UNKNOWN; /* between attempts, or ending */
+		else {
+			out[i].phase = EXPT_OBS_GONE;
+			snprintf(
+			    out[i].message, sizeof(out[i].message),
+			    "its process group %d is gone, and the expt process that would have "
+			    "recorded how it ended is gone too",
+			    pid);
+		}
 	}
 	return 0;
 }

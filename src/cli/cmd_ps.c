@@ -148,7 +148,7 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	if (argc - optind > 1)
 		return cli_usage_error(ctx, &cli_cmd_ps, "expected at most one experiment name");
 	f.experiment = optind < argc ? argv[optind] : NULL;
-	if ((rc = expt_store_reconcile(ctx->store, &ctx->err)))
+	if ((rc = cli_reconcile(ctx)))
 		return rc;
 	/* The 30-run default is for people; scripts (-o json|yaml) get every run unless -n. */
 	if (limit == 30 && !limit_given && (fmt == CLI_OUT_JSON || fmt == CLI_OUT_YAML))

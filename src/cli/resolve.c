@@ -8,8 +8,97 @@
 #include "backend/backend.h"
 #include "track/ingest.h"
 
-static int reconcile(struct cli_ctx *ctx)
+/* Applies what the engine observed about an active run whose supervisor is gone (or that no
+ * expt process supervises): a run still going is adopted by the engine (supervisor 0, asked
+ * again next time), an ended one gets its real end, one the engine no longer knows is lost. */
+static void apply_observed(struct cli_ctx *ctx, const struct expt_run_rec *r,
+			   const struct expt_observed *o)
 {
+	struct expt_transition t = EXPT_TRANSITION_INIT;
+	struct expt_err e = EXPT_ERR_INIT;
+
+	switch (o->phase) {
+	case EXPT_OBS_PENDING:
+	case EXPT_OBS_RUNNING:
+		t.from = EXPT_RUN_ACTIVE;
+		t.to = o->phase == EXPT_OBS_RUNNING ? EXPT_RUN_RUNNING : EXPT_RUN_PENDING;
+		if (t.to == EXPT_RUN_RUNNING && r->status == EXPT_RUN_RUNNING) {
+			if (r->supervisor_pid <= 0)
+				return; /* the engine's already */
+			/* Already running: only the owner changes (no new attempt), once, in one
+			 * transaction that re-reads it. */
+			struct expt_run_rec cur;
+			memset(&cur, 0, sizeof(cur));
+			if (expt_store_batch_begin(ctx->store, &e))
+				return;
+			if (!expt_store_get_run(ctx->store, r->run_id, &cur, &e) &&
+			    cur.status == EXPT_RUN_RUNNING &&
+			    cur.supervisor_pid == r->supervisor_pid &&
+			    cur.supervisor_start == r->supervisor_start &&
+			    !expt_store_mark_supervisor(ctx->store, r->run_id, 0, 0, &e) &&
+			    !expt_store_add_event(
+				ctx->store, r->run_id, "adopted",
+				"its supervisor is gone; the engine still runs it", expt_now_ms(),
+				&e))
+				expt_store_batch_commit(ctx->store, &e);
+			else
+				expt_store_batch_rollback(ctx->store);
+			expt_run_rec_release(&cur);
+			return;
+		}
+		t.supervisor_pid = 0;
+		t.supervisor_start = 0;
+		t.if_supervisor_pid = r->supervisor_pid;
+		t.if_supervisor_start = r->supervisor_start;
+		t.event = "adopted";
+		t.event_message = "its supervisor is gone; the engine still runs it";
+		t.message = NULL;
+		expt_lifecycle_move(ctx->store, r->run_id, &t, NULL, &e);
+		return;
+	case EXPT_OBS_EXITED:
+	case EXPT_OBS_GONE:
+		if (o->phase == EXPT_OBS_GONE && r->supervisor_pid > 0)
+			return; /* the store's reconcile says why: its supervisor is lost */
+		expt_lifecycle_end(ctx->store, r->run_id, o, NULL, &e);
+		return;
+	default:
+		return;
+	}
+}
+
+/* Runs that no live expt process watches are asked of their engine (containers and pods keep
+ * going without expt; a local process group may outlive its supervisor). */
+static void ask_engines(struct cli_ctx *ctx)
+{
+	struct expt_run_filter f = {NULL, EXPT_RUN_ACTIVE, 0, 1};
+	struct expt_run_list l = {0};
+	struct expt_err e = EXPT_ERR_INIT;
+
+	if (expt_store_readonly(ctx->store) || expt_store_list_runs(ctx->store, &f, &l, &e))
+		goto out;
+	for (size_t i = 0; i < l.n; i++) {
+		const struct expt_run_rec *r = &l.v[i];
+		struct expt_backend_conf conf = {r->spec_json, ctx->db_path, NULL};
+		struct expt_backend be = {0};
+		struct expt_observed o;
+
+		if (r->supervisor_pid > 0 && !expt_store_supervisor_gone(ctx->store, r))
+			continue; /* its supervisor watches it */
+		if (expt_backend_open(&be, r->backend, &conf, &e) ||
+		    be.ops->poll(be.state, r, 1, &o, &e)) {
+			expt_backend_close(&be);
+			continue;
+		}
+		expt_backend_close(&be);
+		apply_observed(ctx, r, &o);
+	}
+out:
+	expt_run_list_release(&l);
+}
+
+int cli_reconcile(struct cli_ctx *ctx)
+{
+	ask_engines(ctx);
 	return expt_store_reconcile(ctx->store, &ctx->err);
 }
 
@@ -35,7 +124,7 @@ int cli_resolve_runs(struct cli_ctx *ctx, const char *ref, int include_specs,
 	struct expt_run_rec r;
 	int rc;
 
-	if ((rc = reconcile(ctx)))
+	if ((rc = cli_reconcile(ctx)))
 		return rc;
 	if (is_run)
 		*is_run = 0;
@@ -86,7 +175,7 @@ int cli_resolve_run(struct cli_ctx *ctx, const char *ref, struct expt_run_rec *o
 	struct expt_run_list l = {0};
 	int rc;
 
-	if ((rc = reconcile(ctx)))
+	if ((rc = cli_reconcile(ctx)))
 		return rc;
 	rc = expt_store_get_run(ctx->store, ref, out, &e);
 	if (rc != EXPT_ENOTFOUND) {

@@ -4,6 +4,11 @@
 
 #include "cli.h"
 
+/* Brings the store up to date before it is read: runs that no live expt process watches are
+ * asked of their engine (adopted while it still runs them, ended as it says), and runs whose
+ * supervisor is gone are marked lost. Read commands call it (through the resolvers too). */
+int cli_reconcile(struct cli_ctx *ctx);
+
 /* Fills out with the run named ref, or every run of the experiment named ref (oldest first).
  * ref NULL: every run of the store. Returns EXPT_ENOTFOUND with a clear message if nothing
  * matches. *is_run tells which one matched (may be NULL). */

@@ -25,6 +25,14 @@ static int supervisor_gone(int pid, int64_t start)
 	return state == 'Z';
 }
 
+int expt_store_supervisor_gone(const struct expt_store *st, const struct expt_run_rec *r)
+{
+	if (r->supervisor_pid <= 0 ||
+	    (r->host && *r->host && *st->host && strcmp(r->host, st->host)))
+		return 0;
+	return supervisor_gone(r->supervisor_pid, r->supervisor_start);
+}
+
 struct lost {
 	char *run_id;
 	int pid;

@@ -144,6 +144,8 @@ void expt_store_batch_rollback(struct expt_store *st);
  * with supervisor_pid > 0 are judged: a backend whose runs live without an expt process
  * (container, kubernetes) sets supervisor_pid 0, and its runs are asked of the engine instead. */
 int expt_store_reconcile(struct expt_store *st, struct expt_err *err);
+/* Whether r has a supervisor on this host that is gone (the test reconcile uses). */
+int expt_store_supervisor_gone(const struct expt_store *st, const struct expt_run_rec *r);
 
 /* Lookups. A ref is a run id ("mnist-3"). Returns EXPT_ENOTFOUND if missing. */
 int expt_store_get_run(struct expt_store *st, const char *run_id, struct expt_run_rec *out,

@@ -65,6 +65,25 @@ contains "the first attempt's failure" "$out" "failing the first attempt"
 equals "the end, once" "$(echo "$out" | grep -c '^end$')" "1"
 equals "succeeded on the retry" "$(status_of "$rid")" "succeeded"
 
+# The supervisor dies, the run goes on: ps asks the engine and tells the truth; stop still works.
+# (A quiet run: a local run that prints dies with its supervisor, the reader of its pipe.)
+mkdir -p quiet && printf 'name: quiet\ncommand: ["sleep", "60"]\nargs: none\n' > quiet/expt.yaml
+expect_code "a long quiet run, detached" 0 "$EXPT" run $RUN_BACKEND -d -f quiet/expt.yaml
+rid=$(echo "$out" | grep -o 'quiet-[0-9]*' | head -1)
+wait_status "$rid" running
+sup=$("$EXPT" ps quiet -o json | json "[r['supervisor_pid'] for r in d if r['id']=='$rid'][0]")
+kill -9 "$sup"
+sleep 0.2
+expect_code "ps after its supervisor died" 0 "$EXPT" ps quiet -o json
+equals "still running, as the engine says" "$(echo "$out" | json "[r['status'] for r in d if r['id']=='$rid'][0]")" "running"
+expect_code "debug shows the engine took it" 0 "$EXPT" debug "$rid" -o json
+equals "an adopted event" "$(echo "$out" | json '[e["kind"] for e in d["events"]].count("adopted")')" "1"
+expect_code "stop the orphan" 0 "$EXPT" stop "$rid" --grace 1
+wait_status "$rid" stopped
+expect_code "ps again" 0 "$EXPT" ps quiet -o json
+equals "stays stopped" "$(echo "$out" | json "[r['status'] for r in d if r['id']=='$rid'][0]")" "stopped"
+if pgrep -f "^sleep 60" >/dev/null; then fail "its process is gone" "$(pgrep -af '^sleep 60')"; else pass "its process is gone"; fi
+
 # rm: gone from the store and the engine.
 expect_code "rm" 0 "$EXPT" rm "$rid"
 run_gone "$rid"
