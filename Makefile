@@ -28,6 +28,7 @@ test: test-deps
 	@PATH="$(VENV)/bin:$$PATH" scripts/test-all
 
 test-fast: test-deps build
+	@cmake -S . -B $(BUILD) -DEXPT_TESTS=ON >/dev/null && cmake --build $(BUILD) -j $(JOBS)
 	@cd $(BUILD) && PATH="$(VENV)/bin:$$PATH" EXPT_TEST_SKIP_CLUSTER=1 ctest --output-on-failure -j 2
 
 bench: build
