@@ -24,6 +24,11 @@ foreach(src ${FUZZ_TARGETS})
   add_test(NAME fuzz/${name} COMMAND ${name}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${corpus})
 endforeach()
 
+# The README's commands on a fresh Debian 12 root file system (tests/fresh/run): minutes, needs
+# root and the Debian mirrors; EXPT_TEST_SKIP_FRESH=1 skips it.
+add_test(NAME fresh/make-example COMMAND ${CMAKE_SOURCE_DIR}/tests/fresh/run)
+set_tests_properties(fresh/make-example PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 2400)
+
 # Black-box CLI tests: tests/cli/t_<name>.sh run the built binary.
 file(GLOB CLI_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/cli/t_*.sh)
 foreach(src ${CLI_TESTS})
