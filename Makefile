@@ -2,11 +2,12 @@
 PREFIX ?= /usr/local
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 CACHE ?= $(HOME)/.cache/expt-test
 VENV := $(CACHE)/venv
 
-.PHONY: all deps test-deps build example test test-fast test-asan bench install format format-check clean
+.PHONY: all deps test-deps build example test test-fast test-asan fuzz bench install format format-check clean
 
 all: build
 
@@ -28,7 +29,12 @@ test: test-deps
 	@PATH="$(VENV)/bin:$$PATH" scripts/test-all
 
 test-fast: test-deps build
-	@cd $(BUILD) && PATH="$(VENV)/bin:$$PATH" EXPT_TEST_SKIP_CLUSTER=1 ctest --output-on-failure -j 2
+	@cmake -S . -B $(BUILD) -DEXPT_TESTS=ON >/dev/null && cmake --build $(BUILD) -j $(JOBS)
+	@cd $(BUILD) && PATH="$(VENV)/bin:$$PATH" EXPT_TEST_SKIP_CLUSTER=1 EXPT_TEST_SKIP_FRESH=1 ctest --output-on-failure -j 2
+
+# Every libFuzzer target for FUZZ_SECONDS each; new finds are merged into tests/fuzz/corpus.
+fuzz: test-deps
+	@scripts/fuzz $(FUZZ_SECONDS)
 
 bench: build
 	@bench/run-all $(BUILD)/expt
@@ -44,4 +50,4 @@ format-check:
 	@find src include tests bench -name '*.[ch]' | xargs clang-format --dry-run -Werror
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

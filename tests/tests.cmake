@@ -1,4 +1,5 @@
 # Test registration: every suite is a ctest test, so `ctest` (and `make test`) runs them all.
+# Included when EXPT_TESTS is on; then cmocka is required (scripts/deps --test installs it).
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 
 # Unit tests: tests/unit/test_<name>.c, each a cmocka program.
@@ -11,23 +12,22 @@ foreach(src ${UNIT_TESTS})
   set_tests_properties(unit/${name} PROPERTIES ENVIRONMENT "EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR};EXPT_BIN=$<TARGET_FILE:expt>")
 endforeach()
 
-# Fuzz targets: tests/fuzz/fuzz_<name>.c define LLVMFuzzerTestOneInput. In the normal build they
-# are linked with a replay driver that runs every file of tests/fuzz/corpus/<name>/.
+# Fuzz targets: tests/fuzz/fuzz_<name>.c define LLVMFuzzerTestOneInput. In this build they are
+# linked with a replay driver that runs every file of tests/fuzz/corpus/<name>/; the libFuzzer
+# build is tests/fuzz/fuzz.cmake (EXPT_FUZZ=ON, `make fuzz`).
 file(GLOB FUZZ_TARGETS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
 foreach(src ${FUZZ_TARGETS})
   get_filename_component(name ${src} NAME_WE)
   string(REPLACE "fuzz_" "" corpus ${name})
-  if(EXPT_FUZZ)
-    add_executable(${name} ${src})
-    target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
-    target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
-    target_link_libraries(${name} PRIVATE expt_core)
-  else()
-    add_executable(${name}_replay ${src} ${CMAKE_SOURCE_DIR}/tests/fuzz/replay.c)
-    target_link_libraries(${name}_replay PRIVATE expt_core)
-    add_test(NAME fuzz/${name} COMMAND ${name}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${corpus})
-  endif()
+  add_executable(${name}_replay ${src} ${CMAKE_SOURCE_DIR}/tests/fuzz/replay.c)
+  target_link_libraries(${name}_replay PRIVATE expt_core)
+  add_test(NAME fuzz/${name} COMMAND ${name}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${corpus})
 endforeach()
+
+# The README's commands on a fresh Debian 12 root file system (tests/fresh/run): minutes, needs
+# root and the Debian mirrors; EXPT_TEST_SKIP_FRESH=1 skips it.
+add_test(NAME fresh/make-example COMMAND ${CMAKE_SOURCE_DIR}/tests/fresh/run)
+set_tests_properties(fresh/make-example PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 2400)
 
 # Black-box CLI tests: tests/cli/t_<name>.sh run the built binary.
 file(GLOB CLI_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/cli/t_*.sh)

@@ -1,10 +1,9 @@
 /* Fuzz target for the spec loader: arbitrary bytes as expt.yaml (through a memfd, the way a real
  * file is read), loaded as the base and as variant "a", then every run's argv, env and params
  * JSON built, so the whole path from YAML to the run contract is exercised.
- * To fuzz for real (the normal build only replays tests/fuzz/corpus/spec), compile this file
- * with the sources of src/spec and src/util using clang -fsanitize=fuzzer,address,undefined
- * and link libfyaml; run it with -max_len=4096 on a scratch corpus directory followed by
- * tests/fuzz/corpus/spec. Add every crasher it finds to the corpus. */
+ * The normal build only replays tests/fuzz/corpus/spec; `make fuzz` fuzzes for real (clang,
+ * library instrumented: tests/fuzz/fuzz.cmake) and merges new finds into the corpus. Add every
+ * crasher it finds to the corpus once fixed. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
