@@ -115,12 +115,13 @@ static int cmd_init(struct cli_ctx *ctx, int argc, char **argv)
 	if (argc - optind > 1)
 		return cli_usage_error(ctx, &cli_cmd_init, "expected at most one name");
 	if (optind < argc) {
-		if (!expt_dns_label_ok(argv[optind]))
-			return expt_err_set(&ctx->err, EXPT_EUSAGE,
-					    "'%s' is not a valid experiment name: use lowercase "
-					    "letters, digits and '-', starting and ending with a "
-					    "letter or digit, at most 63 characters",
-					    argv[optind]);
+		if (!expt_experiment_name_ok(argv[optind]))
+			return expt_err_set(
+			    &ctx->err, EXPT_EUSAGE,
+			    "'%s' is not a valid experiment name: use letters, digits, "
+			    "'_', '.' and '-', starting with a letter or digit, at most "
+			    "%d characters",
+			    argv[optind], EXPT_NAME_MAX);
 		snprintf(name, sizeof(name), "%s", argv[optind]);
 	} else {
 		default_name(name, sizeof(name));

@@ -116,6 +116,18 @@ char *expt_params_json(const struct expt_params *params)
 
 /* ---- names ---- */
 
+int expt_experiment_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > EXPT_NAME_MAX || !isalnum((unsigned char)s[0]))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+			return 0;
+	return 1;
+}
+
 int expt_dns_label_ok(const char *s)
 {
 	size_t i, n;

@@ -149,6 +149,12 @@ void expt_params_set(struct expt_params *params, const char *name, enum expt_vty
 void expt_params_copy(struct expt_params *dst, const struct expt_params *src);
 void expt_params_release(struct expt_params *params);
 
+/* Is s an experiment name: letters, digits, '_', '.' and '-', starting with a letter or digit, at
+ * most EXPT_NAME_MAX bytes (tf_mnist_summ, ResNet50.v2)? The names engines need (run ids,
+ * container names, Kubernetes objects) are derived from it in one place, collision-safe:
+ * expt_store_run_id_prefix. */
+#define EXPT_NAME_MAX 128
+int expt_experiment_name_ok(const char *s);
 /* Is s a DNS-1123 label (lowercase alnum and '-', starts/ends alnum, <= 63)? */
 int expt_dns_label_ok(const char *s);
 

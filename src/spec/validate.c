@@ -305,14 +305,27 @@ static void v_name(struct vctx *c, const struct expt_ynode *n)
 	char *fix;
 
 	if (!get_word(c, n, "name", &s->name)) {
-		check_label(c, n, "name");
+		if (!expt_experiment_name_ok(s->name)) {
+			char d[96];
+			expt_ynode_describe(n, d, sizeof(d));
+			problem(
+			    c, n, "name",
+			    "expected a name of letters, digits, '_', '.' and '-', starting with a "
+			    "letter or digit, at most %d characters, got %s",
+			    EXPT_NAME_MAX, d);
+		}
 		return;
 	}
 	if (!is_unset(n))
 		return;
-	/* No name: the project directory's, made DNS-safe (documented in docs/spec.md). */
+	/* No name: the project directory's, as it is when it is a name, else made DNS-safe
+	 * (documented in docs/spec.md). */
 	base = s->dir ? strrchr(s->dir, '/') : NULL;
 	base = base ? base + 1 : (s->dir ? s->dir : "");
+	if (expt_experiment_name_ok(base)) {
+		s->name = expt_xstrdup(base);
+		return;
+	}
 	fix = expt_dns_label_from(base);
 	if (*fix) {
 		s->name = fix;

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 cat > expt.yaml <<'YAML'
-name: Bad_Name
+name: bad name
 comand: python3 train.py
 paralel: 2
 params: {lr: 0.1}
@@ -19,7 +19,7 @@ variants:
 YAML
 expect_code "a bad spec exits 2" 2 "$EXPT" run
 expected='expt.yaml:1:1: command: required field is missing
-expt.yaml:1:7: name: expected a DNS-1123 label (lowercase letters, digits and '"'-'"', starting and ending with a letter or digit, at most 63 characters), got '"'Bad_Name'"'; try '"'bad-name'"'
+expt.yaml:1:7: name: expected a name of letters, digits, '"'_'"', '"'.'"' and '"'-'"', starting with a letter or digit, at most 128 characters, got '"'bad name'"'
 expt.yaml:2:1: comand: unknown field (did you mean '"'command'"'?)
 expt.yaml:3:1: paralel: unknown field (did you mean '"'parallel'"'?)
 expt.yaml:5:13: sweep.lr: empty list: a swept param needs at least one value

@@ -102,6 +102,20 @@ expect_code "the store is found from a subdirectory" 0 "$EXPT" ps demo
 cd ..
 expect_code "unknown run" 3 "$EXPT" show nope-1
 contains "says what is missing" "$out" "no run named 'nope-1'"
+# Names people already use: underscores, capitals, dots. Run ids stay valid Kubernetes names.
+mkdir -p names && printf 'name: tf_mnist_summ\ncommand: python3 -c "print(42)"\nargs: none\nparams: {x: 0}\nsweep: {x: [1, 2]}\n' > names/expt.yaml
+printf 'print("expt: acc=0.5")\n' > names/j.py
+sed -i 's/command: .*/command: python3 j.py/' names/expt.yaml
+expect_code "an experiment named tf_mnist_summ runs" 0 "$EXPT" run -f names/expt.yaml
+expect_code "ps knows it by its name" 0 "$EXPT" ps tf_mnist_summ -o json
+equals "two runs, with DNS-safe ids derived from the name" "$(echo "$out" | json '[r["id"].rsplit("-", 2)[0] for r in d]')" "['tf-mnist-summ', 'tf-mnist-summ']"
+equals "and the name as given" "$(echo "$out" | json 'sorted(set(r["experiment"] for r in d))')" "['tf_mnist_summ']"
+expect_code "compare by name" 0 "$EXPT" compare tf_mnist_summ
+contains "its metric" "$out" "0.5"
+expect_code "logs by name" 0 "$EXPT" logs tf_mnist_summ
+contains "prefixed by run id" "$out" "tf-mnist-summ-"
+expect_code "a dotted, capitalised name" 0 "$EXPT" run -f names/expt.yaml name=ResNet50.v2 x=1
+expect_code "init accepts it too" 0 "$EXPT" init My_Exp --force
 expect_code "help on every command" 0 sh -c "for c in init run plan ps logs show compare stop rm retry debug log version; do \"$EXPT\" \$c --help >/dev/null || exit 1; done"
 expect_code "unknown command" 2 "$EXPT" frobnicate
 expect_code "unknown option" 2 "$EXPT" ps --frob

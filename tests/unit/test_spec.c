@@ -187,10 +187,12 @@ static const struct bad_case bad_cases[] = {
      STRS("expt.yaml:2:18: resources.cpu: expected a CPU quantity like 2, 0.5 or 500m, got "
 	  "'lots'",
 	  "expt.yaml:2:29: resources.gpu: expected an integer from 0 to 1024, got '-1'")},
-    {"name not a DNS-1123 label", "name: My_Exp\ncommand: x\n", NULL, NULL,
-     STRS("expt.yaml:1:7: name: expected a DNS-1123 label (lowercase letters, digits and "
-	  "'-', starting and ending with a letter or digit, at most 63 characters), got "
-	  "'My_Exp'; try 'my-exp'")},
+    {"a name with a space", "name: my exp\ncommand: x\n", NULL, NULL,
+     STRS("expt.yaml:1:7: name: expected a name of letters, digits, '_', '.' and '-', starting "
+	  "with a letter or digit, at most 128 characters, got 'my exp'")},
+    {"a name starting with a dot", "name: .hidden\ncommand: x\n", NULL, NULL,
+     STRS("expt.yaml:1:7: name: expected a name of letters, digits, '_', '.' and '-', starting "
+	  "with a letter or digit, at most 128 characters, got '.hidden'")},
     {"missing command", "name: a\n", NULL, NULL,
      STRS("expt.yaml:1:1: command: required field is missing")},
     {"empty command", "command: ''\n", NULL, NULL,
@@ -275,9 +277,8 @@ static const struct bad_case bad_cases[] = {
      "paralel: 2\nname: Bad!\nresources: {memory: 1Gb}\nsweep: {lr: []}\n", NULL, NULL,
      STRS("expt.yaml:1:1: paralel: unknown field (did you mean 'parallel'?)",
 	  "expt.yaml:1:1: command: required field is missing",
-	  "expt.yaml:2:7: name: expected a DNS-1123 label (lowercase letters, digits and "
-	  "'-', starting and ending with a letter or digit, at most 63 characters), got "
-	  "'Bad!'; try 'bad'",
+	  "expt.yaml:2:7: name: expected a name of letters, digits, '_', '.' and '-', starting "
+	  "with a letter or digit, at most 128 characters, got 'Bad!'",
 	  "expt.yaml:3:21: resources.memory: expected a quantity like 512Mi or 2Gi, got "
 	  "'1Gb'",
 	  "expt.yaml:4:13: sweep.lr: empty list: a swept param needs at least one value")},
