@@ -28,7 +28,7 @@ test: test-deps
 	@PATH="$(VENV)/bin:$$PATH" scripts/test-all
 
 test-fast: test-deps build
-	@cd $(BUILD) && PATH="$(VENV)/bin:$$PATH" EXPT_TEST_SKIP_CLUSTER=1 ctest --output-on-failure -j 2
+	@cd $(BUILD) && PATH="$(VENV)/bin:$$PATH" EXPT_TEST_SKIP_CLUSTER=1 EXPT_TEST_SKIP_CONTAINERS=1 ctest --output-on-failure -j 2
 
 bench: build
 	@bench/run-all $(BUILD)/expt

@@ -47,6 +47,35 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/python/tests AND TARGET libexpt)
     TIMEOUT 900)
 endif()
 
+# Offline images, test registries and Podman (tests/images, tests/registry, tests/podman):
+# fixtures images -> registry -> podman, each with its smoke test. Unless
+# EXPT_TEST_SKIP_CONTAINERS=1. State in <build>/registry and <build>/podman; the
+# images are cached in ${EXPT_TEST_CACHE:-~/.cache/expt-test}/images-<recipe-hash>.
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/registry/up)
+  if("$ENV{EXPT_TEST_SKIP_CONTAINERS}" STREQUAL "1")
+    message(STATUS "EXPT_TEST_SKIP_CONTAINERS=1: the image, registry and Podman tests are skipped")
+    add_test(NAME containers/SKIPPED COMMAND sh -c "echo 'image, registry and Podman tests skipped (EXPT_TEST_SKIP_CONTAINERS=1)'; exit 77")
+    set_tests_properties(containers/SKIPPED PROPERTIES SKIP_RETURN_CODE 77)
+  else()
+    set(REGISTRY_DIR ${CMAKE_BINARY_DIR}/registry)
+    set(PODMAN_DIR ${CMAKE_BINARY_DIR}/podman)
+    add_test(NAME images/build COMMAND ${CMAKE_SOURCE_DIR}/tests/images/build --print-env)
+    set_tests_properties(images/build PROPERTIES FIXTURES_SETUP images TIMEOUT 1800)
+    add_test(NAME registry/up COMMAND ${CMAKE_SOURCE_DIR}/tests/registry/up --dir ${REGISTRY_DIR})
+    add_test(NAME registry/down COMMAND ${CMAKE_SOURCE_DIR}/tests/registry/down --dir ${REGISTRY_DIR})
+    set_tests_properties(registry/up PROPERTIES FIXTURES_SETUP registry FIXTURES_REQUIRED images TIMEOUT 600)
+    set_tests_properties(registry/down PROPERTIES FIXTURES_CLEANUP registry)
+    add_test(NAME registry/smoke COMMAND bash ${CMAKE_SOURCE_DIR}/tests/registry/smoke --dir ${REGISTRY_DIR})
+    set_tests_properties(registry/smoke PROPERTIES FIXTURES_REQUIRED registry TIMEOUT 300 SKIP_RETURN_CODE 77)
+    add_test(NAME podman/up COMMAND ${CMAKE_SOURCE_DIR}/tests/podman/up --dir ${PODMAN_DIR} --registry-dir ${REGISTRY_DIR})
+    add_test(NAME podman/down COMMAND ${CMAKE_SOURCE_DIR}/tests/podman/down --dir ${PODMAN_DIR})
+    set_tests_properties(podman/up PROPERTIES FIXTURES_SETUP podman FIXTURES_REQUIRED registry TIMEOUT 300)
+    set_tests_properties(podman/down PROPERTIES FIXTURES_CLEANUP podman)
+    add_test(NAME podman/smoke COMMAND bash ${CMAKE_SOURCE_DIR}/tests/podman/smoke --dir ${PODMAN_DIR} --registry-dir ${REGISTRY_DIR})
+    set_tests_properties(podman/smoke PROPERTIES FIXTURES_REQUIRED "registry;podman" TIMEOUT 300 SKIP_RETURN_CODE 77)
+  endif()
+endif()
+
 # The real Kubernetes control plane (tests/cluster): started once as a fixture, unless
 # EXPT_TEST_SKIP_CLUSTER=1, in which case these tests are not registered and the run says so.
 if(EXISTS ${CMAKE_SOURCE_DIR}/tests/cluster/up)
