@@ -10,7 +10,10 @@
 #   R/containerd.toml, R/containerd.sock, R/certs.d/<registry>/hosts.toml
 #   R/cni/                 CNI config (bridge + host-local, no masquerade)
 #   R/kubelet/             --root-dir;  R/pod-logs: podLogsDir
-#   R/sysctl.saved         the kernel settings the kubelet changes, restored on stop
+#   R/sysctl.saved         the kernel settings the kubelet changes, as they were
+#                          before the first real node on this machine started
+#                          (/run/expt-test-realnode: one registration per
+#                          running node; the last one to stop restores them)
 #   R/cgroup.name          cgroupRoot (/expt-test-<id>) made in every v1 hierarchy
 # Processes (pid files in DIR/run): api-proxy-out, api-proxy-in,
 # registry-proxy-out, registry-proxy-in, containerd, kubelet.
@@ -28,6 +31,53 @@ REALNODE_NAME=node-real
 REALNODE_TAINT=expt-test/real-node
 # Global kernel settings the kubelet sets at start (setupKernelTunables).
 realnode_sysctls=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+# Machine-wide: several harnesses (worktrees, CI) may run a real node at once,
+# and the settings are global. The first to start saves them, the last to stop
+# restores them. A registration whose R is gone is stale and ignored.
+rn_machine_dir=/run/expt-test-realnode
+
+# rn_sysctl_register R: register R; save the settings if it is the first.
+rn_sysctl_register() {
+  local R="$1" k f live=0
+  mkdir -p "$rn_machine_dir/users"
+  exec 7>"$rn_machine_dir/lock"; flock 7
+  for f in "$rn_machine_dir"/users/*; do
+    [ -f "$f" ] || continue
+    if [ -d "$(cat "$f")" ] && [ "$(cat "$f")" != "$R" ]; then live=1; else rm -f "$f"; fi
+  done
+  if [ "$live" = 0 ] || [ ! -f "$rn_machine_dir/sysctl.saved" ]; then
+    : > "$rn_machine_dir/sysctl.saved"
+    for k in "${realnode_sysctls[@]}"; do
+      printf '%s=%s\n' "$k" "$(sysctl -n "$k")" >> "$rn_machine_dir/sysctl.saved"
+    done
+  fi
+  cp "$rn_machine_dir/sysctl.saved" "$R/sysctl.saved"
+  printf '%s\n' "$R" > "$rn_machine_dir/users/$(printf '%s' "$R" | sha256sum | cut -c1-16)"
+  flock -u 7; exec 7>&-
+}
+
+# rn_sysctl_unregister R: unregister R; restore the settings if no node is left.
+rn_sysctl_unregister() {
+  local R="$1" f live=0 k v saved
+  [ -d "$rn_machine_dir/users" ] || return 0
+  exec 7>"$rn_machine_dir/lock"; flock 7
+  rm -f "$rn_machine_dir/users/$(printf '%s' "$R" | sha256sum | cut -c1-16)"
+  for f in "$rn_machine_dir"/users/*; do
+    [ -f "$f" ] || continue
+    if [ -d "$(cat "$f")" ] && [ "$(cat "$f")" != "$R" ]; then live=1; else rm -f "$f"; fi
+  done
+  saved="$rn_machine_dir/sysctl.saved"
+  [ -f "$saved" ] || saved="$R/sysctl.saved"
+  if [ "$live" = 0 ] && [ -f "$saved" ]; then
+    while IFS='=' read -r k v; do
+      [ -n "$k" ] && [ "$(sysctl -n "$k" 2>/dev/null)" != "$v" ] && sysctl -q -w "$k=$v" >/dev/null 2>&1 || true
+    done < "$saved"
+    rm -f "$rn_machine_dir/sysctl.saved"
+  elif [ "$live" = 1 ]; then
+    rn_log "another real node still runs on this machine: kernel settings left for it to restore"
+  fi
+  flock -u 7; exec 7>&-
+}
 
 rn_log() { printf 'cluster/real-node: %s\n' "$*" >&2; }
 
@@ -96,12 +146,7 @@ realnode_stop() {
     esac
   fi
   # 8. Kernel settings back as they were.
-  if [ -f "$R/sysctl.saved" ]; then
-    local k v
-    while IFS='=' read -r k v; do
-      [ -n "$k" ] && [ "$(sysctl -n "$k" 2>/dev/null)" != "$v" ] && sysctl -q -w "$k=$v" >/dev/null 2>&1 || true
-    done < "$R/sysctl.saved"
-  fi
+  rn_sysctl_unregister "$R"
   # 9. State (kept: the logs in DIR/log).
   if awk -v d="$R/" 'index($5, d) == 1 { f=1 } END { exit !f }' /proc/self/mountinfo; then
     rn_log "mounts remain under $R; leaving it"
@@ -129,10 +174,7 @@ realnode_up() {
   echo "/expt-test-$id" > "$R/cgroup.name"
 
   # Kernel settings the kubelet will change: saved now, restored by realnode_stop.
-  : > "$R/sysctl.saved"
-  for k in "${realnode_sysctls[@]}"; do
-    printf '%s=%s\n' "$k" "$(sysctl -n "$k")" >> "$R/sysctl.saved"
-  done
+  rn_sysctl_register "$R"
 
   # --- network namespace --------------------------------------------------------
   [ -e "/run/netns/$ns" ] && ip netns delete "$ns" 2>/dev/null || true
