@@ -73,6 +73,15 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/registry/up)
     set_tests_properties(podman/down PROPERTIES FIXTURES_CLEANUP podman)
     add_test(NAME podman/smoke COMMAND bash ${CMAKE_SOURCE_DIR}/tests/podman/smoke --dir ${PODMAN_DIR} --registry-dir ${REGISTRY_DIR})
     set_tests_properties(podman/smoke PROPERTIES FIXTURES_REQUIRED "registry;podman" TIMEOUT 300 SKIP_RETURN_CODE 77)
+    # Further suites that need a container engine: tests/podman/t_*.sh, run with the
+    # registry and Podman up and EXPT_REGISTRY_DIR / EXPT_PODMAN_DIR set (source their env).
+    file(GLOB PODMAN_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/podman/t_*.sh)
+    foreach(src ${PODMAN_TESTS})
+      get_filename_component(name ${src} NAME_WE)
+      add_test(NAME podman/${name} COMMAND bash ${src})
+      set_tests_properties(podman/${name} PROPERTIES FIXTURES_REQUIRED "registry;podman" TIMEOUT 900 SKIP_RETURN_CODE 77
+        ENVIRONMENT "EXPT_REGISTRY_DIR=${REGISTRY_DIR};EXPT_PODMAN_DIR=${PODMAN_DIR};EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+    endforeach()
   endif()
 endif()
 
@@ -111,7 +120,7 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/cluster/up)
       get_filename_component(name ${src} NAME_WE)
       add_test(NAME cluster/${name} COMMAND bash ${src})
       set_tests_properties(cluster/${name} PROPERTIES FIXTURES_REQUIRED "${CLUSTER_TEST_NEEDS}" TIMEOUT 900
-        ENVIRONMENT "EXPT_CLUSTER_DIR=${CLUSTER_DIR};EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+        ENVIRONMENT "EXPT_CLUSTER_DIR=${CLUSTER_DIR};EXPT_REGISTRY_DIR=${REGISTRY_DIR};EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
     endforeach()
   endif()
 endif()
