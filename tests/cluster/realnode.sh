@@ -26,7 +26,6 @@
 # unix socket in R -> 127.0.0.1:PORT outside, so the registry's name
 # (127.0.0.1:PORT/...) is the same inside and outside.
 
-realnode_components=(api-proxy-out api-proxy-in registry-proxy-out registry-proxy-in containerd kubelet)
 REALNODE_NAME=node-real
 REALNODE_TAINT=expt-test/real-node
 # Global kernel settings the kubelet sets at start (setupKernelTunables).
@@ -85,7 +84,7 @@ rn_log() { printf 'cluster/real-node: %s\n' "$*" >&2; }
 # Needs cluster_dir; uses the API server (if still up) to delete the node's
 # pods first so the kubelet tears them down properly.
 realnode_stop() {
-  local R="$cluster_dir/real" pid sock ns c id
+  local R="$cluster_dir/real" sock ns c id
   [ -d "$R" ] || return 0
   sock="$R/containerd.sock"
   # 1. Graceful: the kubelet stops the pods (containers, sandboxes, CNI, netns).
