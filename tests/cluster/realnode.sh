@@ -139,6 +139,7 @@ realnode_stop() {
     case "$c" in /expt-test-*)
       local h
       for h in /sys/fs/cgroup/*/; do
+        [ -e "$h/cgroup.procs" ] || continue
         [ -d "$h${c#/}" ] && find "$h${c#/}" -depth -type d -exec rmdir {} + 2>/dev/null || true
         [ -d "$h${c#/}" ] && rn_log "cgroup $h${c#/} still in use"
       done ;;
@@ -165,6 +166,10 @@ realnode_up() {
   [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/lib/cni/loopback ] \
     || die "CNI plugins missing in /usr/lib/cni (apt-get install containernetworking-plugins)"
   [ "$(id -u)" = 0 ] || die "--real-node needs root (network namespace, containerd)"
+  # Written for these VMs' cgroup v1 (a cgroupRoot made in each hierarchy);
+  # on cgroup v2 the globs below would make cgroups in the wrong places.
+  [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = tmpfs ] && [ -d /sys/fs/cgroup/memory ] \
+    || die "--real-node is written for cgroup v1 (as on the project's VMs); this machine has $(stat -fc %T /sys/fs/cgroup 2>/dev/null) at /sys/fs/cgroup: run without it (EXPT_TEST_REAL_NODE=0)"
   mkdir -p "$R"/{kubelet,pod-logs,cni,cni-ipam,certs.d,containerd}
 
   id="$(printf '%s' "$D" | sha256sum | cut -c1-8)"
@@ -281,6 +286,7 @@ EOF
   local cg h
   cg="$(cat "$R/cgroup.name")"
   for h in /sys/fs/cgroup/*/; do
+    [ -e "$h/cgroup.procs" ] || continue   # a v1 hierarchy's root
     mkdir -p "$h${cg#/}" 2>/dev/null || true
     if [ -f "$h/cpuset.cpus" ]; then   # a new cpuset is empty: give it the parent's
       cat "$h/cpuset.cpus" > "$h${cg#/}/cpuset.cpus"
