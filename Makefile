@@ -30,7 +30,7 @@ test: test-deps
 
 test-fast: test-deps build
 	@cmake -S . -B $(BUILD) -DEXPT_TESTS=ON >/dev/null && cmake --build $(BUILD) -j $(JOBS)
-	@cd $(BUILD) && PATH="$(VENV)/bin:$$PATH" EXPT_TEST_SKIP_CLUSTER=1 EXPT_TEST_SKIP_FRESH=1 ctest --output-on-failure -j 2
+	@cd $(BUILD) && PATH="$(VENV)/bin:$$PATH" EXPT_TEST_SKIP_CLUSTER=1 EXPT_TEST_SKIP_FRESH=1 EXPT_TEST_SKIP_CONTAINERS=1 ctest --output-on-failure -j 2
 
 # Every libFuzzer target for FUZZ_SECONDS each; new finds are merged into tests/fuzz/corpus.
 fuzz: test-deps

@@ -47,6 +47,44 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/python/tests AND TARGET libexpt)
     TIMEOUT 900)
 endif()
 
+# Offline images, test registries and Podman (tests/images, tests/registry, tests/podman):
+# fixtures images -> registry -> podman, each with its smoke test. Unless
+# EXPT_TEST_SKIP_CONTAINERS=1. State in <build>/registry and <build>/podman; the
+# images are cached in ${EXPT_TEST_CACHE:-~/.cache/expt-test}/images-<recipe-hash>.
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/registry/up)
+  if("$ENV{EXPT_TEST_SKIP_CONTAINERS}" STREQUAL "1")
+    message(STATUS "EXPT_TEST_SKIP_CONTAINERS=1: the image, registry and Podman tests are skipped")
+    add_test(NAME containers/SKIPPED COMMAND sh -c "echo 'image, registry and Podman tests skipped (EXPT_TEST_SKIP_CONTAINERS=1)'; exit 77")
+    set_tests_properties(containers/SKIPPED PROPERTIES SKIP_RETURN_CODE 77)
+  else()
+    set(REGISTRY_DIR ${CMAKE_BINARY_DIR}/registry)
+    set(PODMAN_DIR ${CMAKE_BINARY_DIR}/podman)
+    add_test(NAME images/build COMMAND ${CMAKE_SOURCE_DIR}/tests/images/build --print-env)
+    set_tests_properties(images/build PROPERTIES FIXTURES_SETUP images TIMEOUT 1800)
+    add_test(NAME registry/up COMMAND ${CMAKE_SOURCE_DIR}/tests/registry/up --dir ${REGISTRY_DIR})
+    add_test(NAME registry/down COMMAND ${CMAKE_SOURCE_DIR}/tests/registry/down --dir ${REGISTRY_DIR})
+    set_tests_properties(registry/up PROPERTIES FIXTURES_SETUP registry FIXTURES_REQUIRED images TIMEOUT 600)
+    set_tests_properties(registry/down PROPERTIES FIXTURES_CLEANUP registry)
+    add_test(NAME registry/smoke COMMAND bash ${CMAKE_SOURCE_DIR}/tests/registry/smoke --dir ${REGISTRY_DIR})
+    set_tests_properties(registry/smoke PROPERTIES FIXTURES_REQUIRED registry TIMEOUT 300 SKIP_RETURN_CODE 77)
+    add_test(NAME podman/up COMMAND ${CMAKE_SOURCE_DIR}/tests/podman/up --dir ${PODMAN_DIR} --registry-dir ${REGISTRY_DIR})
+    add_test(NAME podman/down COMMAND ${CMAKE_SOURCE_DIR}/tests/podman/down --dir ${PODMAN_DIR})
+    set_tests_properties(podman/up PROPERTIES FIXTURES_SETUP podman FIXTURES_REQUIRED registry TIMEOUT 300)
+    set_tests_properties(podman/down PROPERTIES FIXTURES_CLEANUP podman)
+    add_test(NAME podman/smoke COMMAND bash ${CMAKE_SOURCE_DIR}/tests/podman/smoke --dir ${PODMAN_DIR} --registry-dir ${REGISTRY_DIR})
+    set_tests_properties(podman/smoke PROPERTIES FIXTURES_REQUIRED "registry;podman" TIMEOUT 300 SKIP_RETURN_CODE 77)
+    # Further suites that need a container engine: tests/podman/t_*.sh, run with the
+    # registry and Podman up and EXPT_REGISTRY_DIR / EXPT_PODMAN_DIR set (source their env).
+    file(GLOB PODMAN_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/podman/t_*.sh)
+    foreach(src ${PODMAN_TESTS})
+      get_filename_component(name ${src} NAME_WE)
+      add_test(NAME podman/${name} COMMAND bash ${src})
+      set_tests_properties(podman/${name} PROPERTIES FIXTURES_REQUIRED "registry;podman" TIMEOUT 900 SKIP_RETURN_CODE 77
+        ENVIRONMENT "EXPT_REGISTRY_DIR=${REGISTRY_DIR};EXPT_PODMAN_DIR=${PODMAN_DIR};EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+    endforeach()
+  endif()
+endif()
+
 # The real Kubernetes control plane (tests/cluster): started once as a fixture, unless
 # EXPT_TEST_SKIP_CLUSTER=1, in which case these tests are not registered and the run says so.
 if(EXISTS ${CMAKE_SOURCE_DIR}/tests/cluster/up)
@@ -56,17 +94,33 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/cluster/up)
     set_tests_properties(cluster/SKIPPED PROPERTIES SKIP_RETURN_CODE 77)
   else()
     set(CLUSTER_DIR ${CMAKE_BINARY_DIR}/cluster)
-    add_test(NAME cluster/up COMMAND ${CMAKE_SOURCE_DIR}/tests/cluster/up --dir ${CLUSTER_DIR})
+    # The real node (node-real: containerd + kubelet, tests/cluster/realnode.sh) joins
+    # unless EXPT_TEST_REAL_NODE=0 or the registry is skipped: it pulls from the test registry.
+    set(CLUSTER_UP_ARGS --dir ${CLUSTER_DIR})
+    set(CLUSTER_UP_NEEDS "")
+    set(CLUSTER_TEST_NEEDS cluster)
+    if(NOT "$ENV{EXPT_TEST_REAL_NODE}" STREQUAL "0" AND DEFINED REGISTRY_DIR)
+      list(APPEND CLUSTER_UP_ARGS --real-node --registry-dir ${REGISTRY_DIR})
+      set(CLUSTER_UP_NEEDS registry)
+      # node-real pulls through the registry: keep it up until the cluster tests are done.
+      set(CLUSTER_TEST_NEEDS "cluster;registry")
+    else()
+      list(APPEND CLUSTER_UP_ARGS --no-real-node)
+      message(STATUS "the test cluster runs without its real node (EXPT_TEST_REAL_NODE=0 or EXPT_TEST_SKIP_CONTAINERS=1)")
+    endif()
+    add_test(NAME cluster/up COMMAND ${CMAKE_SOURCE_DIR}/tests/cluster/up ${CLUSTER_UP_ARGS})
     add_test(NAME cluster/down COMMAND ${CMAKE_SOURCE_DIR}/tests/cluster/down --dir ${CLUSTER_DIR})
-    set_tests_properties(cluster/up PROPERTIES FIXTURES_SETUP cluster TIMEOUT 3600)
+    set_tests_properties(cluster/up PROPERTIES FIXTURES_SETUP cluster FIXTURES_REQUIRED "${CLUSTER_UP_NEEDS}" TIMEOUT 3600)
+    add_test(NAME cluster/smoke-real-node COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cluster/smoke-real-node --dir ${CLUSTER_DIR})
+    set_tests_properties(cluster/smoke-real-node PROPERTIES FIXTURES_REQUIRED "${CLUSTER_TEST_NEEDS}" TIMEOUT 600 SKIP_RETURN_CODE 77)
     set_tests_properties(cluster/down PROPERTIES FIXTURES_CLEANUP cluster)
     file(GLOB CLUSTER_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/cluster/smoke
       ${CMAKE_SOURCE_DIR}/tests/cluster/t_*.sh)
     foreach(src ${CLUSTER_TESTS})
       get_filename_component(name ${src} NAME_WE)
       add_test(NAME cluster/${name} COMMAND bash ${src})
-      set_tests_properties(cluster/${name} PROPERTIES FIXTURES_REQUIRED cluster TIMEOUT 900
-        ENVIRONMENT "EXPT_CLUSTER_DIR=${CLUSTER_DIR};EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+      set_tests_properties(cluster/${name} PROPERTIES FIXTURES_REQUIRED "${CLUSTER_TEST_NEEDS}" TIMEOUT 900
+        ENVIRONMENT "EXPT_CLUSTER_DIR=${CLUSTER_DIR};EXPT_REGISTRY_DIR=${REGISTRY_DIR};EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
     endforeach()
   endif()
 endif()

@@ -7,11 +7,19 @@ cluster_repo="$(cd "$cluster_here/../.." && pwd)"
 # Components in start order; down stops them in reverse.
 cluster_components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
-# cluster_parse_dir ARGS... -> sets cluster_dir (absolute), rejects other args.
+# cluster_parse_dir ARGS... -> sets cluster_dir (absolute), rejects other args
+# (up also takes --real-node and --registry-dir: cluster_real_node, cluster_registry_dir).
 cluster_parse_dir() {
   cluster_dir="${EXPT_CLUSTER_DIR:-$cluster_repo/build/cluster}"
+  cluster_real_node="${EXPT_TEST_REAL_NODE:-0}"
+  cluster_registry_dir="${EXPT_REGISTRY_DIR:-$cluster_repo/build/registry}"
   while [ $# -gt 0 ]; do
     case "$1" in
+      --real-node) cluster_real_node=1; shift ;;
+      --no-real-node) cluster_real_node=0; shift ;;
+      --registry-dir) [ $# -ge 2 ] || { echo "$0: --registry-dir needs a value" >&2; exit 2; }
+             cluster_registry_dir="$2"; shift 2 ;;
+      --registry-dir=*) cluster_registry_dir="${1#--registry-dir=}"; shift ;;
       --dir) [ $# -ge 2 ] || { echo "$0: --dir needs a value" >&2; exit 2; }
              cluster_dir="$2"; shift 2 ;;
       --dir=*) cluster_dir="${1#--dir=}"; shift ;;
@@ -49,11 +57,22 @@ cluster_pid_alive() {
   echo "$pid"
 }
 
-# cluster_stop_all: stop every component started in cluster_dir (by pid file).
+# shellcheck source=realnode.sh
+. "$cluster_here/realnode.sh"
+
+# cluster_stop_all: stop every component started in cluster_dir (by pid file),
+# the real node (and all it made) first.
 cluster_stop_all() {
-  local i c pid pids=() n
-  for (( i=${#cluster_components[@]}-1; i>=0; i-- )); do
-    c="${cluster_components[$i]}"
+  realnode_stop
+  local i list=()
+  for (( i=${#cluster_components[@]}-1; i>=0; i-- )); do list+=("${cluster_components[$i]}"); done
+  cluster_stop_components "${list[@]}"
+}
+
+# cluster_stop_components NAME...: TERM them (in that order), KILL after 15 s.
+cluster_stop_components() {
+  local c pid pids=() n
+  for c in "$@"; do
     if pid="$(cluster_pid_alive "$cluster_dir/run/$c.pid")"; then
       kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
@@ -73,5 +92,5 @@ cluster_stop_all() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
-  for c in "${cluster_components[@]}"; do rm -f "$cluster_dir/run/$c.pid"; done
+  for c in "$@"; do rm -f "$cluster_dir/run/$c.pid"; done
 }

@@ -1,0 +1,137 @@
+# Shared by tests/registry and tests/podman (the style of tests/cluster/lib.sh).
+# Sourced, not run. Before sourcing, set h_name (e.g. registry/up) and
+# h_default_dir (the directory used without --dir).
+# shellcheck shell=bash
+
+h_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+h_t0=${EPOCHREALTIME/./}
+log() {
+  local us=$(( ${EPOCHREALTIME/./} - h_t0 ))
+  printf '%s: [%3d.%01ds] %s\n' "$h_name" $(( us / 1000000 )) $(( us / 100000 % 10 )) "$*" >&2
+}
+die() { printf '%s: ERROR: %s\n' "$h_name" "$*" >&2; exit 1; }
+
+# h_parse_dir ARGS... -> sets h_dir (absolute, physical when it exists);
+# other arguments are left in h_args.
+h_parse_dir() {
+  h_dir="$h_default_dir"
+  h_args=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --dir) [ $# -ge 2 ] || { echo "$0: --dir needs a value" >&2; exit 2; }
+             h_dir="$2"; shift 2 ;;
+      --dir=*) h_dir="${1#--dir=}"; shift ;;
+      -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+      *) h_args+=("$1"); shift ;;
+    esac
+  done
+  case "$h_dir" in /*) ;; *) h_dir="$PWD/$h_dir" ;; esac
+  h_normalize_dir
+}
+h_normalize_dir() {
+  if [ -d "$h_dir" ]; then
+    h_dir="$(cd "$h_dir" && pwd -P)"
+  else
+    while [ "${h_dir%/}" != "$h_dir" ] && [ "$h_dir" != / ]; do h_dir="${h_dir%/}"; done
+  fi
+}
+
+# h_pid_alive PIDFILE -> prints the pid when it is alive and its command line
+# mentions h_dir (so a recycled pid of another process is never touched).
+h_pid_alive() {
+  local f="$1" pid
+  [ -f "$f" ] || return 1
+  pid="$(cat "$f" 2>/dev/null)" || return 1
+  case "$pid" in ''|*[!0-9]*) return 1 ;; esac
+  [ -r "/proc/$pid/cmdline" ] || return 1
+  grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$h_dir/" || return 1
+  echo "$pid"
+}
+
+# h_start NAME COMMAND...: detached (own session, no terminal), output to
+# DIR/log/NAME.log, pid in DIR/run/NAME.pid.
+h_start() {
+  local name="$1"; shift
+  mkdir -p "$h_dir/log" "$h_dir/run"
+  setsid "$@" </dev/null >>"$h_dir/log/$name.log" 2>&1 &
+  echo $! > "$h_dir/run/$name.pid"
+}
+
+# h_stop NAME...: TERM the named processes (pid files in DIR/run), KILL after 15 s.
+h_stop() {
+  local c pid pids=() n left
+  for c in "$@"; do
+    if pid="$(h_pid_alive "$h_dir/run/$c.pid")"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+      printf '%s: stopping %s (pid %s)\n' "$h_name" "$c" "$pid" >&2
+    fi
+  done
+  for (( n=0; n<150 && ${#pids[@]}; n++ )); do
+    left=0
+    for pid in "${pids[@]}"; do [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && left=1; done
+    [ "$left" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do
+    if [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+      printf '%s: pid %s did not stop on TERM; sending KILL\n' "$h_name" "$pid" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  for c in "$@"; do rm -f "$h_dir/run/$c.pid"; done
+}
+
+# h_wait_for NAME TIMEOUT COMMAND...: poll until COMMAND succeeds; dies with
+# the end of NAME's log when NAME exits or the time is up.
+h_wait_for() {
+  local name="$1" timeout="$2"; shift 2
+  local deadline=$(( $(date +%s) + timeout ))
+  while ! "$@" >/dev/null 2>&1; do
+    if ! h_pid_alive "$h_dir/run/$name.pid" >/dev/null; then
+      h_tail "$name"; die "$name exited during start-up"
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      h_tail "$name"; die "$name not ready after ${timeout}s"
+    fi
+    sleep 0.1
+  done
+}
+h_tail() {
+  [ -f "$h_dir/log/$1.log" ] || return 0
+  printf '%s: last lines of %s:\n' "$h_name" "$h_dir/log/$1.log" >&2
+  tail -n 30 "$h_dir/log/$1.log" | sed 's/^/    /' >&2
+}
+
+# h_free_port: a TCP port nobody listens on (127.0.0.1), not handed out before.
+h_used_ports=" "
+h_free_port() {
+  local p i
+  for (( i=0; i<200; i++ )); do
+    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 30000 ))
+    case "$h_used_ports" in *" $p "*) continue ;; esac
+    if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then
+      h_used_ports+="$p "
+      echo "$p"; return 0
+    fi
+  done
+  die "no free TCP port found on 127.0.0.1"
+}
+
+# TAP-like reporting for smoke scripts: report STATUS NAME [DETAIL], finish.
+h_pass=0
+h_fail=0
+report() {
+  if [ "$1" = 0 ]; then
+    h_pass=$((h_pass + 1)); echo "ok - $2"
+  else
+    h_fail=$((h_fail + 1)); echo "not ok - $2"
+    [ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/# /'
+  fi
+  return 0
+}
+finish() {
+  echo "$h_pass passed, $h_fail failed"
+  [ "$h_fail" = 0 ]
+}
