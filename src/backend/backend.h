@@ -27,6 +27,8 @@ struct expt_job {
 				   output.log), created if missing; NULL = none kept */
 	const char *output_dir; /* the run's outputs on this machine, created if missing */
 	const char *params_json; /* written where the contract's params_file says */
+	const char *copy_from;	 /* a snapshot of the project, copied to cwd before the first
+				    attempt (workdir: snapshot); NULL = none */
 	int gpus;		 /* exclusive GPU slots wanted */
 	int64_t memory_bytes;	 /* 0 = no limit */
 	int64_t timeout_ms;	 /* 0 = none; per attempt */

@@ -596,6 +596,11 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 	a->err.path = a->paths[1];
 	if (job->output_dir && expt_mkdirs(job->output_dir, &e))
 		goto fail;
+	/* Its own copy of the project, as it was when `expt run` started: taken now, not when
+	 * the run was queued, from the snapshot, so that edits meanwhile do not reach it. */
+	if (job->copy_from && sa->num == 1 && job->cwd && !expt_path_exists(job->cwd) &&
+	    expt_copy_tree(job->copy_from, job->cwd, &e))
+		goto fail;
 	if (job->log_dir && job->params_json && sa->num == 1) {
 		char *pf = expt_xasprintf("%s/params.json", job->log_dir);
 		int bad = expt_mkdirs(job->log_dir, &e) ||

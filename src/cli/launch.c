@@ -8,11 +8,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
 #include "store/lifecycle.h"
 #include "output.h"
+#include "snapshot.h"
 #include "track/ingest.h"
 
 /* Set by signal handlers; read by the backend's loop. The only global, and it lives in cli/. */
@@ -28,6 +30,7 @@ struct run_state {
 	struct expt_run_rec *rec;
 	struct expt_job job;
 	char *params_json;
+	char *code_dir; /* workdir: snapshot: its own copy of the project */
 	int started, done;
 	int attempt;
 	enum expt_run_status status;
@@ -41,6 +44,8 @@ struct supervisor {
 	const struct expt_spec *spec;
 	struct expt_backend be;
 	struct expt_backend_conf conf;
+	char *snapshot; /* workdir: snapshot: the project's files as `expt run` found them */
+	struct cli_git git;
 	struct run_state *runs;
 	size_t n;
 	const char *prefix; /* metrics capture prefix */
@@ -367,6 +372,8 @@ int cli_run_argv_env(const struct expt_spec *spec, const struct expt_params *par
 	if (rc)
 		return rc;
 	expt_spec_run_env_at(spec, params, run_id, k->output_dir, k->params_file, &k->io, env);
+	if (spec->dir)
+		expt_strv_pushf(env, "EXPT_PROJECT_DIR=%s", spec->dir);
 	if (k->store)
 		expt_strv_pushf(env, "EXPT_STORE=%s", k->store);
 	sinks = sinks_csv(spec);
@@ -409,14 +416,39 @@ static int prepare_run(struct supervisor *sv, const struct expt_params *params,
 	j = env_json(&rs->job.env);
 	env_s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
-	if ((rc = expt_store_set_argv_env(ctx->store, r->run_id, argv_s, env_s, err)))
-		goto out;
+	/* One transaction for what a run is given (a sweep of 10,000 runs is 10,000 of them). */
 	spec_abs = expt_abspath(spec->path);
-	if ((rc = expt_store_set_tag(ctx->store, r->run_id, "expt.spec",
-				     spec_abs ? spec_abs : spec->path, err)))
+	if ((rc = expt_store_batch_begin(ctx->store, err)))
+		goto out;
+	if ((rc = expt_store_set_argv_env(ctx->store, r->run_id, argv_s, env_s, err)) ||
+	    (rc = expt_store_set_tag(ctx->store, r->run_id, "expt.spec",
+				     spec_abs ? spec_abs : spec->path, err)) ||
+	    (sv->git.commit &&
+	     ((rc = expt_store_set_tag(ctx->store, r->run_id, "expt.git.commit", sv->git.commit,
+				       err)) ||
+	      (sv->git.branch && (rc = expt_store_set_tag(ctx->store, r->run_id, "expt.git.branch",
+							  sv->git.branch, err))) ||
+	      (rc = expt_store_set_tag(ctx->store, r->run_id, "expt.git.dirty",
+				       sv->git.dirty ? "true" : "false", err)) ||
+	      (sv->git.diff && (rc = expt_store_set_tag(ctx->store, r->run_id, "expt.git.diff",
+							sv->git.diff, err)))))) {
+		expt_store_batch_rollback(ctx->store);
+		goto out;
+	}
+	if ((rc = expt_store_batch_commit(ctx->store, err)))
 		goto out;
 	rs->job.run_id = r->run_id;
 	rs->job.cwd = spec->dir;
+	if (!strcmp(spec->workdir, "output")) {
+		rs->job.cwd = r->output_dir;
+	} else if (sv->snapshot) {
+		/* <run>/code beside <run>/output: its own files, copied as it starts. */
+		char *slash = strrchr(r->output_dir, '/');
+		rs->code_dir =
+		    expt_xasprintf("%.*s/code", (int)(slash - r->output_dir), r->output_dir);
+		rs->job.cwd = rs->code_dir;
+		rs->job.copy_from = sv->snapshot;
+	}
 	rs->job.log_dir = r->log_dir;
 	rs->job.output_dir = r->output_dir;
 	rs->job.params_json = rs->params_json;
@@ -593,6 +625,42 @@ static int detach_and_supervise(struct supervisor *sv)
 	return 0;
 }
 
+/* Before any run exists: the git state of the project (recorded on every run), and with
+ * workdir: snapshot its files as they are now, in <store>/launches/<time>-<pid>/. */
+static int take_snapshot(struct supervisor *sv)
+{
+	struct cli_ctx *ctx = sv->ctx;
+	const struct expt_spec *spec = sv->spec;
+	char *dir = expt_xstrdup(ctx->db_path), *slash = strrchr(dir, '/'), *launch, *diff;
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc = 0;
+
+	if (slash)
+		*slash = '\0';
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	launch = expt_xasprintf("%s/launches/%s-%d", slash ? dir : ".", stamp, (int)getpid());
+	diff = expt_xasprintf("%s/git.diff", launch);
+	if ((rc = expt_mkdirs(launch, &ctx->err)))
+		goto out;
+	if (cli_git_state(spec->dir, &sv->git, diff))
+		memset(&sv->git, 0, sizeof(sv->git)); /* not a git work tree */
+	if (!strcmp(spec->workdir, "snapshot")) {
+		sv->snapshot = expt_xasprintf("%s/code", launch);
+		rc = cli_snapshot_take(spec->dir, &spec->snapshot.exclude, spec->snapshot.max_bytes,
+				       sv->snapshot, &ctx->err);
+	}
+	if (rc || (!sv->git.diff && !sv->snapshot))
+		expt_remove_tree(launch, &(struct expt_err){0}); /* nothing kept: no empty dirs */
+out:
+	free(launch);
+	free(diff);
+	free(dir);
+	return rc;
+}
+
 int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct expt_params *params,
 	       const char *const *retry_of, size_t n, const struct cli_launch_opts *opts)
 {
@@ -619,6 +687,8 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 		news[i].variant = spec->variant;
 		news[i].retry_of = retry_of ? retry_of[i] : NULL;
 	}
+	if ((rc = take_snapshot(&sv)))
+		goto out;
 	rc = expt_store_create_runs(ctx->store, spec->name, sv.be.ops->name, spec->resolved_json,
 				    news, n, &list, &ctx->err);
 	if (rc)
@@ -678,9 +748,12 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 	}
 out:
 	expt_backend_close(&sv.be);
+	free(sv.snapshot);
+	cli_git_release(&sv.git);
 	if (sv.runs)
 		for (size_t i = 0; i < sv.n; i++) {
 			free(sv.runs[i].params_json);
+			free(sv.runs[i].code_dir);
 			expt_ingest_free(sv.runs[i].ing);
 			expt_strv_release(&sv.runs[i].job.argv);
 			expt_strv_release(&sv.runs[i].job.env);

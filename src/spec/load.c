@@ -243,6 +243,8 @@ static void set_defaults(struct expt_spec *s)
 	s->args = expt_xstrdup("auto");
 	s->on_conflict = expt_xstrdup("fail");
 	s->backend = expt_xstrdup("local");
+	s->workdir = expt_xstrdup("project");
+	s->snapshot.max_bytes = 512LL << 20;
 	s->cleanup_failed_ms = -1;
 	s->cleanup_succeeded_ms = -1;
 	s->tracking.metrics_prefix = expt_xstrdup("expt:");
@@ -397,6 +399,8 @@ void expt_spec_free(struct expt_spec *s)
 	expt_strv_release(&s->secrets);
 	kvs_release(&s->files);
 	free(s->on_conflict);
+	free(s->workdir);
+	expt_strv_release(&s->snapshot.exclude);
 	free(s->backend);
 	free(s->tracking.uri);
 	free(s->tracking.metrics_prefix);

@@ -95,6 +95,13 @@ struct expt_spec {
 	char *
 	    command_line; /* `command:` as written (a list joined by spaces); shell: true runs it */
 	struct expt_strv param_names; /* every param a run can have: spec params, then swept ones */
+	/* Where a run runs: "project" (the spec's directory, default), "snapshot" (its own copy
+	 * of the project's files, taken when `expt run` starts), "output" (its output dir). */
+	char *workdir;
+	struct {
+		struct expt_strv exclude; /* globs of project paths left out of a snapshot */
+		int64_t max_bytes;	  /* a bigger snapshot is refused; default 512Mi */
+	} snapshot;
 };
 
 /* One problem found while loading; all are collected before failing. */

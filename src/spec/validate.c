@@ -13,10 +13,10 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 const char *const expt_spec_fields[] = {
-    "name",    "image",	   "build",    "command",    "shell",	 "args",
-    "params",  "sweep",	   "parallel", "resources",  "inputs",	 "outputs",
-    "env",     "secrets",  "files",    "retries",    "timeout",	 "on_conflict",
-    "cleanup", "tracking", "backend",  "kubernetes", "variants", NULL,
+    "name",	  "image",    "build",	   "command",	  "shell",   "args",	 "params",
+    "sweep",	  "parallel", "resources", "inputs",	  "outputs", "env",	 "secrets",
+    "files",	  "retries",  "timeout",   "on_conflict", "cleanup", "tracking", "backend",
+    "kubernetes", "variants", "workdir",   "snapshot",	  NULL,
 };
 
 int expt_spec_is_field(const char *key)
@@ -664,6 +664,41 @@ static void v_files(struct vctx *c, const struct expt_ynode *n)
 	}
 }
 
+static void v_snapshot(struct vctx *c, const struct expt_ynode *n)
+{
+	static const char *const keys[] = {"exclude", "max_size"};
+	struct expt_spec *s = c->spec;
+	const struct expt_ynode *v;
+	int64_t x;
+
+	if (want_map(c, n, "snapshot"))
+		return;
+	unknown_keys(c, n, "snapshot", keys, NELEM(keys));
+	v = expt_ynode_get(n, "exclude");
+	if (!is_unset(v)) {
+		if (v->kind != EXPT_Y_SEQ) {
+			wrong(c, v, "snapshot.exclude", "a list of globs like data/* or *.ckpt");
+		} else {
+			for (size_t i = 0; i < v->n; i++) {
+				char field[64];
+				char *g = NULL;
+				snprintf(field, sizeof(field), "snapshot.exclude[%zu]", i);
+				if (!get_word(c, v->vals[i], field, &g))
+					expt_strv_push(&s->snapshot.exclude, g);
+				free(g);
+			}
+		}
+	}
+	v = expt_ynode_get(n, "max_size");
+	if (!is_unset(v)) {
+		if (v->kind == EXPT_Y_SCALAR && v->type != EXPT_VT_BOOL &&
+		    !expt_parse_bytes(v->text, &x) && x > 0)
+			s->snapshot.max_bytes = x;
+		else
+			wrong(c, v, "snapshot.max_size", "a quantity like 512Mi or 2Gi");
+	}
+}
+
 static void v_cleanup(struct vctx *c, const struct expt_ynode *n)
 {
 	static const char *const keys[] = {"failed", "succeeded"};
@@ -817,6 +852,7 @@ int expt_spec_validate(struct expt_spec *s, const struct expt_ynode *root, struc
 		       struct expt_diags *diags)
 {
 	static const char *const conflicts[] = {"fail", "replace", "new-id"};
+	static const char *const workdirs[] = {"project", "snapshot", "output"};
 	static const char *const backends[] = {"local", "container", "kubernetes"};
 	struct vctx c = {s, diags, root, sweep, 0};
 	const char *fields[sizeof(expt_spec_fields) / sizeof(expt_spec_fields[0])];
@@ -864,6 +900,9 @@ int expt_spec_validate(struct expt_spec *s, const struct expt_ynode *root, struc
 	get_enum(&c, expt_ynode_get(root, "backend"), "backend", backends, NELEM(backends),
 		 &s->backend);
 	v_kubernetes(&c, expt_ynode_get(root, "kubernetes"));
+	get_enum(&c, expt_ynode_get(root, "workdir"), "workdir", workdirs, NELEM(workdirs),
+		 &s->workdir);
+	v_snapshot(&c, expt_ynode_get(root, "snapshot"));
 
 	/* Defaults that depend on other fields. */
 	if (!s->tracking.sinks.n) {

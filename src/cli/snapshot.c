@@ -1,0 +1,215 @@
+/* The project as a run sees it: a snapshot of its files taken when `expt run` starts
+ * (workdir: snapshot), and the git state it was taken from (commit, branch, dirty, the diff). */
+#include "snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+/* Runs git in dir with args; its stdout (up to cap bytes) into out. 0 when it exited 0. */
+static int git(const char *dir, const char *const *args, struct expt_buf *out, size_t cap)
+{
+	int p[2], status = 0;
+	pid_t pid;
+	char chunk[65536];
+
+	if (pipe2(p, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		const char *argv[16];
+		size_t n = 0;
+		int null = open("/dev/null", O_RDWR);
+		argv[n++] = "git";
+		argv[n++] = "-C";
+		argv[n++] = dir;
+		for (size_t i = 0; args[i] && n < 15; i++)
+			argv[n++] = args[i];
+		argv[n] = NULL;
+		dup2(p[1], 1);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 2);
+		}
+		execvp("git", (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	for (;;) {
+		ssize_t r = read(p[0], chunk, sizeof(chunk));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (out && out->len + (size_t)r <= cap)
+			expt_buf_add(out, chunk, (size_t)r);
+	}
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int excluded(const struct expt_strv *exclude, const char *path)
+{
+	/* The store (runs, their snapshots) and git's own files are never project files. */
+	if (!strncmp(path, ".expt/", 6) || !strcmp(path, ".expt") || !strncmp(path, ".git/", 5))
+		return 1;
+	for (size_t i = 0; i < exclude->n; i++) {
+		const char *g = exclude->v[i];
+		char prefix[4096];
+		/* A glob matches the path, or a directory it is under ("data" leaves data/x out).
+		 */
+		if (!fnmatch(g, path, 0))
+			return 1;
+		for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
+			size_t n = (size_t)(s - path);
+			if (n >= sizeof(prefix))
+				break;
+			memcpy(prefix, path, n);
+			prefix[n] = '\0';
+			if (!fnmatch(g, prefix, 0))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Every file of a directory that is not a git work tree, relative to root, but .expt and .git. */
+static void walk(const char *root, const char *rel, struct expt_strv *out)
+{
+	char *dir = *rel ? expt_xasprintf("%s/%s", root, rel) : expt_xstrdup(root);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	free(dir);
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *path;
+		struct stat st;
+		char *abs;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    (!*rel && (!strcmp(e->d_name, ".expt") || !strcmp(e->d_name, ".git"))))
+			continue;
+		path = *rel ? expt_xasprintf("%s/%s", rel, e->d_name) : expt_xstrdup(e->d_name);
+		abs = expt_xasprintf("%s/%s", root, path);
+		if (!lstat(abs, &st) && S_ISDIR(st.st_mode))
+			walk(root, path, out);
+		else
+			expt_strv_push(out, path);
+		free(abs);
+		free(path);
+	}
+	closedir(d);
+}
+
+int cli_snapshot_take(const char *project, const struct expt_strv *exclude, int64_t max_bytes,
+		      const char *dir, struct expt_err *err)
+{
+	static const char *const ls[] = {"ls-files",	       "-z", "--cached", "--others",
+					 "--exclude-standard", NULL};
+	struct expt_buf list = EXPT_BUF_INIT;
+	struct expt_strv files = EXPT_STRV_INIT;
+	int64_t total = 0;
+	int rc = 0;
+
+	/* A git work tree: its tracked files and the untracked ones it does not ignore. */
+	if (!git(project, ls, &list, 256u << 20)) {
+		for (const char *p = list.buf; p < list.buf + list.len; p += strlen(p) + 1)
+			if (*p)
+				expt_strv_push(&files, p);
+	} else {
+		walk(project, "", &files);
+	}
+	for (size_t i = 0; i < files.n && !rc; i++) {
+		char *src = expt_xasprintf("%s/%s", project, files.v[i]);
+		struct stat st;
+		if (!excluded(exclude, files.v[i]) && !lstat(src, &st) && !S_ISDIR(st.st_mode)) {
+			total += S_ISREG(st.st_mode) ? st.st_size : 0;
+			if (total > max_bytes) {
+				char cap[32];
+				expt_fmt_bytes(max_bytes, cap, sizeof(cap));
+				rc = expt_err_set(
+				    err, EXPT_EUSAGE,
+				    "workdir: snapshot: the project's files pass %s "
+				    "(snapshot.max_size) at %s; leave data out with "
+				    "snapshot.exclude (e.g. [data, '*.ckpt']) or raise "
+				    "snapshot.max_size",
+				    cap, files.v[i]);
+			} else {
+				char *dst = expt_xasprintf("%s/%s", dir, files.v[i]);
+				char *slash = strrchr(dst, '/');
+				*slash = '\0';
+				rc = expt_mkdirs(dst, err);
+				*slash = '/';
+				if (!rc)
+					rc = expt_copy_tree(src, dst, err);
+				free(dst);
+			}
+		}
+		free(src);
+	}
+	(void)total;
+	expt_buf_release(&list);
+	expt_strv_release(&files);
+	return rc;
+}
+
+static char *first_line(struct expt_buf *b)
+{
+	char *nl = memchr(b->buf, '\n', b->len);
+
+	return expt_xstrndup(b->buf, nl ? (size_t)(nl - b->buf) : b->len);
+}
+
+int cli_git_state(const char *project, struct cli_git *out, const char *diff_path)
+{
+	static const char *const head[] = {"rev-parse", "HEAD", NULL};
+	static const char *const branch[] = {"rev-parse", "--abbrev-ref", "HEAD", NULL};
+	static const char *const status[] = {"status", "--porcelain", "--untracked-files=no", NULL};
+	static const char *const diff[] = {"diff", "HEAD", NULL};
+	struct expt_buf b = EXPT_BUF_INIT;
+	struct expt_err e = EXPT_ERR_INIT;
+
+	memset(out, 0, sizeof(*out));
+	if (git(project, head, &b, 4096)) {
+		expt_buf_release(&b);
+		return -1;
+	}
+	out->commit = first_line(&b);
+	expt_buf_reset(&b);
+	if (!git(project, branch, &b, 4096))
+		out->branch = first_line(&b);
+	expt_buf_reset(&b);
+	if (!git(project, status, &b, 1u << 20))
+		out->dirty = b.len > 0;
+	expt_buf_reset(&b);
+	if (out->dirty && diff_path && !git(project, diff, &b, 64u << 20) &&
+	    !expt_write_file(diff_path, b.buf, b.len, &e))
+		out->diff = expt_xstrdup(diff_path);
+	expt_buf_release(&b);
+	return 0;
+}
+
+void cli_git_release(struct cli_git *g)
+{
+	free(g->commit);
+	free(g->branch);
+	free(g->diff);
+	memset(g, 0, sizeof(*g));
+}
