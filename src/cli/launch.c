@@ -687,6 +687,13 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 		news[i].variant = spec->variant;
 		news[i].retry_of = retry_of ? retry_of[i] : NULL;
 	}
+	if (expt_store_readonly(ctx->store)) {
+		rc = expt_err_set(&ctx->err, EXPT_ESTORE,
+				  "store %s is read-only (its file system or files are not "
+				  "writable): this needs to write to it",
+				  ctx->db_path);
+		goto out;
+	}
 	if ((rc = take_snapshot(&sv)))
 		goto out;
 	rc = expt_store_create_runs(ctx->store, spec->name, sv.be.ops->name, spec->resolved_json,
