@@ -66,40 +66,38 @@ static void apply_observed(struct cli_ctx *ctx, const struct expt_run_rec *r,
 	}
 }
 
-/* Runs that no live expt process watches are asked of their engine (containers and pods keep
- * going without expt; a local process group may outlive its supervisor). */
-static void ask_engines(struct cli_ctx *ctx)
+/* A run that no live expt process watches, asked of its engine (containers and pods keep going
+ * without expt; a local process group may outlive its supervisor). 1 when settled. */
+static int ask_engine(const char *run_id, void *payload)
 {
-	struct expt_run_filter f = {NULL, EXPT_RUN_ACTIVE, 0, 1};
-	struct expt_run_list l = {0};
+	struct cli_ctx *ctx = payload;
+	struct expt_run_rec r;
 	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_backend be = {0};
+	struct expt_observed o;
+	int settled = 0;
 
-	if (expt_store_readonly(ctx->store) || expt_store_list_runs(ctx->store, &f, &l, &e))
-		goto out;
-	for (size_t i = 0; i < l.n; i++) {
-		const struct expt_run_rec *r = &l.v[i];
-		struct expt_backend_conf conf = {r->spec_json, ctx->db_path, NULL};
-		struct expt_backend be = {0};
-		struct expt_observed o;
-
-		if (r->supervisor_pid > 0 && !expt_store_supervisor_gone(ctx->store, r))
-			continue; /* its supervisor watches it */
-		if (expt_backend_open(&be, r->backend, &conf, &e) ||
-		    be.ops->poll(be.state, r, 1, &o, &e)) {
-			expt_backend_close(&be);
-			continue;
+	memset(&r, 0, sizeof(r));
+	if (expt_store_get_run(ctx->store, run_id, &r, &e))
+		return 0;
+	{
+		struct expt_backend_conf conf = {r.spec_json, ctx->db_path, NULL};
+		if (!expt_backend_open(&be, r.backend, &conf, &e) &&
+		    !be.ops->poll(be.state, &r, 1, &o, &e)) {
+			apply_observed(ctx, &r, &o);
+			settled = o.phase == EXPT_OBS_RUNNING || o.phase == EXPT_OBS_PENDING ||
+				  o.phase == EXPT_OBS_EXITED ||
+				  (o.phase == EXPT_OBS_GONE && r.supervisor_pid <= 0);
 		}
-		expt_backend_close(&be);
-		apply_observed(ctx, r, &o);
 	}
-out:
-	expt_run_list_release(&l);
+	expt_backend_close(&be);
+	expt_run_rec_release(&r);
+	return settled;
 }
 
 int cli_reconcile(struct cli_ctx *ctx)
 {
-	ask_engines(ctx);
-	return expt_store_reconcile(ctx->store, &ctx->err);
+	return expt_store_reconcile_with(ctx->store, ask_engine, ctx, &ctx->err);
 }
 
 /* Appends r to out unless a run of that id is already there (`expt rm q q-1` names q-1 twice);

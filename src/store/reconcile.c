@@ -41,6 +41,12 @@ struct lost {
 
 int expt_store_reconcile(struct expt_store *st, struct expt_err *err)
 {
+	return expt_store_reconcile_with(st, NULL, NULL, err);
+}
+
+int expt_store_reconcile_with(struct expt_store *st, expt_unwatched_fn ask, void *payload,
+			      struct expt_err *err)
+{
 	/* Matches the partial index runs_active: with nothing active this reads an empty index
 	 * and no run row. */
 	static const char sql_active[] = "SELECT run_id, supervisor_pid, supervisor_start, host"
@@ -59,11 +65,12 @@ int expt_store_reconcile(struct expt_store *st, struct expt_err *err)
 		int64_t start = sqlite3_column_int64(s, 2);
 		const char *host = (const char *)sqlite3_column_text(s, 3);
 
-		/* pid 0: no local supervisor (by design); another host: its pids mean nothing
-		 * here. */
-		if (pid <= 0 || (host && *host && *st->host && strcmp(host, st->host)))
+		/* Another host: its pids mean nothing here. pid 0: no expt process watches it
+		 * (its engine does); a live supervisor: it watches. */
+		if (pid > 0 && ((host && *host && *st->host && strcmp(host, st->host)) ||
+				!supervisor_gone(pid, start)))
 			continue;
-		if (!supervisor_gone(pid, start))
+		if (pid <= 0 && !ask)
 			continue;
 		EXPT_ALLOC_GROW(lost, nlost + 1, cap);
 		lost[nlost].run_id = expt_store_col_dup(s, 0);
@@ -75,10 +82,16 @@ int expt_store_reconcile(struct expt_store *st, struct expt_err *err)
 	sqlite3_finalize(s);
 	for (i = 0; !rc && i < nlost; i++) {
 		struct expt_transition t = EXPT_TRANSITION_INIT;
-		char *msg = expt_xasprintf("the expt process supervising this run (pid %d) exited"
-					   " without recording an end",
-					   lost[i].pid);
+		char *msg;
 
+		/* The engine may still run it, or know how it ended. */
+		if (ask && ask(lost[i].run_id, payload))
+			continue;
+		if (lost[i].pid <= 0)
+			continue;
+		msg = expt_xasprintf("the expt process supervising this run (pid %d) exited"
+				     " without recording an end",
+				     lost[i].pid);
 		/* Between our read and the move the run may have ended, or a live supervisor may
 		 * have taken it over: the lifecycle checks both under its lock. */
 		t.from = EXPT_RUN_ACTIVE;

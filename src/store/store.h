@@ -144,6 +144,13 @@ void expt_store_batch_rollback(struct expt_store *st);
  * with supervisor_pid > 0 are judged: a backend whose runs live without an expt process
  * (container, kubernetes) sets supervisor_pid 0, and its runs are asked of the engine instead. */
 int expt_store_reconcile(struct expt_store *st, struct expt_err *err);
+/* The same, asking first about every active run that no live expt process watches (its
+ * supervisor is gone, or it has none: supervisor 0): ask returns 1 when it settled the run
+ * (the engine still runs it, or said how it ended), 0 to let reconcile mark a run with a gone
+ * supervisor lost. One scan of the active runs, as reconcile alone. */
+typedef int (*expt_unwatched_fn)(const char *run_id, void *payload);
+int expt_store_reconcile_with(struct expt_store *st, expt_unwatched_fn ask, void *payload,
+			      struct expt_err *err);
 /* Whether r has a supervisor on this host that is gone (the test reconcile uses). */
 int expt_store_supervisor_gone(const struct expt_store *st, const struct expt_run_rec *r);
 
