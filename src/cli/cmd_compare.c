@@ -13,8 +13,9 @@ static const char usage[] =
     "usage: expt compare EXPERIMENT|RUN... [options]\n"
     "\n"
     "Puts runs side by side: status, the params that differ between them, and each\n"
-    "metric's last value (or min/max with --agg). Params equal in every run are listed\n"
-    "once above the table.\n"
+    "metric's last value (or min/max with --agg) with its history as a sparkline (the\n"
+    "text view, up to 200 runs). Params equal in every run are listed once above the\n"
+    "table. 'expt plot' draws the curves.\n"
     "\n"
     "Options:\n"
     "  -s, --sort KEY        sort by a metric or param, ascending; -KEY for descending\n"
@@ -38,6 +39,49 @@ struct row {
 };
 
 static int sort_desc;
+
+#define SPARK_RUNS 200 /* sparklines for at most this many runs (a history read each) */
+#define SPARK_WIDTH 8
+
+/* Appends " ▁▃▅▇" to out: the metric's history in SPARK_WIDTH bars (the mean of each stretch),
+ * scaled to the run's own range. Nothing for fewer than two finite points. */
+static void spark(struct cli_ctx *ctx, const char *run_id, const char *key, char *out, size_t n)
+{
+	static const char *const bars[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
+	struct expt_metric_row *rows = NULL;
+	struct expt_err e = EXPT_ERR_INIT;
+	double sum[SPARK_WIDTH] = {0}, lo = INFINITY, hi = -INFINITY;
+	int cnt[SPARK_WIDTH] = {0};
+	size_t np = 0, len = strlen(out), w;
+
+	if (expt_store_metric_history(ctx->store, run_id, key, &rows, &np, &e) || np < 2)
+		goto out;
+	w = np < SPARK_WIDTH ? np : SPARK_WIDTH;
+	for (size_t i = 0; i < np; i++) {
+		size_t b = i * w / np;
+		if (!isfinite(rows[i].value))
+			continue;
+		sum[b] += rows[i].value;
+		cnt[b]++;
+	}
+	for (size_t b = 0; b < w; b++)
+		if (cnt[b]) {
+			double m = sum[b] / cnt[b];
+			lo = m < lo ? m : lo;
+			hi = m > hi ? m : hi;
+		}
+	if (!isfinite(lo))
+		goto out;
+	snprintf(out + len, n - len, " ");
+	for (size_t b = 0; b < w; b++) {
+		int level =
+		    !cnt[b] || hi == lo ? 0 : (int)((sum[b] / cnt[b] - lo) / (hi - lo) * 7.0 + 0.5);
+		len = strlen(out);
+		snprintf(out + len, n - len, "%s", cnt[b] ? bars[level] : " ");
+	}
+out:
+	free(rows);
+}
 
 static int by_sort(const void *a, const void *b)
 {
@@ -296,6 +340,9 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 			{
 				json_t *s = json_object_get(rows[i].metrics, k);
 				fmt_value(s ? json_object_get(s, agg) : NULL, buf[col], 256);
+				/* Each metric's history at a glance: which run learns best. */
+				if (s && l.n <= SPARK_RUNS)
+					spark(ctx, rows[i].run->run_id, k, buf[col], 256);
 				cells[col] = buf[col];
 				col++;
 			}

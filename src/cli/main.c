@@ -8,12 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static const struct cli_cmd *const commands[] = {
-    &cli_cmd_init,  &cli_cmd_run,     &cli_cmd_plan,	&cli_cmd_ps, &cli_cmd_logs,
-    &cli_cmd_show,  &cli_cmd_compare, &cli_cmd_stop,	&cli_cmd_rm, &cli_cmd_retry,
-    &cli_cmd_debug, &cli_cmd_log,     &cli_cmd_version,
+const struct cli_cmd *const cli_commands[] = {
+    &cli_cmd_init,    &cli_cmd_run,	   &cli_cmd_plan,    &cli_cmd_ps,
+    &cli_cmd_logs,    &cli_cmd_show,	   &cli_cmd_compare, &cli_cmd_stop,
+    &cli_cmd_rm,      &cli_cmd_retry,	   &cli_cmd_debug,   &cli_cmd_log,
+    &cli_cmd_version, &cli_cmd_completion, &cli_cmd_plot,    &cli_cmd_complete,
 };
-#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+#define NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
+const size_t cli_ncommands = NCOMMANDS;
 
 static void print_help(FILE *f)
 {
@@ -23,7 +25,8 @@ static void print_help(FILE *f)
 		   "Run ML experiments from one spec (expt.yaml), locally or on a cluster.\n\n"
 		   "Commands:\n");
 	for (i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+		if (cli_commands[i]->summary) /* hidden helpers have none */
+			fprintf(f, "  %-10s %s\n", cli_commands[i]->name, cli_commands[i]->summary);
 	fprintf(f, "\nRun 'expt <command> --help' for a command's options.\n"
 		   "Exit codes: 0 ok, 1 failed (a run failed), 2 bad usage or spec, 3 not found,\n"
 		   "4 store problem, 5 backend problem, 130 interrupted.\n");
@@ -121,8 +124,8 @@ int main(int argc, char **argv)
 	    !strcmp(argv[1], "--help")) {
 		if (argc >= 3 && !strcmp(argv[1], "help")) {
 			for (i = 0; i < NCOMMANDS; i++)
-				if (!strcmp(commands[i]->name, argv[2])) {
-					cli_usage(commands[i]);
+				if (!strcmp(cli_commands[i]->name, argv[2])) {
+					cli_usage(cli_commands[i]);
 					return 0;
 				}
 		}
@@ -132,8 +135,8 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
 		cmd = &cli_cmd_version;
 	for (i = 0; !cmd && i < NCOMMANDS; i++)
-		if (!strcmp(commands[i]->name, argv[1]))
-			cmd = commands[i];
+		if (!strcmp(cli_commands[i]->name, argv[1]))
+			cmd = cli_commands[i];
 	if (!cmd) {
 		fprintf(stderr, "expt: '%s' is not an expt command (see 'expt --help')\n", argv[1]);
 		return EXPT_EUSAGE;

@@ -116,7 +116,7 @@ expect_code "logs by name" 0 "$EXPT" logs tf_mnist_summ
 contains "prefixed by run id" "$out" "tf-mnist-summ-"
 expect_code "a dotted, capitalised name" 0 "$EXPT" run -f names/expt.yaml name=ResNet50.v2 x=1
 expect_code "init accepts it too" 0 "$EXPT" init My_Exp --force
-expect_code "help on every command" 0 sh -c "for c in init run plan ps logs show compare stop rm retry debug log version; do \"$EXPT\" \$c --help >/dev/null || exit 1; done"
+expect_code "help on every command" 0 sh -c "for c in init run plan ps logs show compare stop rm retry debug log version completion plot; do \"$EXPT\" \$c --help >/dev/null || exit 1; done"
 expect_code "unknown command" 2 "$EXPT" frobnicate
 expect_code "unknown option" 2 "$EXPT" ps --frob
 finish
