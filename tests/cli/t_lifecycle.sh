@@ -2,9 +2,10 @@
 # Detached runs, logs -f, stop, a supervisor that dies, Ctrl-C.
 . "$(dirname "$0")/lib.sh"
 
-cat > expt.yaml <<'YAML'
+# The script's absolute path marks this test's processes (pgrep below sees the whole machine).
+cat > expt.yaml <<YAML
 name: life
-command: python3 slow.py
+command: python3 $T/slow.py
 args: auto
 params: {n: 3}
 YAML
@@ -47,7 +48,7 @@ sleep 2 # a retry, were there to be one, would have started by now
 expect_code "debug -o json after stop" 0 "$EXPT" debug "$rid" -o json
 equals "still stopped after its retries" "$(echo "$out" | json 'd["status"]')" "stopped"
 equals "no retry recorded" "$(echo "$out" | json '[e["kind"] for e in d["events"] if e["kind"] == "retry"]')" "[]"
-if pgrep -f "slow.py --n 100" >/dev/null; then fail "no retried process left"; else pass "no retried process left"; fi
+if pgrep -f "$T/slow.py --n 100" >/dev/null; then fail "no retried process left" "$(pgrep -af "$T/slow.py")"; else pass "no retried process left"; fi
 
 # A supervisor killed with SIGKILL: its run is detected, never left running.
 expect_code "another detached run" 0 "$EXPT" run $RUN_BACKEND -d n=100
@@ -105,5 +106,6 @@ wait "$runner"
 equals "Ctrl-C exits 130" "$?" "130"
 expect_code "ps after Ctrl-C" 0 "$EXPT" ps life -o json
 equals "both marked stopped" "$(echo "$out" | json 'sorted(r["status"] for r in d if r["id"] in ("life-6","life-7"))')" "['stopped', 'stopped']"
-if pgrep -f "slow.py --n 10[01]" >/dev/null; then fail "no run process left"; else pass "no run process left"; fi
+for _ in $(seq 30); do pgrep -f "$T/slow.py --n 10[01]" >/dev/null || break; sleep 0.1; done
+if pgrep -f "$T/slow.py --n 10[01]" >/dev/null; then fail "no run process left" "$(pgrep -af "$T/slow.py")"; else pass "no run process left"; fi
 finish
