@@ -380,11 +380,22 @@ out:
 	return 0;
 }
 
-void expt_histogram_json(struct expt_buf *b, const struct expt_ev *e)
+static void add_doubles(struct expt_buf *b, const char *k, const double *v, size_t n)
+{
+	expt_buf_addf(b, ",\"%s\":[", k);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			expt_buf_addch(b, ',');
+		expt_json_double(b, v[i]);
+	}
+	expt_buf_addch(b, ']');
+}
+
+void expt_histogram_fields(struct expt_buf *b, const struct expt_ev *e)
 {
 	const struct expt_rec *r = e->u.rec;
 
-	expt_buf_adds(b, "{\"key\":");
+	expt_buf_adds(b, "\"key\":");
 	expt_buf_add_json_str(b, r->key);
 	if (e->step >= 0)
 		expt_buf_addf(b, ",\"step\":%lld", (long long)e->step);
@@ -398,17 +409,13 @@ void expt_histogram_json(struct expt_buf *b, const struct expt_ev *e)
 	expt_json_double(b, r->sum);
 	expt_buf_adds(b, ",\"sum_squares\":");
 	expt_json_double(b, r->sum_squares);
-	expt_buf_adds(b, ",\"limits\":[");
-	for (size_t i = 0; i < r->nb; i++) {
-		if (i)
-			expt_buf_addch(b, ',');
-		expt_json_double(b, r->limits[i]);
-	}
-	expt_buf_adds(b, "],\"counts\":[");
-	for (size_t i = 0; i < r->nb; i++) {
-		if (i)
-			expt_buf_addch(b, ',');
-		expt_json_double(b, r->counts[i]);
-	}
-	expt_buf_adds(b, "]}");
+	add_doubles(b, "limits", r->limits, r->nb);
+	add_doubles(b, "counts", r->counts, r->nb);
+}
+
+void expt_histogram_json(struct expt_buf *b, const struct expt_ev *e)
+{
+	expt_buf_addch(b, '{');
+	expt_histogram_fields(b, e);
+	expt_buf_addch(b, '}');
 }

@@ -35,17 +35,6 @@ static void add_step(struct expt_buf *b, int64_t step)
 		expt_buf_addf(b, ",\"step\":%lld", (long long)step);
 }
 
-static void add_doubles(struct expt_buf *b, const char *k, const double *v, size_t n)
-{
-	expt_buf_addf(b, ",\"%s\":[", k);
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			expt_buf_addch(b, ',');
-		expt_json_double(b, v[i]);
-	}
-	expt_buf_addch(b, ']');
-}
-
 static void format_ev(struct expt_buf *b, const struct expt_sink_ctx *ctx, const struct expt_ev *e)
 {
 	const struct expt_rec *r = e->u.rec;
@@ -81,20 +70,8 @@ static void format_ev(struct expt_buf *b, const struct expt_sink_ctx *ctx, const
 		break;
 	case EXPT_EV_HISTOGRAM:
 		add_head(b, "histogram", e->time_ms);
-		add_kv_str(b, "key", r->key);
-		add_step(b, e->step);
-		expt_buf_adds(b, ",\"min\":");
-		expt_json_double(b, r->min);
-		expt_buf_adds(b, ",\"max\":");
-		expt_json_double(b, r->max);
-		expt_buf_adds(b, ",\"num\":");
-		expt_json_double(b, r->num);
-		expt_buf_adds(b, ",\"sum\":");
-		expt_json_double(b, r->sum);
-		expt_buf_adds(b, ",\"sum_squares\":");
-		expt_json_double(b, r->sum_squares);
-		add_doubles(b, "limits", r->limits, r->nb);
-		add_doubles(b, "counts", r->counts, r->nb);
+		expt_buf_addch(b, ',');
+		expt_histogram_fields(b, e);
 		break;
 	default:
 		return;

@@ -161,6 +161,8 @@ int expt_image_write(const struct expt_sink_ctx *ctx, const struct expt_ev *e, u
 /* Appends a histogram record as one JSON object ({"key":…,"step":…,"min":…,…}); as the store
  * sink records it. */
 void expt_histogram_json(struct expt_buf *b, const struct expt_ev *e);
+/* The same members without the braces: "key":…,"step":…,…,"counts":[…] (the JSONL sink's). */
+void expt_histogram_fields(struct expt_buf *b, const struct expt_ev *e);
 /* Classifies a param value for typed consumers (TensorBoard hparams): 0 string, 1 number
  * (*num set), 2 boolean (*num 0 or 1). */
 int expt_param_type(const char *v, double *num);
