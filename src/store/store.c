@@ -488,6 +488,8 @@ static int exec_retry(struct expt_store *st, const char *sql, struct expt_err *e
 	int rc;
 
 	while ((rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL)) != SQLITE_OK) {
+		if (rc == SQLITE_NOMEM)
+			return expt_store_nomem(err);
 		if ((rc & 0xff) != SQLITE_BUSY || expt_mono_ms() > deadline)
 			return expt_err_set(err, EXPT_ESTORE, "store %s: %s: %s", st->path, what,
 					    sqlite3_errmsg(st->db));
@@ -503,8 +505,12 @@ static int read_version(struct expt_store *st, int *version, struct expt_err *er
 
 	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_step(s) != SQLITE_ROW) {
-		rc = expt_err_set(err, EXPT_ESTORE, "store %s: cannot read the schema version: %s",
-				  st->path, sqlite3_errmsg(st->db));
+		if (sqlite3_errcode(st->db) == SQLITE_NOMEM)
+			rc = expt_store_nomem(err);
+		else
+			rc = expt_err_set(err, EXPT_ESTORE,
+					  "store %s: cannot read the schema version: %s", st->path,
+					  sqlite3_errmsg(st->db));
 	} else {
 		*version = sqlite3_column_int(s, 0);
 		rc = 0;
@@ -534,8 +540,10 @@ static int migrate(struct expt_store *st, struct expt_err *err)
 		return 0;
 
 	if ((rc = expt_store_begin(st, err))) {
-		expt_err_set(err, EXPT_ESTORE, "store %s: cannot lock it to upgrade the schema: %s",
-			     st->path, sqlite3_errmsg(st->db));
+		if (rc != EXPT_ENOMEM)
+			expt_err_set(err, EXPT_ESTORE,
+				     "store %s: cannot lock it to upgrade the schema: %s", st->path,
+				     sqlite3_errmsg(st->db));
 		return rc;
 	}
 	/* Another process may have migrated while we waited for the lock. */
