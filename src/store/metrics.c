@@ -409,7 +409,6 @@ static int push_summary(struct expt_store *st, sqlite3_stmt *s, int col, const c
 {
 	const char *name = key_name(st, sqlite3_column_int64(s, col), err);
 	struct expt_metric_summary *m;
-
 	char *key, *rid = NULL;
 	int rc;
 
