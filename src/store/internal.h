@@ -98,8 +98,16 @@ sqlite3_stmt *expt_store_stmt(struct expt_store *st, enum expt_store_stmt_id id,
 /* Prepares a one-off statement. */
 int expt_store_prepare(struct expt_store *st, const char *sql, sqlite3_stmt **out,
 		       struct expt_err *err);
-/* Fills err with EXPT_ESTORE, "<what>: <sqlite message>". Returns EXPT_ESTORE. */
+/* Fills err with EXPT_ESTORE, "<what>: <sqlite message>", and returns EXPT_ESTORE; or, when
+ * SQLite ran out of memory, with EXPT_ENOMEM, "<what>: out of memory", and returns that. */
 int expt_store_dberr(struct expt_store *st, struct expt_err *err, const char *what);
+/* Fills err with EXPT_ENOMEM, "out of memory". Returns EXPT_ENOMEM. Every function the library
+ * reaches reports a failed allocation this way, having rolled back its transaction and freed
+ * what it allocated: nothing in src/store/ aborts. */
+int expt_store_nomem(struct expt_err *err);
+/* What a function whose statement could not be prepared returns: err's code (EXPT_ENOMEM when
+ * SQLite ran out of memory), else EXPT_ESTORE. */
+int expt_store_stmt_failed(const struct expt_err *err);
 
 /* BEGIN IMMEDIATE, retried on SQLITE_BUSY beyond the busy timeout; commit; rollback (never
  * fails, forgets keys interned in the rolled back transaction). */
@@ -113,8 +121,9 @@ int expt_store_run_rowid(struct expt_store *st, const char *run_id, int64_t *row
 
 /* Binds a string or NULL. */
 int expt_store_bind_text(sqlite3_stmt *s, int i, const char *v);
-/* Copy of a text column, NULL when SQL NULL. */
-char *expt_store_col_dup(sqlite3_stmt *s, int i);
+/* Sets *out to a copy of a text column, NULL when SQL NULL. Returns 0, or -1 when out of memory
+ * (*out NULL). */
+int expt_store_col_dup(sqlite3_stmt *s, int i, char **out);
 
 /* Frees the metric key cache and scratch (metrics.c). */
 void expt_store_metrics_release(struct expt_store *st);

@@ -52,7 +52,7 @@ static int read_status(struct expt_store *st, const char *run_id, struct cur *c,
 	int rc;
 
 	if (!s)
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	expt_store_bind_text(s, 1, run_id);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
@@ -118,6 +118,10 @@ static int write_move(struct expt_store *st, int64_t id, const struct expt_trans
 	if (t->supervisor_pid >= 0)
 		expt_buf_adds(&sql, ", supervisor_pid = ?13, supervisor_start = ?14");
 	expt_buf_adds(&sql, " WHERE id = ?1");
+	if (sql.oom) {
+		rc = expt_store_nomem(err);
+		goto out;
+	}
 	if ((rc = expt_store_prepare(st, sql.buf, &s, err)))
 		goto out;
 	sqlite3_bind_int64(s, P_ID, id);
@@ -152,7 +156,7 @@ static int add_event(struct expt_store *st, int64_t id, const char *kind, const 
 	int rc = 0;
 
 	if (!s)
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_int64(s, 2, now);
 	expt_store_bind_text(s, 3, kind);

@@ -24,20 +24,33 @@ void expt_kv_rows_release(struct expt_kv_rows *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static void kv_push(struct expt_kv_rows *r, char *key, char *value, int64_t time_ms)
+/* Appends a row, taking key and value; -1 when out of memory (both freed, r unchanged). */
+static int kv_push(struct expt_kv_rows *r, char *key, char *value, int64_t time_ms)
 {
 	size_t cap = r->cap;
+	int rc;
 
-	EXPT_ALLOC_GROW(r->keys, r->n + 1, cap);
-	cap = r->cap;
-	EXPT_ALLOC_GROW(r->values, r->n + 1, cap);
-	cap = r->cap;
-	EXPT_ALLOC_GROW(r->times, r->n + 1, cap);
+	/* Each array grows from the same cap; r->cap moves once all three have room. */
+	EXPT_TRY_GROW(r->keys, r->n + 1, cap, rc);
+	if (!rc) {
+		cap = r->cap;
+		EXPT_TRY_GROW(r->values, r->n + 1, cap, rc);
+	}
+	if (!rc) {
+		cap = r->cap;
+		EXPT_TRY_GROW(r->times, r->n + 1, cap, rc);
+	}
+	if (rc) {
+		free(key);
+		free(value);
+		return -1;
+	}
 	r->cap = cap;
 	r->keys[r->n] = key;
 	r->values[r->n] = value;
 	r->times[r->n] = time_ms;
 	r->n++;
+	return 0;
 }
 
 /* Runs one write about a run: looks the run up, binds its row id as ?1 of s (the caller bound
@@ -83,7 +96,7 @@ int expt_store_set_param(struct expt_store *st, const char *run_id, const char *
 	if (!(s = expt_store_stmt(
 		  st, STMT_SET_PARAM,
 		  "INSERT OR REPLACE INTO params(run, key, value) VALUES (?1, ?2, ?3)", err)))
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, value ? value : "", -1, SQLITE_STATIC);
 	return write_for_run(st, s, run_id, err);
@@ -101,7 +114,7 @@ int expt_store_set_tag(struct expt_store *st, const char *run_id, const char *ke
 				  "INSERT OR REPLACE INTO tags(run, key, value, time_ms)"
 				  " VALUES (?1, ?2, ?3, ?4)",
 				  err)))
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, value ? value : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, expt_now_ms());
@@ -120,7 +133,7 @@ int expt_store_add_artifact(struct expt_store *st, const char *run_id, const cha
 				  "INSERT OR REPLACE INTO artifacts(run, path, size, time_ms)"
 				  " VALUES (?1, ?2, ?3, ?4)",
 				  err)))
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, size);
 	sqlite3_bind_int64(s, 4, expt_now_ms());
@@ -139,7 +152,7 @@ int expt_store_add_event(struct expt_store *st, const char *run_id, const char *
 				  "INSERT INTO events(run, time_ms, kind, message)"
 				  " VALUES (?1, ?2, ?3, ?4)",
 				  err)))
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	sqlite3_bind_int64(s, 2, time_ms ? time_ms : expt_now_ms());
 	sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
 	expt_store_bind_text(s, 4, message);
@@ -152,21 +165,40 @@ static int read_kv(struct expt_store *st, const char *run_id, const char *sql,
 		   struct expt_kv_rows *out, struct expt_err *err)
 {
 	sqlite3_stmt *s = NULL;
-	size_t base = out->n;
+	size_t base = out->n, i;
 	int64_t run;
-	int rc;
+	int rc, oom = 0;
 
 	if ((rc = expt_store_prepare(st, sql, &s, err)))
 		return rc;
 	sqlite3_bind_text(s, 1, run_id ? run_id : "", -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		char *value = expt_store_col_dup(s, 1);
+		char *key = NULL, *value = NULL;
 
-		kv_push(out, expt_store_col_dup(s, 0), value ? value : expt_xstrdup(""),
-			sqlite3_column_int64(s, 2));
+		if (expt_store_col_dup(s, 0, &key) || expt_store_col_dup(s, 1, &value) ||
+		    (!value && !(value = expt_strdup("")))) {
+			free(key);
+			free(value);
+			oom = 1;
+			break;
+		}
+		if ((oom = kv_push(out, key, value, sqlite3_column_int64(s, 2))))
+			break; /* kv_push freed them */
 	}
-	rc = rc == SQLITE_DONE ? 0 : expt_store_dberr(st, err, "cannot read from the store");
+	if (oom)
+		rc = expt_store_nomem(err);
+	else
+		rc =
+		    rc == SQLITE_DONE ? 0 : expt_store_dberr(st, err, "cannot read from the store");
 	sqlite3_finalize(s);
+	if (rc) { /* nothing half read is left behind */
+		for (i = base; i < out->n; i++) {
+			free(out->keys[i]);
+			free(out->values[i]);
+		}
+		out->n = base;
+		return rc;
+	}
 	if (!rc && out->n == base)
 		rc = expt_store_run_rowid(st, run_id, &run, err); /* none: is there such a run? */
 	return rc;

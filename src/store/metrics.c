@@ -100,17 +100,24 @@ static const char *key_name(struct expt_store *st, int64_t id, struct expt_err *
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int64_t k = sqlite3_column_int64(s, 0);
 		size_t cap = st->names_cap;
+		int oom = 0;
 
 		if (k <= 0 || k > INT32_MAX)
 			continue;
 		if ((size_t)k >= cap) {
-			EXPT_ALLOC_GROW(st->names, (size_t)k + 1, cap);
-			memset(st->names + st->names_cap, 0,
-			       (cap - st->names_cap) * sizeof(char *));
-			st->names_cap = cap;
+			EXPT_TRY_GROW(st->names, (size_t)k + 1, cap, oom);
+			if (!oom) {
+				memset(st->names + st->names_cap, 0,
+				       (cap - st->names_cap) * sizeof(char *));
+				st->names_cap = cap;
+			}
 		}
-		if (!st->names[k])
-			st->names[k] = expt_store_col_dup(s, 1);
+		if (oom || (!st->names[k] && expt_store_col_dup(s, 1, &st->names[k]))) {
+			/* The cache stays as it was, less this name: a later call loads it. */
+			sqlite3_finalize(s);
+			expt_store_nomem(err);
+			return NULL;
+		}
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE) {
@@ -133,17 +140,21 @@ static struct expt_store_key *key_cell(struct expt_store_key *tab, size_t cap, c
 	return &tab[i];
 }
 
-static void keys_grow(struct expt_store *st)
+/* Doubles the key cache; -1 when out of memory (the cache unchanged). */
+static int keys_grow(struct expt_store *st)
 {
 	size_t cap = st->keys_cap ? st->keys_cap * 2 : 64, i;
-	struct expt_store_key *tab = expt_xcalloc(cap, sizeof(*tab));
+	struct expt_store_key *tab = expt_calloc(cap, sizeof(*tab));
 
+	if (!tab)
+		return -1;
 	for (i = 0; i < st->keys_cap; i++)
 		if (st->keys[i].name)
 			*key_cell(tab, cap, st->keys[i].name, st->keys[i].hash) = st->keys[i];
 	free(st->keys);
 	st->keys = tab;
 	st->keys_cap = cap;
+	return 0;
 }
 
 /* The cache entry of a key, interning it in the store (inside the caller's transaction) when
@@ -166,7 +177,7 @@ static int key_entry(struct expt_store *st, const char *name, struct expt_store_
 	}
 	if (!(s = expt_store_stmt(st, STMT_KEY_GET, "SELECT id FROM metric_keys WHERE name = ?1",
 				  err)))
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
@@ -176,7 +187,7 @@ static int key_entry(struct expt_store *st, const char *name, struct expt_store_
 		sqlite3_reset(s);
 		if (!(s = expt_store_stmt(st, STMT_KEY_ADD,
 					  "INSERT INTO metric_keys(name) VALUES (?1)", err)))
-			return EXPT_ESTORE;
+			return expt_store_stmt_failed(err);
 		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			sqlite3_reset(s);
@@ -189,10 +200,13 @@ static int key_entry(struct expt_store *st, const char *name, struct expt_store_
 		sqlite3_reset(s);
 		return expt_store_dberr(st, err, "cannot read a metric key");
 	}
-	if ((st->keys_n + 1) * 2 > st->keys_cap)
-		keys_grow(st);
+	/* Out of memory here leaves the key in the store but not in the cache: the caller rolls
+	 * the transaction back, and the key is looked up again next time. */
+	if ((st->keys_n + 1) * 2 > st->keys_cap && keys_grow(st))
+		return expt_store_nomem(err);
 	e = key_cell(st->keys, st->keys_cap, name, hash);
-	e->name = expt_xstrdup(name);
+	if (!(e->name = expt_strdup(name)))
+		return expt_store_nomem(err);
 	e->hash = hash;
 	e->id = id;
 	e->gen = 0;
@@ -233,7 +247,7 @@ static int flush_slot(struct expt_store *st, int64_t run, const struct expt_stor
 				  "INSERT INTO metric_chunks(run, key, n, data)"
 				  " VALUES (?1, ?2, ?3, ?4)",
 				  err)))
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	while (done < sl->count) {
 		size_t k = sl->count - done < CHUNK_MAX ? sl->count - done : CHUNK_MAX;
 
@@ -270,7 +284,7 @@ static int flush_slot(struct expt_store *st, int64_t run, const struct expt_stor
 		  " max = max(coalesce(max, excluded.max), coalesce(excluded.max, max)),"
 		  " count = count + excluded.count",
 		  err)))
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	sqlite3_bind_int64(u, 1, run);
 	sqlite3_bind_int64(u, 2, sl->key_id);
 	sqlite3_bind_double(u, 3, sl->last); /* SQLite stores a NaN as NULL */
@@ -309,7 +323,11 @@ int expt_store_add_metrics(struct expt_store *st, const char *run_id,
 			st->keys[i].gen = 0;
 		st->gen = 1;
 	}
-	EXPT_ALLOC_GROW(st->pt_slot, n, st->pt_cap);
+	EXPT_TRY_GROW(st->pt_slot, n, st->pt_cap, rc);
+	if (rc) {
+		rc = expt_store_nomem(err);
+		goto fail;
+	}
 
 	/* Pass 1: each point's key slot (consecutive points usually share a key: no lookup). */
 	for (i = 0; i < n; i++) {
@@ -326,7 +344,11 @@ int expt_store_add_metrics(struct expt_store *st, const char *run_id,
 			if ((rc = key_entry(st, key, &e, err)))
 				goto fail;
 			if (e->gen != st->gen) {
-				EXPT_ALLOC_GROW(st->slots, nslots + 1, st->slots_cap);
+				EXPT_TRY_GROW(st->slots, nslots + 1, st->slots_cap, rc);
+				if (rc) {
+					rc = expt_store_nomem(err);
+					goto fail;
+				}
 				memset(&st->slots[nslots], 0, sizeof(st->slots[0]));
 				st->slots[nslots].key_id = e->id;
 				e->gen = st->gen;
@@ -344,7 +366,11 @@ int expt_store_add_metrics(struct expt_store *st, const char *run_id,
 		st->slots[i].start = st->slots[i].cur = pos;
 		pos += st->slots[i].count;
 	}
-	EXPT_ALLOC_GROW(st->blob, n * POINT_BYTES, st->blob_cap);
+	EXPT_TRY_GROW(st->blob, n * POINT_BYTES, st->blob_cap, rc);
+	if (rc) {
+		rc = expt_store_nomem(err);
+		goto fail;
+	}
 	for (i = 0; i < n; i++) {
 		struct expt_store_slot *sl = &st->slots[st->pt_slot[i]];
 		pack(st->blob + sl->cur++ * POINT_BYTES, pts[i].step, pts[i].time_ms, pts[i].value);
@@ -383,13 +409,21 @@ static int push_summary(struct expt_store *st, sqlite3_stmt *s, int col, const c
 {
 	const char *name = key_name(st, sqlite3_column_int64(s, col), err);
 	struct expt_metric_summary *m;
+	char *key, *rid = NULL;
+	int rc;
 
 	if (!name)
-		return EXPT_ESTORE;
-	EXPT_ALLOC_GROW(out->v, out->n + 1, out->cap);
+		return expt_store_stmt_failed(err);
+	EXPT_TRY_GROW(out->v, out->n + 1, out->cap, rc);
+	if (rc || !(key = expt_strdup(name)))
+		return expt_store_nomem(err);
+	if (run_id && !(rid = expt_strdup(run_id))) {
+		free(key);
+		return expt_store_nomem(err);
+	}
 	m = &out->v[out->n++];
-	m->key = expt_xstrdup(name);
-	m->run_id = expt_xstrdup(run_id);
+	m->key = key;
+	m->run_id = rid;
 	m->last = col_real(s, col + 1);
 	m->min = col_real(s, col + 2);
 	m->max = col_real(s, col + 3);
@@ -419,7 +453,7 @@ int expt_store_metric_summaries(struct expt_store *st, const char *run_id,
 		  "SELECT key, last, min, max, last_step, count FROM metric_summaries"
 		  " WHERE run = (SELECT id FROM runs WHERE run_id = ?1)",
 		  err)))
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	sqlite3_bind_text(s, 1, run_id ? run_id : "", -1, SQLITE_STATIC);
 	while ((step = sqlite3_step(s)) == SQLITE_ROW)
 		if ((rc = push_summary(st, s, 0, NULL, out, err)))
@@ -427,6 +461,12 @@ int expt_store_metric_summaries(struct expt_store *st, const char *run_id,
 	if (!rc && step != SQLITE_DONE)
 		rc = expt_store_dberr(st, err, "cannot read metric summaries");
 	sqlite3_reset(s);
+	if (rc) /* nothing half read is left behind */
+		while (out->n > base) {
+			out->n--;
+			free(out->v[out->n].key);
+			free(out->v[out->n].run_id);
+		}
 	if (!rc && out->n == base)
 		rc = expt_store_run_rowid(st, run_id, &run, err); /* none: is there such a run? */
 	if (!rc && out->n > base)
@@ -455,7 +495,7 @@ int expt_store_experiment_metric_summaries(struct expt_store *st, const char *ex
 	 * for the thousands of runs compare shows. */
 	sqlite3_stmt *r = NULL, *s = NULL;
 	struct run_ref *runs = NULL;
-	size_t n = 0, cap = 0, i = 0;
+	size_t n = 0, cap = 0, i = 0, base = out->n;
 	int rc, sorted = 1;
 
 	if ((rc =
@@ -467,9 +507,14 @@ int expt_store_experiment_metric_summaries(struct expt_store *st, const char *ex
 	if (experiment)
 		sqlite3_bind_text(r, 1, experiment, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(r)) == SQLITE_ROW) {
-		EXPT_ALLOC_GROW(runs, n + 1, cap);
+		int oom;
+
+		EXPT_TRY_GROW(runs, n + 1, cap, oom);
+		if (oom || expt_store_col_dup(r, 1, &runs[n].run_id)) {
+			rc = expt_store_nomem(err);
+			goto out;
+		}
 		runs[n].id = sqlite3_column_int64(r, 0);
-		runs[n].run_id = expt_store_col_dup(r, 1);
 		if (n && runs[n].id < runs[n - 1].id)
 			sorted = 0;
 		n++;
@@ -511,6 +556,12 @@ int expt_store_experiment_metric_summaries(struct expt_store *st, const char *ex
 	}
 	rc = 0;
 out:
+	if (rc) /* nothing half read is left behind */
+		while (out->n > base) {
+			out->n--;
+			free(out->v[out->n].key);
+			free(out->v[out->n].run_id);
+		}
 	for (i = 0; i < n; i++)
 		free(runs[i].run_id);
 	free(runs);
@@ -564,7 +615,11 @@ int expt_store_metric_history(struct expt_store *st, const char *run_id, const c
 					  key, run_id);
 			goto out;
 		}
-		EXPT_ALLOC_GROW(h, nh + (size_t)k, cap);
+		EXPT_TRY_GROW(h, nh + (size_t)k, cap, rc);
+		if (rc) {
+			rc = expt_store_nomem(err);
+			goto out;
+		}
 		for (i = 0; i < (size_t)k; i++, nh++) {
 			unpack(data + i * POINT_BYTES, &h[nh].r);
 			h[nh].idx = nh;
@@ -578,7 +633,10 @@ int expt_store_metric_history(struct expt_store *st, const char *run_id, const c
 	if (!nh)
 		goto out;
 	qsort(h, nh, sizeof(*h), hist_cmp);
-	*rows = expt_xmalloc(nh * sizeof(**rows));
+	if (!(*rows = expt_malloc(nh * sizeof(**rows)))) {
+		rc = expt_store_nomem(err);
+		goto out;
+	}
 	for (i = 0; i < nh; i++)
 		(*rows)[i] = h[i].r;
 	*n = nh;

@@ -72,13 +72,20 @@ int expt_store_reconcile_with(struct expt_store *st, expt_unwatched_fn ask, void
 			continue;
 		if (pid <= 0 && !ask)
 			continue;
-		EXPT_ALLOC_GROW(lost, nlost + 1, cap);
-		lost[nlost].run_id = expt_store_col_dup(s, 0);
+		EXPT_TRY_GROW(lost, nlost + 1, cap, rc);
+		if (rc || expt_store_col_dup(s, 0, &lost[nlost].run_id)) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
 		lost[nlost].pid = pid;
 		lost[nlost].start = start;
 		nlost++;
 	}
-	rc = rc == SQLITE_DONE ? 0 : expt_store_dberr(st, err, "cannot read the active runs");
+	if (rc == SQLITE_NOMEM)
+		rc = expt_store_nomem(err);
+	else
+		rc = rc == SQLITE_DONE ? 0
+				       : expt_store_dberr(st, err, "cannot read the active runs");
 	sqlite3_finalize(s);
 	for (i = 0; !rc && i < nlost; i++) {
 		struct expt_transition t = EXPT_TRANSITION_INIT;
@@ -89,9 +96,13 @@ int expt_store_reconcile_with(struct expt_store *st, expt_unwatched_fn ask, void
 			continue;
 		if (lost[i].pid <= 0)
 			continue;
-		msg = expt_xasprintf("the expt process supervising this run (pid %d) exited"
-				     " without recording an end",
-				     lost[i].pid);
+		msg = expt_asprintf("the expt process supervising this run (pid %d) exited"
+				    " without recording an end",
+				    lost[i].pid);
+		if (!msg) {
+			rc = expt_store_nomem(err);
+			break;
+		}
 		/* Between our read and the move the run may have ended, or a live supervisor may
 		 * have taken it over: the lifecycle checks both under its lock. */
 		t.from = EXPT_RUN_ACTIVE;

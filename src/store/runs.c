@@ -143,41 +143,52 @@ int expt_store_run_id_prefix(const char *experiment, char *out, size_t n, struct
 	return 0;
 }
 
-static void rec_from_row(sqlite3_stmt *s, struct expt_run_rec *r, int with_specs)
+/* Fills r from a row; -1 when out of memory (r then holds what was copied: release it). */
+static int rec_from_row(sqlite3_stmt *s, struct expt_run_rec *r, int with_specs)
 {
+	int oom = 0;
+
 	memset(r, 0, sizeof(*r));
 	r->id = sqlite3_column_int64(s, C_ID);
-	r->run_id = expt_store_col_dup(s, C_RUN_ID);
-	r->experiment = expt_store_col_dup(s, C_EXPERIMENT);
+	oom |= expt_store_col_dup(s, C_RUN_ID, &r->run_id);
+	oom |= expt_store_col_dup(s, C_EXPERIMENT, &r->experiment);
 	r->seq = sqlite3_column_int64(s, C_SEQ);
 	r->status = (enum expt_run_status)sqlite3_column_int(s, C_STATUS);
 	r->exit_code = sqlite3_column_int(s, C_EXIT_CODE);
 	r->signal = sqlite3_column_int(s, C_SIGNAL);
-	r->reason = expt_store_col_dup(s, C_REASON);
-	r->message = expt_store_col_dup(s, C_MESSAGE);
+	oom |= expt_store_col_dup(s, C_REASON, &r->reason);
+	oom |= expt_store_col_dup(s, C_MESSAGE, &r->message);
 	r->created_ms = sqlite3_column_int64(s, C_CREATED);
 	r->started_ms = sqlite3_column_int64(s, C_STARTED);
 	r->ended_ms = sqlite3_column_int64(s, C_ENDED);
-	r->backend = expt_store_col_dup(s, C_BACKEND);
-	r->host = expt_store_col_dup(s, C_HOST);
-	r->variant = expt_store_col_dup(s, C_VARIANT);
+	oom |= expt_store_col_dup(s, C_BACKEND, &r->backend);
+	oom |= expt_store_col_dup(s, C_HOST, &r->host);
+	oom |= expt_store_col_dup(s, C_VARIANT, &r->variant);
 	r->attempt = sqlite3_column_int(s, C_ATTEMPT);
-	r->retry_of = expt_store_col_dup(s, C_RETRY_OF);
+	oom |= expt_store_col_dup(s, C_RETRY_OF, &r->retry_of);
 	r->pid = sqlite3_column_int(s, C_PID);
 	r->supervisor_pid = sqlite3_column_int(s, C_SUP_PID);
 	r->supervisor_start = sqlite3_column_int64(s, C_SUP_START);
-	r->params_json = expt_store_col_dup(s, C_PARAMS);
-	r->argv_json = expt_store_col_dup(s, C_ARGV);
-	r->output_dir = expt_store_col_dup(s, C_OUTPUT_DIR);
-	r->log_dir = expt_store_col_dup(s, C_LOG_DIR);
-	r->gpus = expt_store_col_dup(s, C_GPUS);
-	r->backend_ref = expt_store_col_dup(s, C_REF);
-	r->node = expt_store_col_dup(s, C_NODE);
+	oom |= expt_store_col_dup(s, C_PARAMS, &r->params_json);
+	oom |= expt_store_col_dup(s, C_ARGV, &r->argv_json);
+	oom |= expt_store_col_dup(s, C_OUTPUT_DIR, &r->output_dir);
+	oom |= expt_store_col_dup(s, C_LOG_DIR, &r->log_dir);
+	oom |= expt_store_col_dup(s, C_GPUS, &r->gpus);
+	oom |= expt_store_col_dup(s, C_REF, &r->backend_ref);
+	oom |= expt_store_col_dup(s, C_NODE, &r->node);
 	r->ingested = sqlite3_column_int64(s, C_INGESTED);
 	if (with_specs) {
-		r->spec_json = expt_store_col_dup(s, C_SPEC);
-		r->env_json = expt_store_col_dup(s, C_ENV);
+		oom |= expt_store_col_dup(s, C_SPEC, &r->spec_json);
+		oom |= expt_store_col_dup(s, C_ENV, &r->env_json);
 	}
+	return oom ? -1 : 0;
+}
+
+/* *out = a copy of s, NULL for NULL; -1 when out of memory. */
+static int dup_opt(const char *s, char **out)
+{
+	*out = s ? expt_strdup(s) : NULL;
+	return s && !*out ? -1 : 0;
 }
 
 /* Parses every run's params before the write lock is taken, so the lock is held for inserts
@@ -213,6 +224,8 @@ static int insert_params(struct expt_store *st, sqlite3_stmt *ins, int64_t rowid
 	{
 		char *text = expt_json_param_text(v);
 
+		if (!text)
+			return expt_store_nomem(err);
 		sqlite3_reset(ins);
 		sqlite3_bind_int64(ins, 1, rowid);
 		sqlite3_bind_text(ins, 2, key, -1, SQLITE_STATIC);
@@ -260,7 +273,10 @@ int expt_store_create_runs(struct expt_store *st, const char *experiment, const 
 		return 0;
 	if (!backend)
 		backend = "local";
-	params = expt_xcalloc(n, sizeof(*params));
+	if (!(params = expt_calloc(n, sizeof(*params)))) {
+		rc = expt_store_nomem(err);
+		goto out;
+	}
 	if ((rc = parse_params(runs, n, params, err)))
 		goto out;
 	if ((rc = expt_store_prepare(st, sql_exp_get, &get, err)) ||
@@ -310,28 +326,35 @@ int expt_store_create_runs(struct expt_store *st, const char *experiment, const 
 		spec_id = sqlite3_last_insert_rowid(st->db);
 	}
 
-	EXPT_ALLOC_GROW(out->v, base + n, out->cap);
+	EXPT_TRY_GROW(out->v, base + n, out->cap, rc);
+	if (rc) {
+		rc = expt_store_nomem(err);
+		goto out;
+	}
 	for (i = 0; i < n; i++) {
 		struct expt_run_rec *r = &out->v[out->n];
 		const char *pj = runs[i].params_json ? runs[i].params_json : "{}";
 
+		/* Counted at once: on failure the records made so far are released below. */
 		memset(r, 0, sizeof(*r));
+		out->n++;
 		r->seq = first + (int64_t)i;
-		r->run_id = expt_xasprintf("%s-%lld", prefix, (long long)r->seq);
-		r->experiment = expt_xstrdup(experiment);
 		r->status = EXPT_RUN_QUEUED;
 		r->exit_code = -1;
 		r->created_ms = now;
-		r->backend = expt_xstrdup(backend);
-		r->host = expt_xstrdup(st->host);
-		r->variant = expt_xstrdup(runs[i].variant);
-		r->retry_of = expt_xstrdup(runs[i].retry_of);
 		r->supervisor_pid = me;
 		r->supervisor_start = me_start;
-		r->params_json = expt_xstrdup(pj);
-		r->output_dir = expt_xasprintf("%s/%s/output", st->runs_dir, r->run_id);
-		r->log_dir = expt_xasprintf("%s/%s/logs", st->runs_dir, r->run_id);
-		out->n++;
+		if (!(r->run_id = expt_asprintf("%s-%lld", prefix, (long long)r->seq)) ||
+		    !(r->experiment = expt_strdup(experiment)) ||
+		    !(r->backend = expt_strdup(backend)) || !(r->host = expt_strdup(st->host)) ||
+		    dup_opt(runs[i].variant, &r->variant) ||
+		    dup_opt(runs[i].retry_of, &r->retry_of) ||
+		    !(r->params_json = expt_strdup(pj)) ||
+		    !(r->output_dir = expt_asprintf("%s/%s/output", st->runs_dir, r->run_id)) ||
+		    !(r->log_dir = expt_asprintf("%s/%s/logs", st->runs_dir, r->run_id))) {
+			rc = expt_store_nomem(err);
+			goto out;
+		}
 
 		sqlite3_reset(ins);
 		sqlite3_bind_text(ins, 1, r->run_id, -1, SQLITE_STATIC);
@@ -426,7 +449,7 @@ int expt_store_set_argv_env(struct expt_store *st, const char *run_id, const cha
 				  " WHERE run_id = ?1 ON CONFLICT(run) DO UPDATE"
 				  " SET env_json = excluded.env_json",
 				  err)))
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	if ((rc = expt_store_begin(st, err)))
 		return rc;
 	expt_store_bind_text(a, 1, run_id);
@@ -465,7 +488,7 @@ int expt_store_mark_supervisor(struct expt_store *st, const char *run_id, int su
 	    "UPDATE runs SET supervisor_pid = ?2, supervisor_start = ?3 WHERE run_id = ?1", err);
 
 	if (!s)
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	expt_store_bind_text(s, 1, run_id);
 	sqlite3_bind_int(s, 2, supervisor_pid);
 	sqlite3_bind_int64(s, 3, supervisor_start);
@@ -480,7 +503,7 @@ int expt_store_set_ingested(struct expt_store *st, const char *run_id, int64_t b
 			    "UPDATE runs SET ingested = max(ingested, ?2) WHERE run_id = ?1", err);
 
 	if (!s)
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	expt_store_bind_text(s, 1, run_id);
 	sqlite3_bind_int64(s, 2, bytes);
 	return update_run(st, s, run_id, err);
@@ -520,12 +543,15 @@ int expt_store_get_run(struct expt_store *st, const char *run_id, struct expt_ru
 
 	memset(out, 0, sizeof(*out));
 	if (!s)
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	expt_store_bind_text(s, 1, run_id ? run_id : "");
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		rec_from_row(s, out, 1);
 		rc = 0;
+		if (rec_from_row(s, out, 1)) {
+			expt_run_rec_release(out);
+			rc = expt_store_nomem(err);
+		}
 	} else if (rc == SQLITE_DONE) {
 		rc = expt_err_set(err, EXPT_ENOTFOUND, "no such run: %s", run_id ? run_id : "");
 	} else {
@@ -541,6 +567,7 @@ int expt_store_list_runs(struct expt_store *st, const struct expt_run_filter *f,
 	static const struct expt_run_filter any = {0};
 	struct expt_buf sql = EXPT_BUF_INIT;
 	sqlite3_stmt *s = NULL;
+	size_t base = out->n;
 	int mask, rc, first = 1, i;
 
 	if (!f)
@@ -571,6 +598,10 @@ int expt_store_list_runs(struct expt_store *st, const struct expt_run_filter *f,
 	expt_buf_adds(&sql, f->experiment ? " ORDER BY r.seq" : " ORDER BY r.id");
 	if (f->limit > 0)
 		expt_buf_adds(&sql, " DESC LIMIT ?2");
+	if (sql.oom) {
+		rc = expt_store_nomem(err);
+		goto out;
+	}
 	if ((rc = expt_store_prepare(st, sql.buf, &s, err)))
 		goto out;
 	if (f->experiment)
@@ -578,11 +609,19 @@ int expt_store_list_runs(struct expt_store *st, const struct expt_run_filter *f,
 	if (f->limit > 0)
 		sqlite3_bind_int64(s, 2, f->limit);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		EXPT_ALLOC_GROW(out->v, out->n + 1, out->cap);
-		rec_from_row(s, &out->v[out->n++], f->include_specs);
+		int grow;
+
+		EXPT_TRY_GROW(out->v, out->n + 1, out->cap, grow);
+		if (grow || rec_from_row(s, &out->v[out->n++], f->include_specs)) {
+			rc = expt_store_nomem(err);
+			goto out;
+		}
 	}
 	rc = rc == SQLITE_DONE ? 0 : expt_store_dberr(st, err, "cannot list runs");
 out:
+	if (rc) /* nothing half read is left behind */
+		while (out->n > base)
+			expt_run_rec_release(&out->v[--out->n]);
 	sqlite3_finalize(s);
 	expt_buf_release(&sql);
 	return rc;
@@ -600,7 +639,8 @@ int expt_store_list_experiments(struct expt_store *st, struct expt_experiment_li
 	    " (SELECT count(*) FROM runs r WHERE r.experiment = e.name AND r.status = ?3)"
 	    " FROM experiments e ORDER BY e.updated_ms DESC, e.name";
 	sqlite3_stmt *s = NULL;
-	int rc;
+	size_t base = out->n, i;
+	int rc, oom = 0;
 
 	if ((rc = expt_store_prepare(st, sql, &s, err)))
 		return rc;
@@ -610,9 +650,13 @@ int expt_store_list_experiments(struct expt_store *st, struct expt_experiment_li
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct expt_experiment_rec *e;
 
-		EXPT_ALLOC_GROW(out->v, out->n + 1, out->cap);
+		EXPT_TRY_GROW(out->v, out->n + 1, out->cap, oom);
+		if (oom)
+			break;
 		e = &out->v[out->n++];
-		e->name = expt_store_col_dup(s, 0);
+		memset(e, 0, sizeof(*e));
+		if ((oom = expt_store_col_dup(s, 0, &e->name)))
+			break;
 		e->created_ms = sqlite3_column_int64(s, 1);
 		e->next_seq = sqlite3_column_int64(s, 2);
 		e->nruns = sqlite3_column_int64(s, 3);
@@ -620,8 +664,16 @@ int expt_store_list_experiments(struct expt_store *st, struct expt_experiment_li
 		e->nsucceeded = sqlite3_column_int64(s, 5);
 		e->nfailed = sqlite3_column_int64(s, 6);
 	}
-	rc = rc == SQLITE_DONE ? 0 : expt_store_dberr(st, err, "cannot list experiments");
+	if (oom)
+		rc = expt_store_nomem(err);
+	else
+		rc = rc == SQLITE_DONE ? 0 : expt_store_dberr(st, err, "cannot list experiments");
 	sqlite3_finalize(s);
+	if (rc) { /* nothing half read is left behind */
+		for (i = base; i < out->n; i++)
+			free(out->v[i].name);
+		out->n = base;
+	}
 	return rc;
 }
 

@@ -157,14 +157,32 @@ int expt_run_status_done(enum expt_run_status s)
 	return s == EXPT_RUN_SUCCEEDED || s == EXPT_RUN_FAILED || s == EXPT_RUN_STOPPED;
 }
 
-/* Directory part of an absolute path ("/" for "/x"). */
+/* Directory part of an absolute path ("/" for "/x"); NULL when out of memory. */
 static char *parent_dir(const char *abs)
 {
 	const char *slash = strrchr(abs, '/');
 
 	if (!slash || slash == abs)
-		return expt_xstrdup("/");
-	return expt_xstrndup(abs, (size_t)(slash - abs));
+		return expt_strdup("/");
+	return expt_strndup(abs, (size_t)(slash - abs));
+}
+
+int expt_store_nomem(struct expt_err *err)
+{
+	return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+}
+
+int expt_store_stmt_failed(const struct expt_err *err)
+{
+	return err && err->code ? err->code : EXPT_ESTORE;
+}
+
+/* expt_abspath failed: out of memory, or the current directory is gone. */
+static int abspath_failed(struct expt_err *err, const char *fmt, const char *path)
+{
+	if (errno == ENOMEM)
+		return expt_store_nomem(err);
+	return expt_err_errno(err, EXPT_ESTORE, fmt, path);
 }
 
 int expt_store_locate(const char *start_dir, int create, char **db_path, char **project_dir,
@@ -177,15 +195,18 @@ int expt_store_locate(const char *start_dir, int create, char **db_path, char **
 	*db_path = NULL;
 	*project_dir = NULL;
 	if (home && *home) {
+		errno = 0;
 		dir = expt_abspath(home);
 		if (!dir) {
-			rc =
-			    expt_err_errno(err, EXPT_ESTORE, "cannot resolve EXPT_HOME '%s'", home);
+			rc = abspath_failed(err, "cannot resolve EXPT_HOME '%s'", home);
 			goto out;
 		}
 		while (strlen(dir) > 1 && dir[strlen(dir) - 1] == '/')
 			dir[strlen(dir) - 1] = '\0';
-		cand = expt_xasprintf("%s/expt.db", dir);
+		if (!(cand = expt_asprintf("%s/expt.db", dir))) {
+			rc = expt_store_nomem(err);
+			goto out;
+		}
 		if (!expt_path_exists(cand)) {
 			if (!create) {
 				rc = expt_err_set(
@@ -196,7 +217,10 @@ int expt_store_locate(const char *start_dir, int create, char **db_path, char **
 			if ((rc = expt_mkdirs(dir, err)))
 				goto out;
 		}
-		*project_dir = parent_dir(dir);
+		if (!(*project_dir = parent_dir(dir))) {
+			rc = expt_store_nomem(err);
+			goto out;
+		}
 		*db_path = cand;
 		cand = NULL;
 		goto out;
@@ -205,14 +229,22 @@ int expt_store_locate(const char *start_dir, int create, char **db_path, char **
 	/* The physical path, as git does: walking up "a/b/.." textually would go wrong. */
 	dir = realpath(start_dir ? start_dir : ".", NULL);
 	if (!dir) {
-		rc = expt_err_errno(err, EXPT_ENOTFOUND, "cannot resolve '%s'",
-				    start_dir ? start_dir : ".");
+		if (errno == ENOMEM)
+			rc = expt_store_nomem(err);
+		else
+			rc = expt_err_errno(err, EXPT_ENOTFOUND, "cannot resolve '%s'",
+					    start_dir ? start_dir : ".");
 		goto out;
 	}
-	for (char *d = expt_xstrdup(dir);;) {
+	for (char *d = expt_strdup(dir);;) {
 		char *up;
 
-		cand = expt_xasprintf("%s%s.expt/expt.db", d, strcmp(d, "/") ? "/" : "");
+		if (!d ||
+		    !(cand = expt_asprintf("%s%s.expt/expt.db", d, strcmp(d, "/") ? "/" : ""))) {
+			free(d);
+			rc = expt_store_nomem(err);
+			goto out;
+		}
 		if (expt_path_exists(cand)) {
 			*db_path = cand;
 			*project_dir = d;
@@ -235,10 +267,16 @@ int expt_store_locate(const char *start_dir, int create, char **db_path, char **
 				  dir);
 		goto out;
 	}
-	cand = expt_xasprintf("%s%s.expt", dir, strcmp(dir, "/") ? "/" : "");
+	if (!(cand = expt_asprintf("%s%s.expt", dir, strcmp(dir, "/") ? "/" : ""))) {
+		rc = expt_store_nomem(err);
+		goto out;
+	}
 	if ((rc = expt_mkdirs(cand, err)))
 		goto out;
-	*db_path = expt_xasprintf("%s/expt.db", cand);
+	if (!(*db_path = expt_asprintf("%s/expt.db", cand))) {
+		rc = expt_store_nomem(err);
+		goto out;
+	}
 	*project_dir = dir;
 	dir = NULL;
 out:
@@ -249,6 +287,8 @@ out:
 
 int expt_store_dberr(struct expt_store *st, struct expt_err *err, const char *what)
 {
+	if (sqlite3_errcode(st->db) == SQLITE_NOMEM)
+		return expt_err_set(err, EXPT_ENOMEM, "%s: out of memory", what);
 	return expt_err_set(err, EXPT_ESTORE, "%s: %s", what, sqlite3_errmsg(st->db));
 }
 
@@ -304,7 +344,7 @@ int expt_store_begin(struct expt_store *st, struct expt_err *err)
 				    st->path);
 	for (;;) {
 		if (!(s = expt_store_stmt(st, STMT_BEGIN, "BEGIN IMMEDIATE", err)))
-			return EXPT_ESTORE;
+			return expt_store_stmt_failed(err);
 		rc = sqlite3_step(s);
 		sqlite3_reset(s);
 		if (rc == SQLITE_DONE)
@@ -332,14 +372,14 @@ int expt_store_commit(struct expt_store *st, struct expt_err *err)
 	s = expt_store_stmt(st, STMT_COMMIT, "COMMIT", err);
 	if (!s) {
 		expt_store_rollback(st);
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	}
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
-		expt_store_dberr(st, err, "cannot commit to the store");
+		rc = expt_store_dberr(st, err, "cannot commit to the store");
 		expt_store_rollback(st);
-		return EXPT_ESTORE;
+		return rc;
 	}
 	st->keys_dirty = 0;
 	return 0;
@@ -405,7 +445,7 @@ int expt_store_run_rowid(struct expt_store *st, const char *run_id, int64_t *row
 
 	*rowid = 0;
 	if (!s)
-		return EXPT_ESTORE;
+		return expt_store_stmt_failed(err);
 	sqlite3_bind_text(s, 1, run_id ? run_id : "", -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
@@ -427,13 +467,16 @@ int expt_store_bind_text(sqlite3_stmt *s, int i, const char *v)
 	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
 }
 
-char *expt_store_col_dup(sqlite3_stmt *s, int i)
+int expt_store_col_dup(sqlite3_stmt *s, int i, char **out)
 {
 	const unsigned char *t = sqlite3_column_text(s, i);
 
+	*out = NULL;
 	if (!t)
-		return NULL;
-	return expt_xstrndup((const char *)t, (size_t)sqlite3_column_bytes(s, i));
+		/* SQL NULL, or SQLite out of memory converting the value to text */
+		return sqlite3_column_type(s, i) == SQLITE_NULL ? 0 : -1;
+	*out = expt_strndup((const char *)t, (size_t)sqlite3_column_bytes(s, i));
+	return *out ? 0 : -1;
 }
 
 /* Runs a pragma or DDL, retrying while another process holds the lock it needs (switching a
@@ -445,6 +488,8 @@ static int exec_retry(struct expt_store *st, const char *sql, struct expt_err *e
 	int rc;
 
 	while ((rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL)) != SQLITE_OK) {
+		if (rc == SQLITE_NOMEM)
+			return expt_store_nomem(err);
 		if ((rc & 0xff) != SQLITE_BUSY || expt_mono_ms() > deadline)
 			return expt_err_set(err, EXPT_ESTORE, "store %s: %s: %s", st->path, what,
 					    sqlite3_errmsg(st->db));
@@ -460,8 +505,12 @@ static int read_version(struct expt_store *st, int *version, struct expt_err *er
 
 	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_step(s) != SQLITE_ROW) {
-		rc = expt_err_set(err, EXPT_ESTORE, "store %s: cannot read the schema version: %s",
-				  st->path, sqlite3_errmsg(st->db));
+		if (sqlite3_errcode(st->db) == SQLITE_NOMEM)
+			rc = expt_store_nomem(err);
+		else
+			rc = expt_err_set(err, EXPT_ESTORE,
+					  "store %s: cannot read the schema version: %s", st->path,
+					  sqlite3_errmsg(st->db));
 	} else {
 		*version = sqlite3_column_int(s, 0);
 		rc = 0;
@@ -491,8 +540,10 @@ static int migrate(struct expt_store *st, struct expt_err *err)
 		return 0;
 
 	if ((rc = expt_store_begin(st, err))) {
-		expt_err_set(err, EXPT_ESTORE, "store %s: cannot lock it to upgrade the schema: %s",
-			     st->path, sqlite3_errmsg(st->db));
+		if (rc != EXPT_ENOMEM)
+			expt_err_set(err, EXPT_ESTORE,
+				     "store %s: cannot lock it to upgrade the schema: %s", st->path,
+				     sqlite3_errmsg(st->db));
 		return rc;
 	}
 	/* Another process may have migrated while we waited for the lock. */
@@ -553,8 +604,12 @@ static int open_readonly(struct expt_store **out, struct expt_store *st, const c
 	if (!uri || sqlite3_open_v2(uri, &st->db,
 				    SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
 				    NULL) != SQLITE_OK) {
-		rc = expt_err_set(err, EXPT_ESTORE, "store %s: cannot open it read-only: %s",
-				  st->path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		if (!uri || !st->db || sqlite3_errcode(st->db) == SQLITE_NOMEM)
+			rc = expt_store_nomem(err);
+		else
+			rc =
+			    expt_err_set(err, EXPT_ESTORE, "store %s: cannot open it read-only: %s",
+					 st->path, sqlite3_errmsg(st->db));
 		goto fail;
 	}
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
@@ -590,20 +645,27 @@ int expt_store_readonly(const struct expt_store *st)
 
 int expt_store_open(struct expt_store **out, const char *db_path, struct expt_err *err)
 {
-	struct expt_store *st = expt_xcalloc(1, sizeof(*st));
+	struct expt_store *st = expt_calloc(1, sizeof(*st));
 	char *abs = NULL, *dir = NULL;
 	int rc;
 
 	*out = NULL;
-	st->path = expt_xstrdup(db_path);
-	expt_hostname(st->host, sizeof(st->host));
-	abs = expt_abspath(db_path);
-	if (!abs) {
-		rc = expt_err_errno(err, EXPT_ESTORE, "store %s: cannot resolve its path", db_path);
+	if (!st || !(st->path = expt_strdup(db_path))) {
+		rc = expt_store_nomem(err);
 		goto fail;
 	}
-	dir = parent_dir(abs);
-	st->runs_dir = expt_xasprintf("%s%sruns", dir, strcmp(dir, "/") ? "/" : "");
+	expt_hostname(st->host, sizeof(st->host));
+	errno = 0;
+	abs = expt_abspath(db_path);
+	if (!abs) {
+		rc = abspath_failed(err, "store %s: cannot resolve its path", db_path);
+		goto fail;
+	}
+	if (!(dir = parent_dir(abs)) ||
+	    !(st->runs_dir = expt_asprintf("%s%sruns", dir, strcmp(dir, "/") ? "/" : ""))) {
+		rc = expt_store_nomem(err);
+		goto fail;
+	}
 
 	if (store_readonly(abs, dir))
 		return open_readonly(out, st, abs, dir, err);
@@ -612,8 +674,11 @@ int expt_store_open(struct expt_store **out, const char *db_path, struct expt_er
 	if (sqlite3_open_v2(db_path, &st->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
-		rc = expt_err_set(err, EXPT_ESTORE, "store %s: cannot open: %s", db_path,
-				  st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		if (!st->db || sqlite3_errcode(st->db) == SQLITE_NOMEM)
+			rc = expt_store_nomem(err);
+		else
+			rc = expt_err_set(err, EXPT_ESTORE, "store %s: cannot open: %s", db_path,
+					  sqlite3_errmsg(st->db));
 		goto fail;
 	}
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);

@@ -889,9 +889,14 @@ int expt_run_open(expt_run **out, const struct expt_run_options *opts, struct ex
 			goto nomem;
 		if (!r->store_path) {
 			char cwd[4096], *project = NULL;
-			if (getcwd(cwd, sizeof(cwd)) &&
-			    !expt_store_locate(cwd, 0, &r->store_path, &project, &err))
-				free(project);
+			/* No store found: the stdout fallback below. Out of memory looking for
+			 * one is not "no store": the open fails. */
+			if (getcwd(cwd, sizeof(cwd))) {
+				if (!expt_store_locate(cwd, 0, &r->store_path, &project, &err))
+					free(project);
+				else if (err.code == EXPT_ENOMEM)
+					goto nomem;
+			}
 			expt_err_clear(&err);
 		}
 		if (!(r->flags & EXPT_RUN_ATTACH) && (v = env("EXPT_PARAMS_FILE")) &&

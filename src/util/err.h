@@ -13,7 +13,7 @@ enum expt_errcode {
 	EXPT_ESTORE = 4,    /* the store cannot be opened or is from a newer expt */
 	EXPT_EBACKEND = 5,  /* the backend could not do what was asked */
 	EXPT_ECONFLICT = 6, /* a run is not in the state the change needs (it moved meanwhile) */
-	EXPT_ENOMEM = 7,    /* out of memory (the library reports it; the CLI aborts) */
+	EXPT_ENOMEM = 7,    /* out of memory (the library and the store report it; cli/ aborts) */
 	EXPT_EINTR = 130,   /* interrupted by the user */
 };
 

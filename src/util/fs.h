@@ -24,7 +24,7 @@ int expt_copy_tree(const char *src, const char *dst, struct expt_err *err);
 int expt_path_exists(const char *path);
 int expt_is_dir(const char *path);
 /* Returns a malloc'd absolute path of p (not resolving symlinks); NULL on failure (no cwd, or
- * out of memory). */
+ * out of memory: errno is ENOMEM then). */
 char *expt_abspath(const char *p);
 
 /* Wall clock in milliseconds since the epoch, and a monotonic clock in ms. */

@@ -2,6 +2,7 @@
  * the failure-injection hook the torture test drives (see mem.h). */
 #include "mem.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -40,6 +41,7 @@ static int inject(void)
 
 	if (at && n == at) {
 		atomic_store(&failed, 1);
+		errno = ENOMEM; /* as malloc's own failure sets it */
 		return 1;
 	}
 	return 0;
@@ -52,8 +54,10 @@ void *expt_malloc(size_t n)
 
 void *expt_calloc(size_t n, size_t size)
 {
-	if (size && n > SIZE_MAX / size)
+	if (size && n > SIZE_MAX / size) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	return inject() ? NULL : calloc(n ? n : 1, size ? size : 1);
 }
 

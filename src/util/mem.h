@@ -18,7 +18,7 @@ char *expt_xstrdup(const char *s); /* NULL in, NULL out */
 char *expt_xstrndup(const char *s, size_t n);
 char *expt_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Non-aborting: NULL when out of memory (or when the test hook says so). */
+/* Non-aborting: NULL and errno ENOMEM when out of memory (or when the test hook says so). */
 void *expt_malloc(size_t n);
 void *expt_calloc(size_t n, size_t size); /* also NULL when n * size overflows */
 void *expt_realloc(void *p, size_t n);	  /* NULL: p is left as it was */

@@ -1,6 +1,7 @@
 /* Text helpers every layer shares (see text.h). */
 #include "text.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,11 +127,14 @@ char *expt_json_param_text(const json_t *v)
 	char num[40], *dumped;
 
 	if (json_is_string(v))
-		return expt_xstrdup(json_string_value(v));
+		return expt_strdup(json_string_value(v));
 	if (json_is_real(v)) {
 		expt_fmt_double(json_real_value(v), num, sizeof(num));
-		return expt_xstrdup(num);
+		return expt_strdup(num);
 	}
+	/* With JSON_ENCODE_ANY any value encodes: NULL means jansson ran out of memory. */
 	dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	return dumped ? dumped : expt_xstrdup("null");
+	if (!dumped)
+		errno = ENOMEM;
+	return dumped;
 }

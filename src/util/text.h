@@ -26,7 +26,8 @@ uint64_t expt_fnv1a64(const void *data, size_t len);
 void expt_fmt_float(double v, char *out, size_t n);
 
 /* A JSON value as the text of a param: a string as it is, a real in its shortest round-trip
- * form, anything else as compact JSON ("3", "true", "null", "[1,2]"). malloc'd. */
+ * form, anything else as compact JSON ("3", "true", "null", "[1,2]"). malloc'd; NULL when out
+ * of memory (never aborts: the store's create_runs uses it for libexpt). */
 char *expt_json_param_text(const json_t *v);
 
 #endif

@@ -1101,8 +1101,210 @@ static void test_delete_cascade(void **state)
 	expt_run_list_release(&l);
 }
 
+/* One pass of everything libexpt asks of the store, on a connection of its own, stopping at the
+ * first error. Returns 0 when every call succeeded, else the error (which must be EXPT_ENOMEM,
+ * "out of memory"). *stc is the connection, left open for the caller to check that it is still
+ * usable; *nruns counts the runs created. */
+static int nomem_pass(const char *dir, unsigned long n, struct expt_store **stc, int *nruns)
+{
+	struct expt_err err = EXPT_ERR_INIT;
+	struct expt_run_list l = {0};
+	struct expt_run_rec rec;
+	struct expt_kv_rows kv = {0};
+	struct expt_metric_summaries sum = {0};
+	struct expt_run_new rn[2] = {
+	    {"{\"lr\":0.1,\"name\":\"a\",\"deep\":{\"x\":[1,2]}}", NULL, NULL},
+	    {"{\"lr\":0.2,\"name\":\"b\",\"deep\":null}", "v", "r-1"}};
+	struct expt_transition t = EXPT_TRANSITION_INIT;
+	struct expt_metric_point pts[4];
+	char *db = NULL, *project = NULL;
+	int64_t bytes;
+	int rc;
+
+	pts[0] = (struct expt_metric_point){"loss", 0.5, 1, 1000};
+	pts[1] = (struct expt_metric_point){"lr", 1.5, 1, 1000};
+	pts[2] = (struct expt_metric_point){"loss", 0.4, 2, 1001};
+	pts[3] = (struct expt_metric_point){"acc", 0.9, 2, 1001};
+	*stc = NULL;
+	if ((rc = expt_store_locate(dir, 0, &db, &project, &err)) ||
+	    (rc = expt_store_open(stc, db, &err)) ||
+	    (rc = expt_store_create_runs(*stc, "nomem", "local", "{\"spec\":1}", rn, 2, &l, &err)))
+		goto out;
+	*nruns += 2;
+	t.from = EXPT_RUN_BIT(EXPT_RUN_QUEUED);
+	t.to = EXPT_RUN_RUNNING;
+	t.attempt = 1;
+	t.pid = 1;
+	t.backend_ref = "pid:1";
+	t.event = "started";
+	if ((rc = expt_store_set_argv_env(*stc, l.v[0].run_id, "[\"a\"]", "{}", &err)) ||
+	    (rc = expt_lifecycle_move(*stc, l.v[0].run_id, &t, NULL, &err)) ||
+	    (rc = expt_store_set_param(*stc, l.v[0].run_id, "p", "1", &err)) ||
+	    (rc = expt_store_set_tag(*stc, l.v[0].run_id, "t", "x", &err)) ||
+	    (rc = expt_store_add_artifact(*stc, l.v[0].run_id, "a.bin", 3, &err)) ||
+	    (rc = expt_store_add_event(*stc, l.v[0].run_id, "note", "hi", 0, &err)) ||
+	    (rc = expt_store_add_metrics(*stc, l.v[0].run_id, pts, 4, &err)) ||
+	    (rc = expt_store_batch_begin(*stc, &err)))
+		goto out;
+	if ((rc = expt_store_get_ingested(*stc, l.v[1].run_id, &bytes, &err)) ||
+	    (rc = expt_store_add_metrics(*stc, l.v[1].run_id, pts, 4, &err)) ||
+	    (rc = expt_store_set_ingested(*stc, l.v[1].run_id, 10, &err))) {
+		expt_store_batch_rollback(*stc);
+		goto out;
+	}
+	if ((rc = expt_store_batch_commit(*stc, &err)) ||
+	    (rc = expt_store_get_run(*stc, l.v[0].run_id, &rec, &err)))
+		goto out;
+	expt_run_rec_release(&rec);
+	if ((rc = expt_store_get_params(*stc, l.v[1].run_id, &kv, &err)) ||
+	    (rc = expt_store_metric_summaries(*stc, l.v[0].run_id, &sum, &err)))
+		goto out;
+	t.from = EXPT_RUN_ACTIVE;
+	t.to = EXPT_RUN_SUCCEEDED;
+	t.event = "exit";
+	t.reason = "exit";
+	rc = expt_lifecycle_move(*stc, l.v[0].run_id, &t, NULL, &err);
+out:
+	if (rc && (rc != EXPT_ENOMEM || !strstr(err.msg, "out of memory")))
+		fail_msg("failing allocation %lu: error %d, %s", n, rc, err.msg);
+	expt_metric_summaries_release(&sum);
+	expt_kv_rows_release(&kv);
+	expt_run_list_release(&l);
+	free(db);
+	free(project);
+	return rc;
+}
+
+/* The library's calls into the store never abort: every allocation of a pass fails in turn
+ * (util/mem.h's hook); each time the call answers EXPT_ENOMEM with nothing leaked (ASan), and
+ * the store is consistent afterwards: runs are created two at a time or not at all, with their
+ * params and ids (next_seq) to match, a run is running with its event or not at all, metric
+ * summaries agree with the chunks, and the connection that ran out still works. */
+/* SQLite's allocations, failed the same way through SQLITE_CONFIG_MALLOC (set in main). */
+static sqlite3_mem_methods sys_mem;
+static unsigned long sq_fail_at, sq_count;
+static int sq_failed;
+
+static int sq_inject(void)
+{
+	if (sq_fail_at && ++sq_count == sq_fail_at) {
+		sq_failed = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void *sq_malloc(int n)
+{
+	return sq_inject() ? NULL : sys_mem.xMalloc(n);
+}
+
+static void *sq_realloc(void *p, int n)
+{
+	return sq_inject() ? NULL : sys_mem.xRealloc(p, n);
+}
+
+static void sq_fail_at_n(unsigned long n)
+{
+	sq_fail_at = n;
+	sq_count = 0;
+	sq_failed = 0;
+}
+
+static int sq_has_failed(void)
+{
+	return sq_failed;
+}
+
+static void every_allocation_fails_once(struct fx *f, void (*fail_at)(unsigned long),
+					int (*failed)(void), int all_fail, const char *what)
+{
+	unsigned long n;
+	int nruns = 0, nomem = 0;
+
+	for (n = 1;; n++) {
+		struct expt_store *stc = NULL;
+		struct expt_err err = EXPT_ERR_INIT;
+		int rc, injected, before = nruns;
+		int64_t seq;
+
+		fail_at(n);
+		rc = nomem_pass(f->dir, n, &stc, &nruns);
+		injected = failed();
+		fail_at(0);
+		if (!injected) {
+			assert_int_equal(rc, 0);
+			expt_store_close(stc);
+			break;
+		}
+		nomem += rc == EXPT_ENOMEM;
+		/* create_runs that failed made no run, whatever the count says */
+		nruns = (int)raw_int(f->db, "SELECT count(*) FROM runs WHERE experiment = 'nomem'");
+		assert_true(nruns == before || nruns == before + 2);
+		/* ids were handed out for the runs that exist, no more (-1: no experiment yet) */
+		seq = raw_int(f->db, "SELECT next_seq - 1 FROM experiments WHERE name = 'nomem'");
+		assert_true(seq == nruns || (seq == -1 && !nruns));
+		assert_int_equal(raw_int(f->db, "SELECT count(*) FROM runs r WHERE experiment ="
+						" 'nomem' AND (SELECT count(*) FROM params p"
+						" WHERE p.run = r.id) NOT IN (3, 4)"),
+				 0);
+		assert_int_equal(
+		    raw_int(f->db, "SELECT count(*) FROM runs WHERE status <> 0"),
+		    raw_int(f->db, "SELECT count(*) FROM events WHERE kind = 'started'"));
+		assert_int_equal(raw_int(f->db, "SELECT (SELECT coalesce(sum(count), 0) FROM"
+						" metric_summaries) - (SELECT coalesce(sum(n), 0)"
+						" FROM metric_chunks)"),
+				 0);
+		if (stc) {
+			/* The connection that ran out goes on, its key cache included. */
+			struct expt_run_list l = {0};
+			struct expt_run_new rn = {"{}", NULL, NULL};
+			struct expt_metric_point p = {"lr", 1.0, 1, 1};
+
+			if (expt_store_create_runs(stc, "after", "local", NULL, &rn, 1, &l, &err) ||
+			    expt_store_add_metrics(stc, l.v[0].run_id, &p, 1, &err))
+				fail_msg("after failing allocation %lu: %s", n, err.msg);
+			expt_run_list_release(&l);
+			expt_store_close(stc);
+		}
+		if (n > 100000)
+			fail_msg("no end to the allocations");
+	}
+	/* Every key in the summaries is a key of the store. */
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM metric_summaries s WHERE NOT EXISTS"
+					" (SELECT 1 FROM metric_keys k WHERE k.id = s.key)"),
+			 0);
+	print_message("store: %lu %s allocations failed in turn, %d answered EXPT_ENOMEM\n", n - 1,
+		      what, nomem);
+	assert_true(n > 30);
+	if (all_fail)
+		assert_int_equal(nomem, (int)n - 1);
+	else /* SQLite absorbs some failures (benign ones, caches) */
+		assert_true(nomem > 0);
+}
+
+static void test_every_allocation_fails_once(void **state)
+{
+	every_allocation_fails_once(*state, expt_mem_fail_at, expt_mem_failed, 1, "expt");
+}
+
+/* The same with SQLite's own allocations: SQLITE_NOMEM is EXPT_ENOMEM, with a rollback. */
+static void test_every_sqlite_allocation_fails_once(void **state)
+{
+	every_allocation_fails_once(*state, sq_fail_at_n, sq_has_failed, 0, "SQLite");
+}
+
 int main(void)
 {
+	sqlite3_mem_methods m;
+
+	/* Before SQLite initialises: allocations pass through until a test sets a failure. */
+	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &sys_mem) == SQLITE_OK) {
+		m = sys_mem;
+		m.xMalloc = sq_malloc;
+		m.xRealloc = sq_realloc;
+		sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
+	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_status_names),
 	    cmocka_unit_test_setup_teardown(test_lifecycle_cas, setup, teardown),
@@ -1120,6 +1322,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_params_tags_artifacts_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delete_cascade, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_every_allocation_fails_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_every_sqlite_allocation_fails_once, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);

@@ -4,14 +4,17 @@
  * no crash, every call answers with success or an error it documents (EXPT_RESULT_NOMEM where
  * the caller's own call ran out), and, under ASan (make test), no leak.
  *
- * Not covered: SQLite, jansson and libfyaml allocate with their own malloc calls, and
- * src/store/ still uses the aborting helpers; the hook cannot fail those allocations. */
+ * The store (src/store/) allocates with the same family, so its failure paths are failed here
+ * too: a store that exists must never be replaced by the stdout fallback for want of memory.
+ * Not covered: SQLite, jansson and libfyaml allocate with their own malloc calls; the hook
+ * cannot fail those allocations. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -23,9 +26,18 @@ static const unsigned char tiny_png[40] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a
 					   0,	 0,   13,  'I', 'H',  'D',  'R',  0,	0,
 					   0,	 2,   0,   0,	0,    1,    8,	  2};
 
+struct reports {
+	int n;	      /* reports of sink failures and recoveries */
+	int fallback; /* of them, the store sink replaced by the stdout sink */
+};
+
 static void quiet(const char *sink, const char *msg, void *payload)
 {
-	(*(int *)payload)++;
+	struct reports *r = payload;
+
+	r->n++;
+	if (!strcmp(sink, "store") && !strncmp(msg, "no store (", 10))
+		r->fallback++;
 }
 
 struct tally {
@@ -58,7 +70,8 @@ static int scenario(const char *dir, const char *run_id, const char *sinks, unsi
 	double vals[] = {0.5, 0.9, 1e-3}, hist[] = {1, 2, 2, 3, 5}, edges[] = {0, 1, 2},
 	       counts[] = {3, 4};
 	struct expt_error e;
-	int reports = 0, all_ok = 1, rc;
+	struct reports reports = {0, 0};
+	int all_ok = 1, rc;
 	expt_run *run = NULL;
 
 	o.run_id = run_id;
@@ -83,6 +96,10 @@ static int scenario(const char *dir, const char *run_id, const char *sinks, unsi
 		assert_null(run);
 		goto out;
 	}
+	/* The store exists and can be opened: running out of memory on the way is NOMEM, never
+	 * a silent fallback to stdout (which would lose the run's data for the store). */
+	if (!run_id && reports.fallback)
+		fail_msg("failing allocation %lu: expt_run_open fell back to stdout", n);
 	CALL(expt_log_param(run, "optimizer", "adam"), 0);
 	CALL(expt_log_param(run, "bad utf8", "\xff\xfe value"), 0);
 	CALL(expt_set_tag(run, "phase", "train"), 0);
