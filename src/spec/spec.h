@@ -95,6 +95,11 @@ struct expt_spec {
 	char *
 	    command_line; /* `command:` as written (a list joined by spaces); shell: true runs it */
 	struct expt_strv param_names; /* every param a run can have: spec params, then swept ones */
+	struct {
+		struct expt_kvs ulimits; /* name -> "N" or "SOFT:HARD" (validated) */
+		char *network;		 /* HostConfig.NetworkMode; NULL = the engine's default */
+		int keep;		 /* keep finished containers (default: removed) */
+	} container;
 };
 
 /* One problem found while loading; all are collected before failing. */
@@ -148,6 +153,9 @@ void expt_params_set(struct expt_params *params, const char *name, enum expt_vty
 /* Sets copies of every param of src in dst (as expt_params_set does). */
 void expt_params_copy(struct expt_params *dst, const struct expt_params *src);
 void expt_params_release(struct expt_params *params);
+
+/* A container.ulimits value, "N" or "SOFT:HARD": 0, or -1 when malformed or SOFT > HARD. */
+int expt_spec_ulimit_parse(const char *text, int64_t *soft, int64_t *hard);
 
 /* Is s a DNS-1123 label (lowercase alnum and '-', starts/ends alnum, <= 63)? */
 int expt_dns_label_ok(const char *s);
