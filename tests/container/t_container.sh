@@ -14,8 +14,10 @@ containers_of() {
 		json 'len(d)'
 }
 
+# A name of its own: the engine outlives the test, and container names are run ids.
+N=ctr$$
 cat > expt.yaml <<YAML
-name: ctr
+name: $N
 image: $EXPT_TEST_PYTHON_IMAGE
 backend: container
 command: python3 job.py
@@ -48,25 +50,25 @@ PY
 expect_code "a run in a container" 0 "$EXPT" run
 contains "its output is shown live" "$out" "hello from the container"
 contains "the engine's name for it" "$out" "started (container:"
-expect_code "logs" 0 "$EXPT" logs ctr-1
+expect_code "logs" 0 "$EXPT" logs $N-1
 contains "stdout reaches logs" "$out" "hello from the container $(id -u) $(id -g)"
 contains "stderr reaches logs" "$out" "to stderr"
 contains "the params file is mounted" "$out" 'params: {"code":0,"mode":"plain"}'
-expect_code "logs --stderr" 0 "$EXPT" logs ctr-1 --stderr
+expect_code "logs --stderr" 0 "$EXPT" logs $N-1 --stderr
 equals "only stderr" "$out" "to stderr"
 expect_code "ps" 0 "$EXPT" ps -o json
-equals "succeeded with exit code 0" "$(echo "$out" | json '[(r["status"], r["exit_code"], r["backend"]) for r in d if r["id"]=="ctr-1"][0]')" "('succeeded', 0, 'container')"
-expect_code "show" 0 "$EXPT" show ctr-1 -o json
+equals "succeeded with exit code 0" "$(echo "$out" | json '[(r["status"], r["exit_code"], r["backend"]) for r in d if r["id"]=="'"$N"'-1"][0]')" "('succeeded', 0, 'container')"
+expect_code "show" 0 "$EXPT" show $N-1 -o json
 equals "the printed metric reaches the store" "$(echo "$out" | json 'd["metrics"]["loss"]["last"]')" "0.5"
-equals "the output directory is the run's, on the host" "$(cat .expt/runs/ctr-1/output/result.txt 2>/dev/null)" "done"
-equals "written as the invoking user" "$(stat -c %u:%g .expt/runs/ctr-1/output/result.txt 2>/dev/null)" "$(id -u):$(id -g)"
-equals "the container is removed once it ended" "$(containers_of ctr)" "0"
+equals "the output directory is the run's, on the host" "$(cat .expt/runs/$N-1/output/result.txt 2>/dev/null)" "done"
+equals "written as the invoking user" "$(stat -c %u:%g .expt/runs/$N-1/output/result.txt 2>/dev/null)" "$(id -u):$(id -g)"
+equals "the container is removed once it ended" "$(containers_of $N)" "0"
 
 # A failing run: its exit code.
 expect_code "a failing run" 1 "$EXPT" run code=3
 expect_code "ps" 0 "$EXPT" ps -o json
-equals "failed with exit code 3" "$(echo "$out" | json '[(r["status"], r["exit_code"], r["reason"]) for r in d if r["id"]=="ctr-2"][0]')" "('failed', 3, 'exit')"
-expect_code "debug" 0 "$EXPT" debug ctr-2
+equals "failed with exit code 3" "$(echo "$out" | json '[(r["status"], r["exit_code"], r["reason"]) for r in d if r["id"]=="'"$N"'-2"][0]')" "('failed', 3, 'exit')"
+expect_code "debug" 0 "$EXPT" debug $N-2
 contains "debug says the code" "$out" "exited with code 3"
 contains "with the last lines" "$out" "to stderr"
 
@@ -74,40 +76,45 @@ contains "with the last lines" "$out" "to stderr"
 expect_code "a run past its memory limit" 1 "$EXPT" run mode=oom resources.memory=32Mi
 not_contains "it did not survive" "$out" "survived"
 expect_code "ps" 0 "$EXPT" ps -o json
-equals "failed for lack of memory" "$(echo "$out" | json '[(r["status"], r["reason"]) for r in d if r["id"]=="ctr-3"][0]')" "('failed', 'oom')"
-expect_code "debug" 0 "$EXPT" debug ctr-3
+equals "failed for lack of memory" "$(echo "$out" | json '[(r["status"], r["reason"]) for r in d if r["id"]=="'"$N"'-3"][0]')" "('failed', 'oom')"
+expect_code "debug" 0 "$EXPT" debug $N-3
 contains "debug says out of memory" "$out" "out of memory"
 contains "with the limit" "$out" "32Mi"
 
 # Stop: a running container is stopped, and then removed.
 expect_code "a long run, detached" 0 "$EXPT" run -d mode=sleep
-wait_status ctr-4 running
-wait_lines ctr-4 sleeping 1
-expect_code "stop" 0 "$EXPT" stop ctr-4 --grace 1
-wait_status ctr-4 stopped
-for ((i = 0; i < 100; i++)); do [ "$(containers_of ctr)" = 0 ] && break; sleep 0.1; done
-equals "its container is gone" "$(containers_of ctr)" "0"
+wait_status $N-4 running
+wait_lines $N-4 sleeping 1
+expect_code "stop" 0 "$EXPT" stop $N-4 --grace 1
+wait_status $N-4 stopped
+for ((i = 0; i < 100; i++)); do [ "$(containers_of $N)" = 0 ] && break; sleep 0.1; done
+equals "its container is gone" "$(containers_of $N)" "0"
+
+# A timeout: expt ends the container itself (SIGTERM, then SIGKILL after the grace period).
+expect_code "a run past its timeout" 1 timeout 120 "$EXPT" run mode=sleep timeout=2s
+expect_code "ps" 0 "$EXPT" ps -o json
+equals "failed: timed out" "$(echo "$out" | json '[(r["status"], r["reason"]) for r in d if r["id"]=="'"$N"'-5"][0]')" "('failed', 'timeout')"
 
 # What the container was given: labels, user, limits, mounts (kept, to be inspected).
 expect_code "a kept container" 0 "$EXPT" run container.keep=true resources.memory=64Mi resources.cpu=0.5
-cid=$(engine "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22expt.dev%2Frun%3Dctr-5%22%5D%7D" | json 'd[0]["Id"]')
+cid=$(engine "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22expt.dev%2Frun%3D$N-6%22%5D%7D" | json 'd[0]["Id"]')
 ins=$(engine "/containers/$cid/json")
-equals "named after the run" "$(echo "$ins" | json 'd["Name"].lstrip("/")')" "ctr-5"
-equals "labelled with experiment and run" "$(echo "$ins" | json '(d["Config"]["Labels"]["expt.dev/experiment"], d["Config"]["Labels"]["expt.dev/run"])')" "('ctr', 'ctr-5')"
+equals "named after the run" "$(echo "$ins" | json 'd["Name"].lstrip("/")')" "$N-6"
+equals "labelled with experiment and run" "$(echo "$ins" | json '(d["Config"]["Labels"]["expt.dev/experiment"], d["Config"]["Labels"]["expt.dev/run"])')" "('$N', '$N-6')"
 equals "as the invoking user" "$(echo "$ins" | json 'd["Config"]["User"]')" "$(id -u):$(id -g)"
 equals "the memory limit" "$(echo "$ins" | json 'd["HostConfig"]["Memory"]')" "67108864"
 equals "the CPU limit" "$(echo "$ins" | json 'd["HostConfig"]["NanoCpus"]')" "500000000"
 equals "the default ulimits" "$(echo "$ins" | json 'sorted((u["Name"].lower().replace("rlimit_", ""), u["Soft"], u["Hard"]) for u in d["HostConfig"]["Ulimits"])')" "[('nofile', 20000, 20000), ('nproc', 32768, 32768)]"
 equals "no network" "$(echo "$ins" | json 'd["HostConfig"]["NetworkMode"]')" "none"
 contains "the params file read-only" "$(echo "$ins" | json 'd["HostConfig"]["Binds"]')" "/logs/params.json:/expt/params.json:ro"
-expect_code "rm removes a kept container too" 0 "$EXPT" rm ctr-5
-equals "the engine no longer has it" "$(containers_of ctr)" "0"
+expect_code "rm removes a kept container too" 0 "$EXPT" rm $N-6
+equals "the engine no longer has it" "$(containers_of $N)" "0"
 
 # A missing image: the run fails at once, and debug says why.
 expect_code "a missing image" 1 "$EXPT" run "image=$EXPT_TEST_REGISTRY/expt/nope:none"
 expect_code "ps" 0 "$EXPT" ps -o json
-equals "failed: could not start" "$(echo "$out" | json '[(r["status"], r["reason"]) for r in d if r["id"]=="ctr-6"][0]')" "('failed', 'error')"
-expect_code "debug" 0 "$EXPT" debug ctr-6
+equals "failed: could not start" "$(echo "$out" | json '[(r["status"], r["reason"]) for r in d if r["id"]=="'"$N"'-7"][0]')" "('failed', 'error')"
+expect_code "debug" 0 "$EXPT" debug $N-7
 contains "debug names the image" "$out" "expt/nope:none"
 contains "and what to check" "$out" "check 'image' in the spec"
 
@@ -116,7 +123,7 @@ expect_code "no engine" 5 env DOCKER_HOST=unix://"$T"/no.sock "$EXPT" run
 contains "names the socket tried" "$out" "$T/no.sock (no such socket)"
 expect_code "DOCKER_HOST must be a unix socket" 5 env DOCKER_HOST=tcp://127.0.0.1:2375 "$EXPT" run
 contains "says so" "$out" "unix socket"
-equals "no run was created" "$("$EXPT" ps -o json | json 'len(d)')" "5"
+equals "no run was created" "$("$EXPT" ps -o json | json 'len(d)')" "6"
 
 # The container: section of the spec is checked like the rest.
 expect_code "a bad ulimit" 2 "$EXPT" run container.ulimits.nofile=lots
