@@ -49,10 +49,12 @@ struct stream {
 struct att {
 	struct ctr *c;
 	struct expt_sched_attempt *a;
-	char id[80];	       /* the container's id ("" before create) */
-	CURL *logs;	       /* the follow=1 log stream, NULL when none */
-	int logs_done;	       /* it ended */
-	struct expt_buf frame; /* bytes of the multiplexed stream not yet decoded */
+	char id[80];		   /* the container's id ("" before create) */
+	CURL *logs;		   /* the follow=1 log stream, NULL when none */
+	int logs_done;		   /* it ended */
+	unsigned char hdr[8];	   /* a frame header being read */
+	size_t hdr_len, remaining; /* of the header; of the current frame's payload */
+	int which;		   /* the current frame's stream: 1 stdout, 2 stderr */
 	struct stream out, err;
 	int comb; /* output.log */
 	int64_t next_inspect, exited_at;
@@ -323,26 +325,42 @@ static void flush_partial(struct att *t)
 	t->out.len = t->err.len = 0;
 }
 
-/* The multiplexed stream: frames of [stream, 0, 0, 0, size (big-endian uint32)] + payload. */
+/* The multiplexed stream: frames of [stream, 0, 0, 0, size (big-endian uint32)] + payload,
+ * decoded as the bytes come: a frame of any size, split anywhere, needs no buffer of its own. */
 static size_t on_logs(char *p, size_t size, size_t nmemb, void *payload)
 {
 	struct att *t = payload;
-	size_t n = size * nmemb, off = 0;
+	size_t n = size * nmemb, got = n;
+	char scratch[16384];
 
-	if (expt_buf_add(&t->frame, p, n))
-		return 0;
-	while (t->frame.len - off >= 8) {
-		const unsigned char *h = (const unsigned char *)t->frame.buf + off;
-		size_t len = (size_t)h[4] << 24 | (size_t)h[5] << 16 | (size_t)h[6] << 8 | h[7];
-		int which = h[0] == 2 ? 2 : 1;
-		if (t->frame.len - off - 8 < len)
-			break;
-		feed(t, which == 2 ? &t->err : &t->out, which, t->frame.buf + off + 8, len);
-		off += 8 + len;
+	while (n) {
+		if (!t->remaining) {
+			size_t take = 8 - t->hdr_len < n ? 8 - t->hdr_len : n;
+			memcpy(t->hdr + t->hdr_len, p, take);
+			t->hdr_len += take;
+			p += take;
+			n -= take;
+			if (t->hdr_len == 8) {
+				const unsigned char *h = t->hdr;
+				t->remaining = (size_t)h[4] << 24 | (size_t)h[5] << 16 |
+					       (size_t)h[6] << 8 | h[7];
+				t->which = h[0] == 2 ? 2 : 1;
+				t->hdr_len = 0;
+			}
+			continue;
+		}
+		{
+			size_t take = t->remaining < n ? t->remaining : n;
+			if (take > sizeof(scratch))
+				take = sizeof(scratch);
+			memcpy(scratch, p, take); /* feed may write into it */
+			feed(t, t->which == 2 ? &t->err : &t->out, t->which, scratch, take);
+			t->remaining -= take;
+			p += take;
+			n -= take;
+		}
 	}
-	memmove(t->frame.buf, t->frame.buf + off, t->frame.len - off);
-	expt_buf_setlen(&t->frame, t->frame.len - off);
-	return n;
+	return got;
 }
 
 static int open_log(const char *dir, const char *name, int *fd, struct expt_err *err)
@@ -522,7 +540,6 @@ static void release_att(struct ctr *c, struct att *t)
 		close(t->comb);
 	free(t->out.buf);
 	free(t->err.buf);
-	expt_buf_release(&t->frame);
 	free(t);
 }
 
@@ -556,7 +573,6 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 	t->c = c;
 	t->a = sa;
 	t->out.file = t->err.file = t->comb = -1;
-	expt_buf_init(&t->frame, 2 * (LINE_CHUNK + 8) + (1u << 20));
 	sa->eng = t;
 	sa->node = c->node;
 	if (!c->conf.image) {

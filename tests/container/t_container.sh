@@ -35,6 +35,10 @@ if mode == "oom":
     for i in range(0, len(x), 4096):
         x[i] = 1
     print("survived", flush=True)
+elif mode == "big":
+    sys.stdout.write("x" * 3000000 + "\n")
+    print("after big", flush=True)
+    sys.exit(0)
 elif mode == "sleep":
     print("sleeping", flush=True)
     time.sleep(300)
@@ -118,12 +122,19 @@ expect_code "debug" 0 "$EXPT" debug $N-7
 contains "debug names the image" "$out" "expt/nope:none"
 contains "and what to check" "$out" "check 'image' in the spec"
 
+# A line of 3 MB (frames larger than any buffer): every byte reaches the log, in order.
+expect_code "a very long line" 0 "$EXPT" run -q mode=big
+equals "all of it in stdout.log" "$(wc -c <.expt/runs/$N-8/logs/stdout.log)" "3000011"
+equals "then the next line" "$(tail -1 .expt/runs/$N-8/logs/stdout.log)" "after big"
+expect_code "logs" 0 "$EXPT" logs $N-8
+equals "in 64 KiB pieces and the rest" "$(echo "$out" | awk '{print length($0)}' | sort -n | uniq -c | awk '{print $1"x"$2}' | tr '\n' ' ')" "1x9 1x50880 45x65536 "
+
 # No engine: a clear error naming every socket tried, and nothing recorded.
 expect_code "no engine" 5 env DOCKER_HOST=unix://"$T"/no.sock "$EXPT" run
 contains "names the socket tried" "$out" "$T/no.sock (no such socket)"
 expect_code "DOCKER_HOST must be a unix socket" 5 env DOCKER_HOST=tcp://127.0.0.1:2375 "$EXPT" run
 contains "says so" "$out" "unix socket"
-equals "no run was created" "$("$EXPT" ps -o json | json 'len(d)')" "6"
+equals "no run was created" "$("$EXPT" ps -o json | json 'len(d)')" "7"
 
 # The container: section of the spec is checked like the rest.
 expect_code "a bad ulimit" 2 "$EXPT" run container.ulimits.nofile=lots
