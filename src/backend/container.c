@@ -446,7 +446,7 @@ static int create(struct ctr *c, struct expt_job *job, struct att *t, char *msg,
 		}
 		if (status == 404)
 			snprintf(msg, n, "image %s not found: %s", c->conf.image, em);
-		else if (status == 409)
+		else if (status == 409 || strstr(em, "already in use")) /* Podman: 500 */
 			snprintf(msg, n,
 				 "a container named %s already exists (remove it, or run again for "
 				 "a new run id): %s",
@@ -946,6 +946,12 @@ static int ctr_diagnose(void *state, const struct expt_run_rec *r, size_t nlines
 		    d->hint, sizeof(d->hint),
 		    "the engine killed the container at its memory limit: raise "
 		    "resources.memory (e.g. 'expt run resources.memory=4Gi') or use less memory");
+	else if (!strcmp(reason, "error") && strstr(msg, "already exists"))
+		snprintf(d->hint, sizeof(d->hint),
+			 "a container with the run's name is left on the engine (a kept container "
+			 "of a store that was deleted?): remove it ('docker rm' / 'podman rm' it), "
+			 "then 'expt retry %s'",
+			 r->run_id);
 	else if (!strcmp(reason, "error") && strstr(msg, "image"))
 		snprintf(d->hint, sizeof(d->hint),
 			 "check 'image' in the spec: the engine must have it or be able to pull it "

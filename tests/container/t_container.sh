@@ -136,6 +136,20 @@ expect_code "DOCKER_HOST must be a unix socket" 5 env DOCKER_HOST=tcp://127.0.0.
 contains "says so" "$out" "unix socket"
 equals "no run was created" "$("$EXPT" ps -o json | json 'len(d)')" "7"
 
+# A container with the run's name already exists: the run fails with the engine's word for it.
+curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
+	-d "{\"Image\": \"$EXPT_TEST_PYTHON_IMAGE\"}" "http://d/v1.41/containers/create?name=$N-9" >/dev/null
+expect_code "a name taken on the engine" 1 "$EXPT" run
+contains "says so" "$out" "a container named $N-9 already exists"
+expect_code "debug" 0 "$EXPT" debug $N-9
+contains "debug says it too" "$out" "already exists"
+contains "and what to do" "$out" "remove it"
+curl -s --unix-socket "$SOCK" -X DELETE "http://d/v1.41/containers/$N-9?force=1"
+
+# An input that does not exist: nothing is run.
+expect_code "a missing input" 5 "$EXPT" run inputs.data=./nope
+contains "names the path" "$out" "nope does not exist"
+
 # The container: section of the spec is checked like the rest.
 expect_code "a bad ulimit" 2 "$EXPT" run container.ulimits.nofile=lots
 contains "names the field" "$out" "container.ulimits.nofile"
