@@ -25,6 +25,8 @@
 #define PARAMS_MOUNT "/expt/params.json"
 #define REF_PREFIX "container:"
 
+enum { PULL_MISSING, PULL_ALWAYS, PULL_NEVER };
+
 /* What the spec says about containers, copied at open. */
 struct conf {
 	char *image;
@@ -32,6 +34,7 @@ struct conf {
 	int64_t nano_cpus; /* 0 = no limit */
 	char *network;	   /* NULL = the engine's default */
 	int keep;	   /* keep finished containers */
+	int pull;	   /* PULL_* */
 	struct expt_strv ulimits; /* "name=soft:hard" */
 	struct expt_strv binds;	  /* "/host:/ctr[:ro]" for inputs and outputs */
 	struct expt_strv io;	  /* "inputs.NAME=/mount" as the run sees them */
@@ -111,6 +114,9 @@ static int conf_from_spec(struct conf *cf, const struct expt_spec *spec, struct 
 	cf->nano_cpus = spec->resources.cpu_milli * 1000000;
 	cf->network = spec->container.network ? expt_xstrdup(spec->container.network) : NULL;
 	cf->keep = spec->container.keep;
+	cf->pull = !spec->container.pull || !strcmp(spec->container.pull, "missing") ? PULL_MISSING
+		   : !strcmp(spec->container.pull, "always")			     ? PULL_ALWAYS
+										     : PULL_NEVER;
 	/* Without explicit limits a container inherits the engine's, which an engine without
 	 * CAP_SYS_RESOURCE cannot set (start fails): these defaults, the spec's on top. */
 	ulimit_push(&cf->ulimits, "nofile", "20000");
@@ -429,6 +435,12 @@ static int create(struct ctr *c, struct expt_job *job, struct att *t, char *msg,
 	name = t->a->num > 1 ? expt_xasprintf("%s-%d", job->run_id, t->a->num)
 			     : expt_xstrdup(job->run_id);
 	path = expt_xasprintf("/containers/create?name=%s", name);
+	/* container.pull: always pulls once per expt run, whatever the engine has. */
+	if (c->conf.pull == PULL_ALWAYS && !c->pulled) {
+		if (pull(c, c->conf.image, msg, n))
+			goto out;
+		c->pulled = 1;
+	}
 	for (int tries = 0; tries < 2; tries++) {
 		char em[512];
 		if (expt_docker_call(c->d, "POST", path, text, 0, &status, &b, &e)) {
@@ -438,6 +450,12 @@ static int create(struct ctr *c, struct expt_job *job, struct att *t, char *msg,
 		if (status == 201)
 			break;
 		expt_docker_errmsg(&b, em, sizeof(em));
+		if (status == 404 && c->conf.pull == PULL_NEVER) {
+			snprintf(msg, n,
+				 "image %s is not on the engine, and container.pull is never: %s",
+				 c->conf.image, em);
+			goto out;
+		}
 		if (status == 404 && !tries) {
 			if (pull(c, c->conf.image, msg, n))
 				goto out;

@@ -408,6 +408,7 @@ void expt_spec_free(struct expt_spec *s)
 	free(s->kubernetes.tolerations_json);
 	kvs_release(&s->container.ulimits);
 	free(s->container.network);
+	free(s->container.pull);
 	for (i = 0; i < s->nruns; i++)
 		expt_params_release(&s->runs[i].params);
 	free(s->runs);

@@ -99,6 +99,7 @@ struct expt_spec {
 		struct expt_kvs ulimits; /* name -> "N" or "SOFT:HARD" (validated) */
 		char *network;		 /* HostConfig.NetworkMode; NULL = the engine's default */
 		int keep;		 /* keep finished containers (default: removed) */
+		char *pull;		 /* missing (default) | always | never */
 	} container;
 };
 

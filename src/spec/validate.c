@@ -811,7 +811,8 @@ int expt_spec_ulimit_parse(const char *text, int64_t *soft, int64_t *hard)
 
 static void v_container(struct vctx *c, const struct expt_ynode *n)
 {
-	static const char *const keys[] = {"ulimits", "network", "keep"};
+	static const char *const keys[] = {"ulimits", "network", "keep", "pull"};
+	static const char *const pulls[] = {"missing", "always", "never"};
 	static const char *const limits[] = {
 	    "core",   "cpu",   "data", "fsize",	 "locks",  "memlock",	 "msgqueue", "nice",
 	    "nofile", "nproc", "rss",  "rtprio", "rttime", "sigpending", "stack"};
@@ -823,6 +824,8 @@ static void v_container(struct vctx *c, const struct expt_ynode *n)
 	unknown_keys(c, n, "container", keys, NELEM(keys));
 	get_word(c, expt_ynode_get(n, "network"), "container.network", &s->container.network);
 	get_bool(c, expt_ynode_get(n, "keep"), "container.keep", &s->container.keep);
+	get_enum(c, expt_ynode_get(n, "pull"), "container.pull", pulls, NELEM(pulls),
+		 &s->container.pull);
 	v = expt_ynode_get(n, "ulimits");
 	if (want_map(c, v, "container.ulimits"))
 		return;

@@ -146,6 +146,24 @@ contains "debug says it too" "$out" "already exists"
 contains "and what to do" "$out" "remove it"
 curl -s --unix-socket "$SOCK" -X DELETE "http://d/v1.41/containers/$N-9?force=1"
 
+# container.pull: never refuses to pull, always pulls though the engine has the image, missing
+# (the default) pulls only what is missing. Pulls are counted in Podman's event log (tests/podman
+# keeps it in a file).
+expect_code "pull never, image missing" 1 "$EXPT" run "image=$EXPT_TEST_REGISTRY/expt/nope:none" container.pull=never
+contains "says why" "$out" "container.pull is never"
+if [ -r "${EXPT_TEST_PODMAN_DIR:-}/events.log" ]; then
+	pulls() { grep -c "\"Name\":\"$EXPT_TEST_PYTHON_IMAGE\",\"Status\":\"pull\"" "$EXPT_TEST_PODMAN_DIR/events.log"; }
+	before=$(pulls)
+	expect_code "pull missing, image there" 0 "$EXPT" run -q
+	equals "no pull" "$(pulls)" "$before"
+	expect_code "pull always" 0 "$EXPT" run -q container.pull=always
+	equals "one pull" "$(pulls)" "$((before + 1))"
+else
+	echo "# skipped: counting pulls (no Podman event log in EXPT_TEST_PODMAN_DIR)"
+fi
+expect_code "a bad pull policy" 2 "$EXPT" run container.pull=sometimes
+contains "names the choices" "$out" "missing, always or never"
+
 # An input that does not exist: nothing is run.
 expect_code "a missing input" 5 "$EXPT" run inputs.data=./nope
 contains "names the path" "$out" "nope does not exist"
