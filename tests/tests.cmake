@@ -124,3 +124,20 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/cluster/up)
     endforeach()
   endif()
 endif()
+
+# The container backend against a real engine: tests/container/t_*.sh, on the Podman service and
+# test registry started by the "podman" and "registry" fixtures (tests/podman, tests/registry).
+# Without those fixtures (EXPT_TEST_SKIP_CONTAINERS=1, or a tree without tests/podman) a test
+# runs against EXPT_TEST_DOCKER_HOST / EXPT_TEST_PYTHON_IMAGE from the environment, else it is
+# reported skipped (exit 77).
+file(GLOB CONTAINER_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/container/t_*.sh)
+foreach(src ${CONTAINER_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  set(env "EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR};EXPT_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  add_test(NAME container/${name} COMMAND bash ${src})
+  if(DEFINED PODMAN_DIR AND DEFINED REGISTRY_DIR)
+    list(APPEND env "EXPT_TEST_PODMAN_ENV=${PODMAN_DIR}/env" "EXPT_TEST_REGISTRY_ENV=${REGISTRY_DIR}/env")
+    set_tests_properties(container/${name} PROPERTIES FIXTURES_REQUIRED "registry;podman")
+  endif()
+  set_tests_properties(container/${name} PROPERTIES ENVIRONMENT "${env}" TIMEOUT 600 SKIP_RETURN_CODE 77)
+endforeach()

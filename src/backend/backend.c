@@ -8,6 +8,7 @@
 
 static const struct expt_backend_ops *const backends[] = {
     &expt_backend_local,
+    &expt_backend_container,
 };
 #define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
 

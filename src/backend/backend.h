@@ -172,6 +172,7 @@ struct expt_backend {
 };
 
 extern const struct expt_backend_ops expt_backend_local;
+extern const struct expt_backend_ops expt_backend_container;
 /* The backend named name, or NULL. */
 const struct expt_backend_ops *expt_backend_find(const char *name);
 /* "local" ... for messages: every backend this expt has, comma-separated. Static. */

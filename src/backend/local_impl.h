@@ -89,4 +89,19 @@ int expt_local_group_alive(int pgid);
 /* SIGTERM to a process group this process does not supervise, SIGKILL after grace_ms (waits). */
 int expt_local_stop_group(int pid, int64_t grace_ms, struct expt_err *err);
 
+/* The local backend's view of a run's log files, its diagnosis and removal: shared with the
+ * container backend, whose supervisor writes the same files (local_runs.c). */
+struct expt_run_rec;
+struct expt_logs_opts;
+struct expt_diagnosis;
+int expt_local_logs_open(void *state, const struct expt_run_rec *run,
+			 const struct expt_logs_opts *o, void **stream, struct expt_err *err);
+int expt_local_logs_read(void *stream, int run_ended,
+			 void (*fn)(const char *line, size_t len, int64_t offset, void *payload),
+			 void *payload, int *ended, struct expt_err *err);
+void expt_local_logs_close(void *stream);
+int expt_local_diagnose(void *state, const struct expt_run_rec *run, size_t nlines,
+			struct expt_diagnosis *out, struct expt_err *err);
+int expt_local_remove(void *state, const struct expt_run_rec *run, struct expt_err *err);
+
 #endif

@@ -198,8 +198,8 @@ struct stream {
 	struct expt_buf partial;
 };
 
-static int local_logs_open(void *state, const struct expt_run_rec *run,
-			   const struct expt_logs_opts *o, void **out, struct expt_err *err)
+int expt_local_logs_open(void *state, const struct expt_run_rec *run,
+			 const struct expt_logs_opts *o, void **out, struct expt_err *err)
 {
 	static const char *const files[] = {"output.log", "stdout.log", "stderr.log"};
 	struct stream *s = expt_xcalloc(1, sizeof(*s));
@@ -247,8 +247,8 @@ static void emit(struct stream *s, const char *p, size_t len, expt_line_fn fn, v
 	free(line);
 }
 
-static int local_logs_read(void *stream, int run_ended, expt_line_fn fn, void *payload, int *ended,
-			   struct expt_err *err)
+int expt_local_logs_read(void *stream, int run_ended, expt_line_fn fn, void *payload, int *ended,
+			 struct expt_err *err)
 {
 	struct stream *s = stream;
 	char chunk[65536];
@@ -309,7 +309,7 @@ static int local_logs_read(void *stream, int run_ended, expt_line_fn fn, void *p
 	return 0;
 }
 
-static void local_logs_close(void *stream)
+void expt_local_logs_close(void *stream)
 {
 	struct stream *s = stream;
 
@@ -372,8 +372,8 @@ static void cause_of_failure(const struct expt_run_rec *r, struct expt_diagnosis
 	}
 }
 
-static int local_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
-			  struct expt_diagnosis *d, struct expt_err *err)
+int expt_local_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
+			struct expt_diagnosis *d, struct expt_err *err)
 {
 	const char *msg = r->message ? r->message : "";
 	int pid = ref_pid(r);
@@ -426,7 +426,7 @@ static int local_stop(void *state, const struct expt_run_rec *run, int64_t grace
 	return expt_local_stop_group(pid, grace_ms, err);
 }
 
-static int local_remove(void *state, const struct expt_run_rec *run, struct expt_err *err)
+int expt_local_remove(void *state, const struct expt_run_rec *run, struct expt_err *err)
 {
 	char *dir, *slash;
 	int rc = 0;
@@ -455,10 +455,10 @@ const struct expt_backend_ops expt_backend_local = {
     .submit = expt_local_submit,
     .watch = expt_local_watch,
     .poll = local_poll,
-    .logs_open = local_logs_open,
-    .logs_read = local_logs_read,
-    .logs_close = local_logs_close,
-    .diagnose = local_diagnose,
+    .logs_open = expt_local_logs_open,
+    .logs_read = expt_local_logs_read,
+    .logs_close = expt_local_logs_close,
+    .diagnose = expt_local_diagnose,
     .stop = local_stop,
-    .remove = local_remove,
+    .remove = expt_local_remove,
 };

@@ -410,6 +410,9 @@ void expt_spec_free(struct expt_spec *s)
 	free(s->kubernetes.service_account);
 	kvs_release(&s->kubernetes.node_selector);
 	free(s->kubernetes.tolerations_json);
+	kvs_release(&s->container.ulimits);
+	free(s->container.network);
+	free(s->container.pull);
 	for (i = 0; i < s->nruns; i++)
 		expt_params_release(&s->runs[i].params);
 	free(s->runs);

@@ -102,6 +102,12 @@ struct expt_spec {
 		struct expt_strv exclude; /* globs of project paths left out of a snapshot */
 		int64_t max_bytes;	  /* a bigger snapshot is refused; default 512Mi */
 	} snapshot;
+	struct {
+		struct expt_kvs ulimits; /* name -> "N" or "SOFT:HARD" (validated) */
+		char *network;		 /* HostConfig.NetworkMode; NULL = the engine's default */
+		int keep;		 /* keep finished containers (default: removed) */
+		char *pull;		 /* missing (default) | always | never */
+	} container;
 };
 
 /* One problem found while loading; all are collected before failing. */
@@ -162,6 +168,9 @@ void expt_params_release(struct expt_params *params);
  * expt_store_run_id_prefix. */
 #define EXPT_NAME_MAX 128
 int expt_experiment_name_ok(const char *s);
+/* A container.ulimits value, "N" or "SOFT:HARD": 0, or -1 when malformed or SOFT > HARD. */
+int expt_spec_ulimit_parse(const char *text, int64_t *soft, int64_t *hard);
+
 /* Is s a DNS-1123 label (lowercase alnum and '-', starts/ends alnum, <= 63)? */
 int expt_dns_label_ok(const char *s);
 

@@ -13,10 +13,10 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 const char *const expt_spec_fields[] = {
-    "name",	  "image",    "build",	   "command",	  "shell",   "args",	 "params",
-    "sweep",	  "parallel", "resources", "inputs",	  "outputs", "env",	 "secrets",
-    "files",	  "retries",  "timeout",   "on_conflict", "cleanup", "tracking", "backend",
-    "kubernetes", "variants", "workdir",   "snapshot",	  NULL,
+    "name",	  "image",     "build",	    "command",	   "shell",    "args",	   "params",
+    "sweep",	  "parallel",  "resources", "inputs",	   "outputs",  "env",	   "secrets",
+    "files",	  "retries",   "timeout",   "on_conflict", "cleanup",  "tracking", "backend",
+    "kubernetes", "container", "variants",  "workdir",	   "snapshot", NULL,
 };
 
 int expt_spec_is_field(const char *key)
@@ -841,6 +841,67 @@ static void v_kubernetes(struct vctx *c, const struct expt_ynode *n)
 	v_tolerations(c, expt_ynode_get(n, "tolerations"));
 }
 
+/* container.ulimits values: N, or SOFT:HARD with SOFT <= HARD (as `docker run --ulimit`). */
+int expt_spec_ulimit_parse(const char *text, int64_t *soft, int64_t *hard)
+{
+	const char *colon = strchr(text, ':');
+	char *a = colon ? expt_xstrndup(text, (size_t)(colon - text)) : expt_xstrdup(text);
+	int bad = expt_parse_i64(a, soft) || *soft < 0;
+
+	free(a);
+	if (bad)
+		return -1;
+	*hard = *soft;
+	if (colon && (expt_parse_i64(colon + 1, hard) || *hard < *soft))
+		return -1;
+	return 0;
+}
+
+static void v_container(struct vctx *c, const struct expt_ynode *n)
+{
+	static const char *const keys[] = {"ulimits", "network", "keep", "pull"};
+	static const char *const pulls[] = {"missing", "always", "never"};
+	static const char *const limits[] = {
+	    "core",   "cpu",   "data", "fsize",	 "locks",  "memlock",	 "msgqueue", "nice",
+	    "nofile", "nproc", "rss",  "rtprio", "rttime", "sigpending", "stack"};
+	struct expt_spec *s = c->spec;
+	const struct expt_ynode *v;
+
+	if (want_map(c, n, "container"))
+		return;
+	unknown_keys(c, n, "container", keys, NELEM(keys));
+	get_word(c, expt_ynode_get(n, "network"), "container.network", &s->container.network);
+	get_bool(c, expt_ynode_get(n, "keep"), "container.keep", &s->container.keep);
+	get_enum(c, expt_ynode_get(n, "pull"), "container.pull", pulls, NELEM(pulls),
+		 &s->container.pull);
+	v = expt_ynode_get(n, "ulimits");
+	if (want_map(c, v, "container.ulimits"))
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const struct expt_ynode *k = v->keys[i], *x = v->vals[i];
+		char field[320], hint[96];
+		int64_t soft, hard;
+		size_t j;
+
+		expt_spec_field_path(field, sizeof(field), "container.ulimits", k->text);
+		for (j = 0; j < NELEM(limits) && strcmp(limits[j], k->text); j++)
+			;
+		if (j == NELEM(limits)) {
+			expt_suggest(hint, sizeof(hint), k->text, limits, NELEM(limits));
+			problem(c, k, field, "unknown limit%s", hint);
+			continue;
+		}
+		if (x->kind != EXPT_Y_SCALAR || expt_spec_ulimit_parse(x->text, &soft, &hard)) {
+			wrong(c, x, field, "N or SOFT:HARD (numbers, SOFT <= HARD)");
+			continue;
+		}
+		EXPT_ALLOC_GROW(s->container.ulimits.v, s->container.ulimits.n + 1,
+				s->container.ulimits.cap);
+		s->container.ulimits.v[s->container.ulimits.n].key = expt_xstrdup(k->text);
+		s->container.ulimits.v[s->container.ulimits.n++].value = expt_xstrdup(x->text);
+	}
+}
+
 static void v_build(struct vctx *c, const struct expt_ynode *n)
 {
 	/* Reserved for `expt build`, which reads it from resolved_json: only its shape here. */
@@ -903,6 +964,7 @@ int expt_spec_validate(struct expt_spec *s, const struct expt_ynode *root, struc
 	get_enum(&c, expt_ynode_get(root, "workdir"), "workdir", workdirs, NELEM(workdirs),
 		 &s->workdir);
 	v_snapshot(&c, expt_ynode_get(root, "snapshot"));
+	v_container(&c, expt_ynode_get(root, "container"));
 
 	/* Defaults that depend on other fields. */
 	if (!s->tracking.sinks.n) {

@@ -35,8 +35,10 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 # The backend the black-box tests run on (EXPT_TEST_BACKEND, default local): tests start runs
 # with `"$EXPT" run $RUN_BACKEND ...` and ask about them only through expt, never through pids.
+# EXPT_TEST_BACKEND_ARGS adds overrides the backend needs (container: image=... and
+# container.network=none; tests/container/t_backend.sh sets them).
 BACKEND=${EXPT_TEST_BACKEND:-local}
-RUN_BACKEND="--backend $BACKEND"
+RUN_BACKEND="--backend $BACKEND ${EXPT_TEST_BACKEND_ARGS:-}"
 
 # status_of RUN: the run's status as `expt ps` says ("" when there is no such run).
 status_of() {

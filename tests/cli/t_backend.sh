@@ -125,33 +125,39 @@ fi
 
 # Metrics that travel with the output: a run whose logging library cannot reach the store
 # (as in a container or a pod) prints records; whoever reads the output feeds them in, once.
-mkdir -p far
-cat > far/expt.yaml <<YAML
-name: far
-command: python3 far.py
-args: none
-env: $(binding_env)
-YAML
-cat > far/far.py <<'PY'
-import os
-os.environ.pop("EXPT_STORE", None)  # as if the store were on another machine
-os.chdir("/")                        # and no store above the working directory either
-import expt
-expt.param(notes="a b=c")
-expt.tag(phase="train")
-for step in range(5):
-    expt.log(loss=1.0 / (step + 1), step=step)
-expt.finish()
-print("trained", flush=True)
-PY
-expect_code "a run that cannot reach the store" 0 "$EXPT" run $RUN_BACKEND -f far/expt.yaml
-rid=$(echo "$out" | grep -o 'far-[0-9]*' | head -1)
-expect_code "logs show the records" 0 "$EXPT" logs "$rid"
-contains "a metric record" "$out" "expt: metric loss=0.2 step=4"
-for k in 1 2; do expect_code "logs again ($k)" 0 "$EXPT" logs "$rid"; done
-expect_code "show" 0 "$EXPT" show "$rid" -o json
-equals "each point once" "$(echo "$out" | json '(d["metrics"]["loss"]["count"], d["metrics"]["loss"]["last"])')" "(5, 0.2)"
-equals "the param" "$(echo "$out" | json 'd["params"].get("notes")')" "a b=c"
-equals "the tag" "$(echo "$out" | json 'd["tags"].get("phase")')" "train"
+# It needs the Python binding and libexpt where the run is: on another backend, only with an
+# image that has them (EXPT_TEST_IMAGE_HAS_BINDING=1); the offline test images do not.
+if [ "$BACKEND" != local ] && [ -z "${EXPT_TEST_IMAGE_HAS_BINDING:-}" ]; then
+	echo "# skipped on $BACKEND: records from libexpt (the test image has no binding)"
+else
+	mkdir -p far
+	cat > far/expt.yaml <<-YAML
+	name: far
+	command: python3 far.py
+	args: none
+	env: $(binding_env)
+	YAML
+	cat > far/far.py <<-'PY'
+	import os
+	os.environ.pop("EXPT_STORE", None)  # as if the store were on another machine
+	os.chdir("/")                        # and no store above the working directory either
+	import expt
+	expt.param(notes="a b=c")
+	expt.tag(phase="train")
+	for step in range(5):
+	    expt.log(loss=1.0 / (step + 1), step=step)
+	expt.finish()
+	print("trained", flush=True)
+	PY
+	expect_code "a run that cannot reach the store" 0 "$EXPT" run $RUN_BACKEND -f far/expt.yaml
+	rid=$(echo "$out" | grep -o 'far-[0-9]*' | head -1)
+	expect_code "logs show the records" 0 "$EXPT" logs "$rid"
+	contains "a metric record" "$out" "expt: metric loss=0.2 step=4"
+	for k in 1 2; do expect_code "logs again ($k)" 0 "$EXPT" logs "$rid"; done
+	expect_code "show" 0 "$EXPT" show "$rid" -o json
+	equals "each point once" "$(echo "$out" | json '(d["metrics"]["loss"]["count"], d["metrics"]["loss"]["last"])')" "(5, 0.2)"
+	equals "the param" "$(echo "$out" | json 'd["params"].get("notes")')" "a b=c"
+	equals "the tag" "$(echo "$out" | json 'd["tags"].get("phase")')" "train"
+fi
 
 finish

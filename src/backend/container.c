@@ -1,0 +1,1058 @@
+/* The container backend: each attempt a container created and started through the Docker Engine
+ * API (Docker, or Podman's compatible service), its output followed through the multiplexed
+ * log stream into the same per-run files as local, its end read from inspect. What to start when
+ * is the scheduler's (sched.c); the log files, once written, are read as local reads them. */
+#include "backend.h"
+#include "docker_api.h"
+#include "local_impl.h"
+#include "sched.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+#define LINE_CHUNK EXPT_LINE_PIECE
+#define INSPECT_MS 500	       /* how often a running container is inspected */
+#define DRAIN_MS 3000	       /* how long an exited container's log stream may take to end */
+#define PULL_TIMEOUT_MS 600000 /* an image pull */
+#define OUTPUT_MOUNT "/expt/output"
+#define PARAMS_MOUNT "/expt/params.json"
+#define REF_PREFIX "container:"
+
+enum { PULL_MISSING, PULL_ALWAYS, PULL_NEVER };
+
+/* What the spec says about containers, copied at open. */
+struct conf {
+	char *image;
+	char *project;	   /* the spec's directory: mounted at the same path, the working dir */
+	int64_t nano_cpus; /* 0 = no limit */
+	char *network;	   /* NULL = the engine's default */
+	int keep;	   /* keep finished containers */
+	int pull;	   /* PULL_* */
+	struct expt_strv ulimits; /* "name=soft:hard" */
+	struct expt_strv binds;	  /* "/host:/ctr[:ro]" for inputs and outputs */
+	struct expt_strv io;	  /* "inputs.NAME=/mount" as the run sees them */
+	char *experiment;
+};
+
+struct stream {
+	int file; /* stdout.log or stderr.log, -1 if none */
+	int file_errno;
+	char *buf; /* partial line (LINE_CHUNK + 1) */
+	size_t len;
+};
+
+/* The engine's part of an attempt (expt_sched_attempt.eng). */
+struct att {
+	struct ctr *c;
+	struct expt_sched_attempt *a;
+	char id[80];		   /* the container's id ("" before create) */
+	CURL *logs;		   /* the follow=1 log stream, NULL when none */
+	int logs_done;		   /* it ended */
+	unsigned char hdr[8];	   /* a frame header being read */
+	size_t hdr_len, remaining; /* of the header; of the current frame's payload */
+	int which;		   /* the current frame's stream: 1 stdout, 2 stderr */
+	struct stream out, err;
+	int comb; /* output.log */
+	int64_t next_inspect, exited_at;
+	int64_t start_mono, start_wall; /* when the container was started */
+};
+
+struct ctr {
+	struct conf conf;
+	int have_conf;
+	char *db_path;
+	struct expt_docker *d; /* connected on first use */
+	CURLM *multi;
+	struct expt_sched *sched, *cur;
+	char node[64];
+	int pulled; /* the image was pulled by this handle */
+};
+
+static int connect_engine(struct ctr *c, struct expt_err *err)
+{
+	if (c->d)
+		return 0;
+	return expt_docker_open(&c->d, err);
+}
+
+/* ---- the spec ---- */
+
+static int ulimit_push(struct expt_strv *v, const char *name, const char *text)
+{
+	int64_t soft, hard;
+
+	if (expt_spec_ulimit_parse(text, &soft, &hard))
+		return -1;
+	for (size_t i = 0; i < v->n; i++) {
+		size_t k = strlen(name);
+		if (!strncmp(v->v[i], name, k) && v->v[i][k] == '=') {
+			free(v->v[i]);
+			v->v[i] =
+			    expt_xasprintf("%s=%lld:%lld", name, (long long)soft, (long long)hard);
+			return 0;
+		}
+	}
+	expt_strv_pushf(v, "%s=%lld:%lld", name, (long long)soft, (long long)hard);
+	return 0;
+}
+
+static int conf_from_spec(struct conf *cf, const struct expt_spec *spec, struct expt_err *err)
+{
+	struct expt_strv host = EXPT_STRV_INIT;
+	int rc;
+
+	cf->image = spec->image ? expt_xstrdup(spec->image) : NULL;
+	cf->project = expt_xstrdup(spec->dir);
+	cf->experiment = expt_xstrdup(spec->name);
+	cf->nano_cpus = spec->resources.cpu_milli * 1000000;
+	cf->network = spec->container.network ? expt_xstrdup(spec->container.network) : NULL;
+	cf->keep = spec->container.keep;
+	cf->pull = !spec->container.pull || !strcmp(spec->container.pull, "missing") ? PULL_MISSING
+		   : !strcmp(spec->container.pull, "always")			     ? PULL_ALWAYS
+										     : PULL_NEVER;
+	/* Without explicit limits a container inherits the engine's, which an engine without
+	 * CAP_SYS_RESOURCE cannot set (start fails): these defaults, the spec's on top. */
+	ulimit_push(&cf->ulimits, "nofile", "20000");
+	ulimit_push(&cf->ulimits, "nproc", "32768");
+	for (size_t i = 0; i < spec->container.ulimits.n; i++)
+		ulimit_push(&cf->ulimits, spec->container.ulimits.v[i].key,
+			    spec->container.ulimits.v[i].value);
+	for (int in = 1; in >= 0; in--) {
+		const struct expt_mounts *ms = in ? &spec->inputs : &spec->outputs;
+		for (size_t i = 0; i < ms->n; i++)
+			if (strstr(ms->v[i].url, "://"))
+				return expt_err_set(err, EXPT_EBACKEND,
+						    "%s.%s: the container backend mounts paths of "
+						    "this machine; '%s' needs the kubernetes "
+						    "backend (or mount it here and give its path)",
+						    in ? "inputs" : "outputs", ms->v[i].name,
+						    ms->v[i].url);
+	}
+	/* The host paths as local resolves them (inputs must exist, outputs are created). */
+	if ((rc = expt_local_mounts(spec, &host, err)))
+		goto out;
+	for (int in = 1; in >= 0; in--) {
+		const struct expt_mounts *ms = in ? &spec->inputs : &spec->outputs;
+		const char *sect = in ? "inputs" : "outputs";
+		for (size_t i = 0; i < ms->n; i++) {
+			const struct expt_mount *m = &ms->v[i];
+			char *key = expt_xasprintf("%s.%s=", sect, m->name);
+			for (size_t k = 0; k < host.n; k++)
+				if (!strncmp(host.v[k], key, strlen(key)))
+					expt_strv_pushf(&cf->binds, "%s:%s%s",
+							host.v[k] + strlen(key), m->mount,
+							m->readonly ? ":ro" : "");
+			expt_strv_pushf(&cf->io, "%s%s", key, m->mount);
+			free(key);
+		}
+	}
+out:
+	expt_strv_release(&host);
+	return rc;
+}
+
+static void conf_release(struct conf *cf)
+{
+	free(cf->image);
+	free(cf->project);
+	free(cf->experiment);
+	free(cf->network);
+	expt_strv_release(&cf->ulimits);
+	expt_strv_release(&cf->binds);
+	expt_strv_release(&cf->io);
+	memset(cf, 0, sizeof(*cf));
+}
+
+/* ---- the create body ---- */
+
+static json_t *strv_json(const struct expt_strv *v)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < v->n; i++)
+		json_array_append_new(a, json_string(v->v[i]));
+	return a;
+}
+
+static json_t *create_body(const struct ctr *c, const struct expt_job *job, const char *gpus)
+{
+	const struct conf *cf = &c->conf;
+	json_t *o = json_object(), *hc = json_object(), *labels = json_object();
+	json_t *binds = strv_json(&cf->binds), *ul = json_array(), *env = strv_json(&job->env);
+	char *user = expt_xasprintf("%u:%u", (unsigned)getuid(), (unsigned)getgid());
+
+	json_object_set_new(labels, "expt.dev/experiment",
+			    json_string(cf->experiment ? cf->experiment : ""));
+	json_object_set_new(labels, "expt.dev/run", json_string(job->run_id));
+	json_object_set_new(o, "Image", json_string(cf->image ? cf->image : ""));
+	json_object_set_new(o, "Cmd", strv_json(&job->argv));
+	json_object_set_new(o, "Env", env);
+	if (gpus && *gpus) {
+		json_array_append_new(env, json_sprintf("CUDA_VISIBLE_DEVICES=%s", gpus));
+		json_array_append_new(env, json_string("CUDA_DEVICE_ORDER=PCI_BUS_ID"));
+	}
+	if (cf->project)
+		json_object_set_new(o, "WorkingDir", json_string(cf->project));
+	json_object_set_new(o, "User", json_string(user));
+	json_object_set_new(o, "Labels", labels);
+	json_object_set_new(o, "Tty", json_false());
+	json_object_set_new(o, "AttachStdout", json_false());
+	json_object_set_new(o, "AttachStderr", json_false());
+	/* The run's output directory and params file at fixed paths; the project directory at its
+	 * own path, so `command: python3 train.py` works unchanged; inputs and outputs at theirs.
+	 */
+	if (job->output_dir)
+		json_array_insert_new(binds, 0,
+				      json_sprintf("%s:%s", job->output_dir, OUTPUT_MOUNT));
+	if (job->log_dir && job->params_json)
+		json_array_insert_new(
+		    binds, 1, json_sprintf("%s/params.json:%s:ro", job->log_dir, PARAMS_MOUNT));
+	if (cf->project)
+		json_array_insert_new(binds, 0, json_sprintf("%s:%s", cf->project, cf->project));
+	json_object_set_new(hc, "Binds", binds);
+	if (job->memory_bytes > 0) {
+		json_object_set_new(hc, "Memory", json_integer(job->memory_bytes));
+		json_object_set_new(hc, "MemorySwap", json_integer(job->memory_bytes));
+	}
+	if (cf->nano_cpus > 0)
+		json_object_set_new(hc, "NanoCpus", json_integer(cf->nano_cpus));
+	for (size_t i = 0; i < cf->ulimits.n; i++) {
+		const char *eq = strchr(cf->ulimits.v[i], '=');
+		long long soft = 0, hard = 0;
+		char *name = expt_xstrndup(cf->ulimits.v[i], (size_t)(eq - cf->ulimits.v[i]));
+		sscanf(eq + 1, "%lld:%lld", &soft, &hard);
+		json_array_append_new(ul, json_pack("{s:s,s:I,s:I}", "Name", name, "Soft",
+						    (json_int_t)soft, "Hard", (json_int_t)hard));
+		free(name);
+	}
+	json_object_set_new(hc, "Ulimits", ul);
+	if (cf->network)
+		json_object_set_new(hc, "NetworkMode", json_string(cf->network));
+	if (gpus && *gpus) {
+		json_t *ids = json_array();
+		for (const char *p = gpus; *p;) {
+			size_t len = strcspn(p, ",");
+			json_array_append_new(ids, json_stringn(p, len));
+			p += len + (p[len] == ',');
+		}
+		json_object_set_new(hc, "DeviceRequests",
+				    json_pack("[{s:s,s:o,s:[[s]]}]", "Driver", "nvidia",
+					      "DeviceIDs", ids, "Capabilities", "gpu"));
+	}
+	json_object_set_new(o, "HostConfig", hc);
+	free(user);
+	return o;
+}
+
+/* ---- output ---- */
+
+static void write_all(struct stream *st, const char *p, size_t n)
+{
+	while (n && st->file >= 0 && !st->file_errno) {
+		ssize_t w = write(st->file, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			st->file_errno = errno;
+			break;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void deliver(struct att *t, int which, const char *line, size_t len)
+{
+	if (t->comb >= 0) {
+		struct stream cs = {.file = t->comb};
+		write_all(&cs, line, len);
+		if (len != LINE_CHUNK)
+			write_all(&cs, "\n", 1);
+	}
+	expt_sched_line(t->c->cur, t->a, which, line, len);
+}
+
+static void append(struct stream *st, const char *p, size_t n)
+{
+	if (!st->buf)
+		st->buf = expt_xmalloc(LINE_CHUNK + 1);
+	memcpy(st->buf + st->len, p, n);
+	st->len += n;
+	st->buf[st->len] = '\0';
+}
+
+/* Splits a frame's payload into lines (p is scratch and may be modified). */
+static void feed(struct att *t, struct stream *st, int which, char *p, size_t n)
+{
+	write_all(st, p, n);
+	while (n) {
+		char *nl = memchr(p, '\n', n);
+		size_t take = nl ? (size_t)(nl - p) : n;
+
+		if (st->len + take > LINE_CHUNK) {
+			size_t room = LINE_CHUNK - st->len;
+			append(st, p, room);
+			deliver(t, which, st->buf, st->len);
+			st->len = 0;
+			p += room;
+			n -= room;
+			continue;
+		}
+		if (!nl) {
+			append(st, p, take);
+			return;
+		}
+		if (st->len) {
+			append(st, p, take);
+			deliver(t, which, st->buf, st->len);
+			st->len = 0;
+		} else {
+			*nl = '\0';
+			deliver(t, which, p, take);
+		}
+		p += take + 1;
+		n -= take + 1;
+	}
+}
+
+static void flush_partial(struct att *t)
+{
+	if (t->out.len)
+		deliver(t, 1, t->out.buf, t->out.len);
+	if (t->err.len)
+		deliver(t, 2, t->err.buf, t->err.len);
+	t->out.len = t->err.len = 0;
+}
+
+/* The multiplexed stream: frames of [stream, 0, 0, 0, size (big-endian uint32)] + payload,
+ * decoded as the bytes come: a frame of any size, split anywhere, needs no buffer of its own. */
+static size_t on_logs(char *p, size_t size, size_t nmemb, void *payload)
+{
+	struct att *t = payload;
+	size_t n = size * nmemb, got = n;
+	char scratch[16384];
+
+	while (n) {
+		if (!t->remaining) {
+			size_t take = 8 - t->hdr_len < n ? 8 - t->hdr_len : n;
+			memcpy(t->hdr + t->hdr_len, p, take);
+			t->hdr_len += take;
+			p += take;
+			n -= take;
+			if (t->hdr_len == 8) {
+				const unsigned char *h = t->hdr;
+				t->remaining = (size_t)h[4] << 24 | (size_t)h[5] << 16 |
+					       (size_t)h[6] << 8 | h[7];
+				t->which = h[0] == 2 ? 2 : 1;
+				t->hdr_len = 0;
+			}
+			continue;
+		}
+		{
+			size_t take = t->remaining < n ? t->remaining : n;
+			if (take > sizeof(scratch))
+				take = sizeof(scratch);
+			memcpy(scratch, p, take); /* feed may write into it */
+			feed(t, t->which == 2 ? &t->err : &t->out, t->which, scratch, take);
+			t->remaining -= take;
+			p += take;
+			n -= take;
+		}
+	}
+	return got;
+}
+
+static int open_log(const char *dir, const char *name, int *fd, struct expt_err *err)
+{
+	char *path = expt_xasprintf("%s/%s", dir, name);
+
+	*fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (*fd < 0)
+		expt_err_errno(err, EXPT_EBACKEND, "cannot open log file %s", path);
+	free(path);
+	return *fd < 0 ? EXPT_EBACKEND : 0;
+}
+
+/* ---- talking to the engine ---- */
+
+/* Pulls image; 0, or -1 with msg. A failure can come inside a 200 stream. */
+static int pull(struct ctr *c, const char *image, char *msg, size_t n)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_buf b = EXPT_BUF_INIT;
+	char *q = expt_docker_escape(image), *path;
+	long status;
+	int rc = -1;
+
+	path = expt_xasprintf("/images/create?fromImage=%s", q);
+	if (expt_docker_call(c->d, "POST", path, NULL, PULL_TIMEOUT_MS, &status, &b, &e)) {
+		snprintf(msg, n, "cannot pull %s: %s", image, e.msg);
+		goto out;
+	}
+	if (status != 200) {
+		char em[512];
+		expt_docker_errmsg(&b, em, sizeof(em));
+		snprintf(msg, n, "cannot pull image %s: %s", image, em);
+		goto out;
+	}
+	rc = 0;
+	for (const char *line = b.buf; *line;) {
+		size_t len = strcspn(line, "\n");
+		json_t *j = json_loadb(line, len, 0, NULL);
+		const char *em = json_string_value(json_object_get(j, "error"));
+		if (em) {
+			snprintf(msg, n, "cannot pull image %s: %s", image, em);
+			rc = -1;
+		}
+		json_decref(j);
+		line += len + (line[len] == '\n');
+	}
+out:
+	free(q);
+	free(path);
+	expt_buf_release(&b);
+	return rc;
+}
+
+/* Creates the container (pulling the image when the engine has none); 0 and t->id, or -1. */
+static int create(struct ctr *c, struct expt_job *job, struct att *t, char *msg, size_t n)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_buf b = EXPT_BUF_INIT;
+	json_t *body = create_body(c, job, t->a->gpus), *j = NULL;
+	char *text = json_dumps(body, JSON_COMPACT), *name, *path;
+	long status = 0;
+	int rc = -1;
+
+	/* The run id is the container's name; a retry's attempts are told apart. */
+	name = t->a->num > 1 ? expt_xasprintf("%s-%d", job->run_id, t->a->num)
+			     : expt_xstrdup(job->run_id);
+	path = expt_xasprintf("/containers/create?name=%s", name);
+	/* container.pull: always pulls once per expt run, whatever the engine has. */
+	if (c->conf.pull == PULL_ALWAYS && !c->pulled) {
+		if (pull(c, c->conf.image, msg, n))
+			goto out;
+		c->pulled = 1;
+	}
+	for (int tries = 0; tries < 2; tries++) {
+		char em[512];
+		if (expt_docker_call(c->d, "POST", path, text, 0, &status, &b, &e)) {
+			snprintf(msg, n, "%s", e.msg);
+			goto out;
+		}
+		if (status == 201)
+			break;
+		expt_docker_errmsg(&b, em, sizeof(em));
+		if (status == 404 && c->conf.pull == PULL_NEVER) {
+			snprintf(msg, n,
+				 "image %s is not on the engine, and container.pull is never: %s",
+				 c->conf.image, em);
+			goto out;
+		}
+		if (status == 404 && !tries) {
+			if (pull(c, c->conf.image, msg, n))
+				goto out;
+			c->pulled = 1;
+			continue;
+		}
+		if (status == 404)
+			snprintf(msg, n, "image %s not found: %s", c->conf.image, em);
+		else if (status == 409 || strstr(em, "already in use")) /* Podman: 500 */
+			snprintf(msg, n,
+				 "a container named %s already exists (remove it, or run again for "
+				 "a new run id): %s",
+				 name, em);
+		else
+			snprintf(msg, n, "cannot create the container: %s", em);
+		goto out;
+	}
+	j = json_loads(b.buf, 0, NULL);
+	if (!json_string_value(json_object_get(j, "Id"))) {
+		snprintf(msg, n, "cannot create the container: the engine gave no id");
+		goto out;
+	}
+	snprintf(t->id, sizeof(t->id), "%s", json_string_value(json_object_get(j, "Id")));
+	rc = 0;
+out:
+	json_decref(j);
+	json_decref(body);
+	free(text);
+	free(name);
+	free(path);
+	expt_buf_release(&b);
+	return rc;
+}
+
+static void remove_container(struct ctr *c, const char *id)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_buf b = EXPT_BUF_INIT;
+	char *path = expt_xasprintf("/containers/%s?force=1&v=1", id);
+	long status;
+
+	expt_docker_call(c->d, "DELETE", path, NULL, 0, &status, &b, &e);
+	free(path);
+	expt_buf_release(&b);
+}
+
+/* What inspect says of a container: *j its JSON (caller decrefs), NULL with *status 404 when
+ * the engine does not know it. -1 when the engine cannot be reached. */
+static int inspect(struct ctr *c, const char *id, json_t **j, long *status, struct expt_err *err)
+{
+	struct expt_buf b = EXPT_BUF_INIT;
+	char *q = expt_docker_escape(id), *path = expt_xasprintf("/containers/%s/json", q);
+	int rc;
+
+	*j = NULL;
+	rc = expt_docker_call(c->d, "GET", path, NULL, 0, status, &b, err);
+	if (!rc && *status == 200)
+		*j = json_loads(b.buf, 0, NULL);
+	free(q);
+	free(path);
+	expt_buf_release(&b);
+	return rc ? -1 : 0;
+}
+
+/* The end of a container as an observation (phase EXITED). */
+static void observed_from_state(json_t *state, int64_t memory, struct expt_observed *o)
+{
+	const char *error = json_string_value(json_object_get(state, "Error"));
+	char lim[32];
+
+	o->phase = EXPT_OBS_EXITED;
+	o->exit_code = (int)json_integer_value(json_object_get(state, "ExitCode"));
+	o->oom = json_is_true(json_object_get(state, "OOMKilled"));
+	expt_fmt_mem(memory, lim, sizeof(lim));
+	if (o->oom && memory > 0)
+		snprintf(o->message, sizeof(o->message),
+			 "OOMKilled: exceeded memory limit %s (exit code %d)", lim, o->exit_code);
+	else if (o->oom)
+		snprintf(o->message, sizeof(o->message), "OOMKilled (exit code %d)", o->exit_code);
+	else if (error && *error)
+		snprintf(o->message, sizeof(o->message), "exited with code %d: %s", o->exit_code,
+			 error);
+	else
+		snprintf(o->message, sizeof(o->message), "exited with code %d", o->exit_code);
+}
+
+/* ---- the engine for the scheduler ---- */
+
+static void release_att(struct ctr *c, struct att *t)
+{
+	if (t->logs) {
+		curl_multi_remove_handle(c->multi, t->logs);
+		curl_easy_cleanup(t->logs);
+	}
+	if (t->out.file >= 0)
+		close(t->out.file);
+	if (t->err.file >= 0)
+		close(t->err.file);
+	if (t->comb >= 0)
+		close(t->comb);
+	free(t->out.buf);
+	free(t->err.buf);
+	free(t);
+}
+
+static void engine_release(void *eng, struct expt_sched_attempt *sa)
+{
+	struct ctr *c = eng;
+	struct att *t = sa->eng;
+
+	if (!t)
+		return;
+	/* An attempt that ended (or never properly started) leaves nothing behind, unless the
+	 * spec keeps finished containers. */
+	if (t->id[0] && (!c->conf.keep || !t->exited_at))
+		remove_container(c, t->id);
+	release_att(c, t);
+	sa->eng = NULL;
+}
+
+static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
+			struct expt_sched_attempt *sa, char *msg, size_t n)
+{
+	struct ctr *c = eng;
+	struct att *t = expt_xcalloc(1, sizeof(*t));
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_buf b = EXPT_BUF_INIT;
+	char *path = NULL, *url = NULL;
+	long status = 0;
+	int rc = -1;
+
+	(void)s;
+	t->c = c;
+	t->a = sa;
+	t->out.file = t->err.file = t->comb = -1;
+	sa->eng = t;
+	sa->node = c->node;
+	if (!c->conf.image) {
+		snprintf(msg, n, "the container backend needs an image (image: in the spec)");
+		return -1;
+	}
+	if (connect_engine(c, &e))
+		goto fail;
+	if (job->output_dir && expt_mkdirs(job->output_dir, &e))
+		goto fail;
+	if (job->log_dir) {
+		char *pf = expt_xasprintf("%s/params.json", job->log_dir);
+		int bad = expt_mkdirs(job->log_dir, &e) ||
+			  (sa->num == 1 && job->params_json &&
+			   expt_write_file(pf, job->params_json, strlen(job->params_json), &e));
+		free(pf);
+		if (bad || open_log(job->log_dir, "stdout.log", &t->out.file, &e) ||
+		    open_log(job->log_dir, "stderr.log", &t->err.file, &e) ||
+		    open_log(job->log_dir, "output.log", &t->comb, &e))
+			goto fail;
+	}
+	if (create(c, job, t, msg, n))
+		goto out;
+	path = expt_xasprintf("/containers/%s/start", t->id);
+	if (expt_docker_call(c->d, "POST", path, NULL, 0, &status, &b, &e))
+		goto fail;
+	if (status != 204 && status != 304) {
+		char em[400];
+		expt_docker_errmsg(&b, em, sizeof(em));
+		snprintf(msg, n, "cannot start the container: %s", em);
+		goto out; /* release removes it */
+	}
+	t->start_mono = expt_mono_ms();
+	t->start_wall = expt_now_ms(); /* after a pull, which is not the run's time */
+	t->next_inspect = t->start_mono + INSPECT_MS;
+	free(path);
+	path = expt_xasprintf("/containers/%s/logs?follow=1&stdout=1&stderr=1", t->id);
+	url = expt_docker_url(c->d, path);
+	t->logs = curl_easy_init();
+	if (t->logs) {
+		curl_easy_setopt(t->logs, CURLOPT_UNIX_SOCKET_PATH, expt_docker_socket(c->d));
+		curl_easy_setopt(t->logs, CURLOPT_URL, url);
+		curl_easy_setopt(t->logs, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(t->logs, CURLOPT_WRITEFUNCTION, on_logs);
+		curl_easy_setopt(t->logs, CURLOPT_WRITEDATA, t);
+		curl_easy_setopt(t->logs, CURLOPT_PRIVATE, t);
+		curl_multi_add_handle(c->multi, t->logs);
+	} else {
+		t->logs_done = 1; /* inspect alone will see the end */
+	}
+	snprintf(sa->ref, sizeof(sa->ref), REF_PREFIX "%.12s", t->id);
+	rc = 0;
+	goto out;
+fail:
+	snprintf(msg, n, "%s", e.msg);
+out:
+	free(path);
+	free(url);
+	expt_buf_release(&b);
+	return rc;
+}
+
+static void engine_signal(void *eng, struct expt_sched_attempt *sa, int hard)
+{
+	struct ctr *c = eng;
+	struct att *t = sa->eng;
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_buf b = EXPT_BUF_INIT;
+	char *path;
+	long status;
+
+	if (!t || !t->id[0] || t->exited_at)
+		return;
+	path = expt_xasprintf("/containers/%s/kill?signal=%s", t->id, hard ? "SIGKILL" : "SIGTERM");
+	expt_docker_call(c->d, "POST", path, NULL, 0, &status, &b, &e);
+	free(path);
+	expt_buf_release(&b);
+}
+
+/* Reports t's end from its State (or its disappearance). */
+static void finish(struct ctr *c, struct att *t, json_t *state)
+{
+	struct expt_sched_attempt *sa = t->a;
+	struct expt_job *job = expt_sched_job(c->cur, sa);
+	struct expt_observed o;
+
+	memset(&o, 0, sizeof(o));
+	flush_partial(t);
+	if (state) {
+		observed_from_state(state, job->memory_bytes, &o);
+		/* Podman on cgroup v1 never sets OOMKilled: a SIGKILL that expt did not send, under
+		 * a memory limit, is taken for the kernel's OOM killer, and said to be a guess. */
+		if (!o.oom && o.exit_code == 137 && job->memory_bytes > 0 && !sa->stopped &&
+		    !sa->timed_out && !sa->killed) {
+			char lim[32];
+			expt_fmt_mem(job->memory_bytes, lim, sizeof(lim));
+			o.oom = 1;
+			snprintf(o.message, sizeof(o.message),
+				 "killed by SIGKILL (exit code 137) under its memory limit %s: "
+				 "out of memory, most likely (the engine did not say OOMKilled)",
+				 lim);
+		}
+	} else {
+		o.phase = EXPT_OBS_EXITED;
+		o.exit_code = -1;
+		snprintf(o.message, sizeof(o.message),
+			 "the container %.12s disappeared before expt saw it end", t->id);
+	}
+	o.start_ms = t->start_wall;
+	o.end_ms = t->start_wall + (expt_mono_ms() - t->start_mono);
+	snprintf(o.node, sizeof(o.node), "%s", c->node);
+	if (t->out.file_errno || t->err.file_errno) {
+		size_t len = strlen(o.message);
+		snprintf(o.message + len, sizeof(o.message) - len, " (cannot write its log: %s)",
+			 strerror(t->out.file_errno ? t->out.file_errno : t->err.file_errno));
+	}
+	expt_sched_ended(c->cur, sa, &o); /* releases t */
+}
+
+/* Inspects t when due; reports its end once the container exited and its output is read. */
+static int check(struct ctr *c, struct att *t, int64_t now, struct expt_err *err)
+{
+	json_t *j, *state;
+	const char *st;
+	long status = 0;
+
+	if (now < t->next_inspect)
+		return 0;
+	t->next_inspect = now + (t->logs_done ? 100 : INSPECT_MS);
+	if (inspect(c, t->id, &j, &status, err))
+		return -1;
+	if (!j && status == 404) {
+		t->a->ending = 1;
+		finish(c, t, NULL);
+		return 1;
+	}
+	state = json_object_get(j, "State");
+	st = json_string_value(json_object_get(state, "Status"));
+	if (json_is_true(json_object_get(state, "Running")) || (st && !strcmp(st, "created"))) {
+		json_decref(j);
+		return 0;
+	}
+	if (!t->exited_at) {
+		t->exited_at = now;
+		t->a->ending = 1;
+	}
+	/* Exited: report once the log stream has given everything (bounded). */
+	if (t->logs_done || now - t->exited_at >= DRAIN_MS) {
+		finish(c, t, state);
+		json_decref(j);
+		return 1;
+	}
+	t->next_inspect = now + 50;
+	json_decref(j);
+	return 0;
+}
+
+static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_err *err)
+{
+	struct ctr *c = eng;
+	struct expt_sched_attempt *const *run;
+	size_t nrun;
+	int running = 0, left;
+	CURLMsg *m;
+	int64_t now;
+
+	c->cur = s;
+	curl_multi_poll(c->multi, NULL, 0, (int)(ms < 0 ? 0 : ms), NULL);
+	curl_multi_perform(c->multi, &running);
+	while ((m = curl_multi_info_read(c->multi, &left))) {
+		struct att *t = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		if (t) {
+			t->logs_done = 1;
+			t->next_inspect = 0; /* the container has probably ended: look now */
+		}
+	}
+	now = expt_mono_ms();
+	run = expt_sched_running(s, &nrun);
+	for (size_t i = 0; i < nrun;) {
+		struct att *t = run[i]->eng;
+		int r = t ? check(c, t, now, err) : 0;
+		if (r < 0)
+			return -1;
+		if (r > 0) {
+			run = expt_sched_running(s, &nrun); /* t was removed */
+			continue;
+		}
+		i++;
+	}
+	return 0;
+}
+
+static const struct expt_sched_engine engine = {engine_start, engine_signal, engine_wait,
+						engine_release};
+
+/* ---- the operations ---- */
+
+static int ctr_open(void **state, const struct expt_backend_conf *conf, struct expt_err *err)
+{
+	struct ctr *c = expt_xcalloc(1, sizeof(*c));
+	int rc;
+
+	c->db_path = conf && conf->db_path ? expt_xstrdup(conf->db_path) : NULL;
+	if (conf && conf->spec) {
+		c->have_conf = 1;
+		if ((rc = conf_from_spec(&c->conf, conf->spec, err)) ||
+		    (rc = connect_engine(c, err))) {
+			conf_release(&c->conf);
+			free(c->db_path);
+			free(c);
+			return rc;
+		}
+	}
+	*state = c;
+	return 0;
+}
+
+static void teardown(struct ctr *c)
+{
+	expt_sched_free(c->sched);
+	c->sched = c->cur = NULL;
+	if (c->multi)
+		curl_multi_cleanup(c->multi);
+	c->multi = NULL;
+}
+
+static int ctr_submit(void *state, struct expt_job **jobs, size_t n,
+		      const struct expt_exec_opts *opts, const struct expt_job_events *ev,
+		      void *payload, struct expt_err *err)
+{
+	struct ctr *c = state;
+
+	if (c->sched)
+		return expt_err_set(err, EXPT_EBACKEND, "container backend: one submit per handle");
+	if (gethostname(c->node, sizeof(c->node) - 1))
+		c->node[0] = '\0';
+	c->multi = curl_multi_init();
+	if (!c->multi)
+		return expt_err_set(err, EXPT_EBACKEND, "cannot initialise libcurl");
+	c->sched = c->cur = expt_sched_new(jobs, n, opts, ev, payload, &engine, c);
+	return 0;
+}
+
+static int ctr_watch(void *state, int64_t timeout_ms, struct expt_err *err)
+{
+	struct ctr *c = state;
+	int64_t end = expt_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+
+	if (!c->sched)
+		return 1;
+	for (;;) {
+		int64_t left = end - expt_mono_ms();
+		int r;
+
+		c->cur = c->sched;
+		r = expt_sched_turn(c->sched, left > 0 ? left : 0, err);
+		if (r) {
+			teardown(c);
+			return r;
+		}
+		if (expt_mono_ms() >= end)
+			return 0;
+	}
+}
+
+static void ctr_close(void *state)
+{
+	struct ctr *c = state;
+
+	if (!c)
+		return;
+	if (c->sched) {
+		struct expt_err e = EXPT_ERR_INIT;
+		expt_sched_stop_all(c->sched, 1);
+		while (!ctr_watch(c, 1000, &e))
+			;
+	}
+	expt_docker_free(c->d);
+	conf_release(&c->conf);
+	free(c->db_path);
+	free(c);
+}
+
+static int ctr_contract(void *state, const struct expt_run_rec *run, struct expt_contract *out,
+			struct expt_err *err)
+{
+	struct ctr *c = state;
+
+	(void)err;
+	memset(out, 0, sizeof(*out));
+	if (run) {
+		out->output_dir = expt_xstrdup(OUTPUT_MOUNT);
+		out->params_file = expt_xstrdup(PARAMS_MOUNT);
+	}
+	/* The store is not reachable from the container: libexpt writes its records on stdout,
+	 * which the supervisor feeds into the store. */
+	out->store = NULL;
+	expt_strv_copy(&out->io, &c->conf.io);
+	return 0;
+}
+
+static int ctr_render(void *state, const struct expt_job *job, json_t **out, struct expt_err *err)
+{
+	struct ctr *c = state;
+
+	(void)err;
+	*out = create_body(c, job, "");
+	return 0;
+}
+
+/* The container id a run's ref names ("container:<id12>"), else its name (the run id). */
+static const char *ref_id(const struct expt_run_rec *run)
+{
+	if (run->backend_ref && !strncmp(run->backend_ref, REF_PREFIX, strlen(REF_PREFIX)))
+		return run->backend_ref + strlen(REF_PREFIX);
+	return run->run_id;
+}
+
+static int ctr_poll(void *state, const struct expt_run_rec *runs, size_t n,
+		    struct expt_observed *out, struct expt_err *err)
+{
+	struct ctr *c = state;
+	int reach = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *j = NULL, *st;
+		long status = 0;
+
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].exit_code = -1;
+		out[i].attempt = runs[i].attempt;
+		if (expt_run_status_done(runs[i].status) || runs[i].status == EXPT_RUN_QUEUED)
+			continue;
+		if (reach < 0)
+			reach = !connect_engine(c, err);
+		if (!reach || inspect(c, ref_id(&runs[i]), &j, &status, err))
+			continue; /* UNKNOWN: the engine cannot say */
+		st = json_object_get(j, "State");
+		if (!j && status == 404)
+			out[i].phase = EXPT_OBS_GONE;
+		else if (json_is_true(json_object_get(st, "Running")))
+			out[i].phase = EXPT_OBS_RUNNING;
+		else if (j)
+			observed_from_state(st, 0, &out[i]);
+		json_decref(j);
+	}
+	expt_err_clear(err);
+	return 0;
+}
+
+static int ctr_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
+			struct expt_diagnosis *d, struct expt_err *err)
+{
+	struct ctr *c = state;
+	const char *msg = r->message ? r->message : "";
+	const char *reason = r->reason ? r->reason : "";
+	int rc = expt_local_diagnose(state, r, nlines, d, err);
+	json_t *j = NULL;
+	long status = 0;
+
+	if (rc)
+		return rc;
+	if (r->status == EXPT_RUN_RUNNING)
+		snprintf(d->cause, sizeof(d->cause), "still running (%s)",
+			 r->backend_ref ? r->backend_ref : "container");
+	if (!strcmp(reason, "oom"))
+		snprintf(
+		    d->hint, sizeof(d->hint),
+		    "the engine killed the container at its memory limit: raise "
+		    "resources.memory (e.g. 'expt run resources.memory=4Gi') or use less memory");
+	else if (!strcmp(reason, "error") && strstr(msg, "already exists"))
+		snprintf(d->hint, sizeof(d->hint),
+			 "a container with the run's name is left on the engine (a kept container "
+			 "of a store that was deleted?): remove it ('docker rm' / 'podman rm' it), "
+			 "then 'expt retry %s'",
+			 r->run_id);
+	else if (!strcmp(reason, "error") && strstr(msg, "image"))
+		snprintf(d->hint, sizeof(d->hint),
+			 "check 'image' in the spec: the engine must have it or be able to pull it "
+			 "(docker pull / podman pull it by hand to see why)");
+	else if (!strcmp(reason, "error"))
+		snprintf(d->hint, sizeof(d->hint),
+			 "check 'image', 'command' and the mounts in the spec; the engine's own "
+			 "message is above");
+	/* What the engine still knows about it (a kept or running container). */
+	if (r->backend_ref && !connect_engine(c, err) && !inspect(c, ref_id(r), &j, &status, err) &&
+	    j) {
+		json_t *st = json_object_get(j, "State");
+		const char *s = json_string_value(json_object_get(st, "Status"));
+		const char *e = json_string_value(json_object_get(st, "Error"));
+		expt_strv_pushf(&d->evidence, "container: %s %s", ref_id(r), s ? s : "?");
+		expt_strv_pushf(&d->evidence, "exit code: %lld, OOMKilled: %s",
+				(long long)json_integer_value(json_object_get(st, "ExitCode")),
+				json_is_true(json_object_get(st, "OOMKilled")) ? "true" : "false");
+		if (e && *e)
+			expt_strv_pushf(&d->evidence, "engine error: %s", e);
+	}
+	json_decref(j);
+	expt_err_clear(err);
+	return 0;
+}
+
+static int ctr_stop(void *state, const struct expt_run_rec *run, int64_t grace_ms,
+		    struct expt_err *err)
+{
+	struct ctr *c = state;
+	struct expt_buf b = EXPT_BUF_INIT;
+	char *path;
+	long status = 0;
+	int rc;
+
+	if (c->sched && expt_sched_stop_job(c->sched, run->run_id))
+		return 0;
+	/* Queued in another expt process: its supervisor sees the stop in the store and never
+	 * starts it. Running there: the engine stops the container, and that supervisor sees it
+	 * end. */
+	if (run->status != EXPT_RUN_RUNNING || !run->backend_ref)
+		return 0;
+	if ((rc = connect_engine(c, err)))
+		return rc;
+	path = expt_xasprintf("/containers/%s/stop?t=%lld", ref_id(run),
+			      (long long)(grace_ms > 0 ? (grace_ms + 999) / 1000 : 0));
+	rc = expt_docker_call(c->d, "POST", path, NULL, grace_ms + 30000, &status, &b, err);
+	if (!rc && status != 204 && status != 304 && status != 404) {
+		char em[512];
+		expt_docker_errmsg(&b, em, sizeof(em));
+		rc = expt_err_set(err, EXPT_EBACKEND, "cannot stop container %s: %s", ref_id(run),
+				  em);
+	}
+	free(path);
+	expt_buf_release(&b);
+	return rc;
+}
+
+static int ctr_remove(void *state, const struct expt_run_rec *run, struct expt_err *err)
+{
+	struct ctr *c = state;
+	struct expt_err e = EXPT_ERR_INIT;
+
+	/* A kept container goes with its run; no engine is no reason to keep the run's files. */
+	if (run->backend_ref && !connect_engine(c, &e))
+		remove_container(c, ref_id(run));
+	return expt_local_remove(state, run, err);
+}
+
+const struct expt_backend_ops expt_backend_container = {
+    .name = "container",
+    .caps = 0,
+    .open = ctr_open,
+    .close = ctr_close,
+    .contract = ctr_contract,
+    .render = ctr_render,
+    .submit = ctr_submit,
+    .watch = ctr_watch,
+    .poll = ctr_poll,
+    .logs_open = expt_local_logs_open,
+    .logs_read = expt_local_logs_read,
+    .logs_close = expt_local_logs_close,
+    .diagnose = ctr_diagnose,
+    .stop = ctr_stop,
+    .remove = ctr_remove,
+};

@@ -1,0 +1,245 @@
+/* The Docker Engine API over a unix socket: discovery, version negotiation, one request at a
+ * time with a capped body. */
+#include "docker_api.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+#define MAX_API_MAJOR 1
+#define MAX_API_MINOR 41
+#define DEFAULT_TIMEOUT_MS 30000
+#define PROBE_TIMEOUT_MS 5000
+
+struct expt_docker {
+	char *sock;
+	char version[32]; /* "/v1.41" */
+	CURL *c;
+};
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *payload)
+{
+	struct expt_buf *b = payload;
+	size_t n = size * nmemb;
+
+	return expt_buf_add(b, p, n) ? 0 : n; /* 0: curl stops with a write error */
+}
+
+/* One request on c to sock; url complete. Returns 0 or EXPT_EBACKEND. */
+static int request(CURL *c, const char *sock, const char *method, const char *url, const char *body,
+		   int64_t timeout_ms, long *status, struct expt_buf *resp, struct expt_err *err)
+{
+	struct curl_slist *hdr = NULL;
+	CURLcode rc;
+
+	expt_buf_reset(resp);
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+			 (long)(timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS));
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	if (body) {
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	} else if (!strcmp(method, "POST")) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	rc = curl_easy_perform(c);
+	curl_slist_free_all(hdr);
+	if (rc == CURLE_WRITE_ERROR)
+		return expt_err_set(err, EXPT_EBACKEND,
+				    "%s: the engine's answer to %s %s is larger than %u bytes",
+				    sock, method, url, EXPT_DOCKER_BODY_MAX);
+	if (rc != CURLE_OK)
+		return expt_err_set(err, EXPT_EBACKEND, "%s: %s", sock, curl_easy_strerror(rc));
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	return 0;
+}
+
+/* "1.41" → 1, 41; -1 when it is not a version. */
+static int parse_version(const char *s, long *maj, long *min)
+{
+	char *end;
+
+	if (!s)
+		return -1;
+	*maj = strtol(s, &end, 10);
+	if (end == s || *end != '.')
+		return -1;
+	s = end + 1;
+	*min = strtol(s, &end, 10);
+	return end == s ? -1 : 0;
+}
+
+/* Asks sock for /version; 0 and d->version set when it answers as an engine, else why not in
+ * why. */
+static int probe(struct expt_docker *d, const char *sock, char *why, size_t n)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_buf b;
+	json_t *j = NULL;
+	long status = 0, maj, min;
+	int rc = -1;
+
+	expt_buf_init(&b, 1 << 20);
+	if (!expt_path_exists(sock)) {
+		snprintf(why, n, "no such socket");
+		goto out;
+	}
+	if (request(d->c, sock, "GET", "http://d/version", NULL, PROBE_TIMEOUT_MS, &status, &b,
+		    &e)) {
+		const char *colon = strstr(e.msg, ": ");
+		snprintf(why, n, "%.400s", colon ? colon + 2 : e.msg);
+		goto out;
+	}
+	j = json_loads(b.buf, 0, NULL);
+	if (status != 200 || !json_is_object(j)) {
+		snprintf(why, n, "answered HTTP %ld, not as a Docker Engine API", status);
+		goto out;
+	}
+	if (parse_version(json_string_value(json_object_get(j, "ApiVersion")), &maj, &min)) {
+		snprintf(why, n, "answered without an ApiVersion");
+		goto out;
+	}
+	if (maj > MAX_API_MAJOR || (maj == MAX_API_MAJOR && min > MAX_API_MINOR)) {
+		maj = MAX_API_MAJOR;
+		min = MAX_API_MINOR;
+	}
+	snprintf(d->version, sizeof(d->version), "/v%ld.%ld", maj, min);
+	rc = 0;
+out:
+	json_decref(j);
+	expt_buf_release(&b);
+	return rc;
+}
+
+int expt_docker_open(struct expt_docker **out, struct expt_err *err)
+{
+	struct expt_docker *d = expt_xcalloc(1, sizeof(*d));
+	struct expt_strv cands = EXPT_STRV_INIT;
+	struct expt_buf tried = EXPT_BUF_INIT;
+	const char *host = getenv("DOCKER_HOST"), *xdg = getenv("XDG_RUNTIME_DIR");
+	char why[512];
+	int rc = 0;
+
+	*out = NULL;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (host && *host) {
+		if (strncmp(host, "unix://", 7)) {
+			rc = expt_err_set(err, EXPT_EBACKEND,
+					  "DOCKER_HOST=%s: the container backend talks to the "
+					  "engine over a unix socket (unix:///path)",
+					  host);
+			goto out;
+		}
+		expt_strv_push(&cands, host + 7);
+	} else {
+		expt_strv_push(&cands, "/var/run/docker.sock");
+		expt_strv_push(&cands, "/run/podman/podman.sock");
+		if (xdg && *xdg)
+			expt_strv_pushf(&cands, "%s/podman/podman.sock", xdg);
+	}
+	d->c = curl_easy_init();
+	if (!d->c) {
+		rc = expt_err_set(err, EXPT_EBACKEND, "cannot initialise libcurl");
+		goto out;
+	}
+	for (size_t i = 0; i < cands.n; i++) {
+		if (!probe(d, cands.v[i], why, sizeof(why))) {
+			d->sock = expt_xstrdup(cands.v[i]);
+			*out = d;
+			goto out;
+		}
+		expt_buf_addf(&tried, "%s%s (%s)", i ? ", " : "", cands.v[i], why);
+	}
+	rc = expt_err_set(err, EXPT_EBACKEND,
+			  "no container engine answers: tried %s; start Docker or Podman's service "
+			  "(podman system service) or set DOCKER_HOST=unix:///path/to/socket",
+			  tried.buf);
+out:
+	if (rc)
+		expt_docker_free(d);
+	expt_strv_release(&cands);
+	expt_buf_release(&tried);
+	return rc;
+}
+
+void expt_docker_free(struct expt_docker *d)
+{
+	if (!d)
+		return;
+	if (d->c)
+		curl_easy_cleanup(d->c);
+	free(d->sock);
+	free(d);
+}
+
+const char *expt_docker_socket(const struct expt_docker *d)
+{
+	return d->sock;
+}
+
+const char *expt_docker_version(const struct expt_docker *d)
+{
+	return d->version;
+}
+
+char *expt_docker_url(const struct expt_docker *d, const char *path)
+{
+	return expt_xasprintf("http://d%s%s", d->version, path);
+}
+
+char *expt_docker_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct expt_buf b = EXPT_BUF_INIT;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-_.~", *p)) {
+			expt_buf_addch(&b, (char)*p);
+		} else {
+			expt_buf_addch(&b, '%');
+			expt_buf_addch(&b, hex[*p >> 4]);
+			expt_buf_addch(&b, hex[*p & 15]);
+		}
+	}
+	return expt_buf_detach(&b, NULL);
+}
+
+int expt_docker_call(struct expt_docker *d, const char *method, const char *path, const char *body,
+		     int64_t timeout_ms, long *status, struct expt_buf *resp, struct expt_err *err)
+{
+	char *url = expt_docker_url(d, path);
+	int rc;
+
+	resp->max = EXPT_DOCKER_BODY_MAX;
+	*status = 0;
+	rc = request(d->c, d->sock, method, url, body, timeout_ms, status, resp, err);
+	free(url);
+	return rc;
+}
+
+void expt_docker_errmsg(const struct expt_buf *resp, char *out, size_t n)
+{
+	json_t *j = json_loads(resp->buf, 0, NULL);
+	const char *m = json_string_value(json_object_get(j, "message"));
+	size_t len;
+
+	snprintf(out, n, "%s", m ? m : resp->buf);
+	len = strlen(out);
+	while (len && (out[len - 1] == '\n' || out[len - 1] == ' '))
+		out[--len] = '\0';
+	json_decref(j);
+}
