@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "output.h"
@@ -13,8 +14,8 @@ static const char usage[] =
     "usage: expt compare EXPERIMENT|RUN... [options]\n"
     "\n"
     "Puts runs side by side: status, the params that differ between them, and each\n"
-    "metric's last value (or min/max with --agg) with its history as a sparkline (the\n"
-    "text view, up to 200 runs). Params equal in every run are listed once above the\n"
+    "metric's last value (or min/max with --agg) with its history as a sparkline (on a\n"
+    "terminal, up to 200 runs). Params equal in every run are listed once above the\n"
     "table. 'expt plot' draws the curves.\n"
     "\n"
     "Options:\n"
@@ -23,6 +24,8 @@ static const char usage[] =
     "  -a, --agg WHICH       last (default), min or max of each metric\n"
     "  -m, --metrics LIST    only these metrics (comma-separated)\n"
     "  -o, --output FORMAT   text (default), json or yaml (json/yaml carry last, min, max)\n"
+    "      --spark           sparklines also when the output is not a terminal\n"
+    "      --no-spark        no sparklines (on a terminal they are shown)\n"
     "  -h, --help            this help\n";
 
 static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv);
@@ -133,8 +136,11 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 	    {"agg", required_argument, NULL, 'a'},
 	    {"metrics", required_argument, NULL, 'm'},
 	    {"output", required_argument, NULL, 'o'},
+	    {"spark", no_argument, NULL, 'S'},
+	    {"no-spark", no_argument, NULL, 'N'},
 	    {NULL, 0, NULL, 0},
 	};
+	int sparks = ctx->color_out || isatty(1);
 	struct expt_run_list l = {0};
 	struct row *rows = NULL;
 	enum cli_output fmt = CLI_OUT_TEXT;
@@ -161,6 +167,10 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 'm':
 			only = optarg;
+			break;
+		case 'S':
+		case 'N':
+			sparks = c == 'S';
 			break;
 		case 'o':
 			if ((rc = cli_opt_output(ctx, &cli_cmd_compare, optarg, &fmt, 0)))
@@ -341,7 +351,7 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 				json_t *s = json_object_get(rows[i].metrics, k);
 				fmt_value(s ? json_object_get(s, agg) : NULL, buf[col], 256);
 				/* Each metric's history at a glance: which run learns best. */
-				if (s && l.n <= SPARK_RUNS)
+				if (s && sparks && l.n <= SPARK_RUNS)
 					spark(ctx, rows[i].run->run_id, k, buf[col], 256);
 				cells[col] = buf[col];
 				col++;

@@ -26,7 +26,7 @@ complete_words() { # words typed after "expt" (the last one is being completed)
 }
 equals "commands" "$(complete_words p | sort | tr '\n' ' ')" "plan plot ps "
 equals "run ids and experiments for logs" "$(complete_words logs curves | sort | tr '\n' ' ')" "curves curves-1 curves-2 "
-equals "options from --help" "$(complete_words compare --s | tr '\n' ' ')" "--sort "
+equals "options from --help" "$(complete_words compare --so | tr '\n' ' ')" "--sort "
 equals "variants of ./expt.yaml" "$(complete_words run -v "" | sort | tr '\n' ' ')" "big quick "
 equals "output formats" "$(complete_words ps -o j | tr '\n' ' ')" "json "
 not_contains "the hidden helper is not offered" "$(complete_words _)" "__complete"
@@ -45,8 +45,10 @@ expect_code "plot of a metric nobody logged" 3 "$EXPT" plot curves nope
 contains "says so" "$out" "no run of curves has points of 'nope'"
 
 # compare: each metric's history as a sparkline (falling loss: high bar first, low bar last).
-expect_code "compare" 0 "$EXPT" compare curves
+expect_code "compare --spark" 0 "$EXPT" compare curves --spark
 contains "a falling sparkline" "$out" "█"
 contains "ending low" "$out" "▁"
+expect_code "compare into a pipe" 0 "$EXPT" compare curves
+not_contains "no sparklines there" "$out" "█"
 
 finish
