@@ -26,6 +26,7 @@ enum expt_store_stmt_id {
 	STMT_MARK_SUPERVISOR,
 	STMT_LIFECYCLE_EVENT,
 	STMT_SET_INGESTED,
+	STMT_GET_INGESTED,
 	STMT_GET_RUN,
 	STMT_SET_PARAM,
 	STMT_SET_TAG,
@@ -71,6 +72,7 @@ struct expt_store {
 	int batch;	  /* inside expt_store_batch_begin: begin and commit are the batch's */
 	int batch_failed; /* a write inside the batch failed: the batch rolls back */
 	sqlite3_stmt *stmt[STMT_COUNT];
+	sqlite3_stmt *move_stmt[256]; /* lifecycle.c's UPDATEs, by shape (see write_move) */
 
 	/* metric key cache: open addressing, power-of-two capacity */
 	struct expt_store_key *keys;

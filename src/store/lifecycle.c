@@ -93,8 +93,21 @@ static int write_move(struct expt_store *st, int64_t id, const struct expt_trans
 {
 	struct expt_buf sql = EXPT_BUF_INIT;
 	sqlite3_stmt *s = NULL;
-	int rc;
+	/* The statement's shape: what it sets. A supervisor makes two shapes a run (start, end),
+	 * so each is prepared once per connection, not once per move. */
+	unsigned shape = (expt_run_status_done(t->to) ? 1u
+			  : t->to == EXPT_RUN_RUNNING ? 2u
+						      : 0u) |
+			 (t->attempt > 0) << 2 | (t->pid >= 0) << 3 |
+			 (t->backend_ref != NULL) << 4 | (t->node != NULL) << 5 |
+			 (t->gpus != NULL) << 6 | (t->supervisor_pid >= 0) << 7;
+	int rc = 0;
 
+	if ((s = st->move_stmt[shape])) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		goto bind;
+	}
 	expt_buf_adds(&sql, "UPDATE runs SET status = ?2");
 	if (expt_run_status_done(t->to))
 		expt_buf_adds(&sql, ", ended_ms = ?3, reason = ?4, message = ?5, exit_code = ?6,"
@@ -124,6 +137,8 @@ static int write_move(struct expt_store *st, int64_t id, const struct expt_trans
 	}
 	if ((rc = expt_store_prepare(st, sql.buf, &s, err)))
 		goto out;
+	st->move_stmt[shape] = s;
+bind:
 	sqlite3_bind_int64(s, P_ID, id);
 	sqlite3_bind_int(s, P_STATUS, (int)t->to);
 	sqlite3_bind_int64(s, P_TIME, now);
@@ -141,7 +156,8 @@ static int write_move(struct expt_store *st, int64_t id, const struct expt_trans
 	if (sqlite3_step(s) != SQLITE_DONE)
 		rc = expt_store_dberr(st, err, "cannot change a run's status");
 out:
-	sqlite3_finalize(s);
+	if (s)
+		sqlite3_reset(s); /* kept in move_stmt; finalized when the store closes */
 	expt_buf_release(&sql);
 	return rc;
 }

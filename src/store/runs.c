@@ -512,12 +512,13 @@ int expt_store_set_ingested(struct expt_store *st, const char *run_id, int64_t b
 int expt_store_get_ingested(struct expt_store *st, const char *run_id, int64_t *bytes,
 			    struct expt_err *err)
 {
-	sqlite3_stmt *s;
+	sqlite3_stmt *s = expt_store_stmt(st, STMT_GET_INGESTED,
+					  "SELECT ingested FROM runs WHERE run_id = ?1", err);
 	int rc;
 
 	*bytes = 0;
-	if ((rc = expt_store_prepare(st, "SELECT ingested FROM runs WHERE run_id = ?1", &s, err)))
-		return rc;
+	if (!s)
+		return expt_store_stmt_failed(err);
 	expt_store_bind_text(s, 1, run_id);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
@@ -528,7 +529,7 @@ int expt_store_get_ingested(struct expt_store *st, const char *run_id, int64_t *
 	} else {
 		rc = expt_store_dberr(st, err, "cannot read a run");
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	return rc;
 }
 

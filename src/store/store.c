@@ -711,6 +711,8 @@ void expt_store_close(struct expt_store *st)
 		return;
 	for (i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
+	for (i = 0; i < sizeof(st->move_stmt) / sizeof(st->move_stmt[0]); i++)
+		sqlite3_finalize(st->move_stmt[i]);
 	expt_store_metrics_release(st);
 	sqlite3_close(st->db);
 	free(st->path);
