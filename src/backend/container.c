@@ -7,7 +7,7 @@
 #include "local_impl.h"
 #include "sched.h"
 
-#include <curl/curl.h>
+#include "util/curl_dl.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -547,8 +547,8 @@ static void observed_from_state(json_t *state, int64_t memory, struct expt_obser
 static void release_att(struct ctr *c, struct att *t)
 {
 	if (t->logs) {
-		curl_multi_remove_handle(c->multi, t->logs);
-		curl_easy_cleanup(t->logs);
+		EXPT_CURL->multi_remove_handle(c->multi, t->logs);
+		EXPT_CURL->easy_cleanup(t->logs);
 	}
 	if (t->out.file >= 0)
 		close(t->out.file);
@@ -629,15 +629,15 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 	free(path);
 	path = expt_xasprintf("/containers/%s/logs?follow=1&stdout=1&stderr=1", t->id);
 	url = expt_docker_url(c->d, path);
-	t->logs = curl_easy_init();
+	t->logs = EXPT_CURL->easy_init();
 	if (t->logs) {
-		curl_easy_setopt(t->logs, CURLOPT_UNIX_SOCKET_PATH, expt_docker_socket(c->d));
-		curl_easy_setopt(t->logs, CURLOPT_URL, url);
-		curl_easy_setopt(t->logs, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(t->logs, CURLOPT_WRITEFUNCTION, on_logs);
-		curl_easy_setopt(t->logs, CURLOPT_WRITEDATA, t);
-		curl_easy_setopt(t->logs, CURLOPT_PRIVATE, t);
-		curl_multi_add_handle(c->multi, t->logs);
+		EXPT_CURL->easy_setopt(t->logs, CURLOPT_UNIX_SOCKET_PATH, expt_docker_socket(c->d));
+		EXPT_CURL->easy_setopt(t->logs, CURLOPT_URL, url);
+		EXPT_CURL->easy_setopt(t->logs, CURLOPT_NOSIGNAL, 1L);
+		EXPT_CURL->easy_setopt(t->logs, CURLOPT_WRITEFUNCTION, on_logs);
+		EXPT_CURL->easy_setopt(t->logs, CURLOPT_WRITEDATA, t);
+		EXPT_CURL->easy_setopt(t->logs, CURLOPT_PRIVATE, t);
+		EXPT_CURL->multi_add_handle(c->multi, t->logs);
 	} else {
 		t->logs_done = 1; /* inspect alone will see the end */
 	}
@@ -758,13 +758,13 @@ static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_
 	int64_t now;
 
 	c->cur = s;
-	curl_multi_poll(c->multi, NULL, 0, (int)(ms < 0 ? 0 : ms), NULL);
-	curl_multi_perform(c->multi, &running);
-	while ((m = curl_multi_info_read(c->multi, &left))) {
+	EXPT_CURL->multi_poll(c->multi, NULL, 0, (int)(ms < 0 ? 0 : ms), NULL);
+	EXPT_CURL->multi_perform(c->multi, &running);
+	while ((m = EXPT_CURL->multi_info_read(c->multi, &left))) {
 		struct att *t = NULL;
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		EXPT_CURL->easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
 		if (t) {
 			t->logs_done = 1;
 			t->next_inspect = 0; /* the container has probably ended: look now */
@@ -816,7 +816,7 @@ static void teardown(struct ctr *c)
 	expt_sched_free(c->sched);
 	c->sched = c->cur = NULL;
 	if (c->multi)
-		curl_multi_cleanup(c->multi);
+		EXPT_CURL->multi_cleanup(c->multi);
 	c->multi = NULL;
 }
 
@@ -830,7 +830,7 @@ static int ctr_submit(void *state, struct expt_job **jobs, size_t n,
 		return expt_err_set(err, EXPT_EBACKEND, "container backend: one submit per handle");
 	if (gethostname(c->node, sizeof(c->node) - 1))
 		c->node[0] = '\0';
-	c->multi = curl_multi_init();
+	c->multi = EXPT_CURL->multi_init();
 	if (!c->multi)
 		return expt_err_set(err, EXPT_EBACKEND, "cannot initialise libcurl");
 	c->sched = c->cur = expt_sched_new(jobs, n, opts, ev, payload, &engine, c);

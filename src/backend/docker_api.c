@@ -2,7 +2,7 @@
  * time with a capped body. */
 #include "docker_api.h"
 
-#include <curl/curl.h>
+#include "util/curl_dl.h"
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,33 +37,34 @@ static int request(CURL *c, const char *sock, const char *method, const char *ur
 	CURLcode rc;
 
 	expt_buf_reset(resp);
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
-			 (long)(timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS));
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	EXPT_CURL->easy_reset(c);
+	EXPT_CURL->easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+	EXPT_CURL->easy_setopt(c, CURLOPT_URL, url);
+	EXPT_CURL->easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	EXPT_CURL->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	EXPT_CURL->easy_setopt(c, CURLOPT_TIMEOUT_MS,
+			       (long)(timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS));
+	EXPT_CURL->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	EXPT_CURL->easy_setopt(c, CURLOPT_WRITEDATA, resp);
 	if (body) {
-		hdr = curl_slist_append(hdr, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+		hdr = EXPT_CURL->slist_append(hdr, "Content-Type: application/json");
+		EXPT_CURL->easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+		EXPT_CURL->easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		EXPT_CURL->easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	} else if (!strcmp(method, "POST")) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+		EXPT_CURL->easy_setopt(c, CURLOPT_POSTFIELDS, "");
+		EXPT_CURL->easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
 	}
-	rc = curl_easy_perform(c);
-	curl_slist_free_all(hdr);
+	rc = EXPT_CURL->easy_perform(c);
+	EXPT_CURL->slist_free_all(hdr);
 	if (rc == CURLE_WRITE_ERROR)
 		return expt_err_set(err, EXPT_EBACKEND,
 				    "%s: the engine's answer to %s %s is larger than %u bytes",
 				    sock, method, url, EXPT_DOCKER_BODY_MAX);
 	if (rc != CURLE_OK)
-		return expt_err_set(err, EXPT_EBACKEND, "%s: %s", sock, curl_easy_strerror(rc));
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+		return expt_err_set(err, EXPT_EBACKEND, "%s: %s", sock,
+				    EXPT_CURL->easy_strerror(rc));
+	EXPT_CURL->easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
 	return 0;
 }
 
@@ -134,7 +135,8 @@ int expt_docker_open(struct expt_docker **out, struct expt_err *err)
 	int rc = 0;
 
 	*out = NULL;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (!expt_curl(err)) /* loaded now: a container backend needs it, ps does not */
+		return err->code;
 	if (host && *host) {
 		if (strncmp(host, "unix://", 7)) {
 			rc = expt_err_set(err, EXPT_EBACKEND,
@@ -150,7 +152,7 @@ int expt_docker_open(struct expt_docker **out, struct expt_err *err)
 		if (xdg && *xdg)
 			expt_strv_pushf(&cands, "%s/podman/podman.sock", xdg);
 	}
-	d->c = curl_easy_init();
+	d->c = EXPT_CURL->easy_init();
 	if (!d->c) {
 		rc = expt_err_set(err, EXPT_EBACKEND, "cannot initialise libcurl");
 		goto out;
@@ -180,7 +182,7 @@ void expt_docker_free(struct expt_docker *d)
 	if (!d)
 		return;
 	if (d->c)
-		curl_easy_cleanup(d->c);
+		EXPT_CURL->easy_cleanup(d->c);
 	free(d->sock);
 	free(d);
 }
