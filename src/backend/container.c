@@ -840,23 +840,14 @@ static int ctr_submit(void *state, struct expt_job **jobs, size_t n,
 static int ctr_watch(void *state, int64_t timeout_ms, struct expt_err *err)
 {
 	struct ctr *c = state;
-	int64_t end = expt_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int r;
 
 	if (!c->sched)
 		return 1;
-	for (;;) {
-		int64_t left = end - expt_mono_ms();
-		int r;
-
-		c->cur = c->sched;
-		r = expt_sched_turn(c->sched, left > 0 ? left : 0, err);
-		if (r) {
-			teardown(c);
-			return r;
-		}
-		if (expt_mono_ms() >= end)
-			return 0;
-	}
+	c->cur = c->sched;
+	if ((r = expt_sched_watch(c->sched, timeout_ms, err)))
+		teardown(c);
+	return r;
 }
 
 static void ctr_close(void *state)

@@ -4,17 +4,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util/util.h"
-
-extern char **environ;
 
 /* nvidia-smi can hang for a long time on a wedged driver; a run must not wait for it. */
 #define SMI_TIMEOUT_MS 10000
@@ -107,61 +101,6 @@ static int in_path(const char *name)
 
 /* Runs `nvidia-smi -L` and returns its stdout (capped at 1 MiB); -1 when it cannot run, fails or
  * hangs. */
-static int run_smi(struct expt_buf *out)
-{
-	char *const argv[] = {"nvidia-smi", "-L", NULL};
-	posix_spawn_file_actions_t fa;
-	int p[2] = {-1, -1}, rc = -1, status, st;
-	pid_t pid = -1;
-	int64_t deadline = expt_mono_ms() + SMI_TIMEOUT_MS;
-
-	if (pipe2(p, O_CLOEXEC))
-		return -1;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	st = posix_spawnp(&pid, "nvidia-smi", &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(p[1]);
-	if (st) {
-		close(p[0]);
-		return -1;
-	}
-	for (;;) {
-		char chunk[4096];
-		struct pollfd pfd = {p[0], POLLIN, 0};
-		int64_t left = deadline - expt_mono_ms();
-		ssize_t n;
-
-		if (left <= 0) {
-			kill(pid, SIGKILL);
-			break;
-		}
-		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
-			break;
-		if (!pfd.revents)
-			continue;
-		n = read(p[0], chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n == 0 ? 0 : -1;
-			break;
-		}
-		if (expt_buf_add(out, chunk, (size_t)n))
-			break;
-	}
-	close(p[0]);
-	if (rc)
-		kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (!rc && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-		rc = -1;
-	return rc;
-}
-
 int expt_gpus_detect(struct expt_strv *ids, struct expt_err *err)
 {
 	const char *env = getenv("EXPT_GPUS");
@@ -174,7 +113,8 @@ int expt_gpus_detect(struct expt_strv *ids, struct expt_err *err)
 	/* A machine whose driver is not loaded has no usable GPU: that is not an error for the
 	 * runs that need none; the ones that need some fail with a message naming EXPT_GPUS. */
 	expt_buf_init(&out, 1 << 20);
-	if (!run_smi(&out))
+	if (!expt_spawn_capture((const char *const[]){"nvidia-smi", "-L", NULL}, SMI_TIMEOUT_MS,
+				&out))
 		expt_gpus_parse_smi(out.buf, ids);
 	expt_buf_release(&out);
 	return 0;

@@ -976,23 +976,14 @@ int expt_local_submit(void *state, struct expt_job **jobs, size_t n,
 int expt_local_watch(void *state, int64_t timeout_ms, struct expt_err *err)
 {
 	struct local *l = state;
-	int64_t end = now_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+	int r;
 
 	if (!l->sched)
 		return 1;
-	for (;;) {
-		int64_t left = end - now_mono();
-		int r;
-
-		l->cur = l->sched;
-		r = expt_sched_turn(l->sched, left > 0 ? left : 0, err);
-		if (r) {
-			teardown(l);
-			return r;
-		}
-		if (now_mono() >= end)
-			return 0;
-	}
+	l->cur = l->sched;
+	if ((r = expt_sched_watch(l->sched, timeout_ms, err)))
+		teardown(l);
+	return r;
 }
 
 void expt_local_close(void *state)

@@ -422,3 +422,15 @@ int expt_sched_turn(struct expt_sched *s, int64_t max_ms, struct expt_err *err)
 	}
 	return 0;
 }
+
+int expt_sched_watch(struct expt_sched *s, int64_t timeout_ms, struct expt_err *err)
+{
+	int64_t end = expt_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+
+	for (;;) {
+		int64_t left = end - expt_mono_ms();
+		int r = expt_sched_turn(s, left > 0 ? left : 0, err);
+		if (r || expt_mono_ms() >= end)
+			return r;
+	}
+}

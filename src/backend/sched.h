@@ -56,6 +56,9 @@ void expt_sched_free(struct expt_sched *s); /* NULL is a no-op; attempts must ha
  * wait at most max_ms, act on timeouts. Returns 1 once every job has finished, 0 while some
  * have not, < 0 when the engine failed (every job is then being stopped). */
 int expt_sched_turn(struct expt_sched *s, int64_t max_ms, struct expt_err *err);
+/* Turns for up to timeout_ms: what a backend's watch does. Returns as expt_sched_turn: 1 once
+ * every job has finished, < 0 when the engine failed, 0 when the time ran out first. */
+int expt_sched_watch(struct expt_sched *s, int64_t timeout_ms, struct expt_err *err);
 /* Stops the job whose run id is run_id: queued, it ends as stopped without starting; running,
  * it is asked to end (then forced after the grace period). Returns 1, or 0 when it is not one
  * of this scheduler's jobs. */

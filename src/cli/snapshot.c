@@ -4,64 +4,34 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util/util.h"
 
-/* Runs git in dir with args; its stdout (up to cap bytes) into out. 0 when it exited 0. */
+#define GIT_TIMEOUT_MS 60000
+
+/* Runs git -C dir with args; its stdout (up to cap bytes) into out. 0 when it exited 0. */
 static int git(const char *dir, const char *const *args, struct expt_buf *out, size_t cap)
 {
-	int p[2], status = 0;
-	pid_t pid;
-	char chunk[65536];
+	const char *argv[16] = {"git", "-C", dir};
+	size_t n = 3;
+	struct expt_buf tmp;
+	int rc;
 
-	if (pipe2(p, O_CLOEXEC))
-		return -1;
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		const char *argv[16];
-		size_t n = 0;
-		int null = open("/dev/null", O_RDWR);
-		argv[n++] = "git";
-		argv[n++] = "-C";
-		argv[n++] = dir;
-		for (size_t i = 0; args[i] && n < 15; i++)
-			argv[n++] = args[i];
-		argv[n] = NULL;
-		dup2(p[1], 1);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 2);
-		}
-		execvp("git", (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	for (;;) {
-		ssize_t r = read(p[0], chunk, sizeof(chunk));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		if (out && out->len + (size_t)r <= cap)
-			expt_buf_add(out, chunk, (size_t)r);
-	}
-	close(p[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+	for (size_t i = 0; args[i] && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	expt_buf_init(&tmp, cap);
+	rc = expt_spawn_capture(argv, GIT_TIMEOUT_MS, &tmp);
+	if (!rc && out)
+		expt_buf_add(out, tmp.buf, tmp.len);
+	expt_buf_release(&tmp);
+	return rc;
 }
 
 static int excluded(const struct expt_strv *exclude, const char *path)

@@ -46,4 +46,9 @@ void expt_hostname(char *out, size_t n);
 /* The last n lines of a file (reads at most the last 256 KiB). Missing file: no lines. */
 void expt_tail_lines(const char *path, size_t n, struct expt_strv *out);
 
+/* Runs argv (argv[0] searched in PATH; stdin and stderr /dev/null) and appends its stdout to
+ * out (an append past out's cap ends the read). Killed past timeout_ms. 0 when it exited 0 and
+ * all it printed was read; -1 otherwise (not found, failed, killed). */
+int expt_spawn_capture(const char *const *argv, int64_t timeout_ms, struct expt_buf *out);
+
 #endif
