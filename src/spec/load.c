@@ -410,6 +410,11 @@ void expt_spec_free(struct expt_spec *s)
 	free(s->kubernetes.service_account);
 	kvs_release(&s->kubernetes.node_selector);
 	free(s->kubernetes.tolerations_json);
+	free(s->kubernetes.image_pull_policy);
+	free(s->kubernetes.priority_class);
+	kvs_release(&s->kubernetes.labels);
+	kvs_release(&s->kubernetes.annotations);
+	free(s->kubernetes.pod_template_json);
 	kvs_release(&s->container.ulimits);
 	free(s->container.network);
 	free(s->container.pull);

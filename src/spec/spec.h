@@ -86,6 +86,10 @@ struct expt_spec {
 		char *context, *namespace_, *service_account;
 		struct expt_kvs node_selector;
 		char *tolerations_json; /* "[]" when unset */
+		char *image_pull_policy; /* Always | IfNotPresent | Never; NULL = the cluster's */
+		char *priority_class;	 /* PriorityClass name, NULL = none */
+		struct expt_kvs labels, annotations; /* added to every Job and its pods */
+		char *pod_template_json; /* deep-merged over the generated pod template; NULL */
 	} kubernetes;
 	/* The sweep, expanded (grid product, trials list, or random samples); at least one run. */
 	struct expt_run_plan *runs;

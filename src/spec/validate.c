@@ -816,8 +816,10 @@ static void v_tolerations(struct vctx *c, const struct expt_ynode *n)
 
 static void v_kubernetes(struct vctx *c, const struct expt_ynode *n)
 {
-	static const char *const keys[] = {"context", "namespace", "node_selector", "tolerations",
-					   "service_account"};
+	static const char *const keys[] = {
+	    "context",	       "namespace",	 "node_selector", "tolerations", "service_account",
+	    "image_pull_policy", "priority_class", "labels",	      "annotations", "pod_template"};
+	static const char *const policies[] = {"Always", "IfNotPresent", "Never"};
 	struct expt_spec *s = c->spec;
 	const struct expt_ynode *v;
 
@@ -839,6 +841,28 @@ static void v_kubernetes(struct vctx *c, const struct expt_ynode *n)
 	if (!want_map(c, v, "kubernetes.node_selector"))
 		get_kvs(c, v, "kubernetes.node_selector", &s->kubernetes.node_selector, 0);
 	v_tolerations(c, expt_ynode_get(n, "tolerations"));
+	get_enum(c, expt_ynode_get(n, "image_pull_policy"), "kubernetes.image_pull_policy", policies,
+		 NELEM(policies), &s->kubernetes.image_pull_policy);
+	v = expt_ynode_get(n, "priority_class");
+	if (!get_word(c, v, "kubernetes.priority_class", &s->kubernetes.priority_class) &&
+	    !dns_subdomain_ok(s->kubernetes.priority_class))
+		problem(c, v, "kubernetes.priority_class",
+			"PriorityClass names are DNS-1123 subdomains (lowercase letters, digits, "
+			"'-' and '.'), got '%s'",
+			s->kubernetes.priority_class);
+	v = expt_ynode_get(n, "labels");
+	if (!want_map(c, v, "kubernetes.labels"))
+		get_kvs(c, v, "kubernetes.labels", &s->kubernetes.labels, 0);
+	v = expt_ynode_get(n, "annotations");
+	if (!want_map(c, v, "kubernetes.annotations"))
+		get_kvs(c, v, "kubernetes.annotations", &s->kubernetes.annotations, 0);
+	v = expt_ynode_get(n, "pod_template");
+	if (!want_map(c, v, "kubernetes.pod_template")) {
+		struct expt_buf b = EXPT_BUF_INIT;
+		expt_ynode_json(&b, v);
+		free(s->kubernetes.pod_template_json);
+		s->kubernetes.pod_template_json = expt_buf_detach(&b, NULL);
+	}
 }
 
 /* container.ulimits values: N, or SOFT:HARD with SOFT <= HARD (as `docker run --ulimit`). */
