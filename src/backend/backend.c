@@ -9,6 +9,7 @@
 static const struct expt_backend_ops *const backends[] = {
     &expt_backend_local,
     &expt_backend_container,
+    &expt_backend_kubernetes,
 };
 #define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
 

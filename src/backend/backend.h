@@ -35,6 +35,7 @@ struct expt_job {
 	int retries;		 /* extra attempts after a failure or timeout (not after stop or a
 				    spawn failure; docs/backends.md) */
 	void *data;		 /* caller's */
+	size_t index;		 /* 0-based position of the run in its sweep (labels) */
 };
 
 /* A line longer than this reaches `line` in pieces of exactly this size (then the rest). */
@@ -120,6 +121,10 @@ struct expt_backend_conf {
 	0x1 /* the engine keeps runs going without an expt process: -d needs                       \
 	       no supervisor, and ps asks the engine (poll) */
 
+/* render gives the objects the engine is sent, which a user could apply themselves: `expt run
+ * --dry-run -o yaml` prints them (Kubernetes manifests) instead of the plan. */
+#define EXPT_BACKEND_MANIFESTS 0x2
+
 struct expt_backend_ops {
 	const char *name;
 	unsigned caps;
@@ -133,6 +138,11 @@ struct expt_backend_ops {
 	/* What submit would send for job, as JSON (local: argv, env, cwd, limits). *out is the
 	 * caller's (json_decref). */
 	int (*render)(void *state, const struct expt_job *job, json_t **out, struct expt_err *err);
+	/* Checks jobs with the engine before any of them is submitted (NULL: nothing to check):
+	 * the Kubernetes backend asks the API server (access review, a server-side dry run of
+	 * every object). Non-zero with err saying, per run and spec field, what is wrong; nothing
+	 * was created then. */
+	int (*validate)(void *state, struct expt_job **jobs, size_t n, struct expt_err *err);
 	/* Hands jobs to the engine; they run honouring opts, and watch reports what happens. The
 	 * jobs and ev must stay valid until watch has returned 1. A job the engine can never run
 	 * (more GPUs than exist) finishes with spawn_failed. One submit per handle. */
@@ -173,6 +183,7 @@ struct expt_backend {
 
 extern const struct expt_backend_ops expt_backend_local;
 extern const struct expt_backend_ops expt_backend_container;
+extern const struct expt_backend_ops expt_backend_kubernetes;
 /* The backend named name, or NULL. */
 const struct expt_backend_ops *expt_backend_find(const char *name);
 /* "local" ... for messages: every backend this expt has, comma-separated. Static. */

@@ -787,7 +787,7 @@ static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_
 }
 
 static const struct expt_sched_engine engine = {engine_start, engine_signal, engine_wait,
-						engine_release};
+						engine_release, 0};
 
 /* ---- the operations ---- */
 

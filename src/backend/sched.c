@@ -108,8 +108,8 @@ static void conclude(struct expt_sched *s, struct expt_sched_attempt *a, struct 
 		     int failed)
 {
 	struct expt_job *job = s->jobs[a->job];
-	int retry =
-	    failed && !o->stopped && !o->spawn_failed && !s->stopping && a->num <= job->retries;
+	int retry = failed && !o->stopped && !o->spawn_failed && !s->stopping &&
+		    a->num <= job->retries && !(s->engine->flags & EXPT_SCHED_REMOTE);
 	size_t i = a->job;
 
 	o->phase = EXPT_OBS_EXITED;
@@ -146,7 +146,8 @@ void expt_sched_ended(struct expt_sched *s, struct expt_sched_attempt *a, struct
 	const char *killed = a->killed ? " (killed with SIGKILL after the grace period)" : "";
 	int failed = o->exit_code != 0 || o->oom || a->timed_out || a->stopped;
 
-	o->attempt = a->num;
+	if (!(s->engine->flags & EXPT_SCHED_REMOTE) || o->attempt <= 0)
+		o->attempt = a->num;
 	o->stopped = a->stopped;
 	o->timed_out = a->timed_out;
 	/* What expt did to it says more than how it died: stopped, then out of memory (the
@@ -219,6 +220,8 @@ static void check_gpus(struct expt_sched *s)
 	char msg[512];
 
 	s->gpus_checked = 1;
+	if (s->engine->flags & EXPT_SCHED_REMOTE)
+		return; /* the cluster's GPUs, not this machine's */
 	for (size_t i = 0; i < s->n; i++)
 		if (s->jobs[i]->gpus > want)
 			want = s->jobs[i]->gpus;
@@ -253,7 +256,7 @@ static void start(struct expt_sched *s, size_t i)
 	a->num = ++s->jattempt[i];
 	a->node = "";
 	s->jstate[i] = J_RUNNING;
-	take_gpus(s, a, job->gpus > 0 ? job->gpus : 0);
+	take_gpus(s, a, job->gpus > 0 && !(s->engine->flags & EXPT_SCHED_REMOTE) ? job->gpus : 0);
 	a->start_ms = expt_now_ms();
 	EXPT_ALLOC_GROW(s->run, s->nrun + 1, s->caprun);
 	s->run[s->nrun++] = a;
@@ -275,7 +278,7 @@ static void start(struct expt_sched *s, size_t i)
 		conclude(s, a, &o, 1);
 		return;
 	}
-	if (job->timeout_ms > 0)
+	if (job->timeout_ms > 0 && !(s->engine->flags & EXPT_SCHED_REMOTE))
 		a->deadline = expt_mono_ms() + job->timeout_ms;
 	if (s->ev->started) {
 		struct expt_attempt_info ai = {a->ref, a->num, a->gpus, a->node, a->pid};
@@ -297,7 +300,8 @@ static void dispatch(struct expt_sched *s)
 		struct expt_job *job = s->jobs[i];
 		if (s->jstate[i] != J_PENDING)
 			continue;
-		if (job->gpus > 0 && (gpu_blocked || free_gpus(s) < (size_t)job->gpus)) {
+		if (job->gpus > 0 && !(s->engine->flags & EXPT_SCHED_REMOTE) &&
+		    (gpu_blocked || free_gpus(s) < (size_t)job->gpus)) {
 			gpu_blocked = 1;
 			continue;
 		}

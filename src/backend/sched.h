@@ -43,7 +43,14 @@ struct expt_sched_engine {
 	int (*wait)(void *eng, struct expt_sched *s, int64_t ms, struct expt_err *err);
 	/* Frees a->eng. */
 	void (*release)(void *eng, struct expt_sched_attempt *a);
+	unsigned flags; /* EXPT_SCHED_* */
 };
+
+/* The engine places, retries and times out runs itself (a cluster: a Job's backoffLimit and
+ * activeDeadlineSeconds, the cluster's GPUs): the scheduler keeps only the queue (`parallel`),
+ * admission and stop. One attempt of the scheduler is then the engine's whole run; the engine
+ * says how many tries it took in expt_observed.attempt. */
+#define EXPT_SCHED_REMOTE 0x1
 
 /* jobs, opts, ev and payload are borrowed until expt_sched_free. Jobs that can never run (more
  * GPUs than exist) are finished (could not start) by the first turn. */

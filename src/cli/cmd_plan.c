@@ -16,6 +16,8 @@ static const char usage[] =
     "  -v, --variant NAME    use a named variant of the spec\n"
     "  -p, --parallel N      as for expt run\n"
     "      --backend NAME    as for expt run\n"
+    "      --context NAME    as for expt run\n"
+    "      --namespace NS    as for expt run\n"
     "  -o, --output FORMAT   text (default), json or yaml (json/yaml include the resolved spec)\n"
     "  -h, --help            this help\n";
 
@@ -29,6 +31,7 @@ static int cmd_plan(struct cli_ctx *ctx, int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"file", required_argument, NULL, 'f'},	{"variant", required_argument, NULL, 'v'},
 	    {"parallel", required_argument, NULL, 'p'}, {"backend", required_argument, NULL, 'B'},
+	    {"context", required_argument, NULL, 'C'},	{"namespace", required_argument, NULL, 'N'},
 	    {"output", required_argument, NULL, 'o'},	{NULL, 0, NULL, 0},
 	};
 	struct cli_specopts so;

@@ -18,12 +18,15 @@ static const char usage[] =
     "  -f, --file FILE       spec file (default: expt.yaml)\n"
     "  -v, --variant NAME    use a named variant of the spec\n"
     "  -p, --parallel N      at most N runs at once (spec: parallel)\n"
-    "      --backend NAME    local (default); the same as backend=NAME\n"
+    "      --backend NAME    local (default), container or kubernetes; = backend=NAME\n"
+    "      --context NAME    kubeconfig context (kubernetes.context=NAME)\n"
+    "      --namespace NS    Kubernetes namespace (kubernetes.namespace=NS)\n"
     "  -d, --detach          return at once; a background supervisor keeps the runs going\n"
     "                        (follow them with 'expt logs -f', stop with 'expt stop')\n"
     "  -q, --quiet           do not show run output, only the summary\n"
     "      --dry-run         show the runs that would be created and run nothing\n"
-    "  -o, --output FORMAT   with --dry-run: text, json or yaml\n"
+    "  -o, --output FORMAT   with --dry-run: text, json or yaml (kubernetes: the Jobs\n"
+    "                        that would be sent, ready for 'kubectl apply -f -')\n"
     "  -h, --help            this help\n"
     "\n"
     "Exit status: 0 all runs succeeded, 1 a run failed, 2 bad spec or usage,\n"
@@ -41,6 +44,8 @@ static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	    {"variant", required_argument, NULL, 'v'},
 	    {"parallel", required_argument, NULL, 'p'},
 	    {"backend", required_argument, NULL, 'B'},
+	    {"context", required_argument, NULL, 'C'},
+	    {"namespace", required_argument, NULL, 'N'},
 	    {"detach", no_argument, NULL, 'd'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"dry-run", no_argument, NULL, 'n'},

@@ -661,6 +661,30 @@ out:
 	return rc;
 }
 
+/* The engine checks every run before any is handed to it (the Kubernetes API server's dry run).
+ * When it refuses, the runs just recorded go again: nothing is left half-created (their ids
+ * are not reused). */
+static int validate_runs(struct supervisor *sv)
+{
+	struct cli_ctx *ctx = sv->ctx;
+	struct expt_job **jobs = expt_xcalloc(sv->n ? sv->n : 1, sizeof(*jobs));
+	size_t n = 0;
+	int rc;
+
+	for (size_t i = 0; i < sv->n; i++)
+		if (!sv->runs[i].done)
+			jobs[n++] = &sv->runs[i].job;
+	rc = n ? sv->be.ops->validate(sv->be.state, jobs, n, &ctx->err) : 0;
+	free(jobs);
+	if (!rc)
+		return 0;
+	for (size_t i = 0; i < sv->n; i++) {
+		struct expt_err e = EXPT_ERR_INIT;
+		expt_store_delete_run(ctx->store, sv->runs[i].rec->run_id, &e);
+	}
+	return rc;
+}
+
 int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct expt_params *params,
 	       const char *const *retry_of, size_t n, const struct cli_launch_opts *opts)
 {
@@ -732,6 +756,10 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 		}
 	}
 
+	for (size_t i = 0; i < sv.n; i++)
+		sv.runs[i].job.index = i;
+	if (sv.be.ops->validate && (rc = validate_runs(&sv)))
+		goto out;
 	sv.quiet = opts->quiet;
 	sv.prefix_lines = sv.n > 1;
 	sv.progress = !opts->quiet && ctx->tty_err && sv.n > 1;

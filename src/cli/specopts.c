@@ -23,6 +23,12 @@ int cli_specopts_option(struct cli_specopts *o, int c, const char *arg)
 	case 'B':
 		expt_strv_pushf(&o->overrides, "backend=%s", arg);
 		return 1;
+	case 'C':
+		expt_strv_pushf(&o->overrides, "kubernetes.context=%s", arg);
+		return 1;
+	case 'N':
+		expt_strv_pushf(&o->overrides, "kubernetes.namespace=%s", arg);
+		return 1;
 	default:
 		return 0;
 	}
@@ -74,12 +80,38 @@ void cli_specopts_release(struct cli_specopts *o)
 	expt_strv_release(&o->overrides);
 }
 
+/* The seq the next run of experiment would get: from the store the working directory is in,
+ * read only; 1 when there is none. */
+static int64_t next_seq(const char *experiment)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_store *st = NULL;
+	struct expt_experiment_list l = {0};
+	char *cwd = expt_abspath("."), *db = NULL, *proj = NULL;
+	int64_t seq = 1;
+
+	if (cwd && !expt_store_locate(cwd, 0, &db, &proj, &e) && !expt_store_open(&st, db, &e) &&
+	    !expt_store_list_experiments(st, &l, &e))
+		for (size_t i = 0; i < l.n; i++)
+			if (!strcmp(l.v[i].name, experiment))
+				seq = l.v[i].next_seq;
+	expt_experiment_list_release(&l);
+	expt_store_close(st);
+	free(cwd);
+	free(db);
+	free(proj);
+	return seq;
+}
+
 int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_output fmt)
 {
 	json_t *root = json_object(), *runs = json_array();
 	struct expt_backend_conf conf = {spec->resolved_json, ctx->db_path, spec};
 	struct expt_backend be = {0};
 	struct expt_contract kc;
+	json_t *items = NULL;
+	char prefix[EXPT_RUN_PREFIX_MAX + 1];
+	int64_t seq = 1;
 	int rc = 0;
 
 	/* The backend says where the run finds its files (and refuses what it cannot run), as
@@ -92,18 +124,34 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		expt_backend_close(&be);
 		return rc;
 	}
-	expt_backend_close(&be);
-	free(kc.output_dir);
-	free(kc.params_file);
-	kc.output_dir = expt_xstrdup("<output_dir>");
-	kc.params_file = expt_xstrdup("<params_file>");
-	if (!kc.store)
+	if ((be.ops->caps & EXPT_BACKEND_MANIFESTS) && (fmt == CLI_OUT_JSON || fmt == CLI_OUT_YAML)) {
+		/* What would be sent, with the ids the next `expt run` would give. */
+		items = json_array();
+		expt_contract_release(&kc);
+		memset(&kc, 0, sizeof(kc));
+		{
+			struct expt_run_rec probe = {0};
+			if ((rc = be.ops->contract(be.state, &probe, &kc, &ctx->err)) ||
+			    (rc = expt_store_run_id_prefix(spec->name, prefix, sizeof(prefix),
+							   &ctx->err)))
+				goto out;
+		}
+		seq = next_seq(spec->name);
+	} else {
+		expt_backend_close(&be);
+		free(kc.output_dir);
+		free(kc.params_file);
+		kc.output_dir = expt_xstrdup("<output_dir>");
+		kc.params_file = expt_xstrdup("<params_file>");
+	}
+	if (!kc.store && !items)
 		kc.store = expt_xstrdup("<store>");
 
 	for (size_t i = 0; i < spec->nruns; i++) {
 		const struct expt_run_plan *rp = &spec->runs[i];
 		struct expt_strv argv = EXPT_STRV_INIT, env = EXPT_STRV_INIT;
-		char *id = expt_xasprintf("%s-<n%zu>", spec->name, i + 1);
+		char *id = items ? expt_xasprintf("%s-%lld", prefix, (long long)(seq + (int64_t)i))
+				 : expt_xasprintf("%s-<n%zu>", spec->name, i + 1);
 		char *pj = expt_params_json(&rp->params);
 		json_t *run = json_object(), *a = json_array(), *e = json_object();
 
@@ -124,6 +172,19 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 				json_object_set_new(e, key, json_string(eq + 1));
 			free(key);
 		}
+		if (items) {
+			struct expt_job job;
+			json_t *obj = NULL;
+			memset(&job, 0, sizeof(job));
+			job.run_id = id;
+			job.argv = argv;
+			job.env = env;
+			job.params_json = pj;
+			job.index = i;
+			rc = be.ops->render(be.state, &job, &obj, &ctx->err);
+			if (obj)
+				json_array_append_new(items, obj);
+		}
 		json_object_set_new(run, "index", json_integer((json_int_t)i + 1));
 		json_object_set_new(run, "params", json_loads(pj, 0, NULL));
 		json_object_set_new(run, "argv", a);
@@ -133,9 +194,18 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		expt_strv_release(&env);
 		free(id);
 		free(pj);
+		if (rc)
+			break;
 	}
 	if (rc)
 		goto out;
+	if (items) {
+		json_t *list = json_pack("{s:s, s:s, s:O}", "apiVersion", "v1", "kind", "List",
+					 "items", items);
+		cli_emit(stdout, list, fmt);
+		json_decref(list);
+		goto out;
+	}
 	json_object_set_new(root, "experiment", json_string(spec->name));
 	json_object_set_new(root, "variant",
 			    spec->variant ? json_string(spec->variant) : json_null());
@@ -189,7 +259,9 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		}
 	}
 out:
+	expt_backend_close(&be);
 	expt_contract_release(&kc);
+	json_decref(items);
 	json_decref(runs);
 	json_decref(root);
 	return rc;

@@ -1,0 +1,1178 @@
+/* The Kubernetes backend: each run a batch/v1 Job in the namespace of the kubeconfig's context
+ * (or the spec's), checked by the API server (access review, server-side dry run of every Job)
+ * before any is created. The shared scheduler keeps `parallel` Jobs in flight; the cluster
+ * places, retries (backoffLimit) and times out (activeDeadlineSeconds) them. One list+watch on
+ * the experiment's Jobs and one on its pods tell what happens; each pod's log is followed into
+ * the run's log files, which `expt logs` and `expt debug` read even after the cluster forgot the
+ * pod. docs/backends.md (Kubernetes) says what a run becomes. */
+#include "backend.h"
+#include "local_impl.h"
+#include "sched.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kube/client.h"
+#include "kube/config.h"
+#include "kube/manifest.h"
+#include "util/util.h"
+
+#define DRAIN_MS 2000	     /* how long a finished pod's log stream may take to end */
+#define GONE_WAIT_MS 30000   /* on_conflict: replace waits this long for the old Job to go */
+#define VALIDATE_PARALLEL 16 /* concurrent dry-run requests */
+
+struct kb {
+	char *db_path;
+	const struct expt_spec *spec; /* launching; NULL for read-only commands */
+	char *context, *ns;	      /* from the spec (NULL: the kubeconfig's) */
+	char *experiment;
+	char *on_conflict;
+	struct expt_strv io; /* "inputs.NAME=/mount" */
+	struct expt_kube_config *cfg;
+	struct expt_kube *k;
+	char label[80];	     /* expt.dev/experiment value */
+	char jobs_path[320]; /* /apis/batch/v1/namespaces/NS/jobs, once the namespace is known */
+	/* supervising */
+	struct expt_sched *sched;
+	struct expt_kube_watch *jobs_w, *pods_w;
+	struct katt **live; /* attempts in flight */
+	size_t nlive, caplive;
+};
+
+/* The engine's part of an attempt: one Job. */
+struct katt {
+	struct kb *b;
+	struct expt_sched_attempt *a;
+	struct expt_job *job;
+	char name[64];
+	char pod[256];	     /* the pod whose log is followed ("" none yet) */
+	int npods;	     /* pods seen (attempts the Job controller made) */
+	json_t *last_pod;    /* the latest pod seen */
+	struct expt_kube_stream *log;
+	int out_fd, comb_fd; /* stdout.log, output.log */
+	int done;	     /* the Job ended (or went): report once the log drained */
+	int64_t drain_until;
+	struct expt_observed o;
+};
+
+/* ---- small JSON helpers ---- */
+
+static const char *jstr(const json_t *o, const char *path)
+{
+	char key[128];
+	const char *dot;
+
+	while (o && (dot = strchr(path, '.'))) {
+		snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+		o = json_object_get(o, key);
+		path = dot + 1;
+	}
+	return o ? json_string_value(json_object_get(o, path)) : NULL;
+}
+
+static json_t *jget(const json_t *o, const char *path)
+{
+	char key[128];
+	const char *dot;
+
+	while (o && (dot = strchr(path, '.'))) {
+		snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+		o = json_object_get(o, key);
+		path = dot + 1;
+	}
+	return o ? json_object_get(o, path) : NULL;
+}
+
+/* The condition of type with status True, or NULL. */
+static json_t *condition(const json_t *obj, const char *type)
+{
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(jget(obj, "status.conditions"), i, c)
+	{
+		const char *t = json_string_value(json_object_get(c, "type"));
+		const char *st = json_string_value(json_object_get(c, "status"));
+		if (t && st && !strcmp(t, type) && !strcmp(st, "True"))
+			return c;
+	}
+	return NULL;
+}
+
+/* ---- connecting ---- */
+
+static int kb_connect(struct kb *b, struct expt_err *err)
+{
+	struct expt_kube_config_opts o = EXPT_KUBE_CONFIG_OPTS_INIT;
+	struct expt_diags diags = {0};
+	int rc;
+
+	if (b->k)
+		return 0;
+	if (!b->cfg) {
+		o.context = b->context;
+		o.ns = b->ns;
+		rc = expt_kube_config_load(&b->cfg, &o, &diags, err);
+		if (rc && diags.n) {
+			char line[1200];
+			expt_diag_format(&diags.v[0], line, sizeof(line));
+			expt_err_set(err, rc, "kubeconfig: %s%s", line,
+				     diags.n > 1 ? " (and more problems)" : "");
+		}
+		expt_diags_release(&diags);
+		if (rc)
+			return rc;
+	}
+	return expt_kube_open(&b->k, b->cfg, err);
+}
+
+/* The namespace runs go to: the spec's, else the kubeconfig context's (without connecting). */
+static const char *kb_namespace(struct kb *b)
+{
+	if (b->ns)
+		return b->ns;
+	if (!b->cfg) {
+		struct expt_kube_config_opts o = EXPT_KUBE_CONFIG_OPTS_INIT;
+		struct expt_diags diags = {0};
+		struct expt_err e = EXPT_ERR_INIT;
+		o.context = b->context;
+		if (expt_kube_config_load(&b->cfg, &o, &diags, &e))
+			b->cfg = NULL;
+		expt_diags_release(&diags);
+	}
+	return b->cfg ? b->cfg->ns : NULL;
+}
+
+static const char *path_jobs(struct kb *b)
+{
+	if (!b->jobs_path[0])
+		snprintf(b->jobs_path, sizeof(b->jobs_path), "/apis/batch/v1/namespaces/%s/jobs",
+			 kb_namespace(b));
+	return b->jobs_path;
+}
+
+/* labelSelector for everything of this experiment, escaped for a query. */
+static char *selector(struct kb *b, const char *run_id)
+{
+	char *sel = run_id ? expt_xasprintf("%s=%s", EXPT_KUBE_L_RUN, run_id)
+			   : expt_xasprintf("%s=%s,%s=expt", EXPT_KUBE_L_EXPERIMENT, b->label,
+					    EXPT_KUBE_L_MANAGED);
+	char *esc = expt_kube_escape(sel);
+	char *q = expt_xasprintf("labelSelector=%s", esc ? esc : "");
+
+	free(sel);
+	free(esc);
+	return q;
+}
+
+/* ---- open / close / contract / render ---- */
+
+static void kb_spec_from_json(struct kb *b, const char *spec_json)
+{
+	json_t *j = spec_json ? json_loads(spec_json, 0, NULL) : NULL;
+	const char *s;
+
+	if (!j)
+		return;
+	if ((s = jstr(j, "kubernetes.context")))
+		b->context = expt_xstrdup(s);
+	if ((s = jstr(j, "kubernetes.namespace")))
+		b->ns = expt_xstrdup(s);
+	if ((s = jstr(j, "name")) && !b->experiment)
+		b->experiment = expt_xstrdup(s);
+	json_decref(j);
+}
+
+static int kb_open(void **state, const struct expt_backend_conf *conf, struct expt_err *err)
+{
+	struct kb *b = expt_xcalloc(1, sizeof(*b));
+
+	(void)err;
+	b->db_path = conf && conf->db_path ? expt_xstrdup(conf->db_path) : NULL;
+	if (conf && conf->spec) {
+		const struct expt_spec *spec = conf->spec;
+		b->spec = spec;
+		b->context = spec->kubernetes.context ? expt_xstrdup(spec->kubernetes.context) : NULL;
+		b->ns = spec->kubernetes.namespace_ ? expt_xstrdup(spec->kubernetes.namespace_)
+						    : NULL;
+		b->experiment = expt_xstrdup(spec->name);
+		b->on_conflict = spec->on_conflict ? expt_xstrdup(spec->on_conflict) : NULL;
+		for (int in = 1; in >= 0; in--) {
+			const struct expt_mounts *ms = in ? &spec->inputs : &spec->outputs;
+			for (size_t i = 0; i < ms->n; i++)
+				expt_strv_pushf(&b->io, "%s.%s=%s", in ? "inputs" : "outputs",
+						ms->v[i].name, ms->v[i].mount);
+		}
+	} else if (conf) {
+		kb_spec_from_json(b, conf->spec_json);
+	}
+	if (b->experiment)
+		expt_kube_experiment_label(b->experiment, b->label, sizeof(b->label));
+	*state = b;
+	return 0;
+}
+
+static void kb_close(void *state)
+{
+	struct kb *b = state;
+
+	if (!b)
+		return;
+	expt_sched_free(b->sched);
+	expt_kube_watch_close(b->jobs_w);
+	expt_kube_watch_close(b->pods_w);
+	expt_kube_close(b->k);
+	expt_kube_config_free(b->cfg);
+	free(b->live);
+	expt_strv_release(&b->io);
+	free(b->db_path);
+	free(b->context);
+	free(b->ns);
+	free(b->experiment);
+	free(b->on_conflict);
+	free(b);
+}
+
+static int kb_contract(void *state, const struct expt_run_rec *run, struct expt_contract *out,
+		       struct expt_err *err)
+{
+	struct kb *b = state;
+
+	(void)err;
+	memset(out, 0, sizeof(*out));
+	if (run) {
+		out->output_dir = expt_xstrdup(EXPT_KUBE_OUTPUT_DIR);
+		out->params_file = expt_xstrdup(EXPT_KUBE_PARAMS_FILE);
+	}
+	/* A pod cannot reach the store: libexpt writes its records on stdout, which the
+	 * supervisor reads from the pod's log and feeds into the store. */
+	expt_strv_copy(&out->io, &b->io);
+	return 0;
+}
+
+/* The Job for job (the caller's). */
+static int manifest(struct kb *b, const struct expt_job *job, json_t **out, struct expt_err *err)
+{
+	struct expt_kube_run r;
+
+	if (!b->spec)
+		return expt_err_set(err, EXPT_EBACKEND, "kubernetes: no spec to build a Job from");
+	if (!b->spec->image)
+		return expt_err_set(err, EXPT_EUSAGE,
+				    "image: the kubernetes backend runs each run in an image; set "
+				    "image: (or a build: section)");
+	memset(&r, 0, sizeof(r));
+	r.run_id = job->run_id;
+	r.index = job->index;
+	r.argv = &job->argv;
+	r.env = &job->env;
+	r.params_json = job->params_json;
+	r.namespace_ = kb_namespace(b);
+	return expt_kube_job_manifest(b->spec, &r, out, err);
+}
+
+static int kb_render(void *state, const struct expt_job *job, json_t **out, struct expt_err *err)
+{
+	return manifest(state, job, out, err);
+}
+
+/* ---- validate: nothing is created unless every Job would be accepted ---- */
+
+/* The spec field a Job field comes from, for messages. */
+static const char *spec_field(const char *field)
+{
+	static const struct {
+		const char *prefix, *spec;
+	} map[] = {
+	    {"metadata.name", "name (the run id)"},
+	    {"metadata.labels", "kubernetes.labels"},
+	    {"metadata.annotations", "kubernetes.annotations"},
+	    {"spec.template.metadata.labels", "kubernetes.labels"},
+	    {"spec.template.metadata.annotations", "kubernetes.annotations"},
+	    {"spec.template.spec.containers[0].image", "image"},
+	    {"spec.template.spec.containers[0].resources", "resources"},
+	    {"spec.template.spec.containers[0].env", "env"},
+	    {"spec.template.spec.containers[0].envFrom", "secrets"},
+	    {"spec.template.spec.containers[0].command", "command"},
+	    {"spec.template.spec.containers[0].imagePullPolicy", "kubernetes.image_pull_policy"},
+	    {"spec.template.spec.containers[0].volumeMounts", "inputs/outputs (mount)"},
+	    {"spec.template.spec.volumes", "inputs/outputs"},
+	    {"spec.template.spec.nodeSelector", "kubernetes.node_selector"},
+	    {"spec.template.spec.tolerations", "kubernetes.tolerations"},
+	    {"spec.template.spec.serviceAccountName", "kubernetes.service_account"},
+	    {"spec.template.spec.priorityClassName", "kubernetes.priority_class"},
+	    {"spec.activeDeadlineSeconds", "timeout"},
+	    {"spec.backoffLimit", "retries"},
+	    {"spec.template", "kubernetes.pod_template"},
+	};
+
+	for (size_t i = 0; field && i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strncmp(field, map[i].prefix, strlen(map[i].prefix)))
+			return map[i].spec;
+	return NULL;
+}
+
+/* "run mnist-3: image: spec.template...image: Required value" lines into b. */
+static void explain(struct expt_buf *out, const char *run_id, const struct expt_kube_status *st,
+		    const struct expt_err *e)
+{
+	if (!st->ncauses) {
+		expt_buf_addf(out, "\n  %s: %s", run_id,
+			      st->message && *st->message ? st->message : e->msg);
+		return;
+	}
+	for (size_t i = 0; i < st->ncauses; i++) {
+		const struct expt_kube_cause *c = &st->causes[i];
+		const char *sf = spec_field(c->field);
+		expt_buf_addf(out, "\n  %s: %s%s%s%s%s", run_id, sf ? sf : "", sf ? " (" : "",
+			      c->field ? c->field : "", sf ? ")" : "", c->field || sf ? ": " : "");
+		expt_buf_adds(out, c->message ? c->message : (c->reason ? c->reason : "invalid"));
+	}
+}
+
+/* Objects the Jobs refer to that must exist first: Secrets and PVCs. */
+static int check_refs(struct kb *b, struct expt_buf *problems, struct expt_err *err)
+{
+	const struct expt_spec *spec = b->spec;
+	const char *ns = kb_namespace(b);
+	int rc = 0;
+
+	for (size_t i = 0; i < spec->secrets.n; i++) {
+		struct expt_err e = EXPT_ERR_INIT;
+		char *path = expt_xasprintf("/api/v1/namespaces/%s/secrets/%s", ns, spec->secrets.v[i]);
+		int r = expt_kube_request(b->k, "GET", path, NULL, NULL, NULL, &e);
+		free(path);
+		if (r == EXPT_ENOTFOUND)
+			expt_buf_addf(problems, "\n  secrets[%zu]: Secret '%s' does not exist in namespace %s",
+				      i, spec->secrets.v[i], ns);
+		else if (r && r != EXPT_EDENIED) /* reading Secrets may be forbidden: fine */
+			return expt_err_set(err, r, "%s", e.msg);
+	}
+	for (int in = 1; in >= 0; in--) {
+		const struct expt_mounts *ms = in ? &spec->inputs : &spec->outputs;
+		for (size_t i = 0; i < ms->n; i++) {
+			const char *u = ms->v[i].url, *claim, *slash;
+			struct expt_err e = EXPT_ERR_INIT;
+			char *name, *path;
+			int r;
+			if (strncmp(u, "pvc://", 6))
+				continue;
+			claim = u + 6;
+			slash = strchr(claim, '/');
+			name = slash ? expt_xstrndup(claim, (size_t)(slash - claim)) : expt_xstrdup(claim);
+			path = expt_xasprintf("/api/v1/namespaces/%s/persistentvolumeclaims/%s", ns,
+					      name);
+			r = expt_kube_request(b->k, "GET", path, NULL, NULL, NULL, &e);
+			if (r == EXPT_ENOTFOUND)
+				expt_buf_addf(problems,
+					      "\n  %s.%s: PersistentVolumeClaim '%s' does not exist in "
+					      "namespace %s",
+					      in ? "inputs" : "outputs", ms->v[i].name, name, ns);
+			else if (r && r != EXPT_EDENIED)
+				rc = expt_err_set(err, r, "%s", e.msg);
+			free(name);
+			free(path);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int kb_validate(void *state, struct expt_job **jobs, size_t n, struct expt_err *err)
+{
+	struct kb *b = state;
+	struct expt_kube_req *reqs = NULL;
+	struct expt_buf problems = EXPT_BUF_INIT;
+	json_t **bodies = NULL;
+	char *path = NULL, *reason = NULL;
+	const char *ns;
+	int rc, allowed = 0;
+	size_t nbad = 0;
+
+	if ((rc = kb_connect(b, err)))
+		return rc;
+	ns = kb_namespace(b);
+	/* Namespace and permission first: one clear sentence instead of n refusals. */
+	{
+		struct expt_err e = EXPT_ERR_INIT;
+		char *nsp = expt_xasprintf("/api/v1/namespaces/%s", ns);
+		int r = expt_kube_request(b->k, "GET", nsp, NULL, NULL, NULL, &e);
+		free(nsp);
+		if (r == EXPT_ENOTFOUND) {
+			rc = expt_err_set(err, EXPT_EUSAGE,
+					  "namespace '%s' does not exist on %s (kubernetes.namespace, "
+					  "or the context's namespace); nothing was created",
+					  ns, b->cfg->server);
+			goto out;
+		}
+		if (r && r != EXPT_EDENIED) { /* cannot even ask: unreachable, TLS... */
+			rc = expt_err_set(err, r, "%s", e.msg);
+			goto out;
+		}
+	}
+	if ((rc = expt_kube_access_check(b->k, "create", "batch", "jobs", ns, &allowed, &reason,
+					 err)))
+		goto out;
+	if (!allowed) {
+		rc = expt_err_set(err, EXPT_EDENIED,
+				  "%s (context %s) may not create Jobs in namespace %s%s%s; nothing "
+				  "was created",
+				  b->cfg->user_name && *b->cfg->user_name ? b->cfg->user_name
+									  : "this user",
+				  b->cfg->context, ns, reason && *reason ? ": " : "",
+				  reason ? reason : "");
+		goto out;
+	}
+	if ((rc = check_refs(b, &problems, err)))
+		goto out;
+
+	reqs = expt_xcalloc(n ? n : 1, sizeof(*reqs));
+	bodies = expt_xcalloc(n ? n : 1, sizeof(*bodies));
+	path = expt_xasprintf("%s?dryRun=All", path_jobs(b));
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = manifest(b, jobs[i], &bodies[i], err)))
+			goto out;
+		reqs[i].method = "POST";
+		reqs[i].path = path;
+		reqs[i].body = bodies[i];
+	}
+	expt_kube_request_many(b->k, reqs, n, VALIDATE_PARALLEL, err);
+	expt_err_clear(err);
+	for (size_t i = 0; i < n; i++) {
+		if (!reqs[i].rc)
+			continue;
+		if (reqs[i].rc == EXPT_ECONFLICT) {
+			if (b->on_conflict && !strcmp(b->on_conflict, "replace"))
+				continue; /* replaced as it starts */
+			if (nbad++ < 10)
+				expt_buf_addf(&problems,
+					      "\n  %s: a Job of that name already exists in "
+					      "namespace %s (on_conflict: %s; 'replace' deletes it "
+					      "first)",
+					      jobs[i]->run_id, ns,
+					      b->on_conflict ? b->on_conflict : "fail");
+			continue;
+		}
+		if (reqs[i].rc != EXPT_EUSAGE && reqs[i].rc != EXPT_EDENIED) {
+			rc = expt_err_set(err, reqs[i].rc, "%s", reqs[i].err.msg);
+			goto out;
+		}
+		if (nbad++ < 10)
+			explain(&problems, jobs[i]->run_id, &reqs[i].st, &reqs[i].err);
+	}
+	if (nbad > 10)
+		expt_buf_addf(&problems, "\n  ... and %zu more runs", nbad - 10);
+	if (problems.len)
+		rc = expt_err_set(err, EXPT_EUSAGE,
+				  "the API server (%s) would refuse %s; nothing was created:%s",
+				  b->cfg->server, nbad ? "these Jobs" : "what the spec refers to",
+				  problems.buf);
+out:
+	for (size_t i = 0; reqs && i < n; i++) {
+		json_decref(reqs[i].reply);
+		expt_kube_status_release(&reqs[i].st);
+		json_decref(bodies[i]);
+	}
+	free(reqs);
+	free(bodies);
+	free(path);
+	free(reason);
+	expt_buf_release(&problems);
+	return rc;
+}
+
+/* ---- the engine: one Job per attempt of the scheduler ---- */
+
+static void live_add(struct kb *b, struct katt *t)
+{
+	EXPT_ALLOC_GROW(b->live, b->nlive + 1, b->caplive);
+	b->live[b->nlive++] = t;
+}
+
+static void live_del(struct kb *b, struct katt *t)
+{
+	for (size_t i = 0; i < b->nlive; i++)
+		if (b->live[i] == t) {
+			b->live[i] = b->live[--b->nlive];
+			return;
+		}
+}
+
+static struct katt *live_find(struct kb *b, const char *run_id)
+{
+	for (size_t i = 0; run_id && i < b->nlive; i++)
+		if (!strcmp(b->live[i]->name, run_id))
+			return b->live[i];
+	return NULL;
+}
+
+static int open_log(const char *dir, const char *name, int *fd, struct expt_err *err)
+{
+	char *p = expt_xasprintf("%s/%s", dir, name);
+
+	*fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	free(p);
+	return *fd < 0 ? expt_err_errno(err, EXPT_EBACKEND, "cannot write %s/%s", dir, name) : 0;
+}
+
+static void write_all(int fd, const char *p, size_t n)
+{
+	while (n && fd >= 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static int delete_job(struct kb *b, const char *name, int now, struct expt_err *err)
+{
+	char *path = expt_xasprintf("%s/%s?propagationPolicy=Background%s", path_jobs(b), name,
+				    now ? "&gracePeriodSeconds=0" : "");
+	int rc = expt_kube_request(b->k, "DELETE", path, NULL, NULL, NULL, err);
+
+	free(path);
+	return rc == EXPT_ENOTFOUND ? 0 : rc;
+}
+
+/* on_conflict: replace: the old Job deleted (its pods with it), and gone. */
+static int replace_job(struct kb *b, const char *name, struct expt_err *err)
+{
+	char *path = expt_xasprintf("%s/%s", path_jobs(b), name);
+	int64_t until = expt_mono_ms() + GONE_WAIT_MS;
+	int rc;
+
+	if ((rc = delete_job(b, name, 0, err)))
+		goto out;
+	for (;;) {
+		struct expt_err e = EXPT_ERR_INIT;
+		int r = expt_kube_request(b->k, "GET", path, NULL, NULL, NULL, &e);
+		if (r == EXPT_ENOTFOUND)
+			break;
+		if (expt_mono_ms() > until) {
+			rc = expt_err_set(err, EXPT_EBACKEND,
+					  "the existing Job %s was deleted but is still there after "
+					  "%d s",
+					  name, GONE_WAIT_MS / 1000);
+			break;
+		}
+		nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+	}
+out:
+	free(path);
+	return rc;
+}
+
+static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
+			struct expt_sched_attempt *sa, char *msg, size_t n)
+{
+	struct kb *b = eng;
+	struct katt *t = expt_xcalloc(1, sizeof(*t));
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_kube_status st = EXPT_KUBE_STATUS_INIT;
+	json_t *body = NULL;
+	const char *path;
+	int rc = -1, r;
+
+	(void)s;
+	t->b = b;
+	t->a = sa;
+	t->job = job;
+	t->out_fd = t->comb_fd = -1;
+	snprintf(t->name, sizeof(t->name), "%s", job->run_id);
+	sa->eng = t;
+	sa->node = "";
+	live_add(b, t);
+	if (job->log_dir) {
+		if (expt_mkdirs(job->log_dir, &e) || open_log(job->log_dir, "stdout.log", &t->out_fd, &e) ||
+		    open_log(job->log_dir, "output.log", &t->comb_fd, &e))
+			goto fail;
+	}
+	if (manifest(b, job, &body, &e))
+		goto fail;
+	path = path_jobs(b);
+	r = expt_kube_request(b->k, "POST", path, body, NULL, &st, &e);
+	if (r == EXPT_ECONFLICT && b->on_conflict && !strcmp(b->on_conflict, "replace")) {
+		expt_kube_status_release(&st);
+		expt_err_clear(&e);
+		if (replace_job(b, t->name, &e))
+			goto fail;
+		r = expt_kube_request(b->k, "POST", path, body, NULL, &st, &e);
+	}
+	if (r == EXPT_ECONFLICT) {
+		snprintf(msg, n,
+			 "a Job named %s already exists in namespace %s (on_conflict: fail); "
+			 "delete it (kubectl delete job %s) or set on_conflict: replace",
+			 t->name, kb_namespace(b), t->name);
+		goto out;
+	}
+	if (r)
+		goto fail;
+	snprintf(sa->ref, sizeof(sa->ref), "%s", t->name); /* the Job's name */
+	rc = 0;
+	goto out;
+fail:
+	snprintf(msg, n, "%s", e.msg);
+out:
+	expt_kube_status_release(&st);
+	json_decref(body);
+	return rc;
+}
+
+static void engine_signal(void *eng, struct expt_sched_attempt *sa, int hard)
+{
+	struct kb *b = eng;
+	struct katt *t = sa->eng;
+	struct expt_err e = EXPT_ERR_INIT;
+
+	if (!t || t->done)
+		return;
+	delete_job(b, t->name, hard, &e);
+}
+
+static void engine_release(void *eng, struct expt_sched_attempt *sa)
+{
+	struct kb *b = eng;
+	struct katt *t = sa->eng;
+
+	if (!t)
+		return;
+	live_del(b, t);
+	expt_kube_stream_close(t->log);
+	json_decref(t->last_pod);
+	if (t->out_fd >= 0)
+		close(t->out_fd);
+	if (t->comb_fd >= 0)
+		close(t->comb_fd);
+	free(t);
+	sa->eng = NULL;
+}
+
+/* The container's terminated state in a pod: state, else lastState (after a restart). */
+static json_t *terminated(const json_t *pod)
+{
+	json_t *cs;
+	size_t i;
+
+	json_array_foreach(jget(pod, "status.containerStatuses"), i, cs)
+	{
+		json_t *tm = jget(cs, "state.terminated");
+		if (!tm)
+			tm = jget(cs, "lastState.terminated");
+		if (tm)
+			return tm;
+	}
+	return NULL;
+}
+
+/* The waiting reason of the pod's container ("ImagePullBackOff"...) and its message. */
+static const char *waiting(const json_t *pod, const char **message)
+{
+	json_t *cs;
+	size_t i;
+
+	json_array_foreach(jget(pod, "status.containerStatuses"), i, cs)
+	{
+		const char *r = jstr(cs, "state.waiting.reason");
+		if (r) {
+			*message = jstr(cs, "state.waiting.message");
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/* Reasons that mean the pod will not start without someone changing something. */
+static int stuck(const char *reason)
+{
+	static const char *const r[] = {"ImagePullBackOff", "InvalidImageName",
+					"CreateContainerConfigError", "ErrImageNeverPull"};
+
+	for (size_t i = 0; reason && i < sizeof(r) / sizeof(r[0]); i++)
+		if (!strcmp(reason, r[i]))
+			return 1;
+	return 0;
+}
+
+/* How the run ended, from its Job and its last pod. */
+static void outcome(struct katt *t, const json_t *jobobj)
+{
+	struct expt_observed *o = &t->o;
+	json_t *c, *tm = t->last_pod ? terminated(t->last_pod) : NULL;
+	const char *reason;
+
+	memset(o, 0, sizeof(*o));
+	o->phase = EXPT_OBS_EXITED;
+	o->exit_code = -1;
+	o->attempt = t->npods > 0 ? t->npods : 1;
+	o->start_ms = t->a->start_ms;
+	o->end_ms = expt_now_ms();
+	if (t->last_pod && jstr(t->last_pod, "spec.nodeName"))
+		snprintf(o->node, sizeof(o->node), "%s", jstr(t->last_pod, "spec.nodeName"));
+	if (tm) {
+		json_int_t code = json_integer_value(json_object_get(tm, "exitCode"));
+		const char *r = json_string_value(json_object_get(tm, "reason"));
+		o->exit_code = (int)code;
+		o->signal = (int)json_integer_value(json_object_get(tm, "signal"));
+		o->oom = r && !strcmp(r, "OOMKilled");
+		if (o->oom)
+			snprintf(o->message, sizeof(o->message),
+				 "OOMKilled: out of memory (exit code %d)", o->exit_code);
+		else if (code)
+			snprintf(o->message, sizeof(o->message), "exited with code %d%s%s%s",
+				 o->exit_code, r ? " (" : "", r ? r : "", r ? ")" : "");
+	}
+	if (!jobobj) {
+		if (!tm)
+			snprintf(o->message, sizeof(o->message),
+				 "the Job %s was deleted before it ended", t->name);
+		return;
+	}
+	if (condition(jobobj, "Complete") || condition(jobobj, "SuccessCriteriaMet")) {
+		o->exit_code = 0;
+		o->message[0] = '\0';
+		return;
+	}
+	c = condition(jobobj, "Failed");
+	if (!c)
+		c = condition(jobobj, "FailureTarget");
+	reason = c ? json_string_value(json_object_get(c, "reason")) : NULL;
+	if (reason && !strcmp(reason, "DeadlineExceeded")) {
+		char dur[32];
+		o->timed_out = 1;
+		expt_fmt_duration(t->job->timeout_ms, dur, sizeof(dur));
+		snprintf(o->message, sizeof(o->message),
+			 "timed out after %s (the Job's activeDeadlineSeconds)", dur);
+	}
+	if (o->exit_code == 0)
+		o->exit_code = -1; /* failed, whatever the last pod said */
+	if (!o->message[0])
+		snprintf(o->message, sizeof(o->message), "the Job failed%s%s%s%s",
+			 reason ? ": " : "", reason ? reason : "",
+			 c && jstr(c, "message") ? ": " : "", c && jstr(c, "message") ? jstr(c, "message") : "");
+}
+
+static void deliver(struct katt *t, const char *line, size_t len)
+{
+	write_all(t->out_fd, line, len);
+	write_all(t->out_fd, "\n", 1);
+	write_all(t->comb_fd, line, len);
+	write_all(t->comb_fd, "\n", 1);
+	expt_sched_line(t->b->sched, t->a, 1, line, len);
+}
+
+static void drain_log(struct katt *t)
+{
+	const char *line;
+	size_t len;
+
+	while (t->log && expt_kube_stream_line(t->log, &line, &len) == 1) {
+		/* A line longer than a piece comes in pieces; the sched wants them as such. */
+		while (len > EXPT_LINE_PIECE) {
+			expt_sched_line(t->b->sched, t->a, 1, line, EXPT_LINE_PIECE);
+			line += EXPT_LINE_PIECE;
+			len -= EXPT_LINE_PIECE;
+		}
+		deliver(t, line, len);
+	}
+}
+
+static int log_ended(struct katt *t)
+{
+	return !t->log || expt_kube_stream_ended(t->log, NULL, NULL, NULL, NULL);
+}
+
+static void follow_pod(struct katt *t, const char *pod)
+{
+	struct kb *b = t->b;
+	struct expt_err e = EXPT_ERR_INIT;
+	char *path;
+
+	if (t->log) {
+		drain_log(t);
+		expt_kube_stream_close(t->log);
+		t->log = NULL;
+	}
+	snprintf(t->pod, sizeof(t->pod), "%s", pod);
+	path = expt_xasprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&follow=true",
+			      kb_namespace(b), pod, EXPT_KUBE_CONTAINER);
+	if (expt_kube_stream_open(b->k, path, &t->log, &e))
+		t->log = NULL;
+	free(path);
+}
+
+static void on_pod(struct kb *b, const char *type, json_t *pod)
+{
+	const char *run;
+	const char *name = jstr(pod, "metadata.name"), *phase = jstr(pod, "status.phase");
+	const char *wmsg = NULL, *wr;
+	struct katt *t;
+
+	/* label keys hold dots and slashes: looked up directly */
+	run = json_string_value(json_object_get(jget(pod, "metadata.labels"), EXPT_KUBE_L_RUN));
+	t = live_find(b, run);
+	if (!t || !name || t->done)
+		return;
+	if (strcmp(type, "DELETED")) {
+		if (strcmp(t->pod, name) &&
+		    (!t->last_pod || strcmp(jstr(t->last_pod, "metadata.name"), name)))
+			t->npods++;
+		json_decref(t->last_pod);
+		t->last_pod = json_incref(pod);
+	}
+	if (phase && (!strcmp(phase, "Running") || !strcmp(phase, "Succeeded") ||
+		      !strcmp(phase, "Failed")) &&
+	    strcmp(t->pod, name))
+		follow_pod(t, name);
+	wr = waiting(pod, &wmsg);
+	if (stuck(wr)) {
+		/* It will not start by itself: end it now, saying why, rather than wait forever. */
+		struct expt_err e = EXPT_ERR_INIT;
+		memset(&t->o, 0, sizeof(t->o));
+		t->o.phase = EXPT_OBS_EXITED;
+		t->o.exit_code = -1;
+		t->o.spawn_failed = 1;
+		t->o.attempt = t->npods;
+		t->o.start_ms = t->a->start_ms;
+		t->o.end_ms = expt_now_ms();
+		snprintf(t->o.message, sizeof(t->o.message), "could not start: %s%s%s", wr,
+			 wmsg ? ": " : "", wmsg ? wmsg : "");
+		t->done = 1;
+		t->drain_until = expt_mono_ms();
+		delete_job(b, t->name, 1, &e);
+	}
+}
+
+static void on_job(struct kb *b, const char *type, json_t *job)
+{
+	const char *name = jstr(job, "metadata.name");
+	struct katt *t = live_find(b, name);
+
+	if (!t || t->done)
+		return;
+	if (!strcmp(type, "DELETED")) {
+		outcome(t, NULL);
+	} else if (condition(job, "Complete") || condition(job, "Failed") ||
+		   condition(job, "SuccessCriteriaMet")) {
+		outcome(t, job);
+	} else {
+		return;
+	}
+	t->done = 1;
+	t->drain_until = expt_mono_ms() + DRAIN_MS;
+}
+
+static int pump_watch(struct kb *b, struct expt_kube_watch *w, int pods, struct expt_err *err)
+{
+	const char *type;
+	json_t *obj;
+	int r;
+
+	while ((r = expt_kube_watch_next(w, &type, &obj, err)) == 1) {
+		if (pods)
+			on_pod(b, type, obj);
+		else
+			on_job(b, type, obj);
+		json_decref(obj);
+	}
+	return r < 0 || r > 1 ? r : 0;
+}
+
+static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_err *err)
+{
+	struct kb *b = eng;
+	int rc;
+
+	(void)s;
+	if ((rc = expt_kube_pump(b->k, (int)(ms > 200 ? 200 : ms), err)))
+		return -rc;
+	if ((rc = pump_watch(b, b->jobs_w, 0, err)) || (rc = pump_watch(b, b->pods_w, 1, err)))
+		return rc < 0 ? rc : -rc;
+	for (size_t i = 0; i < b->nlive;) {
+		struct katt *t = b->live[i];
+		drain_log(t);
+		if (t->done && (log_ended(t) || expt_mono_ms() >= t->drain_until)) {
+			struct expt_observed o = t->o;
+			drain_log(t);
+			expt_sched_ended(b->sched, t->a, &o); /* releases t: live shrinks */
+			continue;
+		}
+		i++;
+	}
+	return 0;
+}
+
+static const struct expt_sched_engine engine = {engine_start, engine_signal, engine_wait,
+						engine_release, EXPT_SCHED_REMOTE};
+
+static int kb_submit(void *state, struct expt_job **jobs, size_t n,
+		     const struct expt_exec_opts *opts, const struct expt_job_events *ev,
+		     void *payload, struct expt_err *err)
+{
+	struct kb *b = state;
+	char *q = NULL, *podpath = NULL;
+	const char *path;
+	int rc;
+
+	if (b->sched)
+		return expt_err_set(err, EXPT_EBACKEND, "kubernetes backend: one submit per handle");
+	if ((rc = kb_connect(b, err)))
+		return rc;
+	/* Watch first, create after: nothing that happens to a Job is missed. */
+	path = path_jobs(b);
+	podpath = expt_xasprintf("/api/v1/namespaces/%s/pods", kb_namespace(b));
+	q = selector(b, NULL);
+	if ((rc = expt_kube_watch_open(b->k, path, q, &b->jobs_w, err)) ||
+	    (rc = expt_kube_watch_open(b->k, podpath, q, &b->pods_w, err)))
+		goto out;
+	b->sched = expt_sched_new(jobs, n, opts, ev, payload, &engine, b);
+out:
+	free(podpath);
+	free(q);
+	return rc;
+}
+
+static int kb_watch(void *state, int64_t timeout_ms, struct expt_err *err)
+{
+	struct kb *b = state;
+
+	return b->sched ? expt_sched_watch(b->sched, timeout_ms, err) : 1;
+}
+
+/* ---- runs not supervised here ---- */
+
+static const char *ref_job(const struct expt_run_rec *run)
+{
+	return run->backend_ref && *run->backend_ref ? run->backend_ref : run->run_id;
+}
+
+static int kb_poll(void *state, const struct expt_run_rec *runs, size_t n,
+		   struct expt_observed *out, struct expt_err *err)
+{
+	struct kb *b = state;
+	int reach = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		struct expt_err e = EXPT_ERR_INIT;
+		json_t *job = NULL;
+		char *path;
+		int r;
+
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].exit_code = -1;
+		out[i].attempt = runs[i].attempt;
+		if (expt_run_status_done(runs[i].status) || runs[i].status == EXPT_RUN_QUEUED)
+			continue;
+		if (reach < 0)
+			reach = kb_connect(b, &e) ? 0 : 1;
+		if (!reach)
+			continue; /* UNKNOWN: the cluster cannot be asked now */
+		path = expt_xasprintf("%s/%s", path_jobs(b), ref_job(&runs[i]));
+		r = expt_kube_request(b->k, "GET", path, NULL, &job, NULL, &e);
+		free(path);
+		if (r == EXPT_ENOTFOUND) {
+			out[i].phase = EXPT_OBS_GONE;
+			snprintf(out[i].message, sizeof(out[i].message),
+				 "its Job %s is gone from namespace %s", ref_job(&runs[i]),
+				 kb_namespace(b));
+		} else if (!r) {
+			if (condition(job, "Complete")) {
+				out[i].phase = EXPT_OBS_EXITED;
+				out[i].exit_code = 0;
+				out[i].final = 1;
+			} else if (condition(job, "Failed")) {
+				out[i].phase = EXPT_OBS_EXITED;
+				out[i].final = 1;
+				snprintf(out[i].message, sizeof(out[i].message), "the Job failed: %s",
+					 jstr(condition(job, "Failed"), "reason")
+					     ? jstr(condition(job, "Failed"), "reason")
+					     : "?");
+			} else {
+				out[i].phase = EXPT_OBS_RUNNING;
+			}
+		}
+		json_decref(job);
+	}
+	(void)err;
+	return 0;
+}
+
+static void add_evidence(struct kb *b, const struct expt_run_rec *r, struct expt_diagnosis *d)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	json_t *pods = NULL, *pod, *events = NULL, *ev, *job = NULL, *c;
+	char *path, *q;
+	size_t i;
+
+	if (kb_connect(b, &e))
+		return;
+	path = expt_xasprintf("%s/%s", path_jobs(b), ref_job(r));
+	if (!expt_kube_request(b->k, "GET", path, NULL, &job, NULL, &e)) {
+		json_array_foreach(jget(job, "status.conditions"), i, c)
+		    expt_strv_pushf(&d->evidence, "job condition: %s=%s %s %s",
+				    jstr(c, "type") ? jstr(c, "type") : "?",
+				    jstr(c, "status") ? jstr(c, "status") : "?",
+				    jstr(c, "reason") ? jstr(c, "reason") : "",
+				    jstr(c, "message") ? jstr(c, "message") : "");
+	} else if (e.code == EXPT_ENOTFOUND) {
+		expt_strv_pushf(&d->evidence, "job: %s is no longer in namespace %s", ref_job(r),
+				kb_namespace(b));
+	}
+	free(path);
+	q = selector(b, r->run_id);
+	path = expt_xasprintf("/api/v1/namespaces/%s/pods?%s", kb_namespace(b), q);
+	free(q);
+	expt_err_clear(&e);
+	if (!expt_kube_request(b->k, "GET", path, NULL, &pods, NULL, &e)) {
+		json_array_foreach(json_object_get(pods, "items"), i, pod)
+		{
+			const char *pn = jstr(pod, "metadata.name"), *wm = NULL, *wr;
+			json_t *tm = terminated(pod), *pc;
+			size_t j;
+			expt_strv_pushf(&d->evidence, "pod %s: phase %s%s%s", pn,
+					jstr(pod, "status.phase") ? jstr(pod, "status.phase") : "?",
+					jstr(pod, "spec.nodeName") ? " on " : "",
+					jstr(pod, "spec.nodeName") ? jstr(pod, "spec.nodeName") : "");
+			json_array_foreach(jget(pod, "status.conditions"), j, pc)
+			{
+				const char *st = jstr(pc, "status");
+				if (st && !strcmp(st, "False") && jstr(pc, "reason"))
+					expt_strv_pushf(&d->evidence, "pod %s: %s=False %s: %s", pn,
+							jstr(pc, "type"), jstr(pc, "reason"),
+							jstr(pc, "message") ? jstr(pc, "message") : "");
+			}
+			if ((wr = waiting(pod, &wm)))
+				expt_strv_pushf(&d->evidence, "pod %s: waiting: %s%s%s", pn, wr,
+						wm ? ": " : "", wm ? wm : "");
+			if (tm)
+				expt_strv_pushf(
+				    &d->evidence, "pod %s: terminated: exit code %lld%s%s", pn,
+				    (long long)json_integer_value(json_object_get(tm, "exitCode")),
+				    jstr(tm, "reason") ? ", reason " : "",
+				    jstr(tm, "reason") ? jstr(tm, "reason") : "");
+			/* Events: the scheduler's and the kubelet's account. */
+			{
+				char *sel = expt_xasprintf("involvedObject.name=%s,involvedObject.kind=Pod",
+							   pn);
+				char *esc = expt_kube_escape(sel);
+				char *ep = expt_xasprintf("/api/v1/namespaces/%s/events?fieldSelector=%s",
+							  kb_namespace(b), esc ? esc : "");
+				expt_err_clear(&e);
+				if (!expt_kube_request(b->k, "GET", ep, NULL, &events, NULL, &e)) {
+					json_array_foreach(json_object_get(events, "items"), j, ev)
+					    expt_strv_pushf(&d->evidence, "event %s %s: %s",
+							    jstr(ev, "type") ? jstr(ev, "type") : "",
+							    jstr(ev, "reason") ? jstr(ev, "reason") : "",
+							    jstr(ev, "message") ? jstr(ev, "message") : "");
+				}
+				json_decref(events);
+				events = NULL;
+				free(sel);
+				free(esc);
+				free(ep);
+			}
+			if (r->status == EXPT_RUN_RUNNING || r->status == EXPT_RUN_PENDING) {
+				const char *wr2, *wm2 = NULL;
+				json_t *sched = NULL;
+				json_array_foreach(jget(pod, "status.conditions"), j, sched)
+				{
+					const char *reason = jstr(sched, "reason");
+					if (reason && !strcmp(reason, "Unschedulable")) {
+						snprintf(d->cause, sizeof(d->cause),
+							 "pending: the cluster cannot place it: %s",
+							 jstr(sched, "message") ? jstr(sched, "message")
+										: "");
+						snprintf(d->hint, sizeof(d->hint),
+							 "lower resources:, or change "
+							 "kubernetes.node_selector / tolerations");
+					}
+				}
+				if ((wr2 = waiting(pod, &wm2)))
+					snprintf(d->cause, sizeof(d->cause), "pending: %s%s%s", wr2,
+						 wm2 ? ": " : "", wm2 ? wm2 : "");
+			}
+		}
+	}
+	free(path);
+	json_decref(pods);
+	json_decref(job);
+}
+
+static int kb_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
+		       struct expt_diagnosis *d, struct expt_err *err)
+{
+	struct kb *b = state;
+	int rc = expt_local_diagnose(state, r, nlines, d, err);
+
+	if (rc)
+		return rc;
+	if (r->status == EXPT_RUN_RUNNING) {
+		snprintf(d->cause, sizeof(d->cause), "still running as Job %s", ref_job(r));
+		snprintf(d->hint, sizeof(d->hint), "follow it with 'expt logs -f %s'", r->run_id);
+	}
+	/* stdout.log holds the pod's one stream (Kubernetes merges stdout and stderr). */
+	if (r->log_dir) {
+		expt_strv_release(&d->stderr_tail);
+		d->stderr_where[0] = '\0';
+	}
+	if (r->status != EXPT_RUN_QUEUED)
+		add_evidence(b, r, d);
+	return 0;
+}
+
+static int kb_stop(void *state, const struct expt_run_rec *run, int64_t grace_ms,
+		   struct expt_err *err)
+{
+	struct kb *b = state;
+	int rc;
+
+	(void)grace_ms;
+	if (b->sched && expt_sched_stop_job(b->sched, run->run_id))
+		return 0;
+	/* Queued in another expt process: that supervisor sees the stop in the store. */
+	if (run->status != EXPT_RUN_RUNNING && run->status != EXPT_RUN_PENDING)
+		return 0;
+	if ((rc = kb_connect(b, err)))
+		return rc;
+	return delete_job(b, ref_job(run), 0, err);
+}
+
+static int kb_remove(void *state, const struct expt_run_rec *run, struct expt_err *err)
+{
+	struct kb *b = state;
+	struct expt_err e = EXPT_ERR_INIT;
+
+	/* The Job and its pods go with the run; a cluster that cannot be reached keeps them
+	 * (said in docs), the run's files here go anyway. */
+	if (run->backend_ref && !kb_connect(b, &e))
+		delete_job(b, ref_job(run), 0, &e);
+	return expt_local_remove(state, run, err);
+}
+
+const struct expt_backend_ops expt_backend_kubernetes = {
+    .name = "kubernetes",
+    .caps = EXPT_BACKEND_MANIFESTS,
+    .open = kb_open,
+    .close = kb_close,
+    .contract = kb_contract,
+    .render = kb_render,
+    .validate = kb_validate,
+    .submit = kb_submit,
+    .watch = kb_watch,
+    .poll = kb_poll,
+    .logs_open = expt_local_logs_open,
+    .logs_read = expt_local_logs_read,
+    .logs_close = expt_local_logs_close,
+    .diagnose = kb_diagnose,
+    .stop = kb_stop,
+    .remove = kb_remove,
+};

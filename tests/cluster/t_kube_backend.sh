@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# The Kubernetes backend against the real control plane of tests/cluster (kwok nodes: a pod's
+# fate is chosen by annotations, its log is a file the test writes; docs/cluster.md).
+# Needs EXPT_BIN and a running cluster (EXPT_CLUSTER_DIR, default build/cluster).
+. "$(dirname "$0")/../cli/lib.sh"
+
+CDIR=${EXPT_CLUSTER_DIR:-$SRC/build/cluster}
+if [ "${EXPT_TEST_SKIP_CLUSTER:-0}" = 1 ] || [ ! -f "$CDIR/env" ]; then
+	echo "# skipped: no test cluster (tests/cluster/up)"
+	exit 77
+fi
+# shellcheck disable=SC1091
+. "$CDIR/env"
+NS=$EXPT_TEST_NAMESPACE
+K() { "$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" --request-timeout 20s -n "$NS" "$@"; }
+export KUBECONFIG=$EXPT_TEST_ADMIN_KUBECONFIG
+LOGS=$EXPT_CLUSTER_LOGS/$NS
+E=kt$(date +%s | tail -c 5)$RANDOM # experiment names never collide between test runs
+cleanup_cluster() {
+	K delete jobs -l "expt.dev/experiment in ($E,${E}p,${E}v,${E}d)" --wait=false >/dev/null 2>&1 || true
+	K delete jobs "${E}d-1" "${E}d-2" --wait=false >/dev/null 2>&1 || true
+}
+trap 'cleanup_cluster; rm -rf "$T"' EXIT
+
+# spec NAME [EXTRA YAML]: an experiment whose pods kwok runs for 1 s unless told otherwise.
+spec() {
+	cat >expt.yaml <<EOF
+name: $1
+image: registry.local/does/not/matter:1
+command: python3 train.py
+params: {lr: 0.1}
+kubernetes:
+  namespace: $NS
+  pod_template:
+    metadata:
+      annotations: {expt-test/run-for: "1s"}
+$2
+EOF
+}
+
+# ---- dry run: what would be sent, accepted by the real API server, nothing created
+spec "$E"
+out=$("$EXPT" run --backend kubernetes --dry-run -o json 2>&1)
+equals "dry-run prints a List" "$(printf '%s' "$out" | json 'd["kind"]')" "List"
+equals "one Job named after the next run id" \
+	"$(printf '%s' "$out" | json 'd["items"][0]["metadata"]["name"]')" "$E-1"
+equals "Job labels name the experiment" \
+	"$(printf '%s' "$out" | json 'd["items"][0]["metadata"]["labels"]["expt.dev/experiment"]')" "$E"
+equals "params reach the pod through the downward API" \
+	"$(printf '%s' "$out" | json 'json.loads(d["items"][0]["spec"]["template"]["metadata"]["annotations"]["expt.dev/params"])["lr"]')" "0.1"
+contains "argv is the container's command" "$(printf '%s' "$out" | json 'd["items"][0]["spec"]["template"]["spec"]["containers"][0]["command"]')" "'--lr', '0.1'"
+contains "pod_template merged over what expt generates" "$out" '"expt-test/run-for": "1s"'
+yaml=$("$EXPT" run --backend kubernetes --dry-run -o yaml 2>&1)
+if srv=$(printf '%s\n' "$yaml" | "$EXPT_KUBECTL" apply --dry-run=server -f - 2>&1); then
+	pass "kubectl apply --dry-run=server accepts the printed YAML"
+else
+	fail "kubectl apply --dry-run=server accepts the printed YAML" "$srv"
+fi
+equals "the dry run created no Job" "$(K get jobs -l "expt.dev/experiment=$E" -o name 2>&1)" ""
+run_gone "$E-1"
+
+# ---- a run that succeeds: output followed into expt, metrics captured
+"$SRC/tests/cluster/write-log" "$LOGS/$E-1.log" "hello from the pod" "expt: loss=0.25 step=1" "expt: loss=0.125 step=2"
+expect_code "a successful run exits 0" 0 "$EXPT" run --backend kubernetes
+contains "its output streams to the terminal" "$out" "hello from the pod"
+equals "ps says succeeded" "$(status_of "$E-1")" "succeeded"
+equals "the Job exists in the cluster" "$(K get job "$E-1" -o name 2>&1)" "job.batch/$E-1"
+out=$("$EXPT" logs "$E-1" 2>&1)
+contains "expt logs reads the pod's output" "$out" "hello from the pod"
+out=$("$EXPT" compare "$E" -o json 2>&1)
+contains "metrics from the pod's log reach compare" "$out" "0.125"
+out=$("$EXPT" ps -o json 2>&1)
+equals "backend recorded" "$(printf '%s' "$out" | json "[r.get('backend') for r in d if r['id']=='$E-1'][0]")" "kubernetes"
+
+# ---- a run that fails with an exit code; debug explains from the cluster
+spec "$E" "retries: 0"
+sed -i 's/run-for: "1s"}/run-for: "1s", expt-test\/exit-code: "3"}/' expt.yaml
+expect_code "a failing run exits 1" 1 "$EXPT" run --backend kubernetes
+equals "ps says failed" "$(status_of "$E-2")" "failed"
+out=$("$EXPT" ps -o json | json "[r.get('exit_code') for r in d if r['id']=='$E-2'][0]")
+equals "its exit code is recorded" "$out" "3"
+out=$("$EXPT" debug "$E-2" 2>&1)
+contains "debug names the exit code" "$out" "code 3"
+contains "debug shows the pod's state from the cluster" "$out" "terminated: exit code 3"
+
+# ---- out of memory
+spec "$E" "resources: {memory: 64Mi}"
+sed -i 's/run-for: "1s"}/run-for: "1s", expt-test\/oom: "true"}/' expt.yaml
+expect_code "an OOMKilled run exits 1" 1 "$EXPT" run --backend kubernetes
+out=$("$EXPT" debug "$E-3" 2>&1)
+contains "debug says OOMKilled" "$out" "OOMKilled"
+
+# ---- retries are the Job controller's: backoffLimit, attempts counted from the pods
+spec "$E" "retries: 1"
+sed -i 's/run-for: "1s"}/run-for: "1s", expt-test\/exit-code: "2"}/' expt.yaml
+expect_code "a run failing twice exits 1" 1 "$EXPT" run --backend kubernetes
+equals "the Job had backoffLimit 1" "$(K get job "$E-4" -o jsonpath='{.spec.backoffLimit}')" "1"
+equals "two attempts recorded (two pods)" \
+	"$("$EXPT" ps -o json | json "[r.get('attempt') for r in d if r['id']=='$E-4'][0]")" "2"
+
+# ---- an image that cannot be pulled ends the run, saying so
+spec "$E"
+sed -i 's|image: .*|image: registry.local/does-not-exist:1|' expt.yaml
+expect_code "a run whose image cannot be pulled exits 1" 1 "$EXPT" run --backend kubernetes
+out=$("$EXPT" ps -o json | json "[r.get('message') for r in d if r['id']=='$E-5'][0]")
+contains "the reason is the image pull" "$out" "ImagePull"
+
+# ---- timeout: activeDeadlineSeconds
+spec "$E" "timeout: 2s"
+sed -i 's/run-for: "1s"/run-for: "60s"/' expt.yaml
+expect_code "a run past its timeout exits 1" 1 "$EXPT" run --backend kubernetes
+equals "activeDeadlineSeconds from timeout" "$(K get job "$E-6" -o jsonpath='{.spec.activeDeadlineSeconds}')" "2"
+out=$("$EXPT" ps -o json | json "[r.get('reason') for r in d if r['id']=='$E-6'][0]")
+equals "reason timeout" "$out" "timeout"
+
+# ---- unschedulable: pending with the scheduler's words; stop deletes the Job
+spec "$E" "resources: {gpu: 2}"
+"$EXPT" run --backend kubernetes -d >/dev/null 2>&1
+for _ in $(seq 100); do
+	out=$("$EXPT" debug "$E-7" 2>&1)
+	case "$out" in *"nodes are available"*) break ;; esac
+	sleep 0.2
+done
+contains "debug explains why it is not placed" "$out" "nodes are available"
+contains "debug hints at resources" "$out" "resources"
+expect_code "expt stop" 0 "$EXPT" stop "$E-7"
+wait_status "$E-7" stopped 30
+for _ in $(seq 100); do [ -z "$(K get job "$E-7" -o name 2>/dev/null)" ] && break; sleep 0.2; done
+equals "the stopped run's Job is deleted" "$(K get job "$E-7" -o name 2>/dev/null)" ""
+
+# ---- parallel bounds the Jobs in flight
+spec "${E}p" "parallel: 2
+sweep: {lr: [1, 2, 3, 4, 5]}"
+sed -i 's/run-for: "1s"/run-for: "2s"/' expt.yaml
+"$EXPT" run --backend kubernetes -q >run.out 2>&1 &
+pid=$!
+max=0
+while kill -0 $pid 2>/dev/null; do
+	n=$(K get jobs -l "expt.dev/experiment=${E}p" -o json 2>/dev/null | json 'sum(1 for j in d["items"] if not any(c["status"]=="True" for c in j.get("status",{}).get("conditions",[])))' 2>/dev/null || echo 0)
+	[ "$n" -gt "$max" ] && max=$n
+	sleep 0.2
+done
+wait $pid
+rc=$?
+equals "the sweep of 5 succeeds" "$rc" "0"
+if [ "$max" -le 2 ] && [ "$max" -ge 1 ]; then pass "at most 2 Jobs in flight (saw $max)"; else fail "at most 2 Jobs in flight" "saw $max"; fi
+equals "five Jobs, one per run" "$(K get jobs -l "expt.dev/experiment=${E}p" -o name | wc -l)" "5"
+equals "sweep index label" "$(K get job "${E}p-3" -o jsonpath='{.metadata.labels.expt\.dev/sweep-index}')" "2"
+
+# ---- the API server's refusal, before anything exists
+spec "${E}v" "kubernetes:
+  namespace: $NS
+  labels: {team: 'not a valid value!'}"
+expect_code "a Job the server refuses: exit 2" 2 "$EXPT" run --backend kubernetes
+contains "the error names the spec field" "$out" "kubernetes.labels"
+contains "and says nothing was created" "$out" "nothing was created"
+equals "no Job was created" "$(K get jobs -l "expt.dev/experiment=${E}v" -o name 2>&1)" ""
+equals "no run was recorded" "$("$EXPT" ps "${E}v" -o json 2>/dev/null | json 'len(d)')" "0"
+
+spec "${E}v" "secrets: [no-such-secret]"
+expect_code "a missing Secret: exit 2" 2 "$EXPT" run --backend kubernetes
+contains "the error names the Secret" "$out" "Secret 'no-such-secret' does not exist"
+
+spec "${E}v"
+sed -i "s/namespace: $NS/namespace: no-such-ns/" expt.yaml
+expect_code "a missing namespace: exit 2" 2 "$EXPT" run --backend kubernetes
+contains "the error names the namespace" "$out" "namespace 'no-such-ns' does not exist"
+
+# ---- RBAC: the unprivileged user may not create Jobs in default
+spec "${E}v"
+sed -i "s/namespace: $NS/namespace: default/" expt.yaml
+KUBECONFIG=$EXPT_TEST_USER_KUBECONFIG expect_code "forbidden: exit 8" 8 "$EXPT" run --backend kubernetes
+contains "the error says who may not do what where" "$out" "may not create Jobs in namespace default"
+
+# ---- on_conflict
+# Jobs of another expt (another store) hold the next two run ids. A refused launch leaves no
+# run behind, but its ids are not reused: the next launch is -2.
+spec "${E}d"
+K create job "${E}d-1" --image=x -- true >/dev/null 2>&1
+K create job "${E}d-2" --image=x -- true >/dev/null 2>&1
+expect_code "a Job with the run's name: exit 2 (on_conflict: fail)" 2 "$EXPT" run --backend kubernetes
+contains "the error says so" "$out" "already exists"
+spec "${E}d" "on_conflict: replace"
+expect_code "on_conflict: replace deletes it and runs" 0 "$EXPT" run --backend kubernetes
+equals "the replaced Job is expt's" \
+	"$(K get job "${E}d-2" -o jsonpath='{.metadata.labels.expt\.dev/run}' 2>&1)" "${E}d-2"
+
+# ---- rm deletes the Job
+expect_code "expt rm" 0 "$EXPT" rm "$E-1"
+for _ in $(seq 100); do [ -z "$(K get job "$E-1" -o name 2>/dev/null)" ] && break; sleep 0.2; done
+equals "rm deleted the Job" "$(K get job "$E-1" -o name 2>/dev/null)" ""
+
+finish
