@@ -14,6 +14,7 @@ enum expt_errcode {
 	EXPT_EBACKEND = 5,  /* the backend could not do what was asked */
 	EXPT_ECONFLICT = 6, /* a run is not in the state the change needs (it moved meanwhile) */
 	EXPT_ENOMEM = 7,    /* out of memory (the library and the store report it; cli/ aborts) */
+	EXPT_EDENIED = 8,   /* a server refused: not authenticated (401) or not allowed (403) */
 	EXPT_EINTR = 130,   /* interrupted by the user */
 };
 
