@@ -520,7 +520,7 @@ static int resolve(struct loader *L, const struct expt_kube_config_opts *opts, c
 	const struct entry *ctx, *cl, *us;
 	const char *name, *s, *cname, *uname;
 	char path[160], field[256];
-	int rc = EXPT_EUSAGE, r;
+	int rc = EXPT_EUSAGE, r, r2;
 
 	name = opts && opts->context ? opts->context : L->current ? L->current->text : NULL;
 	if (!name) {
@@ -601,12 +601,15 @@ static int resolve(struct loader *L, const struct expt_kube_config_opts *opts, c
 		}
 		c->user_file = expt_xstrdup(us->file);
 		snprintf(path, sizeof(path), "users[%zu].user", us->index);
-		if (load_blob(L, us->body, us->file, "client-certificate", path, &c->cert_pem,
-			      &c->cert_len, NULL, err) == -2 ||
-		    load_blob(L, us->body, us->file, "client-key", path, &c->key_pem, &c->key_len,
-			      NULL, err) == -2)
+		r = load_blob(L, us->body, us->file, "client-certificate", path, &c->cert_pem,
+			      &c->cert_len, NULL, err);
+		if (r == -2)
 			goto out;
-		if (!c->cert_pem != !c->key_pem)
+		r2 = load_blob(L, us->body, us->file, "client-key", path, &c->key_pem, &c->key_len,
+			       NULL, err);
+		if (r2 == -2)
+			goto out;
+		if (!r && !r2 && !c->cert_pem != !c->key_pem)
 			problem(L, us->at, path,
 				"has a client %s but no client %s: both are needed",
 				c->cert_pem ? "certificate" : "key",
