@@ -48,6 +48,7 @@ static void load(void)
 	SYM(multi_poll, "curl_multi_poll");
 	SYM(multi_info_read, "curl_multi_info_read");
 	SYM(multi_cleanup, "curl_multi_cleanup");
+	SYM(multi_setopt, "curl_multi_setopt");
 #undef SYM
 	if (table.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		snprintf(why, sizeof(why), "libcurl could not be initialised");

@@ -27,6 +27,7 @@ struct expt_curl {
 	CURLMcode (*multi_poll)(CURLM *m, struct curl_waitfd *fds, unsigned n, int ms, int *numfds);
 	CURLMsg *(*multi_info_read)(CURLM *m, int *left);
 	CURLMcode (*multi_cleanup)(CURLM *m);
+	CURLMcode (*multi_setopt)(CURLM *m, CURLMoption opt, ...);
 };
 
 /* The table, loading libcurl (and curl_global_init) on the first call; NULL with err filled

@@ -110,9 +110,11 @@ int expt_kube_stream_open(struct expt_kube *k, const char *path_and_query,
 /* Drives every open stream and waits up to timeout_ms (0: don't wait) for data on any. Returns
  * 0, or EXPT_EBACKEND when the multi handle itself failed (not when one stream did). */
 int expt_kube_pump(struct expt_kube *k, int timeout_ms, struct expt_err *err);
-/* The next complete line (without its '\n'; a final line without one once the stream ended),
- * borrowed until the next call on s: returns 1, or 0 when no complete line is buffered. Only
- * 2xx bodies are handed out as lines; an error body goes to expt_kube_stream_ended's st. */
+/* The next complete line (without its '\n' or "\r\n", NUL-terminated; a final line without
+ * '\n' once the stream ended; a longer line than EXPT_KUBE_LINE_MAX in pieces, those not
+ * NUL-terminated), borrowed until the next call on s or on k (any request or pump moves data):
+ * returns 1, or 0 when no complete line is buffered. Only 2xx bodies are handed out as lines;
+ * an error body goes to expt_kube_stream_ended's st. */
 int expt_kube_stream_line(struct expt_kube_stream *s, const char **line, size_t *len);
 /* 1 when the stream has ended and all its lines were taken, else 0. Then *http_status (may be
  * NULL) is its HTTP status (0: no answer), and on failure (not 2xx, or the transfer broke) rc
@@ -144,6 +146,9 @@ int expt_kube_watch_open(struct expt_kube *k, const char *collection_path, const
  * filled. BOOKMARK events are consumed here. Never blocks. */
 int expt_kube_watch_next(struct expt_kube_watch *w, const char **type, json_t **obj,
 			 struct expt_err *err);
+/* Drops the stream and watches again from rv (a resourceVersion kept from earlier; one the
+ * server no longer has makes the watch relist, as any 410 does). */
+void expt_kube_watch_resume(struct expt_kube_watch *w, const char *rv);
 /* The resourceVersion the watch has reached (borrowed; "" before the list). */
 const char *expt_kube_watch_rv(const struct expt_kube_watch *w);
 /* How many times it relisted after the first list (tests). */
