@@ -50,9 +50,9 @@ struct katt {
 	struct expt_sched_attempt *a;
 	struct expt_job *job;
 	char name[64];
-	char pod[256];	     /* the pod whose log is followed ("" none yet) */
-	int npods;	     /* pods seen (attempts the Job controller made) */
-	json_t *last_pod;    /* the latest pod seen */
+	char pod[256];	  /* the pod whose log is followed ("" none yet) */
+	int npods;	  /* pods seen (attempts the Job controller made) */
+	json_t *last_pod; /* the latest pod seen */
 	struct expt_kube_stream *log;
 	int out_fd, comb_fd; /* stdout.log, output.log */
 	int done;	     /* the Job ended (or went): report once the log drained */
@@ -197,9 +197,10 @@ static int kb_open(void **state, const struct expt_backend_conf *conf, struct ex
 	if (conf && conf->spec) {
 		const struct expt_spec *spec = conf->spec;
 		b->spec = spec;
-		b->context = spec->kubernetes.context ? expt_xstrdup(spec->kubernetes.context) : NULL;
-		b->ns = spec->kubernetes.namespace_ ? expt_xstrdup(spec->kubernetes.namespace_)
-						    : NULL;
+		b->context =
+		    spec->kubernetes.context ? expt_xstrdup(spec->kubernetes.context) : NULL;
+		b->ns =
+		    spec->kubernetes.namespace_ ? expt_xstrdup(spec->kubernetes.namespace_) : NULL;
 		b->experiment = expt_xstrdup(spec->name);
 		b->on_conflict = spec->on_conflict ? expt_xstrdup(spec->on_conflict) : NULL;
 		for (int in = 1; in >= 0; in--) {
@@ -293,6 +294,8 @@ static const char *spec_field(const char *field)
 	    {"metadata.labels", "kubernetes.labels"},
 	    {"metadata.annotations", "kubernetes.annotations"},
 	    {"spec.template.metadata.labels", "kubernetes.labels"},
+	    {"spec.template.labels", "kubernetes.labels"},
+	    {"spec.template.annotations", "kubernetes.annotations"},
 	    {"spec.template.metadata.annotations", "kubernetes.annotations"},
 	    {"spec.template.spec.containers[0].image", "image"},
 	    {"spec.template.spec.containers[0].resources", "resources"},
@@ -317,22 +320,84 @@ static const char *spec_field(const char *field)
 	return NULL;
 }
 
-/* "run mnist-3: image: spec.template...image: Required value" lines into b. */
-static void explain(struct expt_buf *out, const char *run_id, const struct expt_kube_status *st,
+/* One thing the API server refused, and the runs it refused it for: a sweep of 100 runs with one
+ * bad label is one line, not 200 (the Job's labels and its pods' are the same spec field). */
+struct refusal {
+	char *key;  /* spec field and message: what makes two refusals the same */
+	char *text; /* as shown */
+	struct expt_strv runs;
+};
+
+struct refusals {
+	struct refusal *v;
+	size_t n, cap;
+};
+
+static void refuse(struct refusals *rs, const char *run_id, const char *sfield, const char *field,
+		   const char *msg)
+{
+	char *key = expt_xasprintf("%s: %s", sfield ? sfield : (field ? field : ""), msg);
+	struct refusal *r = NULL;
+
+	for (size_t i = 0; i < rs->n && !r; i++)
+		if (!strcmp(rs->v[i].key, key))
+			r = &rs->v[i];
+	if (!r) {
+		EXPT_ALLOC_GROW(rs->v, rs->n + 1, rs->cap);
+		r = &rs->v[rs->n++];
+		memset(r, 0, sizeof(*r));
+		r->key = key;
+		key = NULL;
+		if (sfield && field)
+			r->text = expt_xasprintf("%s (%s): %s", sfield, field, msg);
+		else if (sfield || field)
+			r->text = expt_xasprintf("%s: %s", sfield ? sfield : field, msg);
+		else
+			r->text = expt_xstrdup(msg);
+	}
+	if (expt_strv_find(&r->runs, run_id) < 0)
+		expt_strv_push(&r->runs, run_id);
+	free(key);
+}
+
+static void explain(struct refusals *rs, const char *run_id, const struct expt_kube_status *st,
 		    const struct expt_err *e)
 {
 	if (!st->ncauses) {
-		expt_buf_addf(out, "\n  %s: %s", run_id,
-			      st->message && *st->message ? st->message : e->msg);
+		refuse(rs, run_id, NULL, NULL, st->message && *st->message ? st->message : e->msg);
 		return;
 	}
 	for (size_t i = 0; i < st->ncauses; i++) {
 		const struct expt_kube_cause *c = &st->causes[i];
-		const char *sf = spec_field(c->field);
-		expt_buf_addf(out, "\n  %s: %s%s%s%s%s", run_id, sf ? sf : "", sf ? " (" : "",
-			      c->field ? c->field : "", sf ? ")" : "", c->field || sf ? ": " : "");
-		expt_buf_adds(out, c->message ? c->message : (c->reason ? c->reason : "invalid"));
+		refuse(rs, run_id, spec_field(c->field), c->field,
+		       c->message ? c->message : (c->reason ? c->reason : "invalid"));
 	}
+}
+
+static void refusals_print(struct refusals *rs, struct expt_buf *out)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct refusal *r = &rs->v[i];
+		if (r->runs.n <= 3) {
+			expt_buf_adds(out, "\n  ");
+			for (size_t j = 0; j < r->runs.n; j++)
+				expt_buf_addf(out, "%s%s", j ? ", " : "", r->runs.v[j]);
+		} else {
+			expt_buf_addf(out, "\n  %s ... %s (%zu runs)", r->runs.v[0],
+				      r->runs.v[r->runs.n - 1], r->runs.n);
+		}
+		expt_buf_addf(out, ": %s", r->text);
+	}
+}
+
+static void refusals_release(struct refusals *rs)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		free(rs->v[i].key);
+		free(rs->v[i].text);
+		expt_strv_release(&rs->v[i].runs);
+	}
+	free(rs->v);
 }
 
 /* Objects the Jobs refer to that must exist first: Secrets and PVCs. */
@@ -344,12 +409,15 @@ static int check_refs(struct kb *b, struct expt_buf *problems, struct expt_err *
 
 	for (size_t i = 0; i < spec->secrets.n; i++) {
 		struct expt_err e = EXPT_ERR_INIT;
-		char *path = expt_xasprintf("/api/v1/namespaces/%s/secrets/%s", ns, spec->secrets.v[i]);
+		char *path =
+		    expt_xasprintf("/api/v1/namespaces/%s/secrets/%s", ns, spec->secrets.v[i]);
 		int r = expt_kube_request(b->k, "GET", path, NULL, NULL, NULL, &e);
 		free(path);
 		if (r == EXPT_ENOTFOUND)
-			expt_buf_addf(problems, "\n  secrets[%zu]: Secret '%s' does not exist in namespace %s",
-				      i, spec->secrets.v[i], ns);
+			expt_buf_addf(
+			    problems,
+			    "\n  secrets[%zu]: Secret '%s' does not exist in namespace %s", i,
+			    spec->secrets.v[i], ns);
 		else if (r && r != EXPT_EDENIED) /* reading Secrets may be forbidden: fine */
 			return expt_err_set(err, r, "%s", e.msg);
 	}
@@ -364,15 +432,17 @@ static int check_refs(struct kb *b, struct expt_buf *problems, struct expt_err *
 				continue;
 			claim = u + 6;
 			slash = strchr(claim, '/');
-			name = slash ? expt_xstrndup(claim, (size_t)(slash - claim)) : expt_xstrdup(claim);
+			name = slash ? expt_xstrndup(claim, (size_t)(slash - claim))
+				     : expt_xstrdup(claim);
 			path = expt_xasprintf("/api/v1/namespaces/%s/persistentvolumeclaims/%s", ns,
 					      name);
 			r = expt_kube_request(b->k, "GET", path, NULL, NULL, NULL, &e);
 			if (r == EXPT_ENOTFOUND)
-				expt_buf_addf(problems,
-					      "\n  %s.%s: PersistentVolumeClaim '%s' does not exist in "
-					      "namespace %s",
-					      in ? "inputs" : "outputs", ms->v[i].name, name, ns);
+				expt_buf_addf(
+				    problems,
+				    "\n  %s.%s: PersistentVolumeClaim '%s' does not exist in "
+				    "namespace %s",
+				    in ? "inputs" : "outputs", ms->v[i].name, name, ns);
 			else if (r && r != EXPT_EDENIED)
 				rc = expt_err_set(err, r, "%s", e.msg);
 			free(name);
@@ -389,6 +459,7 @@ static int kb_validate(void *state, struct expt_job **jobs, size_t n, struct exp
 	struct kb *b = state;
 	struct expt_kube_req *reqs = NULL;
 	struct expt_buf problems = EXPT_BUF_INIT;
+	struct refusals refused = {0};
 	json_t **bodies = NULL;
 	char *path = NULL, *reason = NULL;
 	const char *ns;
@@ -405,10 +476,11 @@ static int kb_validate(void *state, struct expt_job **jobs, size_t n, struct exp
 		int r = expt_kube_request(b->k, "GET", nsp, NULL, NULL, NULL, &e);
 		free(nsp);
 		if (r == EXPT_ENOTFOUND) {
-			rc = expt_err_set(err, EXPT_EUSAGE,
-					  "namespace '%s' does not exist on %s (kubernetes.namespace, "
-					  "or the context's namespace); nothing was created",
-					  ns, b->cfg->server);
+			rc = expt_err_set(
+			    err, EXPT_EUSAGE,
+			    "namespace '%s' does not exist on %s (kubernetes.namespace, "
+			    "or the context's namespace); nothing was created",
+			    ns, b->cfg->server);
 			goto out;
 		}
 		if (r && r != EXPT_EDENIED) { /* cannot even ask: unreachable, TLS... */
@@ -420,13 +492,12 @@ static int kb_validate(void *state, struct expt_job **jobs, size_t n, struct exp
 					 err)))
 		goto out;
 	if (!allowed) {
-		rc = expt_err_set(err, EXPT_EDENIED,
-				  "%s (context %s) may not create Jobs in namespace %s%s%s; nothing "
-				  "was created",
-				  b->cfg->user_name && *b->cfg->user_name ? b->cfg->user_name
-									  : "this user",
-				  b->cfg->context, ns, reason && *reason ? ": " : "",
-				  reason ? reason : "");
+		rc = expt_err_set(
+		    err, EXPT_EDENIED,
+		    "%s (context %s) may not create Jobs in namespace %s%s%s; nothing "
+		    "was created",
+		    b->cfg->user_name && *b->cfg->user_name ? b->cfg->user_name : "this user",
+		    b->cfg->context, ns, reason && *reason ? ": " : "", reason ? reason : "");
 		goto out;
 	}
 	if ((rc = check_refs(b, &problems, err)))
@@ -450,29 +521,27 @@ static int kb_validate(void *state, struct expt_job **jobs, size_t n, struct exp
 		if (reqs[i].rc == EXPT_ECONFLICT) {
 			if (b->on_conflict && !strcmp(b->on_conflict, "replace"))
 				continue; /* replaced as it starts */
-			if (nbad++ < 10)
-				expt_buf_addf(&problems,
-					      "\n  %s: a Job of that name already exists in "
-					      "namespace %s (on_conflict: %s; 'replace' deletes it "
-					      "first)",
-					      jobs[i]->run_id, ns,
-					      b->on_conflict ? b->on_conflict : "fail");
+			char *m =
+			    expt_xasprintf("a Job of that name already exists in namespace %s "
+					   "(on_conflict: %s; 'replace' deletes it first)",
+					   ns, b->on_conflict ? b->on_conflict : "fail");
+			nbad++;
+			refuse(&refused, jobs[i]->run_id, "on_conflict", NULL, m);
+			free(m);
 			continue;
 		}
 		if (reqs[i].rc != EXPT_EUSAGE && reqs[i].rc != EXPT_EDENIED) {
 			rc = expt_err_set(err, reqs[i].rc, "%s", reqs[i].err.msg);
 			goto out;
 		}
-		if (nbad++ < 10)
-			explain(&problems, jobs[i]->run_id, &reqs[i].st, &reqs[i].err);
+		nbad++;
+		explain(&refused, jobs[i]->run_id, &reqs[i].st, &reqs[i].err);
 	}
-	if (nbad > 10)
-		expt_buf_addf(&problems, "\n  ... and %zu more runs", nbad - 10);
+	refusals_print(&refused, &problems);
 	if (problems.len)
-		rc = expt_err_set(err, EXPT_EUSAGE,
-				  "the API server (%s) would refuse %s; nothing was created:%s",
-				  b->cfg->server, nbad ? "these Jobs" : "what the spec refers to",
-				  problems.buf);
+		rc = expt_err_set(
+		    err, EXPT_EUSAGE, "the API server (%s) would refuse %s; nothing was created:%s",
+		    b->cfg->server, nbad ? "these Jobs" : "what the spec refers to", problems.buf);
 out:
 	for (size_t i = 0; reqs && i < n; i++) {
 		json_decref(reqs[i].reply);
@@ -483,6 +552,7 @@ out:
 	free(bodies);
 	free(path);
 	free(reason);
+	refusals_release(&refused);
 	expt_buf_release(&problems);
 	return rc;
 }
@@ -559,10 +629,11 @@ static int replace_job(struct kb *b, const char *name, struct expt_err *err)
 		if (r == EXPT_ENOTFOUND)
 			break;
 		if (expt_mono_ms() > until) {
-			rc = expt_err_set(err, EXPT_EBACKEND,
-					  "the existing Job %s was deleted but is still there after "
-					  "%d s",
-					  name, GONE_WAIT_MS / 1000);
+			rc =
+			    expt_err_set(err, EXPT_EBACKEND,
+					 "the existing Job %s was deleted but is still there after "
+					 "%d s",
+					 name, GONE_WAIT_MS / 1000);
 			break;
 		}
 		nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
@@ -593,7 +664,8 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 	sa->node = "";
 	live_add(b, t);
 	if (job->log_dir) {
-		if (expt_mkdirs(job->log_dir, &e) || open_log(job->log_dir, "stdout.log", &t->out_fd, &e) ||
+		if (expt_mkdirs(job->log_dir, &e) ||
+		    open_log(job->log_dir, "stdout.log", &t->out_fd, &e) ||
 		    open_log(job->log_dir, "output.log", &t->comb_fd, &e))
 			goto fail;
 	}
@@ -758,7 +830,8 @@ static void outcome(struct katt *t, const json_t *jobobj)
 	if (!o->message[0])
 		snprintf(o->message, sizeof(o->message), "the Job failed%s%s%s%s",
 			 reason ? ": " : "", reason ? reason : "",
-			 c && jstr(c, "message") ? ": " : "", c && jstr(c, "message") ? jstr(c, "message") : "");
+			 c && jstr(c, "message") ? ": " : "",
+			 c && jstr(c, "message") ? jstr(c, "message") : "");
 }
 
 static void deliver(struct katt *t, const char *line, size_t len)
@@ -829,8 +902,9 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 		json_decref(t->last_pod);
 		t->last_pod = json_incref(pod);
 	}
-	if (phase && (!strcmp(phase, "Running") || !strcmp(phase, "Succeeded") ||
-		      !strcmp(phase, "Failed")) &&
+	if (phase &&
+	    (!strcmp(phase, "Running") || !strcmp(phase, "Succeeded") ||
+	     !strcmp(phase, "Failed")) &&
 	    strcmp(t->pod, name))
 		follow_pod(t, name);
 	wr = waiting(pod, &wmsg);
@@ -924,7 +998,8 @@ static int kb_submit(void *state, struct expt_job **jobs, size_t n,
 	int rc;
 
 	if (b->sched)
-		return expt_err_set(err, EXPT_EBACKEND, "kubernetes backend: one submit per handle");
+		return expt_err_set(err, EXPT_EBACKEND,
+				    "kubernetes backend: one submit per handle");
 	if ((rc = kb_connect(b, err)))
 		return rc;
 	/* Watch first, create after: nothing that happens to a Job is missed. */
@@ -992,7 +1067,8 @@ static int kb_poll(void *state, const struct expt_run_rec *runs, size_t n,
 			} else if (condition(job, "Failed")) {
 				out[i].phase = EXPT_OBS_EXITED;
 				out[i].final = 1;
-				snprintf(out[i].message, sizeof(out[i].message), "the Job failed: %s",
+				snprintf(out[i].message, sizeof(out[i].message),
+					 "the Job failed: %s",
 					 jstr(condition(job, "Failed"), "reason")
 					     ? jstr(condition(job, "Failed"), "reason")
 					     : "?");
@@ -1041,14 +1117,16 @@ static void add_evidence(struct kb *b, const struct expt_run_rec *r, struct expt
 			expt_strv_pushf(&d->evidence, "pod %s: phase %s%s%s", pn,
 					jstr(pod, "status.phase") ? jstr(pod, "status.phase") : "?",
 					jstr(pod, "spec.nodeName") ? " on " : "",
-					jstr(pod, "spec.nodeName") ? jstr(pod, "spec.nodeName") : "");
+					jstr(pod, "spec.nodeName") ? jstr(pod, "spec.nodeName")
+								   : "");
 			json_array_foreach(jget(pod, "status.conditions"), j, pc)
 			{
 				const char *st = jstr(pc, "status");
 				if (st && !strcmp(st, "False") && jstr(pc, "reason"))
 					expt_strv_pushf(&d->evidence, "pod %s: %s=False %s: %s", pn,
 							jstr(pc, "type"), jstr(pc, "reason"),
-							jstr(pc, "message") ? jstr(pc, "message") : "");
+							jstr(pc, "message") ? jstr(pc, "message")
+									    : "");
 			}
 			if ((wr = waiting(pod, &wm)))
 				expt_strv_pushf(&d->evidence, "pod %s: waiting: %s%s%s", pn, wr,
@@ -1061,18 +1139,20 @@ static void add_evidence(struct kb *b, const struct expt_run_rec *r, struct expt
 				    jstr(tm, "reason") ? jstr(tm, "reason") : "");
 			/* Events: the scheduler's and the kubelet's account. */
 			{
-				char *sel = expt_xasprintf("involvedObject.name=%s,involvedObject.kind=Pod",
-							   pn);
+				char *sel = expt_xasprintf(
+				    "involvedObject.name=%s,involvedObject.kind=Pod", pn);
 				char *esc = expt_kube_escape(sel);
-				char *ep = expt_xasprintf("/api/v1/namespaces/%s/events?fieldSelector=%s",
-							  kb_namespace(b), esc ? esc : "");
+				char *ep =
+				    expt_xasprintf("/api/v1/namespaces/%s/events?fieldSelector=%s",
+						   kb_namespace(b), esc ? esc : "");
 				expt_err_clear(&e);
 				if (!expt_kube_request(b->k, "GET", ep, NULL, &events, NULL, &e)) {
 					json_array_foreach(json_object_get(events, "items"), j, ev)
-					    expt_strv_pushf(&d->evidence, "event %s %s: %s",
-							    jstr(ev, "type") ? jstr(ev, "type") : "",
-							    jstr(ev, "reason") ? jstr(ev, "reason") : "",
-							    jstr(ev, "message") ? jstr(ev, "message") : "");
+					    expt_strv_pushf(
+						&d->evidence, "event %s %s: %s",
+						jstr(ev, "type") ? jstr(ev, "type") : "",
+						jstr(ev, "reason") ? jstr(ev, "reason") : "",
+						jstr(ev, "message") ? jstr(ev, "message") : "");
 				}
 				json_decref(events);
 				events = NULL;
@@ -1089,8 +1169,9 @@ static void add_evidence(struct kb *b, const struct expt_run_rec *r, struct expt
 					if (reason && !strcmp(reason, "Unschedulable")) {
 						snprintf(d->cause, sizeof(d->cause),
 							 "pending: the cluster cannot place it: %s",
-							 jstr(sched, "message") ? jstr(sched, "message")
-										: "");
+							 jstr(sched, "message")
+							     ? jstr(sched, "message")
+							     : "");
 						snprintf(d->hint, sizeof(d->hint),
 							 "lower resources:, or change "
 							 "kubernetes.node_selector / tolerations");

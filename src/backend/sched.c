@@ -149,7 +149,8 @@ void expt_sched_ended(struct expt_sched *s, struct expt_sched_attempt *a, struct
 	if (!(s->engine->flags & EXPT_SCHED_REMOTE) || o->attempt <= 0)
 		o->attempt = a->num;
 	o->stopped = a->stopped;
-	o->timed_out = a->timed_out;
+	/* A remote engine times runs out itself and says so. */
+	o->timed_out = a->timed_out || ((s->engine->flags & EXPT_SCHED_REMOTE) && o->timed_out);
 	/* What expt did to it says more than how it died: stopped, then out of memory (the
 	 * engine's account), then timed out. */
 	if (o->stopped) {

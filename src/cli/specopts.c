@@ -124,7 +124,8 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		expt_backend_close(&be);
 		return rc;
 	}
-	if ((be.ops->caps & EXPT_BACKEND_MANIFESTS) && (fmt == CLI_OUT_JSON || fmt == CLI_OUT_YAML)) {
+	if ((be.ops->caps & EXPT_BACKEND_MANIFESTS) &&
+	    (fmt == CLI_OUT_JSON || fmt == CLI_OUT_YAML)) {
 		/* What would be sent, with the ids the next `expt run` would give. */
 		items = json_array();
 		expt_contract_release(&kc);

@@ -85,7 +85,7 @@ struct expt_spec {
 	struct {
 		char *context, *namespace_, *service_account;
 		struct expt_kvs node_selector;
-		char *tolerations_json; /* "[]" when unset */
+		char *tolerations_json;	 /* "[]" when unset */
 		char *image_pull_policy; /* Always | IfNotPresent | Never; NULL = the cluster's */
 		char *priority_class;	 /* PriorityClass name, NULL = none */
 		struct expt_kvs labels, annotations; /* added to every Job and its pods */

@@ -816,9 +816,10 @@ static void v_tolerations(struct vctx *c, const struct expt_ynode *n)
 
 static void v_kubernetes(struct vctx *c, const struct expt_ynode *n)
 {
-	static const char *const keys[] = {
-	    "context",	       "namespace",	 "node_selector", "tolerations", "service_account",
-	    "image_pull_policy", "priority_class", "labels",	      "annotations", "pod_template"};
+	static const char *const keys[] = {"context",	     "namespace",	"node_selector",
+					   "tolerations",    "service_account", "image_pull_policy",
+					   "priority_class", "labels",		"annotations",
+					   "pod_template"};
 	static const char *const policies[] = {"Always", "IfNotPresent", "Never"};
 	struct expt_spec *s = c->spec;
 	const struct expt_ynode *v;
@@ -841,8 +842,8 @@ static void v_kubernetes(struct vctx *c, const struct expt_ynode *n)
 	if (!want_map(c, v, "kubernetes.node_selector"))
 		get_kvs(c, v, "kubernetes.node_selector", &s->kubernetes.node_selector, 0);
 	v_tolerations(c, expt_ynode_get(n, "tolerations"));
-	get_enum(c, expt_ynode_get(n, "image_pull_policy"), "kubernetes.image_pull_policy", policies,
-		 NELEM(policies), &s->kubernetes.image_pull_policy);
+	get_enum(c, expt_ynode_get(n, "image_pull_policy"), "kubernetes.image_pull_policy",
+		 policies, NELEM(policies), &s->kubernetes.image_pull_policy);
 	v = expt_ynode_get(n, "priority_class");
 	if (!get_word(c, v, "kubernetes.priority_class", &s->kubernetes.priority_class) &&
 	    !dns_subdomain_ok(s->kubernetes.priority_class))

@@ -45,7 +45,7 @@ status_of() {
 	"$EXPT" ps -o json 2>/dev/null | python3 -c "
 import json, sys
 d = json.load(sys.stdin)
-print(next((r['status'] for r in d if r['id'] == sys.argv[1]), ''))" "$1"
+print(next((r['status'] for r in d if r['id'] == sys.argv[1]), ''))" "$1" 2>/dev/null
 }
 # wait_status RUN STATUS[|STATUS...] [SECONDS]: waits until the run is in one of the statuses
 # (default 30 s); fails the test with what it was otherwise.

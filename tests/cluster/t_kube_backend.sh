@@ -22,7 +22,8 @@ cleanup_cluster() {
 }
 trap 'cleanup_cluster; rm -rf "$T"' EXIT
 
-# spec NAME [EXTRA YAML]: an experiment whose pods kwok runs for 1 s unless told otherwise.
+# spec NAME [EXTRA YAML [EXTRA kubernetes: LINES]]: an experiment whose pods kwok runs for 1 s
+# unless told otherwise.
 spec() {
 	cat >expt.yaml <<EOF
 name: $1
@@ -31,10 +32,11 @@ command: python3 train.py
 params: {lr: 0.1}
 kubernetes:
   namespace: $NS
+${3:-}
   pod_template:
     metadata:
       annotations: {expt-test/run-for: "1s"}
-$2
+${2:-}
 EOF
 }
 
@@ -148,14 +150,12 @@ equals "five Jobs, one per run" "$(K get jobs -l "expt.dev/experiment=${E}p" -o 
 equals "sweep index label" "$(K get job "${E}p-3" -o jsonpath='{.metadata.labels.expt\.dev/sweep-index}')" "2"
 
 # ---- the API server's refusal, before anything exists
-spec "${E}v" "kubernetes:
-  namespace: $NS
-  labels: {team: 'not a valid value!'}"
+spec "${E}v" "" "  labels: {team: 'not a valid value!'}"
 expect_code "a Job the server refuses: exit 2" 2 "$EXPT" run --backend kubernetes
 contains "the error names the spec field" "$out" "kubernetes.labels"
 contains "and says nothing was created" "$out" "nothing was created"
 equals "no Job was created" "$(K get jobs -l "expt.dev/experiment=${E}v" -o name 2>&1)" ""
-equals "no run was recorded" "$("$EXPT" ps "${E}v" -o json 2>/dev/null | json 'len(d)')" "0"
+equals "no run was recorded" "$("$EXPT" ps -o json 2>/dev/null | json "len([r for r in d if r['id'].startswith('${E}v-')])")" "0"
 
 spec "${E}v" "secrets: [no-such-secret]"
 expect_code "a missing Secret: exit 2" 2 "$EXPT" run --backend kubernetes

@@ -189,7 +189,7 @@ static void test_fields(void **state)
 	assert_at(job, "spec/template/spec/containers/0/resources/limits/memory", "2Gi");
 	assert_at(job, "spec/template/spec/containers/0/resources/limits/nvidia.com~1gpu", "1");
 	/* params through the downward API */
-	assert_at(job, "spec/template/metadata/annotations/expt.dev~1params", "{\"lr\": 0.5}");
+	assert_at(job, "spec/template/metadata/annotations/expt.dev~1params", "{\"lr\":0.5}");
 	assert_at(job, "spec/template/spec/volumes/0/downwardAPI/items/0/path", "params.json");
 	assert_at(job, "spec/template/spec/containers/0/volumeMounts/0/mountPath", "/expt/params");
 	assert_at(job, "spec/template/spec/containers/0/volumeMounts/1/mountPath", "/expt/output");

@@ -118,16 +118,18 @@ static int add_mount(const struct expt_spec *spec, const struct expt_mount *m, i
 		json_decref(vol);
 		json_decref(vm);
 		json_decref(src);
-		return expt_err_set(err, EXPT_EUSAGE,
-				    "%s.%s: s3:// is not mounted by the kubernetes backend yet: "
-				    "use a pvc:// or nfs:// volume, or read the bucket from the run",
-				    in ? "inputs" : "outputs", m->name);
+		return expt_err_set(
+		    err, EXPT_EUSAGE,
+		    "%s.%s: s3:// is not mounted by the kubernetes backend yet: "
+		    "use a pvc:// or nfs:// volume, or read the bucket from the run",
+		    in ? "inputs" : "outputs", m->name);
 	} else {
 		/* A path on the node: it must exist on every node a run can land on. */
 		char *path = m->url[0] == '/' ? expt_xstrdup(m->url)
 					      : expt_xasprintf("%s/%s", spec->dir, m->url);
 		json_object_set_new(src, "path", json_string(path));
-		json_object_set_new(src, "type", json_string(in ? "Directory" : "DirectoryOrCreate"));
+		json_object_set_new(src, "type",
+				    json_string(in ? "Directory" : "DirectoryOrCreate"));
 		free(path);
 		json_object_set_new(vol, "hostPath", src);
 	}
@@ -260,10 +262,9 @@ int expt_kube_job_manifest(const struct expt_spec *spec, const struct expt_kube_
 		json_object_set_new(pspec, "nodeSelector", ns);
 	}
 	{
-		json_t *tol = json_loads(spec->kubernetes.tolerations_json
-					     ? spec->kubernetes.tolerations_json
-					     : "[]",
-					 0, NULL);
+		json_t *tol = json_loads(
+		    spec->kubernetes.tolerations_json ? spec->kubernetes.tolerations_json : "[]", 0,
+		    NULL);
 		if (json_array_size(tol))
 			json_object_set_new(pspec, "tolerations", tol);
 		else
@@ -298,9 +299,8 @@ int expt_kube_job_manifest(const struct expt_spec *spec, const struct expt_kube_
 	if (spec->secrets.n) {
 		envfrom = json_array();
 		for (size_t i = 0; i < spec->secrets.n; i++)
-			json_array_append_new(envfrom,
-					      json_pack("{s:{s:s}}", "secretRef", "name",
-							spec->secrets.v[i]));
+			json_array_append_new(envfrom, json_pack("{s:{s:s}}", "secretRef", "name",
+								 spec->secrets.v[i]));
 		json_object_set_new(ctr, "envFrom", envfrom);
 	}
 	json_object_set_new(ctr, "resources", resources(spec));
@@ -309,10 +309,10 @@ int expt_kube_job_manifest(const struct expt_spec *spec, const struct expt_kube_
 	mounts = json_array();
 	/* The params file: the pod's own annotation, through the downward API (no extra object
 	 * to create, own or clean up). */
-	json_array_append_new(
-	    volumes, json_pack("{s:s, s:{s:[{s:s, s:{s:s}}]}}", "name", "expt-params", "downwardAPI",
-			       "items", "path", "params.json", "fieldRef", "fieldPath",
-			       "metadata.annotations['" EXPT_KUBE_A_PARAMS "']"));
+	json_array_append_new(volumes, json_pack("{s:s, s:{s:[{s:s, s:{s:s}}]}}", "name",
+						 "expt-params", "downwardAPI", "items", "path",
+						 "params.json", "fieldRef", "fieldPath",
+						 "metadata.annotations['" EXPT_KUBE_A_PARAMS "']"));
 	json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "name", "expt-params",
 						"mountPath", EXPT_KUBE_PARAMS_DIR, "readOnly", 1));
 	json_array_append_new(volumes, json_pack("{s:s, s:{}}", "name", "expt-output", "emptyDir"));

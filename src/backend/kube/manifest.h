@@ -27,8 +27,8 @@
 
 /* One run, as the manifest needs it. Borrowed. */
 struct expt_kube_run {
-	const char *run_id;	  /* the Job's name: a DNS-1123 label of at most 63 characters */
-	size_t index;		  /* 0-based position in the sweep */
+	const char *run_id; /* the Job's name: a DNS-1123 label of at most 63 characters */
+	size_t index;	    /* 0-based position in the sweep */
 	const struct expt_strv *argv; /* the run's argv (the container's command) */
 	const struct expt_strv *env;  /* "KEY=VALUE" */
 	const char *params_json;      /* the run's params, given to it as EXPT_PARAMS_FILE */
