@@ -287,7 +287,8 @@ int expt_kube_job_manifest(const struct expt_spec *spec, const struct expt_kube_
 	for (size_t i = 0; i < r->env->n; i++) {
 		const char *kv = r->env->v[i], *eq = strchr(kv, '=');
 		json_t *e = json_object();
-		if (!eq) {
+		/* The project directory is this machine's: a pod does not have it. */
+		if (!eq || !strncmp(kv, "EXPT_PROJECT_DIR=", 17)) {
 			json_decref(e);
 			continue;
 		}
