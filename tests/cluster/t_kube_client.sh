@@ -43,7 +43,7 @@ tmp="$(mktemp -d)"
 watch_pid=""
 cleanup() {
   [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null
-  K delete configmaps -l "expt-kc=$run" --wait=false >/dev/null 2>&1
+  K delete configmaps,events -l "expt-kc in ($run,$run-r)" --wait=false >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -146,17 +146,27 @@ grep -v '^# listed' "$tmp/watch" | diff "$tmp/want" - >"$tmp/diff"
 report $? "watch: ADDED, MODIFIED, DELETED of a ConfigMap made with kubectl" "$(cat "$tmp/diff")"
 
 # Resuming from resourceVersion 1, which the server no longer has, must give 410 → relist; the
-# relist and the new watch then deliver what changed meanwhile.
-K create configmap "$run-r0" >/dev/null && K label configmap "$run-r0" "expt-kc=$run-r" >/dev/null
-"$E" __kube watch "/api/v1/namespaces/$NS/configmaps" "labelSelector=expt-kc%3D$run-r" \
+# relist and the new watch then deliver what changed meanwhile. Events, because kube-apiserver
+# serves them from etcd (no watch cache: a young watch cache answers an old resourceVersion
+# with the current objects instead of 410), and a young cluster's etcd still has every revision
+# (kube-apiserver compacts it every 5 minutes): so compact etcd now, through its HTTP gateway.
+etcd="${EXPT_CLUSTER_ETCD:-$(tr '\0' '\n' <"/proc/$(cat "$cluster_dir/run/etcd.pid")/cmdline" 2>/dev/null |
+  grep -A1 -x -- --advertise-client-urls | tail -1)}"
+rev=$(curl -sf -X POST "$etcd/v3/kv/range" -d '{"key":"YQ=="}' | jq -r .header.revision)
+curl -sf -X POST "$etcd/v3/kv/compaction" -d "{\"revision\":\"$rev\",\"physical\":true}" >/dev/null ||
+  echo "# could not compact etcd at $etcd (revision '$rev')"
+ev() { # NAME: an Event labelled for this run, as kubectl input
+  printf '{"apiVersion":"v1","kind":"Event","metadata":{"name":"%s","labels":{"expt-kc":"%s"}},"involvedObject":{"kind":"ConfigMap","name":"x","namespace":"%s"},"reason":"Test","message":"t_kube_client","type":"Normal"}' "$1" "$run-r" "$NS"
+}
+ev "$run-e0" | K create -f - >/dev/null
+"$E" __kube watch "/api/v1/namespaces/$NS/events" "labelSelector=expt-kc%3D$run-r" \
   --resume-rv 1 --events 3 --timeout-ms 30000 >"$tmp/watch" 2>&1 &
 watch_pid=$!
 wait_for_line "$tmp/watch" "# listed"
-K create configmap "$run-r1" >/dev/null && K label configmap "$run-r1" "expt-kc=$run-r" >/dev/null &&
-  K delete configmap "$run-r0" >/dev/null
+ev "$run-e1" | K create -f - >/dev/null && K delete event "$run-e0" >/dev/null
 wait "$watch_pid"; watch_pid=""
-grep -qx "ADDED ConfigMap/$run-r0" "$tmp/watch" && grep -qx "ADDED ConfigMap/$run-r1" "$tmp/watch" &&
-  grep -qx "DELETED ConfigMap/$run-r0" "$tmp/watch" && grep -qx "# relists 1" "$tmp/watch"
+grep -qx "ADDED Event/$run-e0" "$tmp/watch" && grep -qx "ADDED Event/$run-e1" "$tmp/watch" &&
+  grep -qx "DELETED Event/$run-e0" "$tmp/watch" && grep -qx "# relists 1" "$tmp/watch"
 report $? "watch from a resourceVersion the server no longer has: 410 → relist, then events again" "$(cat "$tmp/watch")"
 
 # --- a batch ---------------------------------------------------------------------------------------
