@@ -14,6 +14,7 @@ static const char usage[] =
     "       expt __kube [OPTIONS] many N CONCURRENCY METHOD PATH BODY   ({i} in PATH and BODY:\n"
     "                                                                  the index)\n"
     "       expt __kube [OPTIONS] watch PATH [QUERY]\n"
+    "       expt __kube [OPTIONS] stream PATH...      (lines of each, prefixed [i], all at once)\n"
     "       expt __kube [OPTIONS] can VERB GROUP RESOURCE [NAMESPACE]\n"
     "       expt __kube [OPTIONS] config\n"
     "\n"
@@ -27,8 +28,8 @@ static const char usage[] =
     "      --context NAME       context (default current-context)\n"
     "  -n, --namespace NS       namespace (default the context's)\n"
     "      --repeat N           send the request N times (one connection, one credential)\n"
-    "      --events N           watch: stop after N events\n"
-    "      --timeout-ms MS      watch: stop after MS milliseconds (default 30000)\n"
+    "      --events N           watch: stop after N events; stream: after N lines\n"
+    "      --timeout-ms MS      watch, stream: stop after MS milliseconds (default 30000)\n"
     "      --resume-rv RV       watch: after the list, watch again from RV (\"1\" forces the\n"
     "                           410 Gone path)\n"
     "  -h, --help               this help\n";
@@ -189,6 +190,56 @@ static int do_watch(struct cli_ctx *ctx, struct expt_kube *k, const char *path, 
 	return rc;
 }
 
+/* Follows every path at once on one client; prints "[i] line", then "[i] end HTTP rc" and the
+ * error of a stream that failed. */
+static int do_stream(struct cli_ctx *ctx, struct expt_kube *k, int n, char **paths, long lines,
+		     long timeout_ms)
+{
+	struct expt_kube_stream **s = expt_xcalloc((size_t)n, sizeof(*s));
+	int64_t end = expt_mono_ms() + timeout_ms;
+	long seen = 0;
+	int open_n = 0, rc = 0;
+
+	for (int i = 0; i < n && !rc; i++) {
+		char *p = subst(paths[i], expt_kube_cfg(k)->ns, -1);
+
+		rc = expt_kube_stream_open(k, p, &s[i], &ctx->err);
+		free(p);
+		open_n += !rc;
+	}
+	while (!rc && open_n > 0 && (lines < 0 || seen < lines) && expt_mono_ms() < end) {
+		for (int i = 0; i < n; i++) {
+			const char *line;
+			size_t len;
+			long http = 0;
+			int src = 0;
+			struct expt_err e = EXPT_ERR_INIT;
+
+			if (!s[i])
+				continue;
+			while ((lines < 0 || seen < lines) &&
+			       expt_kube_stream_line(s[i], &line, &len)) {
+				printf("[%d] %.*s\n", i, (int)len, line);
+				seen++;
+			}
+			if (expt_kube_stream_ended(s[i], &http, &src, NULL, &e)) {
+				printf("[%d] end %ld %d%s%s\n", i, http, src, src ? " " : "",
+				       e.msg);
+				expt_kube_stream_close(s[i]);
+				s[i] = NULL;
+				open_n--;
+			}
+		}
+		fflush(stdout);
+		if (open_n > 0 && (lines < 0 || seen < lines))
+			rc = expt_kube_pump(k, 200, &ctx->err);
+	}
+	for (int i = 0; i < n; i++)
+		expt_kube_stream_close(s[i]);
+	free(s);
+	return rc;
+}
+
 static int do_many(struct cli_ctx *ctx, struct expt_kube *k, char **argv)
 {
 	long n = strtol(argv[0], NULL, 10), conc = strtol(argv[1], NULL, 10);
@@ -307,6 +358,8 @@ static int cmd_kube(struct cli_ctx *ctx, int argc, char **argv)
 
 		rc = do_watch(ctx, k, p, argc > 2 ? argv[2] : NULL, events, timeout_ms, resume_rv);
 		free(p);
+	} else if (!strcmp(argv[0], "stream") && argc >= 2) {
+		rc = do_stream(ctx, k, argc - 1, argv + 1, events, timeout_ms);
 	} else if (!strcmp(argv[0], "many") && argc == 6) {
 		rc = do_many(ctx, k, argv + 1);
 	} else if (!strcmp(argv[0], "can") && argc >= 4) {

@@ -43,7 +43,7 @@ tmp="$(mktemp -d)"
 watch_pid=""
 cleanup() {
   [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null
-  K delete configmaps,events -l "expt-kc in ($run,$run-r)" --wait=false >/dev/null 2>&1
+  K delete configmaps,events,pods -l "expt-kc in ($run,$run-r)" --wait=false >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -168,6 +168,42 @@ wait "$watch_pid"; watch_pid=""
 grep -qx "ADDED Event/$run-e0" "$tmp/watch" && grep -qx "ADDED Event/$run-e1" "$tmp/watch" &&
   grep -qx "DELETED Event/$run-e0" "$tmp/watch" && grep -qx "# relists 1" "$tmp/watch"
 report $? "watch from a resourceVersion the server no longer has: 410 → relist, then events again" "$(cat "$tmp/watch")"
+
+# --- streams: two pods' logs followed at once on one client -----------------------------------
+# kwok serves each pod's log from $EXPT_CLUSTER_LOGS/<ns>/<pod>.log (CRI format).
+cri() { printf '2024-01-01T00:00:01.000000000Z stdout F %s\n' "$1"; }
+for p in la lb; do
+  cri "first $p" >"$EXPT_CLUSTER_LOGS/$NS/$run-$p.log"
+  K apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $run-$p
+  labels: {expt-kc: "$run"}
+  annotations: {expt-test/run-for: "120s"}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: main, image: busybox:stable}
+EOF
+done
+K wait --for=jsonpath='{.status.phase}'=Running "pod/$run-la" "pod/$run-lb" --timeout=60s >/dev/null
+"$E" __kube stream "/api/v1/namespaces/$NS/pods/$run-la/log?follow=true" \
+  "/api/v1/namespaces/$NS/pods/$run-lb/log?follow=true" --events 4 --timeout-ms 30000 >"$tmp/stream" 2>&1 &
+watch_pid=$!
+wait_for_line "$tmp/stream" "[0] first la" && wait_for_line "$tmp/stream" "[1] first lb"
+long=$(head -c 200000 /dev/zero | tr '\0' x)
+cri "$long" >>"$EXPT_CLUSTER_LOGS/$NS/$run-la.log"
+"$cluster_here/write-log" "$EXPT_CLUSTER_LOGS/$NS/$run-lb.log" "second lb"
+wait "$watch_pid"; watch_pid=""
+printf '[0] %s\n' "$long" >"$tmp/long"   # a pattern file: one argument may not exceed 128 kB
+grep -qx "\[1\] second lb" "$tmp/stream" && grep -qxF -f "$tmp/long" "$tmp/stream" && [ "$(wc -l <"$tmp/stream")" = 4 ]
+report $? "two log streams followed at once; a 200 kB line arrives whole, a line appended later arrives" "$(cut -c1-100 "$tmp/stream")"
+rm -f "$EXPT_CLUSTER_LOGS/$NS/$run-la.log" "$EXPT_CLUSTER_LOGS/$NS/$run-lb.log"
+
+kube stream "/api/v1/namespaces/$NS/pods/$run-none/log?follow=true"
+[ "$rc" = 0 ] && grep -q "^\[0\] end 404 3 .*pods \"$run-none\" not found" "$tmp/out"
+report $? "a stream refused (404): its Status decoded at its end" "$(show)"
 
 # --- a batch ---------------------------------------------------------------------------------------
 kube many 200 16 POST "/api/v1/namespaces/{ns}/configmaps" \
