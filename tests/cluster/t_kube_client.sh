@@ -194,11 +194,15 @@ watch_pid=$!
 wait_for_line "$tmp/stream" "[0] first la" && wait_for_line "$tmp/stream" "[1] first lb"
 long=$(head -c 200000 /dev/zero | tr '\0' x)
 cri "$long" >>"$EXPT_CLUSTER_LOGS/$NS/$run-la.log"
-"$cluster_here/write-log" "$EXPT_CLUSTER_LOGS/$NS/$run-lb.log" "second lb"
+# a CRI partial line ("P"): kwok sends "second-" at once and "lb\n" a second later, in two
+# chunks that the client must join into one line
+printf '2024-01-01T00:00:02.000000000Z stdout P second-\n' >>"$EXPT_CLUSTER_LOGS/$NS/$run-lb.log"
+sleep 1
+cri "lb" >>"$EXPT_CLUSTER_LOGS/$NS/$run-lb.log"
 wait "$watch_pid"; watch_pid=""
 printf '[0] %s\n' "$long" >"$tmp/long"   # a pattern file: one argument may not exceed 128 kB
-grep -qx "\[1\] second lb" "$tmp/stream" && grep -qxF -f "$tmp/long" "$tmp/stream" && [ "$(wc -l <"$tmp/stream")" = 4 ]
-report $? "two log streams followed at once; a 200 kB line arrives whole, a line appended later arrives" "$(cut -c1-100 "$tmp/stream")"
+grep -qx "\[1\] second-lb" "$tmp/stream" && grep -qxF -f "$tmp/long" "$tmp/stream" && [ "$(wc -l <"$tmp/stream")" = 4 ]
+report $? "two log streams followed at once; a 200 kB line arrives whole, a line sent in two chunks a second apart is one line" "$(cut -c1-100 "$tmp/stream")"
 rm -f "$EXPT_CLUSTER_LOGS/$NS/$run-la.log" "$EXPT_CLUSTER_LOGS/$NS/$run-lb.log"
 
 kube stream "/api/v1/namespaces/$NS/pods/$run-none/log?follow=true"
