@@ -49,8 +49,8 @@ struct expt_kube_status {
 	}
 void expt_kube_status_release(struct expt_kube_status *st);
 
-/* Opens a client for cfg (borrowed: it must outlive k). Loads libcurl; checks that the TLS
- * material in cfg is usable; contacts nothing yet (the first request does). *out:
+/* Opens a client for cfg (borrowed: it must outlive k). Loads libcurl; contacts nothing yet
+ * (the first request does, and reports unusable TLS material or credentials). *out:
  * expt_kube_close. EXPT_EBACKEND if libcurl cannot be loaded; EXPT_EUSAGE for an http://
  * server with credentials other than none. */
 int expt_kube_open(struct expt_kube **out, const struct expt_kube_config *cfg,
@@ -136,7 +136,9 @@ struct expt_kube_watch;
  * resourceVersion (backoff 0.5 s doubling to 30 s while it keeps failing). A relist emits
  * ADDED for objects not seen before, MODIFIED for those whose resourceVersion changed and
  * DELETED (the last object seen) for those gone meanwhile, so the caller's state converges.
- * The list is synchronous (its error returned here: EXPT_EDENIED, EXPT_ENOTFOUND...).
+ * The list is synchronous (its error returned here: EXPT_EDENIED, EXPT_ENOTFOUND...). The
+ * watch keeps the last object seen of each (for the DELETED of a relist): memory in proportion
+ * to the collection, so select (labelSelector) what you need.
  * *out: expt_kube_watch_close (or expt_kube_close). */
 int expt_kube_watch_open(struct expt_kube *k, const char *collection_path, const char *query,
 			 struct expt_kube_watch **out, struct expt_err *err);
