@@ -247,6 +247,7 @@ static int do_many(struct cli_ctx *ctx, struct expt_kube *k, char **argv)
 	json_t **bodies;
 	char **paths;
 	long nfail = 0;
+	unsigned long retried = 0;
 	int rc = 0;
 
 	if (n <= 0 || n > 100000 || conc <= 0)
@@ -266,9 +267,13 @@ static int do_many(struct cli_ctx *ctx, struct expt_kube *k, char **argv)
 	}
 	if (!rc) {
 		rc = expt_kube_request_many(k, reqs, (size_t)n, (int)conc, &ctx->err);
-		for (long i = 0; i < n; i++)
+		for (long i = 0; i < n; i++) {
 			nfail += reqs[i].rc != 0;
+			retried += reqs[i].retries;
+		}
 		printf("%ld ok, %ld failed\n", n - nfail, nfail);
+		if (retried)
+			printf("# %lu retries after 429/503\n", retried);
 	}
 	for (long i = 0; i < n; i++) {
 		json_decref(reqs[i].reply);

@@ -43,7 +43,7 @@ tmp="$(mktemp -d)"
 watch_pid=""
 cleanup() {
   [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null
-  K delete configmaps,events,pods -l "expt-kc in ($run,$run-r)" --wait=false >/dev/null 2>&1
+  K delete configmaps,events,pods,services -l "expt-kc in ($run,$run-r)" --wait=false >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -221,5 +221,14 @@ kube many 3 2 POST "/api/v1/namespaces/{ns}/configmaps" \
   '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"'"$run"'-m{i}"}}'
 [ "$rc" = 6 ] && grep -qx '0 ok, 3 failed' "$tmp/out" && grep -q '3 of 3 requests failed; the first: .*already exists' "$tmp/err"
 report $? "request_many: each request's own result; the first failure reported" "$(show)"
+
+# --- 503 is retried ----------------------------------------------------------------------------
+# A Service without endpoints: its proxy answers 503 every time, so the client retries
+# EXPT_KUBE_RETRIES (5) times, about 1 s apart (no Retry-After here), then reports it.
+K create service clusterip "$run-none" --tcp=80:80 >/dev/null && K label service "$run-none" "expt-kc=$run" >/dev/null
+kube many 1 1 GET "/api/v1/namespaces/$NS/services/$run-none:80/proxy/" '{}'
+[ "$rc" = 5 ] && grep -qx '# 5 retries after 429/503' "$tmp/out" &&
+  grep -q 'no endpoints available for service .* (HTTP 503 ServiceUnavailable), still after 5 retries' "$tmp/err"
+report $? "503 is retried 5 times, then reported as such" "$(show)"
 
 finish

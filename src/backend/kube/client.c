@@ -874,6 +874,12 @@ static int xfer_result(struct expt_kube *k, struct xfer *x, json_t **reply,
 	if (!is_2xx(x->http)) {
 		decode_status(s, x->http, x->resp.buf, x->resp.len);
 		rc = refused(err, x->method, x->path, s, k->cfg);
+		if (x->retries && err) {
+			size_t n = strlen(err->msg);
+
+			snprintf(err->msg + n, sizeof(err->msg) - n, ", still after %d retries",
+				 x->retries);
+		}
 		expt_kube_status_release(&local);
 		return rc;
 	}
@@ -934,6 +940,7 @@ int expt_kube_request_many(struct expt_kube *k, struct expt_kube_req *reqs, size
 	for (size_t i = 0; i < n; i++) {
 		reqs[i].reply = NULL;
 		reqs[i].rc = 0;
+		reqs[i].retries = 0;
 		memset(&reqs[i].st, 0, sizeof(reqs[i].st));
 		expt_err_clear(&reqs[i].err);
 	}
@@ -986,6 +993,7 @@ int expt_kube_request_many(struct expt_kube *k, struct expt_kube_req *reqs, size
 				       : xfer_result(k, x,
 						     reqs[i].want_reply ? &reqs[i].reply : NULL,
 						     &reqs[i].st, &reqs[i].err);
+			reqs[i].retries = (unsigned)x->retries;
 			if (reqs[i].rc) {
 				nfailed++;
 				if (first_failed == n)

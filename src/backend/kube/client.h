@@ -91,6 +91,7 @@ struct expt_kube_req {
 	int rc;			    /* out: as expt_kube_request's return */
 	struct expt_kube_status st; /* out: caller releases (expt_kube_status_release) */
 	struct expt_err err;	    /* out: filled when rc != 0 */
+	unsigned retries;	    /* out: times it was re-sent after a 429 or 503 */
 };
 /* Runs reqs[0..n) concurrently, at most `concurrency` in flight (<= 0: 16), over the shared
  * connections (HTTP/2 multiplexed where offered), each with the retries of expt_kube_request.
