@@ -28,6 +28,7 @@ static const char usage[] =
     "      --context NAME       context (default current-context)\n"
     "  -n, --namespace NS       namespace (default the context's)\n"
     "      --repeat N           send the request N times (one connection, one credential)\n"
+    "      --raw                print the reply as it is (not JSON: a pod's log)\n"
     "      --events N           watch: stop after N events; stream: after N lines\n"
     "      --timeout-ms MS      watch, stream: stop after MS milliseconds (default 30000)\n"
     "      --resume-rv RV       watch: after the list, watch again from RV (\"1\" forces the\n"
@@ -296,6 +297,7 @@ static int cmd_kube(struct cli_ctx *ctx, int argc, char **argv)
 						 {"events", required_argument, NULL, 'e'},
 						 {"timeout-ms", required_argument, NULL, 't'},
 						 {"resume-rv", required_argument, NULL, 'R'},
+						 {"raw", no_argument, NULL, 'W'},
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct expt_kube_config_opts o = EXPT_KUBE_CONFIG_OPTS_INIT;
@@ -304,7 +306,7 @@ static int cmd_kube(struct cli_ctx *ctx, int argc, char **argv)
 	struct expt_kube *k = NULL;
 	long repeat = 1, events = -1, timeout_ms = 30000;
 	const char *resume_rv = NULL;
-	int c, rc;
+	int c, rc, raw = 0;
 
 	opterr = 0;
 	optind = 1;
@@ -330,6 +332,9 @@ static int cmd_kube(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 'R':
 			resume_rv = optarg;
+			break;
+		case 'W':
+			raw = 1;
 			break;
 		case 'h':
 			cli_usage(&cli_cmd_kube);
@@ -386,7 +391,16 @@ static int cmd_kube(struct cli_ctx *ctx, int argc, char **argv)
 			struct expt_kube_status st = EXPT_KUBE_STATUS_INIT;
 			json_t *reply = NULL;
 
-			rc = expt_kube_request(k, argv[0], p, body, &reply, &st, &ctx->err);
+			if (raw) {
+				struct expt_buf out = EXPT_BUF_INIT;
+
+				out.max = EXPT_KUBE_BODY_MAX;
+				rc = expt_kube_request_text(k, argv[0], p, &out, &st, &ctx->err);
+				fwrite(out.buf, 1, out.len, stdout);
+				expt_buf_release(&out);
+			} else {
+				rc = expt_kube_request(k, argv[0], p, body, &reply, &st, &ctx->err);
+			}
 			if (rc && st.http)
 				print_status(&st);
 			else if (!rc && reply)

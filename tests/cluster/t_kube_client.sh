@@ -203,6 +203,9 @@ wait "$watch_pid"; watch_pid=""
 printf '[0] %s\n' "$long" >"$tmp/long"   # a pattern file: one argument may not exceed 128 kB
 grep -qx "\[1\] second-lb" "$tmp/stream" && grep -qxF -f "$tmp/long" "$tmp/stream" && [ "$(wc -l <"$tmp/stream")" = 4 ]
 report $? "two log streams followed at once; a 200 kB line arrives whole, a line sent in two chunks a second apart is one line" "$(cut -c1-100 "$tmp/stream")"
+kube --raw GET "/api/v1/namespaces/$NS/pods/$run-lb/log"
+[ "$rc" = 0 ] && [ "$(cat "$tmp/out")" = "first lb"$'\n'"second-lb" ]
+report $? "a log read whole as plain text (request_text)" "$(show)"
 rm -f "$EXPT_CLUSTER_LOGS/$NS/$run-la.log" "$EXPT_CLUSTER_LOGS/$NS/$run-lb.log"
 
 kube stream "/api/v1/namespaces/$NS/pods/$run-none/log?follow=true"

@@ -927,6 +927,27 @@ int expt_kube_request(struct expt_kube *k, const char *method, const char *path_
 	return rc;
 }
 
+int expt_kube_request_text(struct expt_kube *k, const char *method, const char *path_and_query,
+			   struct expt_buf *out, struct expt_kube_status *st, struct expt_err *err)
+{
+	struct expt_kube_req r = {0};
+	int rc;
+
+	r.method = method;
+	r.path = path_and_query;
+	r.text = out;
+	rc = expt_kube_request_many(k, &r, 1, 1, NULL);
+	if (rc && err)
+		*err = r.err;
+	if (st) {
+		expt_kube_status_release(st);
+		*st = r.st;
+	} else {
+		expt_kube_status_release(&r.st);
+	}
+	return rc;
+}
+
 int expt_kube_request_many(struct expt_kube *k, struct expt_kube_req *reqs, size_t n,
 			   int concurrency, struct expt_err *err)
 {
@@ -993,6 +1014,12 @@ int expt_kube_request_many(struct expt_kube *k, struct expt_kube_req *reqs, size
 				       : xfer_result(k, x,
 						     reqs[i].want_reply ? &reqs[i].reply : NULL,
 						     &reqs[i].st, &reqs[i].err);
+			if (x->done == 1 && !reqs[i].rc && reqs[i].text &&
+			    expt_buf_add(reqs[i].text, x->resp.buf, x->resp.len))
+				reqs[i].rc =
+				    expt_err_set(&reqs[i].err, EXPT_EBACKEND,
+						 "%s %s: the reply is longer than %zu bytes",
+						 x->method, x->path, reqs[i].text->max);
 			reqs[i].retries = (unsigned)x->retries;
 			if (reqs[i].rc) {
 				nfailed++;

@@ -1,7 +1,8 @@
 /* The Kubernetes API client: one connection pool to one cluster (libcurl multi handle; HTTP/2
  * where the server offers it, so requests and streams share connections), TLS verified per the
  * kubeconfig and never silently off, credentials (client certificates, bearer tokens, token
- * files re-read, exec plugins cached until they expire and re-run on 401). Synchronous JSON
+ * files re-read, exec plugins cached in memory per expt_kube until they expire and re-run on
+ * 401). Synchronous JSON
  * requests, concurrent batches, multiplexed line streams (watch, logs) and a list+watch helper
  * that survives 410 Gone and closed streams. Not thread-safe: one thread drives one expt_kube.
  * Owner: backend/kube/. */
@@ -11,6 +12,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "../../util/buf.h"
 #include "../../util/err.h"
 #include "config.h"
 
@@ -80,12 +82,19 @@ int expt_kube_request(struct expt_kube *k, const char *method, const char *path_
 		      const json_t *body, json_t **reply, struct expt_kube_status *st,
 		      struct expt_err *err);
 
+/* The same for a reply that is not JSON (a pod's log without follow): a 2xx body is appended
+ * to out (its cap bounds it: a longer body fails with EXPT_EBACKEND). */
+int expt_kube_request_text(struct expt_kube *k, const char *method, const char *path_and_query,
+			   struct expt_buf *out, struct expt_kube_status *st, struct expt_err *err);
+
 /* One request of a batch: the caller fills the inputs, expt_kube_request_many the outputs. */
 struct expt_kube_req {
 	const char *method;	    /* in, borrowed */
 	const char *path;	    /* in, borrowed: path and query */
 	const json_t *body;	    /* in, borrowed; NULL for none */
 	int want_reply;		    /* in: keep the reply's JSON in reply (else it is discarded) */
+	struct expt_buf *text;	    /* in: non-NULL: a 2xx body is appended here as it is (not
+				     * parsed; plain-text logs), up to text->max; want_reply 0 */
 	void *data;		    /* in: the caller's, untouched */
 	json_t *reply;		    /* out: caller json_decref (NULL unless want_reply and 2xx) */
 	int rc;			    /* out: as expt_kube_request's return */
