@@ -2,10 +2,9 @@
  * where the server offers it, so requests and streams share connections), TLS verified per the
  * kubeconfig and never silently off, credentials (client certificates, bearer tokens, token
  * files re-read, exec plugins cached in memory per expt_kube until they expire and re-run on
- * 401). Synchronous JSON
- * requests, concurrent batches, multiplexed line streams (watch, logs) and a list+watch helper
- * that survives 410 Gone and closed streams. Not thread-safe: one thread drives one expt_kube.
- * Owner: backend/kube/. */
+ * 401). Synchronous JSON requests, concurrent batches, multiplexed line streams (watch, logs)
+ * and a list+watch helper that survives 410 Gone and closed streams. Not thread-safe: one
+ * thread drives one expt_kube. Owner: backend/kube/. */
 #ifndef EXPT_BACKEND_KUBE_CLIENT_H
 #define EXPT_BACKEND_KUBE_CLIENT_H
 
