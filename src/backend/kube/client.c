@@ -1573,7 +1573,9 @@ int expt_kube_watch_next(struct expt_kube_watch *w, const char **type, json_t **
 				w->s = NULL;
 				w->next_open = 0;
 			} else {
-				watch_broken(w, 0);
+				/* refused (permissions revoked, namespace deleted): relist, whose
+				 * error reaches the caller, rather than retry a watch forever */
+				watch_broken(w, r == EXPT_EDENIED || r == EXPT_ENOTFOUND);
 			}
 			expt_kube_status_release(&st);
 			continue;
