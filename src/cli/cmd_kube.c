@@ -14,6 +14,7 @@ static const char usage[] =
     "       expt __kube [OPTIONS] many N CONCURRENCY METHOD PATH BODY   ({i} in PATH and BODY:\n"
     "                                                                  the index)\n"
     "       expt __kube [OPTIONS] watch PATH [QUERY]\n"
+    "       expt __kube [OPTIONS] stream PATH...      (lines of each, prefixed [i], all at once)\n"
     "       expt __kube [OPTIONS] can VERB GROUP RESOURCE [NAMESPACE]\n"
     "       expt __kube [OPTIONS] config\n"
     "\n"
@@ -27,8 +28,9 @@ static const char usage[] =
     "      --context NAME       context (default current-context)\n"
     "  -n, --namespace NS       namespace (default the context's)\n"
     "      --repeat N           send the request N times (one connection, one credential)\n"
-    "      --events N           watch: stop after N events\n"
-    "      --timeout-ms MS      watch: stop after MS milliseconds (default 30000)\n"
+    "      --raw                print the reply as it is (not JSON: a pod's log)\n"
+    "      --events N           watch: stop after N events; stream: after N lines\n"
+    "      --timeout-ms MS      watch, stream: stop after MS milliseconds (default 30000)\n"
     "      --resume-rv RV       watch: after the list, watch again from RV (\"1\" forces the\n"
     "                           410 Gone path)\n"
     "  -h, --help               this help\n";
@@ -189,6 +191,56 @@ static int do_watch(struct cli_ctx *ctx, struct expt_kube *k, const char *path, 
 	return rc;
 }
 
+/* Follows every path at once on one client; prints "[i] line", then "[i] end HTTP rc" and the
+ * error of a stream that failed. */
+static int do_stream(struct cli_ctx *ctx, struct expt_kube *k, int n, char **paths, long lines,
+		     long timeout_ms)
+{
+	struct expt_kube_stream **s = expt_xcalloc((size_t)n, sizeof(*s));
+	int64_t end = expt_mono_ms() + timeout_ms;
+	long seen = 0;
+	int open_n = 0, rc = 0;
+
+	for (int i = 0; i < n && !rc; i++) {
+		char *p = subst(paths[i], expt_kube_cfg(k)->ns, -1);
+
+		rc = expt_kube_stream_open(k, p, &s[i], &ctx->err);
+		free(p);
+		open_n += !rc;
+	}
+	while (!rc && open_n > 0 && (lines < 0 || seen < lines) && expt_mono_ms() < end) {
+		for (int i = 0; i < n; i++) {
+			const char *line;
+			size_t len;
+			long http = 0;
+			int src = 0;
+			struct expt_err e = EXPT_ERR_INIT;
+
+			if (!s[i])
+				continue;
+			while ((lines < 0 || seen < lines) &&
+			       expt_kube_stream_line(s[i], &line, &len)) {
+				printf("[%d] %.*s\n", i, (int)len, line);
+				seen++;
+			}
+			if (expt_kube_stream_ended(s[i], &http, &src, NULL, &e)) {
+				printf("[%d] end %ld %d%s%s\n", i, http, src, src ? " " : "",
+				       e.msg);
+				expt_kube_stream_close(s[i]);
+				s[i] = NULL;
+				open_n--;
+			}
+		}
+		fflush(stdout);
+		if (open_n > 0 && (lines < 0 || seen < lines))
+			rc = expt_kube_pump(k, 200, &ctx->err);
+	}
+	for (int i = 0; i < n; i++)
+		expt_kube_stream_close(s[i]);
+	free(s);
+	return rc;
+}
+
 static int do_many(struct cli_ctx *ctx, struct expt_kube *k, char **argv)
 {
 	long n = strtol(argv[0], NULL, 10), conc = strtol(argv[1], NULL, 10);
@@ -196,6 +248,7 @@ static int do_many(struct cli_ctx *ctx, struct expt_kube *k, char **argv)
 	json_t **bodies;
 	char **paths;
 	long nfail = 0;
+	unsigned long retried = 0;
 	int rc = 0;
 
 	if (n <= 0 || n > 100000 || conc <= 0)
@@ -215,9 +268,13 @@ static int do_many(struct cli_ctx *ctx, struct expt_kube *k, char **argv)
 	}
 	if (!rc) {
 		rc = expt_kube_request_many(k, reqs, (size_t)n, (int)conc, &ctx->err);
-		for (long i = 0; i < n; i++)
+		for (long i = 0; i < n; i++) {
 			nfail += reqs[i].rc != 0;
+			retried += reqs[i].retries;
+		}
 		printf("%ld ok, %ld failed\n", n - nfail, nfail);
+		if (retried)
+			printf("# %lu retries after 429/503\n", retried);
 	}
 	for (long i = 0; i < n; i++) {
 		json_decref(reqs[i].reply);
@@ -240,6 +297,7 @@ static int cmd_kube(struct cli_ctx *ctx, int argc, char **argv)
 						 {"events", required_argument, NULL, 'e'},
 						 {"timeout-ms", required_argument, NULL, 't'},
 						 {"resume-rv", required_argument, NULL, 'R'},
+						 {"raw", no_argument, NULL, 'W'},
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct expt_kube_config_opts o = EXPT_KUBE_CONFIG_OPTS_INIT;
@@ -248,7 +306,7 @@ static int cmd_kube(struct cli_ctx *ctx, int argc, char **argv)
 	struct expt_kube *k = NULL;
 	long repeat = 1, events = -1, timeout_ms = 30000;
 	const char *resume_rv = NULL;
-	int c, rc;
+	int c, rc, raw = 0;
 
 	opterr = 0;
 	optind = 1;
@@ -274,6 +332,9 @@ static int cmd_kube(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 'R':
 			resume_rv = optarg;
+			break;
+		case 'W':
+			raw = 1;
 			break;
 		case 'h':
 			cli_usage(&cli_cmd_kube);
@@ -307,6 +368,8 @@ static int cmd_kube(struct cli_ctx *ctx, int argc, char **argv)
 
 		rc = do_watch(ctx, k, p, argc > 2 ? argv[2] : NULL, events, timeout_ms, resume_rv);
 		free(p);
+	} else if (!strcmp(argv[0], "stream") && argc >= 2) {
+		rc = do_stream(ctx, k, argc - 1, argv + 1, events, timeout_ms);
 	} else if (!strcmp(argv[0], "many") && argc == 6) {
 		rc = do_many(ctx, k, argv + 1);
 	} else if (!strcmp(argv[0], "can") && argc >= 4) {
@@ -328,7 +391,16 @@ static int cmd_kube(struct cli_ctx *ctx, int argc, char **argv)
 			struct expt_kube_status st = EXPT_KUBE_STATUS_INIT;
 			json_t *reply = NULL;
 
-			rc = expt_kube_request(k, argv[0], p, body, &reply, &st, &ctx->err);
+			if (raw) {
+				struct expt_buf out = EXPT_BUF_INIT;
+
+				out.max = EXPT_KUBE_BODY_MAX;
+				rc = expt_kube_request_text(k, argv[0], p, &out, &st, &ctx->err);
+				fwrite(out.buf, 1, out.len, stdout);
+				expt_buf_release(&out);
+			} else {
+				rc = expt_kube_request(k, argv[0], p, body, &reply, &st, &ctx->err);
+			}
 			if (rc && st.http)
 				print_status(&st);
 			else if (!rc && reply)

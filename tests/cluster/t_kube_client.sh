@@ -43,7 +43,7 @@ tmp="$(mktemp -d)"
 watch_pid=""
 cleanup() {
   [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null
-  K delete configmaps -l "expt-kc=$run" --wait=false >/dev/null 2>&1
+  K delete configmaps,events,pods,services -l "expt-kc in ($run,$run-r)" --wait=false >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -146,18 +146,71 @@ grep -v '^# listed' "$tmp/watch" | diff "$tmp/want" - >"$tmp/diff"
 report $? "watch: ADDED, MODIFIED, DELETED of a ConfigMap made with kubectl" "$(cat "$tmp/diff")"
 
 # Resuming from resourceVersion 1, which the server no longer has, must give 410 → relist; the
-# relist and the new watch then deliver what changed meanwhile.
-K create configmap "$run-r0" >/dev/null && K label configmap "$run-r0" "expt-kc=$run-r" >/dev/null
-"$E" __kube watch "/api/v1/namespaces/$NS/configmaps" "labelSelector=expt-kc%3D$run-r" \
+# relist and the new watch then deliver what changed meanwhile. Events, because kube-apiserver
+# serves them from etcd (no watch cache: a young watch cache answers an old resourceVersion
+# with the current objects instead of 410), and a young cluster's etcd still has every revision
+# (kube-apiserver compacts it every 5 minutes): so compact etcd now, through its HTTP gateway.
+etcd="${EXPT_CLUSTER_ETCD:-$(tr '\0' '\n' <"/proc/$(cat "$cluster_dir/run/etcd.pid")/cmdline" 2>/dev/null |
+  grep -A1 -x -- --advertise-client-urls | tail -1)}"
+rev=$(curl -sf -X POST "$etcd/v3/kv/range" -d '{"key":"YQ=="}' | jq -r .header.revision)
+curl -sf -X POST "$etcd/v3/kv/compaction" -d "{\"revision\":\"$rev\",\"physical\":true}" >/dev/null ||
+  echo "# could not compact etcd at $etcd (revision '$rev')"
+ev() { # NAME: an Event labelled for this run, as kubectl input
+  printf '{"apiVersion":"v1","kind":"Event","metadata":{"name":"%s","labels":{"expt-kc":"%s"}},"involvedObject":{"kind":"ConfigMap","name":"x","namespace":"%s"},"reason":"Test","message":"t_kube_client","type":"Normal"}' "$1" "$run-r" "$NS"
+}
+ev "$run-e0" | K create -f - >/dev/null
+"$E" __kube watch "/api/v1/namespaces/$NS/events" "labelSelector=expt-kc%3D$run-r" \
   --resume-rv 1 --events 3 --timeout-ms 30000 >"$tmp/watch" 2>&1 &
 watch_pid=$!
 wait_for_line "$tmp/watch" "# listed"
-K create configmap "$run-r1" >/dev/null && K label configmap "$run-r1" "expt-kc=$run-r" >/dev/null &&
-  K delete configmap "$run-r0" >/dev/null
+ev "$run-e1" | K create -f - >/dev/null && K delete event "$run-e0" >/dev/null
 wait "$watch_pid"; watch_pid=""
-grep -qx "ADDED ConfigMap/$run-r0" "$tmp/watch" && grep -qx "ADDED ConfigMap/$run-r1" "$tmp/watch" &&
-  grep -qx "DELETED ConfigMap/$run-r0" "$tmp/watch" && grep -qx "# relists 1" "$tmp/watch"
+grep -qx "ADDED Event/$run-e0" "$tmp/watch" && grep -qx "ADDED Event/$run-e1" "$tmp/watch" &&
+  grep -qx "DELETED Event/$run-e0" "$tmp/watch" && grep -qx "# relists 1" "$tmp/watch"
 report $? "watch from a resourceVersion the server no longer has: 410 → relist, then events again" "$(cat "$tmp/watch")"
+
+# --- streams: two pods' logs followed at once on one client -----------------------------------
+# kwok serves each pod's log from $EXPT_CLUSTER_LOGS/<ns>/<pod>.log (CRI format).
+cri() { printf '2024-01-01T00:00:01.000000000Z stdout F %s\n' "$1"; }
+for p in la lb; do
+  cri "first $p" >"$EXPT_CLUSTER_LOGS/$NS/$run-$p.log"
+  K apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $run-$p
+  labels: {expt-kc: "$run"}
+  annotations: {expt-test/run-for: "120s"}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: main, image: busybox:stable}
+EOF
+done
+K wait --for=jsonpath='{.status.phase}'=Running "pod/$run-la" "pod/$run-lb" --timeout=60s >/dev/null
+"$E" __kube stream "/api/v1/namespaces/$NS/pods/$run-la/log?follow=true" \
+  "/api/v1/namespaces/$NS/pods/$run-lb/log?follow=true" --events 4 --timeout-ms 30000 >"$tmp/stream" 2>&1 &
+watch_pid=$!
+wait_for_line "$tmp/stream" "[0] first la" && wait_for_line "$tmp/stream" "[1] first lb"
+long=$(head -c 200000 /dev/zero | tr '\0' x)
+cri "$long" >>"$EXPT_CLUSTER_LOGS/$NS/$run-la.log"
+# a CRI partial line ("P"): kwok sends "second-" at once and "lb\n" a second later, in two
+# chunks that the client must join into one line
+printf '2024-01-01T00:00:02.000000000Z stdout P second-\n' >>"$EXPT_CLUSTER_LOGS/$NS/$run-lb.log"
+sleep 1
+cri "lb" >>"$EXPT_CLUSTER_LOGS/$NS/$run-lb.log"
+wait "$watch_pid"; watch_pid=""
+printf '[0] %s\n' "$long" >"$tmp/long"   # a pattern file: one argument may not exceed 128 kB
+grep -qx "\[1\] second-lb" "$tmp/stream" && grep -qxF -f "$tmp/long" "$tmp/stream" && [ "$(wc -l <"$tmp/stream")" = 4 ]
+report $? "two log streams followed at once; a 200 kB line arrives whole, a line sent in two chunks a second apart is one line" "$(cut -c1-100 "$tmp/stream")"
+kube --raw GET "/api/v1/namespaces/$NS/pods/$run-lb/log"
+[ "$rc" = 0 ] && [ "$(cat "$tmp/out")" = "first lb"$'\n'"second-lb" ]
+report $? "a log read whole as plain text (request_text)" "$(show)"
+rm -f "$EXPT_CLUSTER_LOGS/$NS/$run-la.log" "$EXPT_CLUSTER_LOGS/$NS/$run-lb.log"
+
+kube stream "/api/v1/namespaces/$NS/pods/$run-none/log?follow=true"
+[ "$rc" = 0 ] && grep -q "^\[0\] end 404 3 .*pods \"$run-none\" not found" "$tmp/out"
+report $? "a stream refused (404): its Status decoded at its end" "$(show)"
 
 # --- a batch ---------------------------------------------------------------------------------------
 kube many 200 16 POST "/api/v1/namespaces/{ns}/configmaps" \
@@ -171,5 +224,14 @@ kube many 3 2 POST "/api/v1/namespaces/{ns}/configmaps" \
   '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"'"$run"'-m{i}"}}'
 [ "$rc" = 6 ] && grep -qx '0 ok, 3 failed' "$tmp/out" && grep -q '3 of 3 requests failed; the first: .*already exists' "$tmp/err"
 report $? "request_many: each request's own result; the first failure reported" "$(show)"
+
+# --- 503 is retried ----------------------------------------------------------------------------
+# A Service without endpoints: its proxy answers 503 every time, so the client retries
+# EXPT_KUBE_RETRIES (5) times, about 1 s apart (no Retry-After here), then reports it.
+K create service clusterip "$run-none" --tcp=80:80 >/dev/null && K label service "$run-none" "expt-kc=$run" >/dev/null
+kube many 1 1 GET "/api/v1/namespaces/$NS/services/$run-none:80/proxy/" '{}'
+[ "$rc" = 5 ] && grep -qx '# 5 retries after 429/503' "$tmp/out" &&
+  grep -q 'no endpoints available for service .* (HTTP 503 ServiceUnavailable), still after 5 retries' "$tmp/err"
+report $? "503 is retried 5 times, then reported as such" "$(show)"
 
 finish

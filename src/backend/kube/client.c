@@ -874,6 +874,12 @@ static int xfer_result(struct expt_kube *k, struct xfer *x, json_t **reply,
 	if (!is_2xx(x->http)) {
 		decode_status(s, x->http, x->resp.buf, x->resp.len);
 		rc = refused(err, x->method, x->path, s, k->cfg);
+		if (x->retries && err) {
+			size_t n = strlen(err->msg);
+
+			snprintf(err->msg + n, sizeof(err->msg) - n, ", still after %d retries",
+				 x->retries);
+		}
 		expt_kube_status_release(&local);
 		return rc;
 	}
@@ -921,6 +927,27 @@ int expt_kube_request(struct expt_kube *k, const char *method, const char *path_
 	return rc;
 }
 
+int expt_kube_request_text(struct expt_kube *k, const char *method, const char *path_and_query,
+			   struct expt_buf *out, struct expt_kube_status *st, struct expt_err *err)
+{
+	struct expt_kube_req r = {0};
+	int rc;
+
+	r.method = method;
+	r.path = path_and_query;
+	r.text = out;
+	rc = expt_kube_request_many(k, &r, 1, 1, NULL);
+	if (rc && err)
+		*err = r.err;
+	if (st) {
+		expt_kube_status_release(st);
+		*st = r.st;
+	} else {
+		expt_kube_status_release(&r.st);
+	}
+	return rc;
+}
+
 int expt_kube_request_many(struct expt_kube *k, struct expt_kube_req *reqs, size_t n,
 			   int concurrency, struct expt_err *err)
 {
@@ -934,6 +961,7 @@ int expt_kube_request_many(struct expt_kube *k, struct expt_kube_req *reqs, size
 	for (size_t i = 0; i < n; i++) {
 		reqs[i].reply = NULL;
 		reqs[i].rc = 0;
+		reqs[i].retries = 0;
 		memset(&reqs[i].st, 0, sizeof(reqs[i].st));
 		expt_err_clear(&reqs[i].err);
 	}
@@ -986,6 +1014,13 @@ int expt_kube_request_many(struct expt_kube *k, struct expt_kube_req *reqs, size
 				       : xfer_result(k, x,
 						     reqs[i].want_reply ? &reqs[i].reply : NULL,
 						     &reqs[i].st, &reqs[i].err);
+			if (x->done == 1 && !reqs[i].rc && reqs[i].text &&
+			    expt_buf_add(reqs[i].text, x->resp.buf, x->resp.len))
+				reqs[i].rc =
+				    expt_err_set(&reqs[i].err, EXPT_EBACKEND,
+						 "%s %s: the reply is longer than %zu bytes",
+						 x->method, x->path, reqs[i].text->max);
+			reqs[i].retries = (unsigned)x->retries;
 			if (reqs[i].rc) {
 				nfailed++;
 				if (first_failed == n)
@@ -1538,7 +1573,9 @@ int expt_kube_watch_next(struct expt_kube_watch *w, const char **type, json_t **
 				w->s = NULL;
 				w->next_open = 0;
 			} else {
-				watch_broken(w, 0);
+				/* refused (permissions revoked, namespace deleted): relist, whose
+				 * error reaches the caller, rather than retry a watch forever */
+				watch_broken(w, r == EXPT_EDENIED || r == EXPT_ENOTFOUND);
 			}
 			expt_kube_status_release(&st);
 			continue;

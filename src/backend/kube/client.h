@@ -1,16 +1,17 @@
 /* The Kubernetes API client: one connection pool to one cluster (libcurl multi handle; HTTP/2
  * where the server offers it, so requests and streams share connections), TLS verified per the
  * kubeconfig and never silently off, credentials (client certificates, bearer tokens, token
- * files re-read, exec plugins cached until they expire and re-run on 401). Synchronous JSON
- * requests, concurrent batches, multiplexed line streams (watch, logs) and a list+watch helper
- * that survives 410 Gone and closed streams. Not thread-safe: one thread drives one expt_kube.
- * Owner: backend/kube/. */
+ * files re-read, exec plugins cached in memory per expt_kube until they expire and re-run on
+ * 401). Synchronous JSON requests, concurrent batches, multiplexed line streams (watch, logs)
+ * and a list+watch helper that survives 410 Gone and closed streams. Not thread-safe: one
+ * thread drives one expt_kube. Owner: backend/kube/. */
 #ifndef EXPT_BACKEND_KUBE_CLIENT_H
 #define EXPT_BACKEND_KUBE_CLIENT_H
 
 #include <jansson.h>
 #include <stddef.h>
 
+#include "../../util/buf.h"
 #include "../../util/err.h"
 #include "config.h"
 
@@ -49,8 +50,8 @@ struct expt_kube_status {
 	}
 void expt_kube_status_release(struct expt_kube_status *st);
 
-/* Opens a client for cfg (borrowed: it must outlive k). Loads libcurl; checks that the TLS
- * material in cfg is usable; contacts nothing yet (the first request does). *out:
+/* Opens a client for cfg (borrowed: it must outlive k). Loads libcurl; contacts nothing yet
+ * (the first request does, and reports unusable TLS material or credentials). *out:
  * expt_kube_close. EXPT_EBACKEND if libcurl cannot be loaded; EXPT_EUSAGE for an http://
  * server with credentials other than none. */
 int expt_kube_open(struct expt_kube **out, const struct expt_kube_config *cfg,
@@ -80,17 +81,25 @@ int expt_kube_request(struct expt_kube *k, const char *method, const char *path_
 		      const json_t *body, json_t **reply, struct expt_kube_status *st,
 		      struct expt_err *err);
 
+/* The same for a reply that is not JSON (a pod's log without follow): a 2xx body is appended
+ * to out (its cap bounds it: a longer body fails with EXPT_EBACKEND). */
+int expt_kube_request_text(struct expt_kube *k, const char *method, const char *path_and_query,
+			   struct expt_buf *out, struct expt_kube_status *st, struct expt_err *err);
+
 /* One request of a batch: the caller fills the inputs, expt_kube_request_many the outputs. */
 struct expt_kube_req {
 	const char *method;	    /* in, borrowed */
 	const char *path;	    /* in, borrowed: path and query */
 	const json_t *body;	    /* in, borrowed; NULL for none */
 	int want_reply;		    /* in: keep the reply's JSON in reply (else it is discarded) */
+	struct expt_buf *text;	    /* in: non-NULL: a 2xx body is appended here as it is (not
+				     * parsed; plain-text logs), up to text->max; want_reply 0 */
 	void *data;		    /* in: the caller's, untouched */
 	json_t *reply;		    /* out: caller json_decref (NULL unless want_reply and 2xx) */
 	int rc;			    /* out: as expt_kube_request's return */
 	struct expt_kube_status st; /* out: caller releases (expt_kube_status_release) */
 	struct expt_err err;	    /* out: filled when rc != 0 */
+	unsigned retries;	    /* out: times it was re-sent after a 429 or 503 */
 };
 /* Runs reqs[0..n) concurrently, at most `concurrency` in flight (<= 0: 16), over the shared
  * connections (HTTP/2 multiplexed where offered), each with the retries of expt_kube_request.
@@ -136,7 +145,9 @@ struct expt_kube_watch;
  * resourceVersion (backoff 0.5 s doubling to 30 s while it keeps failing). A relist emits
  * ADDED for objects not seen before, MODIFIED for those whose resourceVersion changed and
  * DELETED (the last object seen) for those gone meanwhile, so the caller's state converges.
- * The list is synchronous (its error returned here: EXPT_EDENIED, EXPT_ENOTFOUND...).
+ * The list is synchronous (its error returned here: EXPT_EDENIED, EXPT_ENOTFOUND...). The
+ * watch keeps the last object seen of each (for the DELETED of a relist): memory in proportion
+ * to the collection, so select (labelSelector) what you need.
  * *out: expt_kube_watch_close (or expt_kube_close). */
 int expt_kube_watch_open(struct expt_kube *k, const char *collection_path, const char *query,
 			 struct expt_kube_watch **out, struct expt_err *err);

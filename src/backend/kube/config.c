@@ -28,6 +28,7 @@ struct entries {
 /* The state of one load: the parsed files (kept until resolution is done) and the merged maps. */
 struct loader {
 	struct expt_diags *diags;
+	int no_file_refs;
 	char **files; /* owned paths, borrowed by the trees */
 	struct expt_ynode **trees;
 	size_t nfiles;
@@ -211,7 +212,7 @@ static int load_blob(struct loader *L, const struct expt_ynode *map, const char 
 		return 0;
 	}
 	fpath = get_str(L, map, key, path);
-	if (fpath && *fpath) {
+	if (fpath && *fpath && !L->no_file_refs) {
 		struct expt_buf b = EXPT_BUF_INIT;
 		char *abs = resolve_path(fpath, file);
 		struct expt_err e = EXPT_ERR_INIT;
@@ -697,6 +698,7 @@ int expt_kube_config_parse(struct expt_kube_config **out, const char *data, size
 
 	*out = NULL;
 	L.diags = diags;
+	L.no_file_refs = opts && opts->no_file_refs;
 	add_doc(&L, data, len, file);
 	if (L.problems) {
 		rc = expt_err_set(err, EXPT_EUSAGE, "%s is not a valid kubeconfig", file);
@@ -813,6 +815,7 @@ int expt_kube_config_load(struct expt_kube_config **out, const struct expt_kube_
 
 	*out = NULL;
 	L.diags = diags;
+	L.no_file_refs = opts && opts->no_file_refs;
 	if (!explicit_path) {
 		list = getenv("KUBECONFIG");
 		if (!list || !*list) {

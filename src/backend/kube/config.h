@@ -58,10 +58,13 @@ struct expt_kube_config_opts {
 	const char *ns;	     /* NULL: the context's namespace, else "default" */
 	/* The service-account directory for in-cluster config; NULL: EXPT_KUBE_SA_DIR (tests). */
 	const char *sa_dir;
+	/* Don't read the files a kubeconfig names (certificate-authority, client-certificate,
+	 * client-key): the fuzz target, which must not open whatever path its input names. */
+	int no_file_refs;
 };
 #define EXPT_KUBE_CONFIG_OPTS_INIT                                                                 \
 	{                                                                                          \
-		NULL, NULL, NULL, NULL                                                             \
+		NULL, NULL, NULL, NULL, 0                                                          \
 	}
 
 /* Finds, reads, merges and resolves the kubeconfig per opts (NULL: all defaults). Merging
