@@ -52,8 +52,8 @@ static void progress(const struct expt_oci_event *ev, void *payload)
 
 	human(ev->size, size, sizeof(size));
 	/* An upload's line is rewritten in place by its outcome. */
-	fprintf(stderr, "%s%-10s %.19s  %9s  %s%s", CLI_DIM(ctx->color_err), ev->what,
-		ev->digest, size, ev->state, CLI_RESET(ctx->color_err));
+	fprintf(stderr, "%s%-10s %.19s  %9s  %s%s", CLI_DIM(ctx->color_err), ev->what, ev->digest,
+		size, ev->state, CLI_RESET(ctx->color_err));
 	fputs(strcmp(ev->state, "uploading") ? "\033[K\n" : "\r", stderr);
 	fflush(stderr);
 }
@@ -63,13 +63,13 @@ static json_t *result_json(const struct expt_spec *spec, const struct expt_oci_b
 	return json_pack(
 	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:I, s:I, s:I}, s:s, "
 	    "s:{s:i, s:i, s:i, s:I}}",
-	    "ref", r->ref, "repository", spec->build.repository, "digest", r->digest, "tag",
-	    r->tag, "tag_ref", r->tag_ref, "platform", r->platform, "base", spec->build.base,
-	    "base_digest", r->base_digest, "layer", "digest", r->layer_digest, "diff_id",
-	    r->layer_diff_id, "size", (json_int_t)r->layer_size, "tar_size",
-	    (json_int_t)r->layer_tar_size, "files", (json_int_t)r->files, "config",
-	    r->config_digest, "blobs", "pushed", r->blobs_pushed, "mounted", r->blobs_mounted,
-	    "present", r->blobs_present, "bytes_pushed", (json_int_t)r->bytes_pushed);
+	    "ref", r->ref, "repository", spec->build.repository, "digest", r->digest, "tag", r->tag,
+	    "tag_ref", r->tag_ref, "platform", r->platform, "base", spec->build.base, "base_digest",
+	    r->base_digest, "layer", "digest", r->layer_digest, "diff_id", r->layer_diff_id, "size",
+	    (json_int_t)r->layer_size, "tar_size", (json_int_t)r->layer_tar_size, "files",
+	    (json_int_t)r->files, "config", r->config_digest, "blobs", "pushed", r->blobs_pushed,
+	    "mounted", r->blobs_mounted, "present", r->blobs_present, "bytes_pushed",
+	    (json_int_t)r->bytes_pushed);
 }
 
 static int cmd_build(struct cli_ctx *ctx, int argc, char **argv)

@@ -408,16 +408,19 @@ int expt_oci_build(const struct expt_spec *spec, const struct expt_oci_build_opt
 	}
 
 	/* 1. The base: its manifest for the platform, and its config. */
-	if (get_manifest(&c, c.b.digest[0] ? c.b.digest : c.b.tag[0] ? c.b.tag : "latest", &man,
-			 &mt, err))
+	if (get_manifest(&c,
+			 c.b.digest[0] ? c.b.digest
+			 : c.b.tag[0]  ? c.b.tag
+				       : "latest",
+			 &man, &mt, err))
 		goto out;
 	if (is_index(mt)) {
 		char have[512];
 		int p = expt_oci_index_pick(man.body.buf, man.body.len, platform, dig, sizeof(dig),
 					    have, sizeof(have));
 		if (p < 0) {
-			expt_err_set(err, EXPT_EBACKEND, "the base image %s: its index is not valid",
-				     spec->build.base);
+			expt_err_set(err, EXPT_EBACKEND,
+				     "the base image %s: its index is not valid", spec->build.base);
 			goto out;
 		}
 		if (p > 0) {
@@ -433,8 +436,10 @@ int expt_oci_build(const struct expt_spec *spec, const struct expt_oci_build_opt
 		if (get_manifest(&c, dig, &man, &mt, err))
 			goto out;
 		if (is_index(mt)) {
-			expt_err_set(err, EXPT_EBACKEND, "the base image %s: nested indexes are "
-				     "not supported", spec->build.base);
+			expt_err_set(err, EXPT_EBACKEND,
+				     "the base image %s: nested indexes are "
+				     "not supported",
+				     spec->build.base);
 			goto out;
 		}
 	}
@@ -442,13 +447,15 @@ int expt_oci_build(const struct expt_spec *spec, const struct expt_oci_build_opt
 	mj = json_loadb(man.body.buf, man.body.len, 0, NULL);
 	layers = json_object_get(mj, "layers");
 	{
-		const char *cd = json_string_value(json_object_get(json_object_get(mj, "config"),
-								   "digest"));
-		if (!cd || !json_is_array(layers) || json_integer_value(json_object_get(mj, "schemaVersion")) != 2) {
-			expt_err_set(err, EXPT_EUSAGE,
-				     "the base image %s: its manifest (%s) is not an image manifest of "
-				     "schema 2",
-				     spec->build.base, mt);
+		const char *cd =
+		    json_string_value(json_object_get(json_object_get(mj, "config"), "digest"));
+		if (!cd || !json_is_array(layers) ||
+		    json_integer_value(json_object_get(mj, "schemaVersion")) != 2) {
+			expt_err_set(
+			    err, EXPT_EUSAGE,
+			    "the base image %s: its manifest (%s) is not an image manifest of "
+			    "schema 2",
+			    spec->build.base, mt);
 			goto out;
 		}
 		if (get_blob(&c, cd, CONFIG_MAX, &cfgblob, err))
@@ -498,7 +505,8 @@ int expt_oci_build(const struct expt_spec *spec, const struct expt_oci_build_opt
 		goto out;
 	}
 	expt_oci_sha256(cfg_text, strlen(cfg_text), out->config_digest, sizeof(out->config_digest));
-	expt_buf_addf(&mb, "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\","
+	expt_buf_addf(&mb,
+		      "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\","
 		      "\"digest\":\"%s\",\"size\":%zu},\"layers\":[",
 		      oci ? EXPT_OCI_MT_MANIFEST : EXPT_DOCKER_MT_MANIFEST,
 		      oci ? EXPT_OCI_MT_CONFIG : EXPT_DOCKER_MT_CONFIG, out->config_digest,
@@ -519,8 +527,8 @@ int expt_oci_build(const struct expt_spec *spec, const struct expt_oci_build_opt
 	for (size_t i = 0; i < json_array_size(layers); i++) {
 		json_t *l = json_array_get(layers, i);
 		const char *d = json_string_value(json_object_get(l, "digest"));
-		if (d && push_base(&c, d, (int64_t)json_integer_value(json_object_get(l, "size")),
-				   err))
+		if (d &&
+		    push_base(&c, d, (int64_t)json_integer_value(json_object_get(l, "size")), err))
 			goto out;
 	}
 	if (push_own(&c, "code layer", gz.buf, gz.len, out->layer_digest, err) ||

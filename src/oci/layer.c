@@ -96,8 +96,8 @@ static void pax_record(struct expt_buf *b, const char *key, const char *val)
 	expt_buf_addf(b, "%zu %s=%s\n", len, key, val);
 }
 
-static int entry(struct expt_buf *tar, const char *name, char type, unsigned mode,
-		 const void *data, size_t size, const char *link)
+static int entry(struct expt_buf *tar, const char *name, char type, unsigned mode, const void *data,
+		 size_t size, const char *link)
 {
 	if (header(tar, name, type, mode, size, link)) {
 		/* Long name or link: a PAX extended header carries them. */
@@ -108,8 +108,8 @@ static int entry(struct expt_buf *tar, const char *name, char type, unsigned mod
 			pax_record(&pax, "path", name);
 		if (link && strlen(link) > 100)
 			pax_record(&pax, "linkpath", link);
-		snprintf(shortname, sizeof(shortname), "PaxHeaders/%.80s", name + strlen(name) -
-			 (strlen(name) > 80 ? 80 : strlen(name)));
+		snprintf(shortname, sizeof(shortname), "PaxHeaders/%.80s",
+			 name + strlen(name) - (strlen(name) > 80 ? 80 : strlen(name)));
 		rc = header(tar, "././@PaxHeader", 'x', 0644, pax.len, NULL) ||
 		     expt_buf_add(tar, pax.buf, pax.len) || pad(tar, pax.len) ||
 		     header(tar, strlen(name) <= 100 ? name : shortname, type, mode, size,

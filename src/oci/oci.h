@@ -33,7 +33,7 @@ struct expt_oci_build_result {
 	char base_digest[72]; /* the base image's manifest (the platform's) */
 	char layer_digest[72], layer_diff_id[72], config_digest[72];
 	int64_t layer_size, layer_tar_size;
-	size_t files;			/* in the code layer */
+	size_t files; /* in the code layer */
 	int blobs_present, blobs_mounted, blobs_pushed;
 	int64_t bytes_pushed;
 };

@@ -263,9 +263,9 @@ int expt_oci_creds_lookup(const char *dir, const char *host, struct expt_oci_cre
 			char *colon;
 			if (dl < 0) {
 				free(dec);
-				rc = expt_err_set(err, EXPT_EUSAGE,
-						  "%s: auths.%s.auth is not base64 of user:password",
-						  path, host);
+				rc = expt_err_set(
+				    err, EXPT_EUSAGE,
+				    "%s: auths.%s.auth is not base64 of user:password", path, host);
 				goto out;
 			}
 			/* EVP_DecodeBlock counts the '=' padding as zero bytes. */
@@ -277,9 +277,9 @@ int expt_oci_creds_lookup(const char *dir, const char *host, struct expt_oci_cre
 			colon = strchr((char *)dec, ':');
 			if (!colon) {
 				free(dec);
-				rc = expt_err_set(err, EXPT_EUSAGE,
-						  "%s: auths.%s.auth is not base64 of user:password",
-						  path, host);
+				rc = expt_err_set(
+				    err, EXPT_EUSAGE,
+				    "%s: auths.%s.auth is not base64 of user:password", path, host);
 				goto out;
 			}
 			*colon = '\0';
@@ -536,8 +536,7 @@ static int fetch_token(struct expt_oci_reg *r, const struct expt_oci_challenge *
 	if (r->creds.identity_token) {
 		/* An identity token is a refresh token: the OAuth2 form POST. */
 		struct expt_buf form = EXPT_BUF_INIT;
-		const char *const hdr[] = {"Content-Type: application/x-www-form-urlencoded",
-					   NULL};
+		const char *const hdr[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
 		expt_buf_adds(&form, "grant_type=refresh_token&client_id=expt&refresh_token=");
 		url_escape(&form, r->creds.identity_token);
 		expt_buf_adds(&form, "&service=");
@@ -558,13 +557,12 @@ static int fetch_token(struct expt_oci_reg *r, const struct expt_oci_challenge *
 			goto out;
 	}
 	if (resp.status == 401 || resp.status == 403) {
-		rc = expt_err_set(err, EXPT_EBACKEND,
-				  "%s: the token server %s refused %s (HTTP %ld)%s%s", r->host,
-				  ch->realm,
-				  r->creds.user || r->creds.identity_token ? "the credentials"
-									   : "anonymous access",
-				  resp.status, r->creds.source[0] ? "; they come from " : "",
-				  r->creds.source);
+		rc = expt_err_set(
+		    err, EXPT_EBACKEND, "%s: the token server %s refused %s (HTTP %ld)%s%s",
+		    r->host, ch->realm,
+		    r->creds.user || r->creds.identity_token ? "the credentials"
+							     : "anonymous access",
+		    resp.status, r->creds.source[0] ? "; they come from " : "", r->creds.source);
 		goto out;
 	}
 	if (resp.status != 200) {
@@ -646,9 +644,12 @@ int expt_oci_status_err(struct expt_oci_reg *r, const struct expt_oci_resp *resp
 	else if (resp->status == 403)
 		hint = "; the account may read but not write this repository (or not at all)";
 	expt_err_set(err, EXPT_EBACKEND, "%s: %s: HTTP %ld%s%s%s%s%s", r->host, what, resp->status,
-		     resp->status == 401 ? " Unauthorized" : resp->status == 403 ? " Forbidden" :
-		     resp->status == 404 ? " Not Found" : "",
-		     detail, hint, resp->status == 401 && r->creds.source[0] ? "; they come from " : "",
+		     resp->status == 401   ? " Unauthorized"
+		     : resp->status == 403 ? " Forbidden"
+		     : resp->status == 404 ? " Not Found"
+					   : "",
+		     detail, hint,
+		     resp->status == 401 && r->creds.source[0] ? "; they come from " : "",
 		     resp->status == 401 ? r->creds.source : "");
 	json_decref(j);
 	return EXPT_EBACKEND;

@@ -109,11 +109,12 @@ struct expt_spec {
 		char *pull;		 /* missing (default) | always | never */
 	} container;
 	/* build: how `expt build` makes the image (docs/spec.md, docs/images.md). set is 0 when
-	 * the section is absent; a string `build: DIR` is {context: DIR, dockerfile: Dockerfile}. */
+	 * the section is absent; a string `build: DIR` is {context: DIR, dockerfile: Dockerfile}.
+	 */
 	struct {
 		int set;
-		char *base;	  /* image the code layer goes on; NULL with dockerfile */
-		char *context;	  /* directory, relative to the spec's; default "." */
+		char *base;	   /* image the code layer goes on; NULL with dockerfile */
+		char *context;	   /* directory, relative to the spec's; default "." */
 		char *context_abs; /* context made absolute against dir */
 		struct expt_strv include, exclude; /* globs of context paths */
 		char *workdir;			   /* absolute, in the image; default /app */

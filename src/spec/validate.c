@@ -960,8 +960,8 @@ static int platform_ok(const char *p)
 
 static void v_build(struct vctx *c, const struct expt_ynode *n)
 {
-	static const char *const keys[] = {"base",	 "context", "include",	  "exclude",
-					   "workdir",	 "env",	    "entrypoint", "platform",
+	static const char *const keys[] = {"base",	 "context",  "include",	   "exclude",
+					   "workdir",	 "env",	     "entrypoint", "platform",
 					   "repository", "insecure", "dockerfile"};
 	struct expt_spec *s = c->spec;
 	const struct expt_ynode *v;
@@ -979,9 +979,10 @@ static void v_build(struct vctx *c, const struct expt_ynode *n)
 		s->build.context = expt_xstrdup(*n->text ? n->text : ".");
 		s->build.dockerfile = expt_xstrdup("Dockerfile");
 		if (!inside_ok(s->build.context))
-			problem(c, n, "build",
-				"expected a directory inside the project (relative, no ..), got '%s'",
-				n->text);
+			problem(
+			    c, n, "build",
+			    "expected a directory inside the project (relative, no ..), got '%s'",
+			    n->text);
 		problem(c, n, "build.repository",
 			"required field is missing: build: DIR is a build context, and the image "
 			"needs a name to be pushed to; write build: {context: %s, repository: "
@@ -997,8 +998,10 @@ static void v_build(struct vctx *c, const struct expt_ynode *n)
 	v = expt_ynode_get(n, "base");
 	if (!get_word(c, v, "build.base", &s->build.base) &&
 	    expt_imgref_parse(s->build.base, &ref, &why))
-		problem(c, v, "build.base", "expected an image like python:3.12 or "
-			"127.0.0.1:5000/team/base:v1 (%s), got '%s'", why, s->build.base);
+		problem(c, v, "build.base",
+			"expected an image like python:3.12 or "
+			"127.0.0.1:5000/team/base:v1 (%s), got '%s'",
+			why, s->build.base);
 	v = expt_ynode_get(n, "context");
 	if (!get_word(c, v, "build.context", &s->build.context) && !inside_ok(s->build.context))
 		problem(c, v, "build.context",
@@ -1025,7 +1028,8 @@ static void v_build(struct vctx *c, const struct expt_ynode *n)
 			for (size_t i = 0; i < v->n; i++) {
 				char f[64];
 				snprintf(f, sizeof(f), "build.entrypoint[%zu]", i);
-				if (v->vals[i]->kind != EXPT_Y_SCALAR || expt_ynode_is_null(v->vals[i]))
+				if (v->vals[i]->kind != EXPT_Y_SCALAR ||
+				    expt_ynode_is_null(v->vals[i]))
 					wrong(c, v->vals[i], f, "a string");
 				else
 					expt_strv_push(&s->build.entrypoint, v->vals[i]->text);

@@ -22,7 +22,8 @@ static int component_ok(const char *s, size_t n)
 		/* separators: ".", "_", "__" or runs of "-"; never at the end */
 		if (i + 1 == n)
 			return 0;
-		if (ch == '.' && !(islower((unsigned char)s[i + 1]) || isdigit((unsigned char)s[i + 1])))
+		if (ch == '.' &&
+		    !(islower((unsigned char)s[i + 1]) || isdigit((unsigned char)s[i + 1])))
 			return 0;
 		if (ch == '_' && s[i + 1] == '_' && i + 2 < n && s[i + 2] == '_')
 			return 0;
@@ -54,7 +55,8 @@ int expt_imgref_parse(const char *s, struct expt_imgref *out, const char **why)
 	n = at ? (size_t)(at - s) : strlen(s);
 	if (at) {
 		const char *d = at + 1;
-		if (strncmp(d, "sha256:", 7) || strlen(d) != 71 || strspn(d + 7, "0123456789abcdef") != 64) {
+		if (strncmp(d, "sha256:", 7) || strlen(d) != 71 ||
+		    strspn(d + 7, "0123456789abcdef") != 64) {
 			*why = "a digest is sha256: and 64 lowercase hex digits";
 			return -1;
 		}
@@ -72,7 +74,8 @@ int expt_imgref_parse(const char *s, struct expt_imgref *out, const char **why)
 	if (p) {
 		size_t tl = strlen(p + 1);
 		if (!tl || tl > 128 || !(isalnum((unsigned char)p[1]) || p[1] == '_') ||
-		    strspn(p + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+		    strspn(p + 1,
+			   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
 			tl) {
 			*why = "a tag is up to 128 letters, digits, '_', '.' and '-'";
 			return -1;
@@ -85,7 +88,10 @@ int expt_imgref_parse(const char *s, struct expt_imgref *out, const char **why)
 		      memchr(name, ':', (size_t)(slash - name)) ||
 		      ((size_t)(slash - name) == 9 && !strncmp(name, "localhost", 9)))) {
 		size_t hl = (size_t)(slash - name);
-		if (hl >= sizeof(out->host) || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") < hl) {
+		if (hl >= sizeof(out->host) ||
+		    strspn(name,
+			   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") <
+			hl) {
 			*why = "a registry host is a name or address with an optional :port";
 			return -1;
 		}

@@ -6,9 +6,9 @@
 #include <stddef.h>
 
 struct expt_imgref {
-	char host[256]; /* registry host[:port]; "index.docker.io" for Docker Hub */
-	char repo[512]; /* path in the registry; Docker Hub's one-part names get "library/" */
-	char tag[129];	/* "" when none ("latest" is the caller's default) */
+	char host[256];	 /* registry host[:port]; "index.docker.io" for Docker Hub */
+	char repo[512];	 /* path in the registry; Docker Hub's one-part names get "library/" */
+	char tag[129];	 /* "" when none ("latest" is the caller's default) */
 	char digest[80]; /* "sha256:<64 hex>" or "" */
 };
 

@@ -128,7 +128,7 @@ static int cmp_str(const void *a, const void *b)
 int expt_projfiles_list(const char *root, const struct expt_projfiles_opts *opts,
 			struct expt_strv *out, struct expt_err *err)
 {
-	static const char *const ls_args[] = {"ls-files",	  "-z", "--cached", "--others",
+	static const char *const ls_args[] = {"ls-files",	    "-z", "--cached", "--others",
 					      "--exclude-standard", NULL};
 	struct expt_buf list;
 	struct expt_strv all = EXPT_STRV_INIT, pats = EXPT_STRV_INIT;
