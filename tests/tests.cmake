@@ -73,6 +73,15 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/registry/up)
     set_tests_properties(podman/down PROPERTIES FIXTURES_CLEANUP podman)
     add_test(NAME podman/smoke COMMAND bash ${CMAKE_SOURCE_DIR}/tests/podman/smoke --dir ${PODMAN_DIR} --registry-dir ${REGISTRY_DIR})
     set_tests_properties(podman/smoke PROPERTIES FIXTURES_REQUIRED "registry;podman" TIMEOUT 300 SKIP_RETURN_CODE 77)
+    # Suites against the test registries (expt build): tests/registry/t_*.sh, with the
+    # registries' and Podman's env files (Podman used where it runs).
+    file(GLOB REGISTRY_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/registry/t_*.sh)
+    foreach(src ${REGISTRY_TESTS})
+      get_filename_component(name ${src} NAME_WE)
+      add_test(NAME registry/${name} COMMAND bash ${src})
+      set_tests_properties(registry/${name} PROPERTIES FIXTURES_REQUIRED "registry;podman" TIMEOUT 900 SKIP_RETURN_CODE 77
+        ENVIRONMENT "EXPT_TEST_REGISTRY_ENV=${REGISTRY_DIR}/env;EXPT_TEST_PODMAN_ENV=${PODMAN_DIR}/env;EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+    endforeach()
     # Further suites that need a container engine: tests/podman/t_*.sh, run with the
     # registry and Podman up and EXPT_REGISTRY_DIR / EXPT_PODMAN_DIR set (source their env).
     file(GLOB PODMAN_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/podman/t_*.sh)
