@@ -20,7 +20,7 @@ foreach(src ${FUZZ_TARGETS})
   get_filename_component(name ${src} NAME_WE)
   string(REPLACE "fuzz_" "" corpus ${name})
   add_executable(${name}_replay ${src} ${CMAKE_SOURCE_DIR}/tests/fuzz/replay.c)
-  target_link_libraries(${name}_replay PRIVATE expt_core)
+  target_link_libraries(${name}_replay PRIVATE expt_oci expt_core)
   add_test(NAME fuzz/${name} COMMAND ${name}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${corpus})
 endforeach()
 
