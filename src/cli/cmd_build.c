@@ -3,8 +3,8 @@
 #include <getopt.h>
 #include <string.h>
 
+#include "buildimg.h"
 #include "cli.h"
-#include "oci/oci.h"
 #include "output.h"
 #include "specopts.h"
 
@@ -72,6 +72,31 @@ static json_t *result_json(const struct expt_spec *spec, const struct expt_oci_b
 	    (json_int_t)r->bytes_pushed);
 }
 
+int cli_build_image(struct cli_ctx *ctx, const struct expt_spec *spec, const char *platform,
+		    int quiet, struct expt_oci_build_result *res)
+{
+	struct expt_oci_build_opts bo;
+
+	memset(&bo, 0, sizeof(bo));
+	bo.platform = platform;
+	if (!spec->build.set)
+		return expt_err_set(&ctx->err, EXPT_EUSAGE,
+				    "%s has no build: section; add one with base: (the image the "
+				    "code goes on) and repository: (where to push), see "
+				    "docs/images.md",
+				    spec->path);
+	if (spec->build.dockerfile)
+		return expt_err_set(&ctx->err, EXPT_EUSAGE,
+				    "%s:%d:%d: build.dockerfile: Dockerfile builds are not "
+				    "supported yet; use build.base (the fast path) instead",
+				    spec->path, spec->build.line, spec->build.col);
+	if (!quiet && ctx->tty_err) {
+		bo.progress = progress;
+		bo.payload = ctx;
+	}
+	return expt_oci_build(spec, &bo, res, &ctx->err);
+}
+
 static int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -81,13 +106,12 @@ static int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 	};
 	struct cli_specopts so;
 	struct expt_spec *spec = NULL;
-	struct expt_oci_build_opts bo;
 	struct expt_oci_build_result res;
 	enum cli_output fmt = CLI_OUT_TEXT;
+	const char *platform = NULL;
 	int c, rc = 0, quiet = 0;
 
 	memset(&so, 0, sizeof(so));
-	memset(&bo, 0, sizeof(bo));
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":f:v:o:q", longopts, NULL)) != -1) {
@@ -104,7 +128,7 @@ static int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 			}
 			break;
 		case 'P':
-			bo.platform = optarg;
+			platform = optarg;
 			break;
 		case 'q':
 			quiet = 1;
@@ -118,26 +142,7 @@ static int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 		goto out;
 	if ((rc = cli_load_spec(ctx, &so, &spec)))
 		goto out;
-	if (!spec->build.set) {
-		rc = expt_err_set(&ctx->err, EXPT_EUSAGE,
-				  "%s has no build: section; add one with base: (the image the "
-				  "code goes on) and repository: (where to push), see "
-				  "docs/images.md",
-				  spec->path);
-		goto out;
-	}
-	if (spec->build.dockerfile) {
-		rc = expt_err_set(&ctx->err, EXPT_EUSAGE,
-				  "%s:%d:%d: build.dockerfile: Dockerfile builds are not "
-				  "supported yet; use build.base (the fast path) instead",
-				  spec->path, spec->build.line, spec->build.col);
-		goto out;
-	}
-	if (!quiet && ctx->tty_err) {
-		bo.progress = progress;
-		bo.payload = ctx;
-	}
-	if ((rc = expt_oci_build(spec, &bo, &res, &ctx->err)))
+	if ((rc = cli_build_image(ctx, spec, platform, quiet, &res)))
 		goto out;
 	if (fmt == CLI_OUT_JSON) {
 		json_t *j = result_json(spec, &res);

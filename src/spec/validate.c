@@ -1158,6 +1158,9 @@ int expt_spec_validate(struct expt_spec *s, const struct expt_ynode *root, struc
 		if (s->tracking.uri)
 			expt_strv_push(&s->tracking.sinks, "mlflow");
 	}
+	if (s->image && !strcmp(s->image, "build") && !s->build.set)
+		problem(&c, expt_ynode_get(root, "image"), "image",
+			"image: build needs a build: section (docs/images.md)");
 	if (strcmp(s->backend, "local") && !s->image && is_unset(expt_ynode_get(root, "build"))) {
 		v = expt_ynode_get(root, "backend");
 		problem(&c, v ? v : root, "image",

@@ -137,6 +137,9 @@ expect_code "an unreachable registry: exit 5" 5 "$EXPT" build build.repository=1
 contains "... says it cannot reach it" "$out" "cannot reach the registry 127.0.0.1:9"
 expect_code "a bad build.repository: exit 2 with file:line:col" 2 "$EXPT" build build.repository=Bad/Name
 contains "... names the field" "$out" "build.repository: expected an image name"
+printf 'name: nob\ncommand: x\nimage: build\n' > "$T/nobuild.yaml"
+expect_code "image: build without a build: section: exit 2" 2 "$EXPT" run -f "$T/nobuild.yaml"
+contains "... with file:line:col" "$out" "nobuild.yaml:3:8: image: image: build needs a build: section"
 
 # The htpasswd registry: Basic auth with credentials from DOCKER_CONFIG.
 A=$EXPT_TEST_REGISTRY_AUTH
@@ -188,7 +191,28 @@ YAML
 	expect_code "expt run on Podman with the built image" 0 "$EXPT" run
 	logs=$("$EXPT" logs "runimg$$" 2>&1)
 	contains "the container prints what the code prints" "$logs" "hello from the image v1"
-	"$EXPT" rm --all -f >/dev/null 2>&1 || true
+	# image: build in the spec: expt run builds, pushes and pins the run to the digest.
+	cd "$T/clone1" && cat >> expt.yaml <<YAML
+image: build
+backend: container
+args: none
+container: {network: none}
+YAML
+	sed -i "s/^name: app/name: runbuild$$/" expt.yaml
+	expect_code "image: build: expt run builds, pushes and runs" 0 "$EXPT" run
+	contains "... the run prints the changed code's output" "$out" "hello from the image v2"
+	# (expt.yaml is one of the project's files: the image differs from the ones above)
+	RUNREF=$(printf '%s\n' "$out" | sed -n 's/^image //p')
+	case "$RUNREF" in "$REG/$NS/app@sha256:"*) pass "... and names the pinned image: $RUNREF" ;; *) fail "pinned image" "$out" ;; esac
+	show=$("$EXPT" show "runbuild$$-1" 2>&1)
+	contains "expt show prints the run's pinned image" "$show" "image       $RUNREF"
+	sed -i 's/^image: build$/image: x/' expt.yaml
+	expect_code "expt run --build does the same for a spec with another image" 0 "$EXPT" run --build
+	RUNREF=$(printf '%s\n' "$out" | sed -n 's/^image //p')
+	show=$("$EXPT" show "runbuild$$-2" -o json 2>&1)
+	equals "... its run is pinned to the digest too" "$(printf '%s' "$show" | json 'd["image"]')" "$RUNREF"
+	case "$RUNREF" in "$REG/$NS/app@sha256:"*) pass "... which is a pinned reference" ;; *) fail "pinned --build" "$out" ;; esac
+	"$EXPT" rm "runbuild$$" >/dev/null 2>&1 || true
 else
 	echo "# Podman not up (tests/podman/up): the run check is skipped"
 fi
