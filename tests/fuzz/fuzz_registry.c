@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char digest[72], have[128];
 		if (nl) {
 			*nl = '\0';
-			expt_oci_index_pick(nl + 1, size - 1 - (size_t)(nl + 1 - text), text, digest,
-					    sizeof(digest), have, sizeof(have));
+			expt_oci_index_pick(nl + 1, size - 1 - (size_t)(nl + 1 - text), text,
+					    digest, sizeof(digest), have, sizeof(have));
 		}
 	}
 	free(text);
