@@ -12,4 +12,10 @@
 int cli_build_image(struct cli_ctx *ctx, const struct expt_spec *spec, const char *platform,
 		    int quiet, struct expt_oci_build_result *res);
 
+/* The Dockerfile path (build.dockerfile): the first builder that works (docker buildx, podman,
+ * buildah) builds and pushes; its output goes to stderr on a terminal (else to a log whose last
+ * lines a failure quotes). res gets ref, digest, tag, tag_ref, platform and builder. */
+int cli_build_dockerfile(struct cli_ctx *ctx, const struct expt_spec *spec, const char *platform,
+			 int quiet, struct expt_oci_build_result *res);
+
 #endif

@@ -60,6 +60,11 @@ static void progress(const struct expt_oci_event *ev, void *payload)
 
 static json_t *result_json(const struct expt_spec *spec, const struct expt_oci_build_result *r)
 {
+	if (r->builder[0])
+		return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ref", r->ref,
+				 "repository", spec->build.repository, "digest", r->digest, "tag",
+				 r->tag, "tag_ref", r->tag_ref, "platform", r->platform, "builder",
+				 r->builder, "dockerfile", spec->build.dockerfile);
 	return json_pack(
 	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:I, s:I, s:I}, s:s, "
 	    "s:{s:i, s:i, s:i, s:I}}",
@@ -86,10 +91,7 @@ int cli_build_image(struct cli_ctx *ctx, const struct expt_spec *spec, const cha
 				    "docs/images.md",
 				    spec->path);
 	if (spec->build.dockerfile)
-		return expt_err_set(&ctx->err, EXPT_EUSAGE,
-				    "%s:%d:%d: build.dockerfile: Dockerfile builds are not "
-				    "supported yet; use build.base (the fast path) instead",
-				    spec->path, spec->build.line, spec->build.col);
+		return cli_build_dockerfile(ctx, spec, platform, quiet, res);
 	if (!quiet && ctx->tty_err) {
 		bo.progress = progress;
 		bo.payload = ctx;

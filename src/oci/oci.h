@@ -36,6 +36,7 @@ struct expt_oci_build_result {
 	size_t files; /* in the code layer */
 	int blobs_present, blobs_mounted, blobs_pushed;
 	int64_t bytes_pushed;
+	char builder[32]; /* "" for the fast path; "podman", "buildah", "docker buildx" */
 };
 
 /* Builds the image of spec's build: section (base set, no dockerfile) and pushes it to

@@ -176,6 +176,33 @@ printf '{"credHelpers":{"%s":"absent"}}\n' "$A" > "$T/dc-helper/config.json"
 DOCKER_CONFIG=$T/dc-helper expect_code "a helper that is not installed: a clear error" 2 "$EXPT" build "$@"
 contains "... naming it" "$out" "docker-credential-absent get"
 
+# The Dockerfile path: no builder here → a message naming what was tried; with Podman's CLI
+# (configured by tests/podman/up) the image is built and pushed, tagged with its inputs' digest.
+mkdir -p "$T/dfp" && cd "$T/dfp" && echo 'print("from the Dockerfile image")' > main.py
+printf 'FROM %s\nCOPY main.py /app/main.py\n' "$BASE" > Dockerfile
+printf 'name: dfp\ncommand: python3 /app/main.py\nbuild:\n  dockerfile: Dockerfile\n  repository: %s\n' "$REG/$NS/df" > expt.yaml
+mkdir -p "$T/nobin"
+PATH=$T/nobin expect_code "dockerfile: no builder available: exit 5" 5 "$EXPT" build
+contains "... naming the three builders tried" "$out" "tried docker buildx (docker buildx version, docker info), podman (podman --version) and buildah"
+expect_code "base and dockerfile together: exit 2" 2 "$EXPT" build build.base="$BASE"
+contains "... saying they exclude each other" "$out" "base and dockerfile exclude each other"
+if [ -n "${EXPT_TEST_CONTAINERS_CONF:-}" ] && command -v podman >/dev/null; then
+	export CONTAINERS_CONF=$EXPT_TEST_CONTAINERS_CONF CONTAINERS_STORAGE_CONF=$EXPT_TEST_CONTAINERS_STORAGE_CONF \
+		CONTAINERS_REGISTRIES_CONF=$EXPT_TEST_CONTAINERS_REGISTRIES_CONF
+	expect_code "dockerfile: built and pushed by the first builder that works" 0 "$EXPT" build -o json
+	printf '%s' "$out" > "$T/df.json"
+	equals "... podman, here" "$(json 'd["builder"]' < "$T/df.json" 2>&1)" podman
+	DFREF=$(json 'd["ref"]' < "$T/df.json" 2>/dev/null)
+	equals "... the registry serves the digest expt printed" \
+		"$(skopeo inspect --tls-verify=false "docker://$DFREF" 2>&1 | jq -r .Digest)" "$(json 'd["digest"]' < "$T/df.json" 2>&1)"
+	contains "... tagged src-<digest of the inputs>" "$(skopeo list-tags --tls-verify=false "docker://$REG/$NS/df" 2>&1)" "$(json 'd["tag"]' < "$T/df.json" 2>&1)"
+	echo 'RUN false' >> Dockerfile
+	expect_code "dockerfile: a failing build: exit 5" 5 "$EXPT" build
+	contains "... naming the builder and quoting its output" "$out" "podman failed (exit"
+else
+	echo "# Podman's CLI not configured (tests/podman/up): the Dockerfile build check is skipped"
+fi
+
 # The image runs (Podman, through the container backend), pinned to its digest.
 if [ -n "${EXPT_TEST_DOCKER_HOST:-}" ]; then
 	export DOCKER_HOST=$EXPT_TEST_DOCKER_HOST
