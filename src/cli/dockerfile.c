@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "buildimg.h"
+#include "oci/dl.h"
 #include "oci/layer.h"
 
 extern char **environ;
@@ -97,6 +98,8 @@ int cli_build_dockerfile(struct cli_ctx *ctx, const struct expt_spec *spec, cons
 
 	memset(res, 0, sizeof(*res));
 	expt_buf_init(&dig, 4096);
+	if (!expt_ocilibs(&ctx->err))
+		return ctx->err.code;
 	if ((rc = input_tag(ctx, spec, plat, tag, sizeof(tag))))
 		goto out;
 	expt_imgref_parse(spec->build.repository, &ref, &why);

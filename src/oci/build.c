@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <sys/utsname.h>
 
+#include "dl.h"
 #include "layer.h"
 #include "registry.h"
 #include "util/util.h"
@@ -377,6 +378,8 @@ int expt_oci_build(const struct expt_spec *spec, const struct expt_oci_build_opt
 		expt_err_set(err, EXPT_EUSAGE, "%s: build: %s", spec->path, why);
 		return EXPT_EUSAGE;
 	}
+	if (!expt_ocilibs(err))
+		return err->code;
 	explicit_platform = (opts && opts->platform) || spec->build.platform;
 	if (opts && opts->platform)
 		snprintf(platform, sizeof(platform), "%s", opts->platform);

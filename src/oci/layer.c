@@ -2,11 +2,10 @@
 #include "layer.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "dl.h"
 #include "util/util.h"
 
 void expt_oci_sha256(const void *data, size_t len, char *out, size_t n)
@@ -15,7 +14,15 @@ void expt_oci_sha256(const void *data, size_t len, char *out, size_t n)
 	unsigned int mdlen = 0;
 	size_t i, o;
 
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	const struct expt_ocilibs *l = expt_ocilibs(NULL);
+
+	if (!l) {
+		/* expt_oci_build checked the libraries first; a caller that did not gets no
+		 * digest it could mistake for one. */
+		snprintf(out, n, "sha256:unavailable");
+		return;
+	}
+	l->EVP_Digest(data, len, md, &mdlen, l->EVP_sha256(), NULL);
 	o = (size_t)snprintf(out, n, "sha256:");
 	for (i = 0; i < mdlen && o + 2 < n; i++)
 		o += (size_t)snprintf(out + o, n - o, "%02x", md[i]);
@@ -195,12 +202,16 @@ int expt_oci_layer_tar(const char *root, const struct expt_strv *files, const ch
 
 int expt_oci_gzip(const void *data, size_t len, struct expt_buf *out, struct expt_err *err)
 {
+	const struct expt_ocilibs *l = expt_ocilibs(err);
 	z_stream z;
 	int zr;
 
+	if (!l)
+		return -1;
 	memset(&z, 0, sizeof(z));
 	/* 15 + 16: a gzip wrapper; zlib writes mtime 0, no name, OS 3 (Unix). */
-	if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+	if (l->deflateInit2_(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, l->zlibVersion(),
+			     (int)sizeof(z_stream)) != Z_OK)
 		return expt_err_set(err, EXPT_ENOMEM, "zlib: deflateInit2 failed"), -1;
 	{ /* fed in steps: avail_in is 32 bits */
 		size_t left = len;
@@ -213,17 +224,17 @@ int expt_oci_gzip(const void *data, size_t len, struct expt_buf *out, struct exp
 			left -= step;
 			do {
 				if (expt_buf_grow(out, 1u << 16)) {
-					deflateEnd(&z);
+					l->deflateEnd(&z);
 					return expt_err_set(err, EXPT_ENOMEM, "out of memory"), -1;
 				}
 				z.next_out = (Bytef *)out->buf + out->len;
 				z.avail_out = (uInt)(out->cap - out->len - 1);
-				zr = deflate(&z, left ? Z_NO_FLUSH : Z_FINISH);
+				zr = l->deflate(&z, left ? Z_NO_FLUSH : Z_FINISH);
 				expt_buf_setlen(out, (size_t)((char *)z.next_out - out->buf));
 			} while (z.avail_out == 0 || (!left && zr != Z_STREAM_END && zr == Z_OK));
 		} while (left);
 	}
-	deflateEnd(&z);
+	l->deflateEnd(&z);
 	if (zr != Z_STREAM_END)
 		return expt_err_set(err, EXPT_EFAIL, "zlib: deflate failed (%d)", zr), -1;
 	return 0;

@@ -4,10 +4,10 @@
 
 #include <ctype.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <strings.h>
 #include <sys/utsname.h>
 
+#include "dl.h"
 #include "util/curl_dl.h"
 #include "util/util.h"
 
@@ -259,8 +259,15 @@ int expt_oci_creds_lookup(const char *dir, const char *host, struct expt_oci_cre
 		if (auth && *auth) {
 			size_t al = strlen(auth);
 			unsigned char *dec = expt_xmalloc(al + 4);
-			int dl = EVP_DecodeBlock(dec, (const unsigned char *)auth, (int)al);
+			const struct expt_ocilibs *l = expt_ocilibs(err);
+			int dl =
+			    l ? l->EVP_DecodeBlock(dec, (const unsigned char *)auth, (int)al) : -2;
 			char *colon;
+			if (dl == -2) {
+				free(dec);
+				rc = -1;
+				goto out;
+			}
 			if (dl < 0) {
 				free(dec);
 				rc = expt_err_set(
@@ -487,7 +494,13 @@ static char *basic_header(const char *user, const char *pass)
 	size_t pl = strlen(plain);
 	char *enc = expt_xmalloc(4 * ((pl + 2) / 3) + 1), *out;
 
-	EVP_EncodeBlock((unsigned char *)enc, (const unsigned char *)plain, (int)pl);
+	const struct expt_ocilibs *l = expt_ocilibs(NULL);
+
+	/* Loaded already: expt_oci_build asks for the libraries before any request. */
+	if (l)
+		l->EVP_EncodeBlock((unsigned char *)enc, (const unsigned char *)plain, (int)pl);
+	else
+		enc[0] = '\0';
 	out = expt_xasprintf("Authorization: Basic %s", enc);
 	memset(plain, 0, pl);
 	free(plain);
