@@ -120,8 +120,13 @@ int expt_imgref_parse(const char *s, struct expt_imgref *out, const char **why)
 		*why = "the name is too long";
 		return -1;
 	}
-	if (!strcmp(out->host, "index.docker.io") && !strchr(path, '/'))
-		memcpy(out->repo, "library/", 9);
-	strncat(out->repo, path, sizeof(out->repo) - strlen(out->repo) - 1);
+	{
+		size_t off = 0, pl = strlen(path);
+		if (!strcmp(out->host, "index.docker.io") && !strchr(path, '/')) {
+			memcpy(out->repo, "library/", 8);
+			off = 8;
+		}
+		memcpy(out->repo + off, path, pl + 1); /* fits: checked above */
+	}
 	return 0;
 }
