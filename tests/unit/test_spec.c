@@ -283,10 +283,10 @@ static const struct bad_case bad_cases[] = {
      "command: x\nimage: build\nbuild:\n"
      "  repository: 127.0.0.1:5000/a/b:v1\n",
      NULL, NULL,
-     STRS("expt.yaml:4:15: build.repository: expected a name without a tag or digest (expt "
-	  "tags the image with the digest of its content), got '127.0.0.1:5000/a/b:v1'",
-	  "expt.yaml:3:1: build.base: required field is missing: the image the code goes on "
-	  "(127.0.0.1:5000/expt/python3:bookworm), or dockerfile: for a Dockerfile build")},
+     STRS("expt.yaml:3:1: build.base: required field is missing: the image the code goes on "
+	  "(127.0.0.1:5000/expt/python3:bookworm), or dockerfile: for a Dockerfile build",
+	  "expt.yaml:4:15: build.repository: expected a name without a tag or digest (expt "
+	  "tags the image with the digest of its content), got '127.0.0.1:5000/a/b:v1'")},
     {"build: Docker Hub needs its host; base and dockerfile",
      "command: x\nbuild: {base: python, repository: org/app, dockerfile: D}\n"
      "variants: {v: {}}\n",
