@@ -159,6 +159,16 @@ contains "... naming the config file" "$out" "$T/dc-bad/config.json"
 DOCKER_CONFIG=$T/dc-good expect_code "auth registry: auths in config.json (Basic)" 0 "$EXPT" build "$@"
 case "$out" in "$A/$NS/auth@sha256:"*) pass "auth registry: pinned reference" ;; *) fail "auth registry ref" "$out" ;; esac
 
+# A base on another registry (the open one) than the repository (the auth one): the base layer
+# is copied across (read anonymously from one, written with the user's credentials to the other).
+DOCKER_CONFIG=$T/dc-good expect_code "base on another registry: copied, not mounted" 0 "$EXPT" build -o json \
+	build.base="$BASE" build.repository="$A/$NS/copied"
+printf '%s' "$out" > "$T/copied.json"
+equals "... 3 blobs pushed (base layer, code layer, config), none mounted" \
+	"$(json 'd["blobs"]["pushed"], d["blobs"]["mounted"]' < "$T/copied.json" 2>&1)" "3 0"
+equals "... the copy has the same digest as the image built on the same registry" \
+	"$(json 'd["digest"]' < "$T/copied.json" 2>&1)" "$(json 'd["digest"]' < "$T/b1.json")"
+
 # Credential helpers: credHelpers for the host, and credsStore for all.
 mkdir -p "$T/bin" "$T/dc-helper" "$T/dc-store"
 cat > "$T/bin/docker-credential-expttest" <<SH
