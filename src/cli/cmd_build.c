@@ -48,13 +48,17 @@ static void human(int64_t n, char *out, size_t sz)
 static void progress(const struct expt_oci_event *ev, void *payload)
 {
 	struct cli_ctx *ctx = payload;
-	char size[32];
+	int moving = !strcmp(ev->state, "uploading") || !strcmp(ev->state, "downloading");
+	char size[32], done[32] = "";
 
 	human(ev->size, size, sizeof(size));
-	/* An upload's line is rewritten in place by its outcome. */
-	fprintf(stderr, "%s%-10s %.19s  %9s  %s%s", CLI_DIM(ctx->color_err), ev->what, ev->digest,
-		size, ev->state, CLI_RESET(ctx->color_err));
-	fputs(strcmp(ev->state, "uploading") ? "\033[K\n" : "\r", stderr);
+	if (moving && ev->done > 0 && ev->size > 0)
+		snprintf(done, sizeof(done), " %3d%%",
+			 (int)(100 * (ev->done > ev->size ? ev->size : ev->done) / ev->size));
+	/* A blob's line is rewritten in place while it moves, then by its outcome. */
+	fprintf(stderr, "%s%-10s %.19s  %9s  %s%s%s\033[K", CLI_DIM(ctx->color_err), ev->what,
+		ev->digest, size, ev->state, done, CLI_RESET(ctx->color_err));
+	fputs(moving ? "\r" : "\n", stderr);
 	fflush(stderr);
 }
 

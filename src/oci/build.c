@@ -49,10 +49,43 @@ struct ctx {
 static void event(struct ctx *c, const char *what, const char *digest, int64_t size,
 		  const char *state)
 {
-	struct expt_oci_event ev = {what, digest, size, state};
+	struct expt_oci_event ev = {what, digest, size, state, 0};
 
 	if (c->opts && c->opts->progress)
 		c->opts->progress(&ev, c->opts->payload);
+}
+
+/* The blob moving now, for byte progress. */
+struct moving {
+	struct ctx *c;
+	const char *what, *digest;
+	int64_t size;
+};
+
+static void on_bytes(int64_t up, int64_t down, void *payload)
+{
+	struct moving *m = payload;
+	struct expt_oci_event ev = {m->what, m->digest, m->size, up ? "uploading" : "downloading",
+				    up ? up : down};
+
+	m->c->opts->progress(&ev, m->c->opts->payload);
+}
+
+/* Byte progress for the next requests on r (NULL what: off). */
+static void watch(struct ctx *c, struct expt_oci_reg *r, struct moving *m, const char *what,
+		  const char *digest, int64_t size)
+{
+	if (!c->opts || !c->opts->progress)
+		return;
+	if (!what) {
+		expt_oci_reg_set_progress(r, NULL, NULL);
+		return;
+	}
+	m->c = c;
+	m->what = what;
+	m->digest = digest;
+	m->size = size;
+	expt_oci_reg_set_progress(r, on_bytes, m);
 }
 
 static int is_index(const char *mt)
@@ -221,8 +254,13 @@ static int push_own(struct ctx *c, const char *what, const void *data, size_t le
 		event(c, what, digest, (int64_t)len, "present");
 		return 0;
 	}
+	struct moving m;
+
 	event(c, what, digest, (int64_t)len, "uploading");
-	if (upload(c, NULL, data, len, digest, err))
+	watch(c, c->dst, &m, what, digest, (int64_t)len);
+	has = upload(c, NULL, data, len, digest, err);
+	watch(c, c->dst, &m, NULL, NULL, 0);
+	if (has)
 		return -1;
 	event(c, what, digest, (int64_t)len, "pushed");
 	return 0;
@@ -258,11 +296,22 @@ static int push_base(struct ctx *c, const char *digest, int64_t size, struct exp
 		if (resp.status == 202 && resp.location)
 			location = expt_xstrdup(resp.location); /* not mounted: upload there */
 	}
-	event(c, "base layer", digest, size, "uploading");
-	if (get_blob(c, digest, BLOB_MAX, &blob, err))
-		goto out;
-	if (upload(c, location, blob.body.buf, blob.body.len, digest, err))
-		goto out;
+	{
+		struct moving m;
+		int r;
+		event(c, "base layer", digest, size, "downloading");
+		watch(c, c->src, &m, "base layer", digest, size);
+		r = get_blob(c, digest, BLOB_MAX, &blob, err);
+		watch(c, c->src, &m, NULL, NULL, 0);
+		if (r)
+			goto out;
+		event(c, "base layer", digest, size, "uploading");
+		watch(c, c->dst, &m, "base layer", digest, size);
+		r = upload(c, location, blob.body.buf, blob.body.len, digest, err);
+		watch(c, c->dst, &m, NULL, NULL, 0);
+		if (r)
+			goto out;
+	}
 	event(c, "base layer", digest, size, "pushed");
 	rc = 0;
 out:

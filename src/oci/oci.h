@@ -14,7 +14,9 @@ struct expt_oci_event {
 	const char *digest; /* sha256:... */
 	int64_t size;
 	const char *state; /* "present" (already there), "mounted" (from the base's repository),
-			      "uploading", "pushed" */
+			      "downloading" (a base layer from another registry), "uploading",
+			      "pushed"; downloading and uploading come again as bytes move */
+	int64_t done;	   /* bytes moved so far while downloading or uploading */
 };
 
 struct expt_oci_build_opts {

@@ -317,7 +317,32 @@ struct expt_oci_reg {
 	struct expt_oci_creds creds;
 	struct expt_strv scopes;
 	char *authz; /* "Authorization: ..." once known; NULL = anonymous so far */
+	void (*progress)(int64_t up, int64_t down, void *payload);
+	void *payload;
+	int64_t last_ms;
 };
+
+void expt_oci_reg_set_progress(struct expt_oci_reg *r,
+			       void (*fn)(int64_t up, int64_t down, void *payload), void *payload)
+{
+	r->progress = fn;
+	r->payload = payload;
+}
+
+static int on_xfer(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		   curl_off_t ulnow)
+{
+	struct expt_oci_reg *r = p;
+	int64_t now = expt_mono_ms();
+
+	(void)dltotal;
+	(void)ultotal;
+	if (now - r->last_ms >= 200 && (ulnow || dlnow)) {
+		r->last_ms = now;
+		r->progress((int64_t)ulnow, (int64_t)dlnow, r->payload);
+	}
+	return 0;
+}
 
 const char *expt_oci_reg_host(const struct expt_oci_reg *r)
 {
@@ -457,6 +482,12 @@ static int perform(struct expt_oci_reg *r, const char *method, const char *url,
 	if (authz)
 		hl = c->slist_append(hl, authz);
 	hl = c->slist_append(hl, "Expect:");
+	if (r->progress) {
+		r->last_ms = expt_mono_ms();
+		c->easy_setopt(r->h, CURLOPT_NOPROGRESS, 0L);
+		c->easy_setopt(r->h, CURLOPT_XFERINFOFUNCTION, on_xfer);
+		c->easy_setopt(r->h, CURLOPT_XFERINFODATA, r);
+	}
 	c->easy_setopt(r->h, CURLOPT_HTTPHEADER, hl);
 	if (!strcmp(method, "HEAD")) {
 		c->easy_setopt(r->h, CURLOPT_NOBODY, 1L);

@@ -75,6 +75,10 @@ int expt_oci_reg_do(struct expt_oci_reg *r, const char *method, const char *path
 		    const char *const *headers, const void *body, size_t len, size_t body_max,
 		    struct expt_oci_resp *resp, struct expt_err *err);
 void expt_oci_resp_release(struct expt_oci_resp *resp);
+/* Reports the bytes of request and answer bodies as they move (fn may be NULL: none), at most
+ * a few times a second, for the requests made until it is changed. */
+void expt_oci_reg_set_progress(struct expt_oci_reg *r,
+			       void (*fn)(int64_t up, int64_t down, void *payload), void *payload);
 /* An error for an unexpected status: "HOST: 401 ... " with the registry's own error text and a
  * hint for 401/403/404. what says what was asked ("pushing the manifest"). Returns its code. */
 int expt_oci_status_err(struct expt_oci_reg *r, const struct expt_oci_resp *resp, const char *what,

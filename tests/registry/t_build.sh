@@ -64,6 +64,14 @@ case "$REF" in "$REG/$NS/app@sha256:"*) pass "the reference is pinned: $REF" ;; 
 equals "the base layer was mounted from the base's repository, not uploaded" \
 	"$(json 'd["blobs"]["mounted"], d["blobs"]["pushed"]' < "$T/b1.json")" "1 2"
 equals "text output is the reference alone" "$("$EXPT" build 2>&1)" "$REF"
+equals "not on a terminal: nothing on stderr" "$("$EXPT" build 2>&1 >/dev/null)" ""
+if command -v script >/dev/null; then
+	tty_out=$(script -qec "$EXPT build" /dev/null 2>&1 | tr '\r' '\n')
+	contains "on a terminal: a line per blob (base layer present)" "$tty_out" "base layer sha256:"
+	contains "... and the manifest pushed" "$tty_out" "manifest   sha256:${DIGEST:7:12}"
+	tty_out=$(script -qec "$EXPT build -q" /dev/null 2>&1 | tr -d '\r')
+	equals "on a terminal with -q: the reference alone" "$tty_out" "$REF"
+fi
 
 insp=$(skopeo inspect --tls-verify=false "docker://$REF" 2>&1)
 equals "skopeo inspect: the registry serves the digest expt printed" "$(printf '%s' "$insp" | jq -r .Digest)" "$DIGEST"
