@@ -2,7 +2,11 @@
  * manifest out, only missing blobs pushed. docs/images.md. */
 #include "oci.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sys/utsname.h>
 
 #include "dl.h"
@@ -266,10 +270,101 @@ static int push_own(struct ctx *c, const char *what, const void *data, size_t le
 	return 0;
 }
 
+/* sha256 of what fd holds, into out (n >= 72); -1 on a read error. */
+static int sha256_fd(int fd, char *out, size_t n)
+{
+	const struct expt_ocilibs *l = expt_ocilibs(NULL);
+	EVP_MD_CTX *md = l ? l->EVP_MD_CTX_new() : NULL;
+	unsigned char buf[1 << 16], h[EVP_MAX_MD_SIZE];
+	unsigned int hl = 0;
+	ssize_t got;
+	size_t o;
+	int rc = 0;
+
+	if (!md || lseek(fd, 0, SEEK_SET) < 0)
+		rc = -1;
+	if (!rc)
+		l->EVP_DigestInit_ex(md, l->EVP_sha256(), NULL);
+	while (!rc && (got = read(fd, buf, sizeof(buf))) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			rc = -1;
+		else
+			l->EVP_DigestUpdate(md, buf, (size_t)got);
+	}
+	if (!rc) {
+		l->EVP_DigestFinal_ex(md, h, &hl);
+		o = (size_t)snprintf(out, n, "sha256:");
+		for (unsigned i = 0; i < hl && o + 2 < n; i++)
+			o += (size_t)snprintf(out + o, n - o, "%02x", h[i]);
+	}
+	if (md)
+		l->EVP_MD_CTX_free(md);
+	return rc;
+}
+
+/* A base layer from another registry (or one the mount did not take): through a temporary file,
+ * so that a layer of gigabytes needs no memory; its digest checked before it is uploaded. */
+static int copy_blob(struct ctx *c, const char *digest, int64_t size, const char *location,
+		     struct expt_err *err)
+{
+	struct expt_oci_resp resp = {0};
+	struct moving m;
+	char tmpl[4096], got[72];
+	const char *tmp = getenv("TMPDIR");
+	char *path = expt_xasprintf("/v2/%s/blobs/%s", c->b.repo, digest);
+	struct stat st;
+	int fd, rc = -1;
+
+	snprintf(tmpl, sizeof(tmpl), "%s/expt-blob-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd < 0) {
+		free(path);
+		return expt_err_errno(err, EXPT_EFAIL, "a temporary file in %s", tmpl), -1;
+	}
+	unlink(tmpl);
+	event(c, "base layer", digest, size, "downloading");
+	watch(c, c->src, &m, "base layer", digest, size);
+	expt_oci_reg_set_files(c->src, fd, -1, 0);
+	rc = expt_oci_reg_do(c->src, "GET", path, NULL, NULL, 0, 1u << 20, &resp, err);
+	expt_oci_reg_set_files(c->src, -1, -1, 0);
+	watch(c, c->src, &m, NULL, NULL, 0);
+	if (rc)
+		goto out;
+	rc = -1;
+	if (resp.status != 200) {
+		char what[200];
+		snprintf(what, sizeof(what), "reading blob %s of %s", digest, c->base_name);
+		expt_oci_status_err(c->src, &resp, what, err);
+		goto out;
+	}
+	if (sha256_fd(fd, got, sizeof(got)) || fstat(fd, &st)) {
+		expt_err_errno(err, EXPT_EFAIL, "reading back blob %s", digest);
+		goto out;
+	}
+	if (strcmp(got, digest)) {
+		expt_err_set(err, EXPT_EBACKEND, "%s: blob %s arrived with digest %s", c->b.host,
+			     digest, got);
+		goto out;
+	}
+	event(c, "base layer", digest, size, "uploading");
+	watch(c, c->dst, &m, "base layer", digest, size);
+	expt_oci_reg_set_files(c->dst, -1, fd, (int64_t)st.st_size);
+	rc = upload(c, location, NULL, (size_t)st.st_size, digest, err);
+	expt_oci_reg_set_files(c->dst, -1, -1, 0);
+	watch(c, c->dst, &m, NULL, NULL, 0);
+out:
+	close(fd);
+	free(path);
+	expt_oci_resp_release(&resp);
+	return rc;
+}
+
 /* A base layer: HEAD; mount from the base's repository on the same registry; else copy. */
 static int push_base(struct ctx *c, const char *digest, int64_t size, struct expt_err *err)
 {
-	struct expt_oci_resp resp = {0}, blob = {0};
+	struct expt_oci_resp resp = {0};
 	char *location = NULL;
 	int has = has_blob(c, digest, err), rc = -1;
 
@@ -296,28 +391,13 @@ static int push_base(struct ctx *c, const char *digest, int64_t size, struct exp
 		if (resp.status == 202 && resp.location)
 			location = expt_xstrdup(resp.location); /* not mounted: upload there */
 	}
-	{
-		struct moving m;
-		int r;
-		event(c, "base layer", digest, size, "downloading");
-		watch(c, c->src, &m, "base layer", digest, size);
-		r = get_blob(c, digest, BLOB_MAX, &blob, err);
-		watch(c, c->src, &m, NULL, NULL, 0);
-		if (r)
-			goto out;
-		event(c, "base layer", digest, size, "uploading");
-		watch(c, c->dst, &m, "base layer", digest, size);
-		r = upload(c, location, blob.body.buf, blob.body.len, digest, err);
-		watch(c, c->dst, &m, NULL, NULL, 0);
-		if (r)
-			goto out;
-	}
+	if (copy_blob(c, digest, size, location, err))
+		goto out;
 	event(c, "base layer", digest, size, "pushed");
 	rc = 0;
 out:
 	free(location);
 	expt_oci_resp_release(&resp);
-	expt_oci_resp_release(&blob);
 	return rc;
 }
 

@@ -42,6 +42,11 @@ static void load(void)
 	} while (0)
 	SYM(hc, EVP_Digest);
 	SYM(hc, EVP_sha256);
+	SYM(hc, EVP_MD_CTX_new);
+	SYM(hc, EVP_MD_CTX_free);
+	SYM(hc, EVP_DigestInit_ex);
+	SYM(hc, EVP_DigestUpdate);
+	SYM(hc, EVP_DigestFinal_ex);
 	SYM(hc, EVP_EncodeBlock);
 	SYM(hc, EVP_DecodeBlock);
 	SYM(hz, deflateInit2_);

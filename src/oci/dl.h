@@ -14,6 +14,11 @@ struct expt_ocilibs {
 	int (*EVP_Digest)(const void *data, size_t count, unsigned char *md, unsigned int *size,
 			  const EVP_MD *type, ENGINE *impl);
 	const EVP_MD *(*EVP_sha256)(void);
+	EVP_MD_CTX *(*EVP_MD_CTX_new)(void);
+	void (*EVP_MD_CTX_free)(EVP_MD_CTX *ctx);
+	int (*EVP_DigestInit_ex)(EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl);
+	int (*EVP_DigestUpdate)(EVP_MD_CTX *ctx, const void *d, size_t cnt);
+	int (*EVP_DigestFinal_ex)(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s);
 	int (*EVP_EncodeBlock)(unsigned char *t, const unsigned char *f, int n);
 	int (*EVP_DecodeBlock)(unsigned char *t, const unsigned char *f, int n);
 	int (*deflateInit2_)(z_streamp strm, int level, int method, int windowBits, int memLevel,

@@ -3,6 +3,8 @@
 #include "registry.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <strings.h>
 #include <sys/utsname.h>
@@ -320,7 +322,35 @@ struct expt_oci_reg {
 	void (*progress)(int64_t up, int64_t down, void *payload);
 	void *payload;
 	int64_t last_ms;
+	int out_fd, in_fd;
+	int64_t in_len;
 };
+
+void expt_oci_reg_set_files(struct expt_oci_reg *r, int out_fd, int in_fd, int64_t in_len)
+{
+	r->out_fd = out_fd;
+	r->in_fd = in_fd;
+	r->in_len = in_len;
+}
+
+static size_t to_fd(char *p, size_t size, size_t nmemb, void *payload)
+{
+	const int *fd = payload;
+	size_t n = size * nmemb;
+
+	return expt_write_all(*fd, p, n) ? 0 : n;
+}
+
+static size_t from_fd(char *p, size_t size, size_t nmemb, void *payload)
+{
+	const int *fd = payload;
+	ssize_t n;
+
+	do
+		n = read(*fd, p, size * nmemb);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? CURL_READFUNC_ABORT : (size_t)n;
+}
 
 void expt_oci_reg_set_progress(struct expt_oci_reg *r,
 			       void (*fn)(int64_t up, int64_t down, void *payload), void *payload)
@@ -378,6 +408,7 @@ struct expt_oci_reg *expt_oci_reg_new(const char *host, int insecure,
 	}
 	if (scopes)
 		expt_strv_copy(&r->scopes, scopes);
+	r->out_fd = r->in_fd = -1;
 	return r;
 }
 
@@ -473,8 +504,15 @@ static int perform(struct expt_oci_reg *r, const char *method, const char *url,
 	c->easy_setopt(r->h, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
 	c->easy_setopt(r->h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
 	c->easy_setopt(r->h, CURLOPT_USERAGENT, "expt/" EXPT_VERSION);
-	c->easy_setopt(r->h, CURLOPT_WRITEFUNCTION, on_body);
-	c->easy_setopt(r->h, CURLOPT_WRITEDATA, &resp->body);
+	if (r->out_fd >= 0) {
+		if (ftruncate(r->out_fd, 0) || lseek(r->out_fd, 0, SEEK_SET) < 0)
+			return expt_err_errno(err, EXPT_EFAIL, "a temporary file");
+		c->easy_setopt(r->h, CURLOPT_WRITEFUNCTION, to_fd);
+		c->easy_setopt(r->h, CURLOPT_WRITEDATA, &r->out_fd);
+	} else {
+		c->easy_setopt(r->h, CURLOPT_WRITEFUNCTION, on_body);
+		c->easy_setopt(r->h, CURLOPT_WRITEDATA, &resp->body);
+	}
 	c->easy_setopt(r->h, CURLOPT_HEADERFUNCTION, on_header);
 	c->easy_setopt(r->h, CURLOPT_HEADERDATA, &h);
 	for (size_t i = 0; headers && headers[i]; i++)
@@ -494,6 +532,16 @@ static int perform(struct expt_oci_reg *r, const char *method, const char *url,
 	} else if (!strcmp(method, "GET")) {
 		/* Blobs may be served from elsewhere (a redirect to storage). */
 		c->easy_setopt(r->h, CURLOPT_FOLLOWLOCATION, 1L);
+	} else if (r->in_fd >= 0) {
+		if (lseek(r->in_fd, 0, SEEK_SET) < 0) { /* again after a 401 */
+			c->slist_free_all(hl);
+			return expt_err_errno(err, EXPT_EFAIL, "a temporary file");
+		}
+		c->easy_setopt(r->h, CURLOPT_UPLOAD, 1L);
+		c->easy_setopt(r->h, CURLOPT_CUSTOMREQUEST, method);
+		c->easy_setopt(r->h, CURLOPT_READFUNCTION, from_fd);
+		c->easy_setopt(r->h, CURLOPT_READDATA, &r->in_fd);
+		c->easy_setopt(r->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->in_len);
 	} else {
 		c->easy_setopt(r->h, CURLOPT_CUSTOMREQUEST, method);
 		c->easy_setopt(r->h, CURLOPT_POSTFIELDS, body ? body : "");
@@ -550,9 +598,25 @@ static void url_escape(struct expt_buf *b, const char *s)
 	}
 }
 
+static int fetch_token_now(struct expt_oci_reg *r, const struct expt_oci_challenge *ch,
+			   struct expt_err *err);
+
 /* The token flow: GET realm?service=S&scope=... (Basic credentials when we have them). */
 static int fetch_token(struct expt_oci_reg *r, const struct expt_oci_challenge *ch,
 		       struct expt_err *err)
+{
+	/* The token request is a request of its own: not to or from the blob files. */
+	int out_fd = r->out_fd, in_fd = r->in_fd, rc;
+
+	r->out_fd = r->in_fd = -1;
+	rc = fetch_token_now(r, ch, err);
+	r->out_fd = out_fd;
+	r->in_fd = in_fd;
+	return rc;
+}
+
+static int fetch_token_now(struct expt_oci_reg *r, const struct expt_oci_challenge *ch,
+			   struct expt_err *err)
 {
 	struct expt_buf url = EXPT_BUF_INIT;
 	struct expt_oci_resp resp = {0};

@@ -75,6 +75,11 @@ int expt_oci_reg_do(struct expt_oci_reg *r, const char *method, const char *path
 		    const char *const *headers, const void *body, size_t len, size_t body_max,
 		    struct expt_oci_resp *resp, struct expt_err *err);
 void expt_oci_resp_release(struct expt_oci_resp *resp);
+/* For the requests made until changed back (-1, -1): the answer's body goes to out_fd (when
+ * >= 0) instead of resp->body, and the request body is read from in_fd (when >= 0: in_len bytes
+ * from its start) instead of body: blobs that need not fit in memory. */
+void expt_oci_reg_set_files(struct expt_oci_reg *r, int out_fd, int in_fd, int64_t in_len);
+
 /* Reports the bytes of request and answer bodies as they move (fn may be NULL: none), at most
  * a few times a second, for the requests made until it is changed. */
 void expt_oci_reg_set_progress(struct expt_oci_reg *r,
