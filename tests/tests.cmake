@@ -7,7 +7,7 @@ file(GLOB UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
 foreach(src ${UNIT_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
-  target_link_libraries(${name} PRIVATE expt_core PkgConfig::CMOCKA)
+  target_link_libraries(${name} PRIVATE expt_oci expt_core PkgConfig::CMOCKA ${ZLIB_LIBRARIES})
   add_test(NAME unit/${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/unit)
   set_tests_properties(unit/${name} PROPERTIES ENVIRONMENT "EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR};EXPT_BIN=$<TARGET_FILE:expt>")
 endforeach()
@@ -20,7 +20,7 @@ foreach(src ${FUZZ_TARGETS})
   get_filename_component(name ${src} NAME_WE)
   string(REPLACE "fuzz_" "" corpus ${name})
   add_executable(${name}_replay ${src} ${CMAKE_SOURCE_DIR}/tests/fuzz/replay.c)
-  target_link_libraries(${name}_replay PRIVATE expt_core)
+  target_link_libraries(${name}_replay PRIVATE expt_oci expt_core)
   add_test(NAME fuzz/${name} COMMAND ${name}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${corpus})
 endforeach()
 
@@ -73,6 +73,15 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/registry/up)
     set_tests_properties(podman/down PROPERTIES FIXTURES_CLEANUP podman)
     add_test(NAME podman/smoke COMMAND bash ${CMAKE_SOURCE_DIR}/tests/podman/smoke --dir ${PODMAN_DIR} --registry-dir ${REGISTRY_DIR})
     set_tests_properties(podman/smoke PROPERTIES FIXTURES_REQUIRED "registry;podman" TIMEOUT 300 SKIP_RETURN_CODE 77)
+    # Suites against the test registries (expt build): tests/registry/t_*.sh, with the
+    # registries' and Podman's env files (Podman used where it runs).
+    file(GLOB REGISTRY_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/registry/t_*.sh)
+    foreach(src ${REGISTRY_TESTS})
+      get_filename_component(name ${src} NAME_WE)
+      add_test(NAME registry/${name} COMMAND bash ${src})
+      set_tests_properties(registry/${name} PROPERTIES FIXTURES_REQUIRED "registry;podman" TIMEOUT 900 SKIP_RETURN_CODE 77
+        ENVIRONMENT "EXPT_TEST_REGISTRY_ENV=${REGISTRY_DIR}/env;EXPT_TEST_PODMAN_ENV=${PODMAN_DIR}/env;EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+    endforeach()
     # Further suites that need a container engine: tests/podman/t_*.sh, run with the
     # registry and Podman up and EXPT_REGISTRY_DIR / EXPT_PODMAN_DIR set (source their env).
     file(GLOB PODMAN_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/podman/t_*.sh)

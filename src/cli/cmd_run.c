@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buildimg.h"
 #include "cli.h"
 #include "launch.h"
 #include "specopts.h"
@@ -24,6 +25,9 @@ static const char usage[] =
     "  -d, --detach          return at once; a background supervisor keeps the runs going\n"
     "                        (follow them with 'expt logs -f', stop with 'expt stop')\n"
     "  -q, --quiet           do not show run output, only the summary\n"
+    "      --build           build and push the image of the spec's build: section first\n"
+    "                        (as 'expt build' does) and pin every run to its digest; the\n"
+    "                        same as image: build in the spec\n"
     "      --dry-run         show the runs that would be created and run nothing\n"
     "  -o, --output FORMAT   with --dry-run: text, json or yaml (kubernetes: the Jobs\n"
     "                        that would be sent, ready for 'kubectl apply -f -')\n"
@@ -40,24 +44,19 @@ const struct cli_cmd cli_cmd_run = {"run", "run the experiment (a sweep runs man
 static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"file", required_argument, NULL, 'f'},
-	    {"variant", required_argument, NULL, 'v'},
-	    {"parallel", required_argument, NULL, 'p'},
-	    {"backend", required_argument, NULL, 'B'},
-	    {"context", required_argument, NULL, 'C'},
-	    {"namespace", required_argument, NULL, 'N'},
-	    {"detach", no_argument, NULL, 'd'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"output", required_argument, NULL, 'o'},
-	    {NULL, 0, NULL, 0},
+	    {"file", required_argument, NULL, 'f'},	{"variant", required_argument, NULL, 'v'},
+	    {"parallel", required_argument, NULL, 'p'}, {"backend", required_argument, NULL, 'B'},
+	    {"context", required_argument, NULL, 'C'},	{"namespace", required_argument, NULL, 'N'},
+	    {"detach", no_argument, NULL, 'd'},		{"quiet", no_argument, NULL, 'q'},
+	    {"dry-run", no_argument, NULL, 'n'},	{"build", no_argument, NULL, 'b'},
+	    {"output", required_argument, NULL, 'o'},	{NULL, 0, NULL, 0},
 	};
 	struct cli_specopts so;
 	struct cli_launch_opts lo;
 	struct expt_spec *spec = NULL;
 	struct expt_params *params = NULL;
 	enum cli_output fmt = CLI_OUT_TEXT;
-	int dry = 0, c, rc;
+	int dry = 0, build = 0, c, rc;
 
 	memset(&so, 0, sizeof(so));
 	memset(&lo, 0, sizeof(lo));
@@ -75,6 +74,9 @@ static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 'n':
 			dry = 1;
+			break;
+		case 'b':
+			build = 1;
 			break;
 		case 'o':
 			if (cli_parse_output(optarg, &fmt) || fmt == CLI_OUT_WIDE) {
@@ -96,6 +98,20 @@ static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	if (dry) {
 		rc = cli_print_plan(ctx, spec, fmt);
 		goto out;
+	}
+	if (build || (spec->image && !strcmp(spec->image, "build"))) {
+		/* Build, then load the spec again with image= the pinned reference, so that the
+		 * runs, their recorded spec and a later retry all name that exact image. */
+		struct expt_oci_build_result res;
+		if ((rc = cli_build_image(ctx, spec, NULL, lo.quiet, &res)))
+			goto out;
+		if (!lo.quiet)
+			fprintf(stderr, "image %s\n", res.ref);
+		expt_strv_pushf(&so.overrides, "image=%s", res.ref);
+		expt_spec_free(spec);
+		spec = NULL;
+		if ((rc = cli_load_spec(ctx, &so, &spec)))
+			goto out;
 	}
 	/* The store is opened only now, so that a bad spec leaves nothing behind. It is the one
 	 * found from the working directory (like git); if there is none, the one of the spec's

@@ -66,6 +66,14 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 	    (rc = expt_store_get_params(ctx->store, r.run_id, &prows, &ctx->err)))
 		goto out;
 	o = cli_run_json(&r);
+	/* The image the run started from (pinned by expt run --build), from its recorded spec. */
+	if (r.spec_json && !json_object_get(o, "image")) {
+		json_t *sj = json_loads(r.spec_json, 0, NULL);
+		const char *img = json_string_value(json_object_get(sj, "image"));
+		if (img && r.backend && strcmp(r.backend, "local"))
+			json_object_set_new(o, "image", json_string(img));
+		json_decref(sj);
+	}
 	/* Params the run logged itself (expt.param(...)) are in the params table only. */
 	{
 		json_t *params = json_object_get(o, "params");
@@ -135,6 +143,9 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 		if (r.attempt > 1)
 			printf("  attempt %d", r.attempt);
 		printf("\n");
+		if (json_string_value(json_object_get(o, "image")))
+			printf("  image       %s\n",
+			       json_string_value(json_object_get(o, "image")));
 		if (r.retry_of)
 			printf("  retry of    %s\n", r.retry_of);
 		printf("  command     %s\n", cmd);

@@ -2,9 +2,7 @@
  * (workdir: snapshot), and the git state it was taken from (commit, branch, dirty, the diff). */
 #include "snapshot.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,82 +32,20 @@ static int git(const char *dir, const char *const *args, struct expt_buf *out, s
 	return rc;
 }
 
-static int excluded(const struct expt_strv *exclude, const char *path)
-{
-	/* The store (runs, their snapshots) and git's own files are never project files. */
-	if (!strncmp(path, ".expt/", 6) || !strcmp(path, ".expt") || !strncmp(path, ".git/", 5))
-		return 1;
-	for (size_t i = 0; i < exclude->n; i++) {
-		const char *g = exclude->v[i];
-		char prefix[4096];
-		/* A glob matches the path, or a directory it is under ("data" leaves data/x out).
-		 */
-		if (!fnmatch(g, path, 0))
-			return 1;
-		for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
-			size_t n = (size_t)(s - path);
-			if (n >= sizeof(prefix))
-				break;
-			memcpy(prefix, path, n);
-			prefix[n] = '\0';
-			if (!fnmatch(g, prefix, 0))
-				return 1;
-		}
-	}
-	return 0;
-}
-
-/* Every file of a directory that is not a git work tree, relative to root, but .expt and .git. */
-static void walk(const char *root, const char *rel, struct expt_strv *out)
-{
-	char *dir = *rel ? expt_xasprintf("%s/%s", root, rel) : expt_xstrdup(root);
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	free(dir);
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		char *path;
-		struct stat st;
-		char *abs;
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
-		    (!*rel && (!strcmp(e->d_name, ".expt") || !strcmp(e->d_name, ".git"))))
-			continue;
-		path = *rel ? expt_xasprintf("%s/%s", rel, e->d_name) : expt_xstrdup(e->d_name);
-		abs = expt_xasprintf("%s/%s", root, path);
-		if (!lstat(abs, &st) && S_ISDIR(st.st_mode))
-			walk(root, path, out);
-		else
-			expt_strv_push(out, path);
-		free(abs);
-		free(path);
-	}
-	closedir(d);
-}
-
 int cli_snapshot_take(const char *project, const struct expt_strv *exclude, int64_t max_bytes,
 		      const char *dir, struct expt_err *err)
 {
-	static const char *const ls[] = {"ls-files",	       "-z", "--cached", "--others",
-					 "--exclude-standard", NULL};
-	struct expt_buf list = EXPT_BUF_INIT;
+	struct expt_projfiles_opts sel = {NULL, exclude, 0};
 	struct expt_strv files = EXPT_STRV_INIT;
 	int64_t total = 0;
-	int rc = 0;
+	int rc;
 
-	/* A git work tree: its tracked files and the untracked ones it does not ignore. */
-	if (!git(project, ls, &list, 256u << 20)) {
-		for (const char *p = list.buf; p < list.buf + list.len; p += strlen(p) + 1)
-			if (*p)
-				expt_strv_push(&files, p);
-	} else {
-		walk(project, "", &files);
-	}
+	/* In a git work tree its tracked files and the untracked ones it does not ignore. */
+	rc = expt_projfiles_list(project, &sel, &files, err);
 	for (size_t i = 0; i < files.n && !rc; i++) {
 		char *src = expt_xasprintf("%s/%s", project, files.v[i]);
 		struct stat st;
-		if (!excluded(exclude, files.v[i]) && !lstat(src, &st) && !S_ISDIR(st.st_mode)) {
+		if (!lstat(src, &st) && !S_ISDIR(st.st_mode)) {
 			total += S_ISREG(st.st_mode) ? st.st_size : 0;
 			if (total > max_bytes) {
 				char cap[32];
@@ -135,7 +71,6 @@ int cli_snapshot_take(const char *project, const struct expt_strv *exclude, int6
 		free(src);
 	}
 	(void)total;
-	expt_buf_release(&list);
 	expt_strv_release(&files);
 	return rc;
 }

@@ -418,6 +418,17 @@ void expt_spec_free(struct expt_spec *s)
 	kvs_release(&s->container.ulimits);
 	free(s->container.network);
 	free(s->container.pull);
+	free(s->build.base);
+	free(s->build.context);
+	free(s->build.context_abs);
+	expt_strv_release(&s->build.include);
+	expt_strv_release(&s->build.exclude);
+	free(s->build.workdir);
+	kvs_release(&s->build.env);
+	expt_strv_release(&s->build.entrypoint);
+	free(s->build.platform);
+	free(s->build.repository);
+	free(s->build.dockerfile);
 	for (i = 0; i < s->nruns; i++)
 		expt_params_release(&s->runs[i].params);
 	free(s->runs);

@@ -112,6 +112,25 @@ struct expt_spec {
 		int keep;		 /* keep finished containers (default: removed) */
 		char *pull;		 /* missing (default) | always | never */
 	} container;
+	/* build: how `expt build` makes the image (docs/spec.md, docs/images.md). set is 0 when
+	 * the section is absent; a string `build: DIR` is {context: DIR, dockerfile: Dockerfile}.
+	 */
+	struct {
+		int set;
+		char *base;	   /* image the code layer goes on; NULL with dockerfile */
+		char *context;	   /* directory, relative to the spec's; default "." */
+		char *context_abs; /* context made absolute against dir */
+		struct expt_strv include, exclude; /* globs of context paths */
+		char *workdir;			   /* absolute, in the image; default /app */
+		struct expt_kvs env;		   /* spec order */
+		struct expt_strv entrypoint;	   /* argv; empty = the base image's */
+		int entrypoint_set;
+		char *platform;	  /* os/arch[/variant]; NULL = linux/<this machine's arch> */
+		char *repository; /* host/path the image is pushed to, no tag */
+		int insecure;	  /* plain HTTP, or TLS without verification */
+		char *dockerfile; /* relative to context; NULL = the fast path */
+		int line, col;	  /* where build: is, for errors found later */
+	} build;
 };
 
 /* One problem found while loading; all are collected before failing. */

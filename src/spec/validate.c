@@ -927,11 +927,195 @@ static void v_container(struct vctx *c, const struct expt_ynode *n)
 	}
 }
 
+static void v_globs(struct vctx *c, const struct expt_ynode *v, const char *field,
+		    struct expt_strv *out)
+{
+	if (is_unset(v))
+		return;
+	if (v->kind != EXPT_Y_SEQ) {
+		wrong(c, v, field, "a list of globs like src/** or *.py");
+		return;
+	}
+	for (size_t i = 0; i < v->n; i++) {
+		char f[96];
+		char *g = NULL;
+		snprintf(f, sizeof(f), "%s[%zu]", field, i);
+		if (!get_word(c, v->vals[i], f, &g))
+			expt_strv_push(out, g);
+		free(g);
+	}
+}
+
+/* A relative path that stays inside the project ("", "..", absolute: refused). */
+static int inside_ok(const char *p)
+{
+	const char *s = p;
+
+	if (*p == '/')
+		return 0;
+	while (*s) {
+		size_t n = strcspn(s, "/");
+		if (n == 2 && !strncmp(s, "..", 2))
+			return 0;
+		s += n;
+		while (*s == '/')
+			s++;
+	}
+	return 1;
+}
+
+static int platform_ok(const char *p)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyz0123456789_.-";
+	size_t parts = 0;
+
+	for (const char *s = p;; s++) {
+		size_t n = strspn(s, ok);
+		if (!n)
+			return 0;
+		parts++;
+		s += n;
+		if (!*s)
+			break;
+		if (*s != '/')
+			return 0;
+	}
+	return parts == 2 || parts == 3;
+}
+
 static void v_build(struct vctx *c, const struct expt_ynode *n)
 {
-	/* Reserved for `expt build`, which reads it from resolved_json: only its shape here. */
-	if (!is_unset(n) && n->kind == EXPT_Y_SEQ)
+	static const char *const keys[] = {"base",	 "context",  "include",	   "exclude",
+					   "workdir",	 "env",	     "entrypoint", "platform",
+					   "repository", "insecure", "dockerfile"};
+	struct expt_spec *s = c->spec;
+	const struct expt_ynode *v;
+	int at = expt_ynode_find(c->root, "build");
+	const char *why = NULL;
+	struct expt_imgref ref;
+
+	if (is_unset(n))
+		return;
+	s->build.set = 1;
+	s->build.line = n->line;
+	s->build.col = n->col;
+	if (n->kind == EXPT_Y_SCALAR) {
+		/* build: DIR, as Compose writes it: DIR/Dockerfile. */
+		s->build.context = expt_xstrdup(*n->text ? n->text : ".");
+		s->build.dockerfile = expt_xstrdup("Dockerfile");
+		if (!inside_ok(s->build.context))
+			problem(
+			    c, n, "build",
+			    "expected a directory inside the project (relative, no ..), got '%s'",
+			    n->text);
+		problem(c, n, "build.repository",
+			"required field is missing: build: DIR is a build context, and the image "
+			"needs a name to be pushed to; write build: {context: %s, repository: "
+			"HOST/NAME}",
+			n->text);
+		return;
+	}
+	if (n->kind != EXPT_Y_MAP) {
 		wrong(c, n, "build", "a map (or a build context directory)");
+		return;
+	}
+	unknown_keys(c, n, "build", keys, NELEM(keys));
+	v = expt_ynode_get(n, "base");
+	if (!get_word(c, v, "build.base", &s->build.base) &&
+	    expt_imgref_parse(s->build.base, &ref, &why))
+		problem(c, v, "build.base",
+			"expected an image like python:3.12 or "
+			"127.0.0.1:5000/team/base:v1 (%s), got '%s'",
+			why, s->build.base);
+	v = expt_ynode_get(n, "context");
+	if (!get_word(c, v, "build.context", &s->build.context) && !inside_ok(s->build.context))
+		problem(c, v, "build.context",
+			"expected a directory inside the project (relative, no ..), got '%s'",
+			s->build.context);
+	v_globs(c, expt_ynode_get(n, "include"), "build.include", &s->build.include);
+	v_globs(c, expt_ynode_get(n, "exclude"), "build.exclude", &s->build.exclude);
+	v = expt_ynode_get(n, "workdir");
+	if (!get_word(c, v, "build.workdir", &s->build.workdir) &&
+	    (s->build.workdir[0] != '/' || strstr(s->build.workdir, "/../") ||
+	     !strcmp(s->build.workdir, "/")))
+		problem(c, v, "build.workdir", "expected an absolute directory like /app, got '%s'",
+			s->build.workdir);
+	v = expt_ynode_get(n, "env");
+	if (!want_map(c, v, "build.env"))
+		get_kvs(c, v, "build.env", &s->build.env, 1);
+	v = expt_ynode_get(n, "entrypoint");
+	if (!is_unset(v)) {
+		s->build.entrypoint_set = 1;
+		if (v->kind == EXPT_Y_SCALAR) {
+			if (expt_split_words(v->text, &s->build.entrypoint, &why))
+				problem(c, v, "build.entrypoint", "%s", why);
+		} else if (v->kind == EXPT_Y_SEQ) {
+			for (size_t i = 0; i < v->n; i++) {
+				char f[64];
+				snprintf(f, sizeof(f), "build.entrypoint[%zu]", i);
+				if (v->vals[i]->kind != EXPT_Y_SCALAR ||
+				    expt_ynode_is_null(v->vals[i]))
+					wrong(c, v->vals[i], f, "a string");
+				else
+					expt_strv_push(&s->build.entrypoint, v->vals[i]->text);
+			}
+		} else {
+			wrong(c, v, "build.entrypoint", "a command line or a list of words");
+		}
+	}
+	v = expt_ynode_get(n, "platform");
+	if (!get_word(c, v, "build.platform", &s->build.platform) &&
+	    !platform_ok(s->build.platform))
+		problem(c, v, "build.platform",
+			"expected OS/ARCH or OS/ARCH/VARIANT like linux/amd64 or linux/arm64/v8, "
+			"got '%s'",
+			s->build.platform);
+	v = expt_ynode_get(n, "repository");
+	if (!get_word(c, v, "build.repository", &s->build.repository)) {
+		if (expt_imgref_parse(s->build.repository, &ref, &why))
+			problem(c, v, "build.repository",
+				"expected an image name with its registry like "
+				"127.0.0.1:5000/team/app or ghcr.io/org/app (%s), got '%s'",
+				why, s->build.repository);
+		else if (ref.tag[0] || ref.digest[0])
+			problem(c, v, "build.repository",
+				"expected a name without a tag or digest (expt tags the image with "
+				"the digest of its content), got '%s'",
+				s->build.repository);
+		else if (!strcmp(ref.host, "index.docker.io") &&
+			 strncmp(s->build.repository, "docker.io/", 10))
+			problem(c, v, "build.repository",
+				"expected the registry host first (docker.io/%s for Docker Hub, "
+				"HOST:PORT/%s for another registry), got '%s'",
+				s->build.repository, s->build.repository, s->build.repository);
+	} else if (is_unset(v)) {
+		problem(c, at >= 0 ? c->root->keys[at] : n, "build.repository",
+			"required field is missing: the image name to push to, registry host "
+			"included (127.0.0.1:5000/team/app)");
+	}
+	get_bool(c, expt_ynode_get(n, "insecure"), "build.insecure", &s->build.insecure);
+	v = expt_ynode_get(n, "dockerfile");
+	if (!get_word(c, v, "build.dockerfile", &s->build.dockerfile) &&
+	    !inside_ok(s->build.dockerfile))
+		problem(c, v, "build.dockerfile",
+			"expected a file inside the build context (relative, no ..), got '%s'",
+			s->build.dockerfile);
+	if (s->build.dockerfile && s->build.base)
+		problem(c, expt_ynode_get(n, "base"), "build.base",
+			"base and dockerfile exclude each other: the Dockerfile's FROM names the "
+			"base");
+	else if (!s->build.dockerfile && !s->build.base)
+		problem(c, at >= 0 ? c->root->keys[at] : n, "build.base",
+			"required field is missing: the image the code goes on "
+			"(127.0.0.1:5000/expt/python3:bookworm), or dockerfile: for a Dockerfile "
+			"build");
+	if (!s->build.context)
+		s->build.context = expt_xstrdup(".");
+	s->build.context_abs = strcmp(s->build.context, ".")
+				   ? expt_xasprintf("%s/%s", s->dir, s->build.context)
+				   : expt_xstrdup(s->dir);
+	if (!s->build.workdir)
+		s->build.workdir = expt_xstrdup("/app");
 }
 
 int expt_spec_validate(struct expt_spec *s, const struct expt_ynode *root, struct expt_sweep *sweep,
@@ -999,6 +1183,9 @@ int expt_spec_validate(struct expt_spec *s, const struct expt_ynode *root, struc
 		if (s->tracking.uri)
 			expt_strv_push(&s->tracking.sinks, "mlflow");
 	}
+	if (s->image && !strcmp(s->image, "build") && !s->build.set)
+		problem(&c, expt_ynode_get(root, "image"), "image",
+			"image: build needs a build: section (docs/images.md)");
 	if (strcmp(s->backend, "local") && !s->image && is_unset(expt_ynode_get(root, "build"))) {
 		v = expt_ynode_get(root, "backend");
 		problem(&c, v ? v : root, "image",

@@ -50,5 +50,9 @@ void expt_tail_lines(const char *path, size_t n, struct expt_strv *out);
  * out (an append past out's cap ends the read). Killed past timeout_ms. 0 when it exited 0 and
  * all it printed was read; -1 otherwise (not found, failed, killed). */
 int expt_spawn_capture(const char *const *argv, int64_t timeout_ms, struct expt_buf *out);
+/* The same, with input (NUL-terminated, a few KiB at most) written to its stdin (NULL: stdin is
+ * /dev/null): docker-credential-* helpers read the server URL there. */
+int expt_spawn_capture_in(const char *const *argv, const char *input, int64_t timeout_ms,
+			  struct expt_buf *out);
 
 #endif

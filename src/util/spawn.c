@@ -13,24 +13,52 @@
 #include "buf.h"
 #include "parse.h"
 
+#include <string.h>
+
 extern char **environ;
 
 int expt_spawn_capture(const char *const *argv, int64_t timeout_ms, struct expt_buf *out)
 {
+	return expt_spawn_capture_in(argv, NULL, timeout_ms, out);
+}
+
+int expt_spawn_capture_in(const char *const *argv, const char *input, int64_t timeout_ms,
+			  struct expt_buf *out)
+{
 	posix_spawn_file_actions_t fa;
-	int p[2] = {-1, -1}, rc = -1, status, st;
+	int p[2] = {-1, -1}, in[2] = {-1, -1}, rc = -1, status, st;
 	pid_t pid = -1;
 	int64_t deadline = expt_mono_ms() + timeout_ms;
 
 	if (pipe2(p, O_CLOEXEC))
 		return -1;
+	if (input && pipe2(in, O_CLOEXEC)) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (input)
+		posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
 	st = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(p[1]);
+	if (input) {
+		/* Small inputs (a server URL): written whole before reading; a helper that does
+		 * not read gets EPIPE, not a hang (SIGPIPE ignored for the write). */
+		struct sigaction ign = {0}, old;
+		close(in[0]);
+		ign.sa_handler = SIG_IGN;
+		sigaction(SIGPIPE, &ign, &old);
+		if (!st)
+			(void)expt_write_all(in[1], input, strlen(input));
+		sigaction(SIGPIPE, &old, NULL);
+		close(in[1]);
+	}
 	if (st) {
 		close(p[0]);
 		return -1;

@@ -11,8 +11,10 @@
 #include "buf.h"
 #include "err.h"
 #include "fs.h"
+#include "imgref.h"
 #include "mem.h"
 #include "parse.h"
+#include "projfiles.h"
 #include "strv.h"
 #include "text.h"
 

@@ -11,6 +11,7 @@ set(EXPT_FUZZ_SECONDS 20 CACHE STRING "Seconds each fuzz target runs as a ctest 
 set(FUZZ_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=undefined
   -fno-omit-frame-pointer)
 target_compile_options(expt_core PRIVATE -fsanitize=fuzzer-no-link ${FUZZ_FLAGS})
+target_compile_options(expt_oci PRIVATE -fsanitize=fuzzer-no-link ${FUZZ_FLAGS})
 # The product targets are not part of this build (`cmake --build build-fuzz` builds the fuzzers).
 set_target_properties(expt PROPERTIES EXCLUDE_FROM_ALL ON)
 if(TARGET libexpt)
@@ -25,7 +26,7 @@ foreach(src ${FUZZ_TARGETS})
   add_executable(${name} ${src})
   target_compile_options(${name} PRIVATE -fsanitize=fuzzer ${FUZZ_FLAGS})
   target_link_options(${name} PRIVATE -fsanitize=fuzzer ${FUZZ_FLAGS})
-  target_link_libraries(${name} PRIVATE expt_core)
+  target_link_libraries(${name} PRIVATE expt_oci expt_core)
   add_test(NAME fuzz-run/${corpus} COMMAND ${CMAKE_SOURCE_DIR}/tests/fuzz/run $<TARGET_FILE:${name}>
     ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${corpus} ${EXPT_FUZZ_SECONDS} ${CMAKE_BINARY_DIR}/fuzz-out/${corpus})
   set_tests_properties(fuzz-run/${corpus} PROPERTIES TIMEOUT 600)

@@ -261,6 +261,43 @@ static const struct bad_case bad_cases[] = {
 	  "'effect'?)",
 	  "expt.yaml:7:20: kubernetes.service_account: ServiceAccount names are DNS-1123 "
 	  "subdomains (lowercase letters, digits, '-' and '.'), got 'Bad_SA'")},
+    {"build section",
+     "command: x\nbuild:\n  base: python:3.12\n  repository: ghcr.io/Org/app\n"
+     "  context: ../up\n  workdir: app\n  platform: linux\n  entrypoint: {a: b}\n"
+     "  insecure: yes please\n  includ: [x]\n",
+     NULL, NULL,
+     STRS("expt.yaml:4:15: build.repository: expected an image name with its registry like "
+	  "127.0.0.1:5000/team/app or ghcr.io/org/app (a repository path is lowercase letters, "
+	  "digits and '.', '_', '-' between them, parts separated by '/'), got "
+	  "'ghcr.io/Org/app'",
+	  "expt.yaml:5:12: build.context: expected a directory inside the project (relative, no "
+	  "..), got '../up'",
+	  "expt.yaml:6:12: build.workdir: expected an absolute directory like /app, got 'app'",
+	  "expt.yaml:7:13: build.platform: expected OS/ARCH or OS/ARCH/VARIANT like linux/amd64 "
+	  "or linux/arm64/v8, got 'linux'",
+	  "expt.yaml:8:15: build.entrypoint: expected a command line or a list of words, got a "
+	  "map",
+	  "expt.yaml:9:13: build.insecure: expected true or false, got 'yes please'",
+	  "expt.yaml:10:3: build.includ: unknown field (did you mean 'include'?)")},
+    {"build: repository with a tag, no base, image: build",
+     "command: x\nimage: build\nbuild:\n"
+     "  repository: 127.0.0.1:5000/a/b:v1\n",
+     NULL, NULL,
+     STRS("expt.yaml:3:1: build.base: required field is missing: the image the code goes on "
+	  "(127.0.0.1:5000/expt/python3:bookworm), or dockerfile: for a Dockerfile build",
+	  "expt.yaml:4:15: build.repository: expected a name without a tag or digest (expt "
+	  "tags the image with the digest of its content), got '127.0.0.1:5000/a/b:v1'")},
+    {"build: Docker Hub needs its host; base and dockerfile",
+     "command: x\nbuild: {base: python, repository: org/app, dockerfile: D}\n"
+     "variants: {v: {}}\n",
+     NULL, NULL,
+     STRS("expt.yaml:2:15: build.base: base and dockerfile exclude each other: the Dockerfile's "
+	  "FROM names the base",
+	  "expt.yaml:2:35: build.repository: expected the registry host first "
+	  "(docker.io/org/app for Docker Hub, HOST:PORT/org/app for another registry), got "
+	  "'org/app'")},
+    {"image: build without build", "command: x\nimage: build\n", NULL, NULL,
+     STRS("expt.yaml:2:8: image: image: build needs a build: section (docs/images.md)")},
     {"kubernetes backend without an image", "command: x\nbackend: kubernetes\n", NULL, NULL,
      STRS("expt.yaml:2:10: image: backend kubernetes needs an image (or a build: section)")},
     {"tracking", "command: x\ntracking: {uri: localhost, sinks: [store, mlfow]}\n", NULL, NULL,
