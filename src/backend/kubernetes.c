@@ -58,12 +58,16 @@ struct katt {
 	json_t *last_pod; /* the latest pod seen */
 	json_t *body;	  /* the Job, until it is created */
 	int created;	  /* the API server accepted it */
+	int evidence_saved;
 	struct expt_kube_stream *log;
 	int out_fd, comb_fd; /* stdout.log, output.log */
 	int done;	     /* the Job ended (or went): report once the log drained */
 	int64_t drain_until;
 	struct expt_observed o;
 };
+
+static void save_evidence(struct kb *b, struct katt *t);
+static void schedule_cleanup(struct kb *b, struct katt *t);
 
 /* ---- small JSON helpers ---- */
 
@@ -977,6 +981,8 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 			 wmsg ? ": " : "", wmsg ? wmsg : "");
 		t->done = 1;
 		t->drain_until = expt_mono_ms();
+		save_evidence(b, t); /* before its Job goes */
+		t->evidence_saved = 1;
 		delete_job(b, t->name, 1, &e);
 	}
 }
@@ -1034,8 +1040,12 @@ static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_
 		struct katt *t = b->live[i];
 		drain_log(t);
 		if (t->done && (log_ended(t) || expt_mono_ms() >= t->drain_until)) {
-			struct expt_observed o = t->o;
+			struct expt_observed o;
 			drain_log(t);
+			if (t->created && !t->evidence_saved)
+				save_evidence(b, t);
+			schedule_cleanup(b, t);
+			o = t->o;
 			expt_sched_ended(b->sched, t->a, &o); /* releases t: live shrinks */
 			continue;
 		}
@@ -1141,17 +1151,23 @@ static int kb_poll(void *state, const struct expt_run_rec *runs, size_t n,
 	return 0;
 }
 
-static void add_evidence(struct kb *b, const struct expt_run_rec *r, struct expt_diagnosis *d)
+/* What the cluster knows of the run's Job and pods (conditions, states, events) as evidence
+ * lines; for an active run also why it is pending. Returns 1 when the Job was found, 0 when it
+ * is gone, -1 when the cluster could not be asked. */
+static int collect_evidence(struct kb *b, const char *jobname, const char *run_id, int active,
+			    struct expt_diagnosis *d)
 {
 	struct expt_err e = EXPT_ERR_INIT;
 	json_t *pods = NULL, *pod, *events = NULL, *ev, *job = NULL, *c;
 	char *path, *q;
 	size_t i;
+	int found = -1;
 
 	if (kb_connect(b, &e))
-		return;
-	path = expt_xasprintf("%s/%s", path_jobs(b), ref_job(r));
+		return -1;
+	path = expt_xasprintf("%s/%s", path_jobs(b), jobname);
 	if (!expt_kube_request(b->k, "GET", path, NULL, &job, NULL, &e)) {
+		found = 1;
 		json_array_foreach(jget(job, "status.conditions"), i, c)
 		    expt_strv_pushf(&d->evidence, "job condition: %s=%s %s %s",
 				    jstr(c, "type") ? jstr(c, "type") : "?",
@@ -1159,11 +1175,12 @@ static void add_evidence(struct kb *b, const struct expt_run_rec *r, struct expt
 				    jstr(c, "reason") ? jstr(c, "reason") : "",
 				    jstr(c, "message") ? jstr(c, "message") : "");
 	} else if (e.code == EXPT_ENOTFOUND) {
-		expt_strv_pushf(&d->evidence, "job: %s is no longer in namespace %s", ref_job(r),
-				kb_namespace(b));
+		found = 0;
 	}
 	free(path);
-	q = selector(b, r->run_id);
+	if (found < 0)
+		return -1;
+	q = selector(b, run_id);
 	path = expt_xasprintf("/api/v1/namespaces/%s/pods?%s", kb_namespace(b), q);
 	free(q);
 	expt_err_clear(&e);
@@ -1219,7 +1236,7 @@ static void add_evidence(struct kb *b, const struct expt_run_rec *r, struct expt
 				free(esc);
 				free(ep);
 			}
-			if (r->status == EXPT_RUN_RUNNING || r->status == EXPT_RUN_PENDING) {
+			if (active) {
 				const char *wr2, *wm2 = NULL;
 				json_t *sched = NULL;
 				json_array_foreach(jget(pod, "status.conditions"), j, sched)
@@ -1245,6 +1262,57 @@ static void add_evidence(struct kb *b, const struct expt_run_rec *r, struct expt
 	free(path);
 	json_decref(pods);
 	json_decref(job);
+	return found;
+}
+
+static char *evidence_path(const char *log_dir)
+{
+	return expt_xasprintf("%s/evidence.txt", log_dir);
+}
+
+/* At the end of a run, before anything deletes its Job: what the cluster knew, beside its
+ * logs, for `expt debug` once the cluster has forgotten. */
+static void save_evidence(struct kb *b, struct katt *t)
+{
+	struct expt_diagnosis d;
+	struct expt_buf buf = EXPT_BUF_INIT;
+	struct expt_err e = EXPT_ERR_INIT;
+	char *path;
+
+	if (!t->job->log_dir)
+		return;
+	memset(&d, 0, sizeof(d));
+	if (collect_evidence(b, t->name, t->name, 0, &d) >= 0 && d.evidence.n) {
+		for (size_t i = 0; i < d.evidence.n; i++)
+			expt_buf_addf(&buf, "%s\n", d.evidence.v[i]);
+		path = evidence_path(t->job->log_dir);
+		expt_write_file(path, buf.buf, buf.len, &e);
+		free(path);
+	}
+	expt_buf_release(&buf);
+	expt_diagnosis_release(&d);
+}
+
+/* cleanup: the Job (with its pods) goes after the spec's delay for its outcome: the TTL
+ * controller does it (ttlSecondsAfterFinished, set now that the outcome is known); keep: no
+ * TTL. The run's logs and evidence stay here. */
+static void schedule_cleanup(struct kb *b, struct katt *t)
+{
+	int failed = t->o.exit_code != 0 || t->o.oom || t->o.timed_out || t->o.spawn_failed;
+	int64_t ms =
+	    b->spec ? (failed ? b->spec->cleanup_failed_ms : b->spec->cleanup_succeeded_ms) : -1;
+	struct expt_err e = EXPT_ERR_INIT;
+	json_t *patch;
+	char *path;
+
+	if (ms < 0 || !t->created)
+		return;
+	patch = json_pack("{s:{s:I}}", "spec", "ttlSecondsAfterFinished",
+			  (json_int_t)((ms + 999) / 1000));
+	path = expt_xasprintf("%s/%s", path_jobs(b), t->name);
+	expt_kube_request(b->k, "PATCH", path, patch, NULL, NULL, &e);
+	free(path);
+	json_decref(patch);
 }
 
 static int kb_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
@@ -1264,8 +1332,27 @@ static int kb_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
 		expt_strv_release(&d->stderr_tail);
 		d->stderr_where[0] = '\0';
 	}
-	if (r->status != EXPT_RUN_QUEUED)
-		add_evidence(b, r, d);
+	if (r->status != EXPT_RUN_QUEUED) {
+		int active = r->status == EXPT_RUN_RUNNING || r->status == EXPT_RUN_PENDING;
+		int found = collect_evidence(b, ref_job(r), r->run_id, active, d);
+		char *path = r->log_dir ? evidence_path(r->log_dir) : NULL;
+		struct expt_strv saved = EXPT_STRV_INIT;
+		/* The cluster forgot (cleanup, or by hand) or cannot be asked: what was saved. */
+		if (found <= 0 && path)
+			expt_tail_lines(path, 200, &saved);
+		if (found <= 0 && saved.n) {
+			expt_strv_pushf(
+			    &d->evidence, "job: %s %s; saved when the run ended:", ref_job(r),
+			    found ? "cannot be asked now" : "is no longer in the cluster");
+			for (size_t i = 0; i < saved.n; i++)
+				expt_strv_push(&d->evidence, saved.v[i]);
+		} else if (!found) {
+			expt_strv_pushf(&d->evidence, "job: %s is no longer in namespace %s",
+					ref_job(r), kb_namespace(b));
+		}
+		expt_strv_release(&saved);
+		free(path);
+	}
 	return 0;
 }
 

@@ -415,6 +415,7 @@ void expt_spec_free(struct expt_spec *s)
 	kvs_release(&s->kubernetes.labels);
 	kvs_release(&s->kubernetes.annotations);
 	free(s->kubernetes.pod_template_json);
+	free(s->kubernetes.queue);
 	kvs_release(&s->container.ulimits);
 	free(s->container.network);
 	free(s->container.pull);

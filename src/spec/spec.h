@@ -90,6 +90,7 @@ struct expt_spec {
 		char *priority_class;	 /* PriorityClass name, NULL = none */
 		struct expt_kvs labels, annotations; /* added to every Job and its pods */
 		char *pod_template_json; /* deep-merged over the generated pod template; NULL */
+		char *queue;		 /* Kueue LocalQueue (label kueue.x-k8s.io/queue-name) */
 	} kubernetes;
 	/* The sweep, expanded (grid product, trials list, or random samples); at least one run. */
 	struct expt_run_plan *runs;

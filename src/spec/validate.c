@@ -816,10 +816,10 @@ static void v_tolerations(struct vctx *c, const struct expt_ynode *n)
 
 static void v_kubernetes(struct vctx *c, const struct expt_ynode *n)
 {
-	static const char *const keys[] = {"context",	     "namespace",	"node_selector",
-					   "tolerations",    "service_account", "image_pull_policy",
-					   "priority_class", "labels",		"annotations",
-					   "pod_template"};
+	static const char *const keys[] = {
+	    "context",	       "namespace",	    "node_selector",  "tolerations",
+	    "service_account", "image_pull_policy", "priority_class", "labels",
+	    "annotations",     "pod_template",	    "queue"};
 	static const char *const policies[] = {"Always", "IfNotPresent", "Never"};
 	struct expt_spec *s = c->spec;
 	const struct expt_ynode *v;
@@ -857,6 +857,13 @@ static void v_kubernetes(struct vctx *c, const struct expt_ynode *n)
 	v = expt_ynode_get(n, "annotations");
 	if (!want_map(c, v, "kubernetes.annotations"))
 		get_kvs(c, v, "kubernetes.annotations", &s->kubernetes.annotations, 0);
+	v = expt_ynode_get(n, "queue");
+	if (!get_word(c, v, "kubernetes.queue", &s->kubernetes.queue) &&
+	    !dns_subdomain_ok(s->kubernetes.queue))
+		problem(c, v, "kubernetes.queue",
+			"LocalQueue names are DNS-1123 subdomains (lowercase letters, digits, '-' "
+			"and '.'), got '%s'",
+			s->kubernetes.queue);
 	v = expt_ynode_get(n, "pod_template");
 	if (!want_map(c, v, "kubernetes.pod_template")) {
 		struct expt_buf b = EXPT_BUF_INIT;

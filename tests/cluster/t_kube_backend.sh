@@ -17,7 +17,7 @@ export KUBECONFIG=$EXPT_TEST_ADMIN_KUBECONFIG
 LOGS=$EXPT_CLUSTER_LOGS/$NS
 E=kt$(date +%s | tail -c 5)$RANDOM # experiment names never collide between test runs
 cleanup_cluster() {
-	K delete jobs -l "expt.dev/experiment in ($E,${E}p,${E}v,${E}d)" --wait=false >/dev/null 2>&1 || true
+	K delete jobs -l "expt.dev/experiment in ($E,${E}p,${E}v,${E}d,${E}c)" --wait=false >/dev/null 2>&1 || true
 	K delete jobs "${E}d-1" "${E}d-2" --wait=false >/dev/null 2>&1 || true
 }
 trap 'cleanup_cluster; rm -rf "$T"' EXIT
@@ -184,6 +184,29 @@ spec "${E}d" "on_conflict: replace"
 expect_code "on_conflict: replace deletes it and runs" 0 "$EXPT" run --backend kubernetes
 equals "the replaced Job is expt's" \
 	"$(K get job "${E}d-2" -o jsonpath='{.metadata.labels.expt\.dev/run}' 2>&1)" "${E}d-2"
+
+# ---- cleanup: a finished Job goes after the delay for its outcome, the evidence stays here
+spec "${E}c" "cleanup: {succeeded: 0s, failed: keep}"
+sed -i 's/run-for: "1s"}/run-for: "1s", expt-test\/exit-code: "0"}/' expt.yaml
+"$SRC/tests/cluster/write-log" "$LOGS/${E}c-1.log" "cleanup output line"
+expect_code "a run with cleanup.succeeded: 0s" 0 "$EXPT" run --backend kubernetes
+for _ in $(seq 150); do [ -z "$(K get job "${E}c-1" -o name 2>/dev/null)" ] && break; sleep 0.2; done
+equals "its Job is deleted by the TTL controller" "$(K get job "${E}c-1" -o name 2>/dev/null)" ""
+out=$("$EXPT" debug "${E}c-1" 2>&1)
+contains "debug says the cluster forgot" "$out" "is no longer in the cluster"
+contains "and shows what was saved at the end" "$out" "terminated: exit code 0"
+out=$("$EXPT" logs "${E}c-1" 2>&1)
+contains "logs outlive the Job" "$out" "cleanup output line"
+sed -i 's/expt-test\/exit-code: "0"/expt-test\/exit-code: "4"/' expt.yaml
+expect_code "a failing run with cleanup.failed: keep" 1 "$EXPT" run --backend kubernetes
+sleep 2
+equals "its Job is kept" "$(K get job "${E}c-2" -o name 2>&1)" "job.batch/${E}c-2"
+equals "no TTL on a kept Job" "$(K get job "${E}c-2" -o jsonpath='{.spec.ttlSecondsAfterFinished}')" ""
+
+# ---- kubernetes.queue: the Kueue label
+spec "${E}c" "" "  queue: team-a"
+out=$("$EXPT" run --backend kubernetes --dry-run -o json 2>&1)
+equals "queue becomes the Kueue label" "$(printf '%s' "$out" | json 'd["items"][0]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]')" "team-a"
 
 # ---- rm deletes the Job
 expect_code "expt rm" 0 "$EXPT" rm "$E-1"

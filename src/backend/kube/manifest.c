@@ -230,6 +230,10 @@ int expt_kube_job_manifest(const struct expt_spec *spec, const struct expt_kube_
 	if (r->namespace_)
 		json_object_set_new(meta, "namespace", json_string(r->namespace_));
 	json_object_set_new(meta, "labels", json_deep_copy(labels));
+	/* Kueue admits (unsuspends) the Job: the cluster's queue, not expt, decides when. */
+	if (spec->kubernetes.queue)
+		json_object_set_new(json_object_get(meta, "labels"), "kueue.x-k8s.io/queue-name",
+				    json_string(spec->kubernetes.queue));
 	json_object_set_new(meta, "annotations", json_deep_copy(annotations));
 	json_object_set_new(job, "metadata", meta);
 
