@@ -1,0 +1,226 @@
+/* Creating, ending and reading the MLflow runs of expt runs (see mlflow_link.h). */
+#include "mlflow_link.h"
+
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+void cli_mlflow_disconnect(struct cli_mlflow *mf)
+{
+	expt_mlflow_close(mf->m);
+	mf->m = NULL;
+}
+
+void cli_mlflow_release(struct cli_mlflow *mf)
+{
+	cli_mlflow_disconnect(mf);
+	free(mf->uri);
+	free(mf->exp_name);
+	free(mf->exp_id);
+	memset(mf, 0, sizeof(*mf));
+}
+
+struct expt_mlflow *cli_mlflow_client(struct cli_mlflow *mf, const char *uri, struct expt_err *err)
+{
+	if (mf->m && mf->uri && !strcmp(mf->uri, uri))
+		return mf->m;
+	cli_mlflow_disconnect(mf);
+	free(mf->uri);
+	free(mf->exp_name);
+	free(mf->exp_id);
+	mf->exp_name = mf->exp_id = NULL;
+	mf->uri = expt_xstrdup(uri);
+	if (expt_mlflow_open(&mf->m, uri, err))
+		return NULL;
+	return mf->m;
+}
+
+int cli_mlflow_wanted(const struct expt_spec *spec)
+{
+	return spec->tracking.uri && expt_strv_find(&spec->tracking.sinks, "mlflow") >= 0;
+}
+
+static int experiment_id(struct cli_mlflow *mf, const char *name, struct expt_err *err)
+{
+	int rc;
+
+	if (mf->exp_id && mf->exp_name && !strcmp(mf->exp_name, name))
+		return 0;
+	free(mf->exp_id);
+	free(mf->exp_name);
+	mf->exp_id = NULL;
+	mf->exp_name = expt_xstrdup(name);
+	if ((rc = expt_mlflow_experiment(mf->m, name, &mf->exp_id, err)))
+		return rc;
+	return 0;
+}
+
+static const char *user_name(void)
+{
+	const char *u = getenv("USER");
+	struct passwd *pw;
+
+	if (u && *u)
+		return u;
+	pw = getpwuid(getuid());
+	return pw ? pw->pw_name : "unknown";
+}
+
+/* Params of the run from the store, to the server in batches of 100. */
+static int log_params(struct cli_mlflow *mf, struct expt_store *st, const char *run_id,
+		      const char *mrun, struct expt_err *err)
+{
+	struct expt_kv_rows p = {0};
+	int rc;
+
+	if ((rc = expt_store_get_params(st, run_id, &p, err)))
+		return rc;
+	for (size_t i = 0; i < p.n && !rc;) {
+		json_t *req = json_pack("{s:s,s:[]}", "run_id", mrun, "params");
+		json_t *arr = json_object_get(req, "params");
+		char *body;
+		for (size_t k = 0; i < p.n && k < EXPT_MLFLOW_BATCH_PARAMS; i++, k++) {
+			char key[EXPT_MLFLOW_KEY_MAX + 1];
+			char *v = expt_xstrndup(
+			    p.values[i], expt_mlflow_utf8_cut(p.values[i], EXPT_MLFLOW_PARAM_MAX));
+			expt_mlflow_key(key, sizeof(key), p.keys[i]);
+			json_array_append_new(arr, json_pack("{s:s,s:s}", "key", key, "value", v));
+			free(v);
+		}
+		body = json_dumps(req, JSON_COMPACT);
+		json_decref(req);
+		rc = expt_mlflow_call(mf->m, "POST", "runs/log-batch", body, strlen(body), NULL,
+				      err);
+		free(body);
+	}
+	expt_kv_rows_release(&p);
+	return rc;
+}
+
+int cli_mlflow_begin(struct cli_mlflow *mf, struct expt_store *st, const struct expt_run_rec *r,
+		     const struct cli_mlflow_run_info *info, struct expt_strv *env,
+		     char **mlflow_run_id, struct expt_err *err)
+{
+	const char *keys[16], *vals[16];
+	char idx[32];
+	char *mrun = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (mlflow_run_id)
+		*mlflow_run_id = NULL;
+	if ((rc = experiment_id(mf, r->experiment, err)))
+		return rc;
+	if ((rc = expt_mlflow_find_run(mf->m, mf->exp_id, r->run_id, &mrun, err)))
+		return rc;
+	if (!mrun) {
+		keys[n] = "expt.run_id", vals[n++] = r->run_id;
+		keys[n] = "expt.experiment", vals[n++] = r->experiment;
+		keys[n] = "mlflow.user", vals[n++] = user_name();
+		keys[n] = "mlflow.source.type", vals[n++] = "LOCAL";
+		if (info->backend)
+			keys[n] = "expt.backend", vals[n++] = info->backend;
+		if (info->host)
+			keys[n] = "expt.host", vals[n++] = info->host;
+		if (info->variant)
+			keys[n] = "expt.variant", vals[n++] = info->variant;
+		if (info->source)
+			keys[n] = "mlflow.source.name", vals[n++] = info->source;
+		if (info->sweep_index >= 0) {
+			snprintf(idx, sizeof(idx), "%ld", info->sweep_index);
+			keys[n] = "expt.sweep_index", vals[n++] = idx;
+		}
+		if (info->git && info->git->commit) {
+			keys[n] = "mlflow.source.git.commit", vals[n++] = info->git->commit;
+			keys[n] = "expt.git.commit", vals[n++] = info->git->commit;
+			keys[n] = "expt.git.dirty", vals[n++] = info->git->dirty ? "true" : "false";
+			if (info->git->branch)
+				keys[n] = "mlflow.source.git.branch", vals[n++] = info->git->branch;
+		}
+		if ((rc = expt_mlflow_run_create(mf->m, mf->exp_id, r->run_id, 0, keys, vals, n,
+						 &mrun, err)))
+			return rc;
+	}
+	if ((rc = log_params(mf, st, r->run_id, mrun, err)))
+		goto out;
+	if ((rc = expt_store_batch_begin(st, err)))
+		goto out;
+	if ((rc = expt_store_set_tag(st, r->run_id, CLI_MLFLOW_TAG_RUN, mrun, err)) ||
+	    (rc = expt_store_set_tag(st, r->run_id, CLI_MLFLOW_TAG_EXP, mf->exp_id, err)) ||
+	    (rc = expt_store_set_tag(st, r->run_id, CLI_MLFLOW_TAG_URI, expt_mlflow_base(mf->m),
+				     err))) {
+		expt_store_batch_rollback(st);
+		goto out;
+	}
+	if ((rc = expt_store_batch_commit(st, err)))
+		goto out;
+	if (env) {
+		expt_strv_pushf(env, "MLFLOW_TRACKING_URI=%s", expt_mlflow_base(mf->m));
+		expt_strv_pushf(env, "MLFLOW_RUN_ID=%s", mrun);
+		expt_strv_pushf(env, "MLFLOW_EXPERIMENT_ID=%s", mf->exp_id);
+		expt_strv_pushf(env, "EXPT_MLFLOW_RUN_ID=%s", mrun);
+	}
+	if (mlflow_run_id) {
+		*mlflow_run_id = mrun;
+		mrun = NULL;
+	}
+out:
+	free(mrun);
+	return rc;
+}
+
+int cli_mlflow_end(struct cli_mlflow *mf, const char *mlflow_run_id, const char *experiment,
+		   const char *run_id, const char *status, int64_t end_ms, struct expt_err *err)
+{
+	char *found = NULL;
+	int rc;
+
+	if (!mlflow_run_id) {
+		if ((rc = experiment_id(mf, experiment, err)) ||
+		    (rc = expt_mlflow_find_run(mf->m, mf->exp_id, run_id, &found, err)))
+			return rc;
+		if (!found)
+			return 0; /* no MLflow run was ever made for it */
+		mlflow_run_id = found;
+	}
+	rc = expt_mlflow_run_update(mf->m, mlflow_run_id, expt_mlflow_status(status), end_ms, err);
+	free(found);
+	return rc;
+}
+
+int cli_mlflow_fetch(struct expt_store *st, const char *run_id, json_t **run, char **url,
+		     struct expt_err *err)
+{
+	struct expt_kv_rows t = {0};
+	const char *mrun = NULL, *exp = NULL, *uri = NULL;
+	struct cli_mlflow mf = {0};
+	int rc;
+
+	*run = NULL;
+	if (url)
+		*url = NULL;
+	if ((rc = expt_store_get_tags(st, run_id, &t, err)))
+		return rc;
+	for (size_t i = 0; i < t.n; i++) {
+		if (!strcmp(t.keys[i], CLI_MLFLOW_TAG_RUN))
+			mrun = t.values[i];
+		else if (!strcmp(t.keys[i], CLI_MLFLOW_TAG_EXP))
+			exp = t.values[i];
+		else if (!strcmp(t.keys[i], CLI_MLFLOW_TAG_URI))
+			uri = t.values[i];
+	}
+	if (mrun && uri && cli_mlflow_client(&mf, uri, err)) {
+		if (url && exp)
+			*url = expt_mlflow_run_url(mf.m, exp, mrun);
+		rc = expt_mlflow_run_get(mf.m, mrun, run, err);
+	} else if (mrun && uri) {
+		rc = err->code;
+	}
+	cli_mlflow_release(&mf);
+	expt_kv_rows_release(&t);
+	return rc;
+}

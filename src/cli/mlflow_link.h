@@ -1,0 +1,65 @@
+/* The CLI's side of MLflow: `expt run` creates each run's MLflow run before launch (so a script's
+ * mlflow.start_run() attaches to it) and ends it from the real outcome; show, compare and sync
+ * read and write runs on the server. Owner: cli/. */
+#ifndef EXPT_CLI_MLFLOW_LINK_H
+#define EXPT_CLI_MLFLOW_LINK_H
+
+#include <jansson.h>
+
+#include "mlflow/mlflow.h"
+#include "snapshot.h"
+#include "spec/spec.h"
+#include "store/store.h"
+#include "util/strv.h"
+
+/* Store tags that link an expt run to its MLflow run. */
+#define CLI_MLFLOW_TAG_RUN "mlflow.run_id"
+#define CLI_MLFLOW_TAG_EXP "mlflow.experiment_id"
+#define CLI_MLFLOW_TAG_URI "mlflow.tracking_uri"
+
+/* One server, its experiment ids by name (a launch has one), and whether it already failed
+ * (warned once; later runs do not wait on it again). Zero-initialised; release with
+ * cli_mlflow_release. */
+struct cli_mlflow {
+	char *uri;
+	struct expt_mlflow *m;
+	char *exp_name, *exp_id;
+	int broken;
+	struct expt_err err; /* why it broke */
+};
+void cli_mlflow_release(struct cli_mlflow *mf);
+/* Drops the connection (before fork()); the next call opens a new one. */
+void cli_mlflow_disconnect(struct cli_mlflow *mf);
+/* The client for uri (opened on first use). NULL with err filled. */
+struct expt_mlflow *cli_mlflow_client(struct cli_mlflow *mf, const char *uri, struct expt_err *err);
+
+/* Whether the spec sends runs to MLflow (tracking.uri set and mlflow among the sinks). */
+int cli_mlflow_wanted(const struct expt_spec *spec);
+
+/* What describes a run on the server, beside its params (read from the store). */
+struct cli_mlflow_run_info {
+	const char *backend, *host, *variant, *source;
+	long sweep_index; /* -1: none */
+	const struct cli_git *git;
+};
+
+/* Creates the MLflow run of expt run r (experiment r->experiment) with its params and tags,
+ * records the link in the store (tags mlflow.run_id, mlflow.experiment_id,
+ * mlflow.tracking_uri) and appends MLFLOW_TRACKING_URI, MLFLOW_RUN_ID, MLFLOW_EXPERIMENT_ID and
+ * EXPT_MLFLOW_RUN_ID to env (may be NULL). *mlflow_run_id (caller frees; may be NULL) gets its id.
+ * An existing run tagged expt.run_id = r->run_id is reused (idempotent). */
+int cli_mlflow_begin(struct cli_mlflow *mf, struct expt_store *st, const struct expt_run_rec *r,
+		     const struct cli_mlflow_run_info *info, struct expt_strv *env,
+		     char **mlflow_run_id, struct expt_err *err);
+/* Ends the MLflow run of expt run run_id with status (expt's name) at end_ms: mlflow_run_id, or
+ * when NULL the run found by its expt.run_id tag (the run's sink may have created it). */
+int cli_mlflow_end(struct cli_mlflow *mf, const char *mlflow_run_id, const char *experiment,
+		   const char *run_id, const char *status, int64_t end_ms, struct expt_err *err);
+
+/* The MLflow run linked to an expt run (its store tags): *run (caller decrefs) the server's
+ * {"info","data"}, *url (caller frees) the UI's address. 0 with *run NULL when the run is not
+ * linked. */
+int cli_mlflow_fetch(struct expt_store *st, const char *run_id, json_t **run, char **url,
+		     struct expt_err *err);
+
+#endif
