@@ -258,13 +258,15 @@ static void ev_finished(struct expt_job *job, const struct expt_observed *o, voi
 	if (sv->mlflow_on) {
 		enum expt_run_status fin = st;
 		struct expt_err me = EXPT_ERR_INIT;
+		char *key = cli_mlflow_run_key(rs->rec);
 		if (rc == EXPT_ECONFLICT)
 			expt_lifecycle_status(sv->ctx->store, rs->rec->run_id, &fin, &me);
 		if (!cli_mlflow_client(&sv->mlflow, sv->spec->tracking.uri, &me) ||
-		    cli_mlflow_end(&sv->mlflow, rs->mlflow_run_id, rs->rec->experiment,
-				   rs->rec->run_id, expt_run_status_name(fin),
-				   o->end_ms ? o->end_ms : expt_now_ms(), &me))
+		    cli_mlflow_end(&sv->mlflow, rs->mlflow_run_id, rs->rec->experiment, key,
+				   expt_run_status_name(fin), o->end_ms ? o->end_ms : expt_now_ms(),
+				   &me))
 			mlflow_error(sv, "cannot end the run", &me);
+		free(key);
 	}
 	expt_ingest_free(rs->ing); /* flushed above; a 10,000-run sweep must not keep 10,000 */
 	rs->ing = NULL;
@@ -438,7 +440,7 @@ static int prepare_run(struct supervisor *sv, const struct expt_params *params,
 	rs->params_json = expt_params_json(params);
 	if ((rc = cli_run_argv_env(spec, params, r->run_id, &k, &rs->job.argv, &rs->job.env, err)))
 		goto out;
-	if (sv->mlflow_on && !sv->mlflow.broken) {
+	if (sv->mlflow_on) {
 		/* Before launch, so that the script's mlflow.start_run() attaches to it. */
 		struct cli_mlflow_run_info mi = {sv->be.ops->name,
 						 r->host,
@@ -447,8 +449,9 @@ static int prepare_run(struct supervisor *sv, const struct expt_params *params,
 						 sv->n > 1 ? (long)(rs - sv->runs) : -1,
 						 &sv->git};
 		struct expt_err me = EXPT_ERR_INIT;
-		if (!cli_mlflow_client(&sv->mlflow, spec->tracking.uri, &me) ||
-		    cli_mlflow_begin(&sv->mlflow, ctx->store, r, &mi, &rs->job.env,
+		if (!sv->mlflow.broken && !cli_mlflow_client(&sv->mlflow, spec->tracking.uri, &me))
+			mlflow_error(sv, "cannot reach the server", &me);
+		if (cli_mlflow_begin(&sv->mlflow, ctx->store, r, &mi, &rs->job.env,
 				     &rs->mlflow_run_id, &me))
 			mlflow_error(sv, "cannot create the run", &me);
 	}

@@ -39,6 +39,11 @@ struct expt_mlflow *cli_mlflow_client(struct cli_mlflow *mf, const char *uri, st
 	return mf->m;
 }
 
+char *cli_mlflow_run_key(const struct expt_run_rec *r)
+{
+	return expt_xasprintf("%s@%lld", r->run_id, (long long)r->created_ms);
+}
+
 int cli_mlflow_wanted(const struct expt_spec *spec)
 {
 	return spec->tracking.uri && expt_strv_find(&spec->tracking.sinks, "mlflow") >= 0;
@@ -106,19 +111,25 @@ int cli_mlflow_begin(struct cli_mlflow *mf, struct expt_store *st, const struct 
 		     char **mlflow_run_id, struct expt_err *err)
 {
 	const char *keys[16], *vals[16];
-	char idx[32];
+	char idx[32], *key = cli_mlflow_run_key(r);
 	char *mrun = NULL;
 	size_t n = 0;
 	int rc;
 
 	if (mlflow_run_id)
 		*mlflow_run_id = NULL;
-	if ((rc = experiment_id(mf, r->experiment, err)))
-		return rc;
-	if ((rc = expt_mlflow_find_run(mf->m, mf->exp_id, r->run_id, &mrun, err)))
-		return rc;
+	if (env)
+		expt_strv_pushf(env, "EXPT_MLFLOW_RUN_KEY=%s", key);
+	if (mf->broken) {
+		rc = 0; /* said once already: the run's sink makes its MLflow run */
+		goto out;
+	}
+	if ((rc = experiment_id(mf, r->experiment, err)) ||
+	    (rc = expt_mlflow_find_run(mf->m, mf->exp_id, key, &mrun, err)))
+		goto out;
 	if (!mrun) {
 		keys[n] = "expt.run_id", vals[n++] = r->run_id;
+		keys[n] = EXPT_MLFLOW_RUN_KEY, vals[n++] = key;
 		keys[n] = "expt.experiment", vals[n++] = r->experiment;
 		keys[n] = "mlflow.user", vals[n++] = user_name();
 		keys[n] = "mlflow.source.type", vals[n++] = "LOCAL";
@@ -143,7 +154,7 @@ int cli_mlflow_begin(struct cli_mlflow *mf, struct expt_store *st, const struct 
 		}
 		if ((rc = expt_mlflow_run_create(mf->m, mf->exp_id, r->run_id, 0, keys, vals, n,
 						 &mrun, err)))
-			return rc;
+			goto out;
 	}
 	if ((rc = log_params(mf, st, r->run_id, mrun, err)))
 		goto out;
@@ -164,24 +175,26 @@ int cli_mlflow_begin(struct cli_mlflow *mf, struct expt_store *st, const struct 
 		expt_strv_pushf(env, "MLFLOW_EXPERIMENT_ID=%s", mf->exp_id);
 		expt_strv_pushf(env, "EXPT_MLFLOW_RUN_ID=%s", mrun);
 	}
+
 	if (mlflow_run_id) {
 		*mlflow_run_id = mrun;
 		mrun = NULL;
 	}
 out:
 	free(mrun);
+	free(key);
 	return rc;
 }
 
 int cli_mlflow_end(struct cli_mlflow *mf, const char *mlflow_run_id, const char *experiment,
-		   const char *run_id, const char *status, int64_t end_ms, struct expt_err *err)
+		   const char *run_key, const char *status, int64_t end_ms, struct expt_err *err)
 {
 	char *found = NULL;
 	int rc;
 
 	if (!mlflow_run_id) {
 		if ((rc = experiment_id(mf, experiment, err)) ||
-		    (rc = expt_mlflow_find_run(mf->m, mf->exp_id, run_id, &found, err)))
+		    (rc = expt_mlflow_find_run(mf->m, mf->exp_id, run_key, &found, err)))
 			return rc;
 		if (!found)
 			return 0; /* no MLflow run was ever made for it */

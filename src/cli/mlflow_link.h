@@ -43,18 +43,21 @@ struct cli_mlflow_run_info {
 	const struct cli_git *git;
 };
 
+/* "<run id>@<created ms>" (caller frees): the run's expt.run_key. */
+char *cli_mlflow_run_key(const struct expt_run_rec *r);
 /* Creates the MLflow run of expt run r (experiment r->experiment) with its params and tags,
  * records the link in the store (tags mlflow.run_id, mlflow.experiment_id,
  * mlflow.tracking_uri) and appends MLFLOW_TRACKING_URI, MLFLOW_RUN_ID, MLFLOW_EXPERIMENT_ID and
  * EXPT_MLFLOW_RUN_ID to env (may be NULL). *mlflow_run_id (caller frees; may be NULL) gets its id.
- * An existing run tagged expt.run_id = r->run_id is reused (idempotent). */
+ * An existing run with r's expt.run_key is reused (idempotent), and EXPT_MLFLOW_RUN_KEY goes to
+ * env even when the server cannot be reached, so the run's sink finds or makes the same run. */
 int cli_mlflow_begin(struct cli_mlflow *mf, struct expt_store *st, const struct expt_run_rec *r,
 		     const struct cli_mlflow_run_info *info, struct expt_strv *env,
 		     char **mlflow_run_id, struct expt_err *err);
-/* Ends the MLflow run of expt run run_id with status (expt's name) at end_ms: mlflow_run_id, or
- * when NULL the run found by its expt.run_id tag (the run's sink may have created it). */
+/* Ends an MLflow run with status (expt's name) at end_ms: mlflow_run_id, or when NULL the run
+ * of the experiment tagged expt.run_key = run_key (the run's sink may have created it). */
 int cli_mlflow_end(struct cli_mlflow *mf, const char *mlflow_run_id, const char *experiment,
-		   const char *run_id, const char *status, int64_t end_ms, struct expt_err *err);
+		   const char *run_key, const char *status, int64_t end_ms, struct expt_err *err);
 
 /* The MLflow run linked to an expt run (its store tags): *run (caller decrefs) the server's
  * {"info","data"}, *url (caller frees) the UI's address. 0 with *run NULL when the run is not

@@ -307,18 +307,18 @@ int expt_mlflow_experiment(struct expt_mlflow *m, const char *name, char **id, s
 	return rc;
 }
 
-int expt_mlflow_find_run(struct expt_mlflow *m, const char *exp_id, const char *expt_run_id,
-			 char **run_id, struct expt_err *err)
+int expt_mlflow_find_run(struct expt_mlflow *m, const char *exp_id, const char *key, char **run_id,
+			 struct expt_err *err)
 {
 	json_t *req, *rep = NULL, *runs;
 	char *filter, *body;
 	int rc;
 
 	*run_id = NULL;
-	/* Run ids are [a-z0-9-]: nothing to quote inside the filter's string. */
-	if (strchr(expt_run_id, '\'') || strchr(expt_run_id, '\\'))
+	/* Keys are [a-z0-9-@]: nothing to quote inside the filter's string. */
+	if (strchr(key, '\'') || strchr(key, '\\'))
 		return 0;
-	if (!(filter = expt_asprintf("tags.`expt.run_id` = '%s'", expt_run_id)))
+	if (!(filter = expt_asprintf("tags.`" EXPT_MLFLOW_RUN_KEY "` = '%s'", key)))
 		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
 	req = json_pack("{s:[s],s:s,s:i,s:s}", "experiment_ids", exp_id, "filter", filter,
 			"max_results", 1, "run_view_type", "ACTIVE_ONLY");
@@ -334,9 +334,8 @@ int expt_mlflow_find_run(struct expt_mlflow *m, const char *exp_id, const char *
 		return rc;
 	runs = json_object_get(rep, "runs");
 	if (json_array_size(runs))
-		rc = reply_str(
-		    m, json_object_get(json_object_get(json_array_get(runs, 0), "info"), "run_id"),
-		    "run_id", "runs/search", run_id, err);
+		rc = reply_str(m, json_object_get(json_array_get(runs, 0), "info"), "run_id",
+			       "runs/search", run_id, err);
 	json_decref(rep);
 	return rc;
 }

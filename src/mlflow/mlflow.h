@@ -50,10 +50,13 @@ int expt_mlflow_call(struct expt_mlflow *m, const char *method, const char *path
 /* Get-or-create the experiment called name; *id (caller frees) its id. */
 int expt_mlflow_experiment(struct expt_mlflow *m, const char *name, char **id,
 			   struct expt_err *err);
-/* A run of experiment exp_id whose tag expt.run_id is expt_run_id: *run_id (caller frees) its
- * id, or NULL when there is none (returns 0). */
-int expt_mlflow_find_run(struct expt_mlflow *m, const char *exp_id, const char *expt_run_id,
-			 char **run_id, struct expt_err *err);
+/* The tag that names an expt run across stores (run ids are unique only within one store):
+ * "<run id>@<creation time in ms>". */
+#define EXPT_MLFLOW_RUN_KEY "expt.run_key"
+/* A run of experiment exp_id whose tag expt.run_key is key: *run_id (caller frees) its id, or
+ * NULL when there is none (returns 0). */
+int expt_mlflow_find_run(struct expt_mlflow *m, const char *exp_id, const char *key, char **run_id,
+			 struct expt_err *err);
 /* Creates a run: name as run_name and mlflow.runName, start_ms (0: now), tags (n pairs, may be
  * 0). *run_id (caller frees). */
 int expt_mlflow_run_create(struct expt_mlflow *m, const char *exp_id, const char *name,

@@ -42,23 +42,27 @@ static void user_name(char *out, size_t n)
 
 static int create_run(struct mlf *s, const struct expt_sink_ctx *ctx, struct expt_err *err)
 {
-	char host[256], user[256];
+	char host[256], user[256], key[300];
 	char *exp_id = NULL;
 	int rc;
 
 	expt_hostname(host, sizeof(host));
 	user_name(user, sizeof(user));
+	if (ctx->mlflow_run_key)
+		snprintf(key, sizeof(key), "%s", ctx->mlflow_run_key);
+	else
+		snprintf(key, sizeof(key), "%s@%lld", ctx->run_id, (long long)ctx->started_ms);
 	if ((rc = expt_mlflow_experiment(s->m, ctx->experiment, &exp_id, err)))
 		return rc;
 	/* An earlier open that created the run but lost the answer: the same run again. */
-	if ((rc = expt_mlflow_find_run(s->m, exp_id, ctx->run_id, &s->run_id, err)) || s->run_id) {
+	if ((rc = expt_mlflow_find_run(s->m, exp_id, key, &s->run_id, err)) || s->run_id) {
 		free(exp_id);
 		return rc;
 	}
 	{
-		const char *k[] = {"expt.run_id", "expt.experiment", "expt.host", "mlflow.user",
-				   "mlflow.source.type"};
-		const char *v[] = {ctx->run_id, ctx->experiment, host, user, "LOCAL"};
+		const char *k[] = {"expt.run_id",	"expt.experiment", "expt.host",
+				   EXPT_MLFLOW_RUN_KEY, "mlflow.user",	   "mlflow.source.type"};
+		const char *v[] = {ctx->run_id, ctx->experiment, host, key, user, "LOCAL"};
 		rc = expt_mlflow_run_create(s->m, exp_id, ctx->run_id, ctx->started_ms, k, v,
 					    sizeof(k) / sizeof(k[0]), &s->run_id, err);
 	}

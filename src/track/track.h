@@ -88,6 +88,8 @@ struct expt_sink_ctx {
 	const char *tracking_uri;   /* NULL when unset */
 	const char *mlflow_run_id;  /* the MLflow run `expt run` created ($EXPT_MLFLOW_RUN_ID, else
 				     * $MLFLOW_RUN_ID at open), NULL when none */
+	const char *mlflow_run_key; /* $EXPT_MLFLOW_RUN_KEY: the run's expt.run_key, NULL when
+				     * unset */
 	const char *metrics_prefix; /* the stdout sink's line prefix ($EXPT_METRICS_PREFIX or
 				     * "expt:") */
 	int standalone;		    /* this handle created the run: the store sink marks it done */
