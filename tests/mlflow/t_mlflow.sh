@@ -70,7 +70,7 @@ m2=$(mlflow_id interop-$X-2)
 equals "the script's points landed in the run expt created" "$(history "$URI" "$m1" loss)" "$(seq_csv 0 4)"
 equals "its param too" "$(run_info "$URI" "$m1" "[p['value'] for p in r['data']['params'] if p['key']=='alpha'][0]")" "0.5"
 equals "and expt's params (the sweep's)" "$(run_info "$URI" "$m1" "[p['value'] for p in r['data']['params'] if p['key']=='mode'][0]")" "ok"
-equals "tagged with the expt run id" "$(run_info "$URI" "$m1" "[t['value'] for t in r['data']['tags'] if t["key"]=="expt.run_id"][0]")" "interop-$X-1"
+equals "tagged with the expt run id" "$(run_info "$URI" "$m1" "[t['value'] for t in r['data']['tags'] if t['key']=='expt.run_id'][0]")" "interop-$X-1"
 equals "and mlflow.runName" "$(run_info "$URI" "$m1" "r['info']['run_name']")" "interop-$X-1"
 equals "and the git commit" "$(run_info "$URI" "$m1" "[t['value'] for t in r['data']['tags'] if t['key']=='mlflow.source.git.commit'][0]")" "$(git rev-parse HEAD)"
 equals "the run that exited 0 is FINISHED" "$(run_info "$URI" "$m1" "r['info']['status']")" "FINISHED"
