@@ -237,3 +237,111 @@ int cli_mlflow_fetch(struct expt_store *st, const char *run_id, json_t **run, ch
 	expt_kv_rows_release(&t);
 	return rc;
 }
+
+/* Adds the server's params and latest metrics of run r (its {"info","data"}) to row. */
+static void fill_row(struct cli_mlflow_row *row, json_t *r)
+{
+	json_t *data = json_object_get(r, "data"), *x;
+	size_t i;
+
+	json_array_foreach(json_object_get(data, "params"), i, x)
+	{
+		const char *k = json_string_value(json_object_get(x, "key"));
+		if (k && !json_object_get(row->params, k))
+			json_object_set(row->params, k, json_object_get(x, "value"));
+	}
+	json_array_foreach(json_object_get(data, "metrics"), i, x)
+	{
+		const char *k = json_string_value(json_object_get(x, "key"));
+		json_t *one;
+		if (!k || json_object_get(row->metrics, k))
+			continue;
+		one = json_object();
+		json_object_set_new(one, "last",
+				    json_real(json_number_value(json_object_get(x, "value"))));
+		json_object_set(one, "step", json_object_get(x, "step"));
+		json_object_set_new(one, "source", json_string("mlflow"));
+		json_object_set_new(row->metrics, k, one);
+	}
+}
+
+int cli_mlflow_fill(struct expt_store *st, struct cli_mlflow_row *rows, size_t n,
+		    struct expt_err *err)
+{
+	/* "uri\texperiment id" -> {mlflow run id: row index} */
+	json_t *groups = json_object(), *g;
+	const char *gk;
+	int first = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct expt_kv_rows t = {0};
+		struct expt_err e = EXPT_ERR_INIT;
+		const char *mrun = NULL, *exp = NULL, *uri = NULL;
+		if (expt_store_get_tags(st, rows[i].run_id, &t, &e))
+			continue;
+		for (size_t k = 0; k < t.n; k++) {
+			if (!strcmp(t.keys[k], CLI_MLFLOW_TAG_RUN))
+				mrun = t.values[k];
+			else if (!strcmp(t.keys[k], CLI_MLFLOW_TAG_EXP))
+				exp = t.values[k];
+			else if (!strcmp(t.keys[k], CLI_MLFLOW_TAG_URI))
+				uri = t.values[k];
+		}
+		if (mrun && exp && uri) {
+			char *key = expt_xasprintf("%s\t%s", uri, exp);
+			if (!(g = json_object_get(groups, key)))
+				json_object_set_new(groups, key, g = json_object());
+			json_object_set_new(g, mrun, json_integer((json_int_t)i));
+			free(key);
+		}
+		expt_kv_rows_release(&t);
+	}
+	json_object_foreach(groups, gk, g)
+	{
+		struct cli_mlflow mf = {0};
+		struct expt_err e = EXPT_ERR_INIT;
+		char *uri = expt_xstrdup(gk), *tab = strchr(uri, '\t');
+		const char *exp = tab + 1, *mrun;
+		json_t *idx, *ids = json_array();
+		*tab = '\0';
+		json_object_foreach(g, mrun, idx) json_array_append_new(ids, json_string(mrun));
+		for (size_t at = 0; cli_mlflow_client(&mf, uri, &e) && at < json_array_size(ids);
+		     at += 100) {
+			struct expt_buf f = EXPT_BUF_INIT;
+			json_t *req, *rep = NULL, *x;
+			char *body;
+			size_t i;
+			expt_buf_adds(&f, "attributes.run_id IN (");
+			for (size_t k = at; k < at + 100 && k < json_array_size(ids); k++)
+				expt_buf_addf(&f, "%s'%s'", k > at ? "," : "",
+					      json_string_value(json_array_get(ids, k)));
+			expt_buf_adds(&f, ")");
+			req = json_pack("{s:[s],s:s,s:i}", "experiment_ids", exp, "filter", f.buf,
+					"max_results", 1000);
+			expt_buf_release(&f);
+			body = json_dumps(req, JSON_COMPACT);
+			json_decref(req);
+			if (expt_mlflow_call(mf.m, "POST", "runs/search", body, strlen(body), &rep,
+					     &e)) {
+				free(body);
+				break;
+			}
+			free(body);
+			json_array_foreach(json_object_get(rep, "runs"), i, x)
+			{
+				const char *id = json_string_value(
+				    json_object_get(json_object_get(x, "info"), "run_id"));
+				if (id && (idx = json_object_get(g, id)))
+					fill_row(&rows[json_integer_value(idx)], x);
+			}
+			json_decref(rep);
+		}
+		if (e.code && !first++ && err)
+			*err = e;
+		json_decref(ids);
+		cli_mlflow_release(&mf);
+		free(uri);
+	}
+	json_decref(groups);
+	return first ? (err ? err->code : EXPT_EBACKEND) : 0;
+}

@@ -80,6 +80,9 @@ equals "no other run was made (the scripts attached)" "$(exp_runs "$URI" "intero
 expect_code "show" 0 "$EXPT" show interop-$X-1
 contains "show gives the MLflow URL" "$out" "$URI/#/experiments/"
 contains "show lists what the script logged to MLflow" "$out" "alpha"
+expect_code "compare" 0 "$EXPT" compare "interop-$X" -o json
+equals "compare reads the script's metric from MLflow" "$(echo "$out" | json "[r['metrics']['loss']['last'] for r in d['runs']] if isinstance(d, dict) else [r['metrics']['loss']['last'] for r in d]")" "[0.2, 0.2]"
+equals "and its param" "$(echo "$out" | json "[r['params']['alpha'] for r in (d['runs'] if isinstance(d, dict) else d)]")" "['0.5', '0.5']"
 
 # --- 2. The sink: expt's own logging API, many points, exactly once ---------------------------
 cat > sink.py <<'PY'
