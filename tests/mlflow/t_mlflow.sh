@@ -103,7 +103,41 @@ equals "a key MLflow refuses is renamed, not lost" "$(history "$URI" "$m" "odd%2
 equals "the param" "$(run_info "$URI" "$m" "[p['value'] for p in r['data']['params'] if p['key']=='lr'][0]")" "0.01"
 equals "FINISHED" "$(run_info "$URI" "$m" "r['info']['status']")" "FINISHED"
 
-# --- 3. The server stops mid-run and comes back on the same port ------------------------------
+# --- 3. expt sync: runs recorded only in the store, pushed once ------------------------------
+cat > offline.sh <<'SH'
+for i in $(seq 0 1499); do echo "expt: loss=$i acc=0.5 step=$i"; done
+[ "$2" = fail ] && exit 2 || exit 0
+SH
+cat > expt.yaml <<YAML
+name: offline-$X
+command: sh offline.sh
+args: auto
+sweep: {mode: [ok, fail]}
+YAML
+expect_code "two runs with no MLflow at all" 1 "$EXPT" run
+expect_code "sync pushes them" 0 "$EXPT" sync "offline-$X" --uri "$URI"
+contains "sync says how many" "$out" "pushed 2 runs (6000 metric points)"
+equals "two runs on the server" "$(exp_runs "$URI" "offline-$X")" "2"
+o1=$(mlflow_id "offline-$X-1")
+o2=$(mlflow_id "offline-$X-2")
+equals "every point of the first" "$(history "$URI" "$o1" loss)" "$(seq_csv 0 1499)"
+equals "and of the second" "$(history "$URI" "$o2" acc)" "$(seq_csv 0 1499)"
+equals "statuses from the store" "$(run_info "$URI" "$o1" "r['info']['status']")/$(run_info "$URI" "$o2" "r['info']['status']")" "FINISHED/FAILED"
+equals "the sweep's param" "$(run_info "$URI" "$o2" "[p['value'] for p in r['data']['params'] if p['key']=='mode'][0]")" "fail"
+expect_code "a second sync" 0 "$EXPT" sync --uri "$URI"
+contains "adds nothing" "$out" "pushed 0 runs (0 metric points)"
+equals "still two runs" "$(exp_runs "$URI" "offline-$X")" "2"
+equals "still each point once" "$(history "$URI" "$o1" loss)" "$(seq_csv 0 1499)"
+# A store that lost its links (the answer of a first sync never recorded): the server's
+# expt.run_key finds the runs again; nothing is made twice.
+sqlite3 .expt/expt.db "DELETE FROM tags WHERE key LIKE 'mlflow.%' AND run IN (SELECT id FROM runs WHERE run_id LIKE 'offline-%')"
+expect_code "sync with the links gone" 0 "$EXPT" sync "offline-$X" --uri "$URI"
+equals "finds the same two runs" "$(exp_runs "$URI" "offline-$X")" "2"
+equals "and adds no point" "$(history "$URI" "$o1" loss)" "$(seq_csv 0 1499)"
+expect_code "sync without a server" 2 env -u MLFLOW_TRACKING_URI "$EXPT" sync
+contains "says what to give" "$out" "--uri"
+
+# --- 4. The server stops mid-run and comes back on the same port ------------------------------
 R="$T/restart"
 "$SRC/tests/mlflow/up" --dir "$R" >/dev/null || { fail "a second server for the restart test"; finish; exit; }
 . "$R/env"
