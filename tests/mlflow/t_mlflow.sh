@@ -184,4 +184,33 @@ equals "all 400 points arrived exactly once across the restart" "$(history "$RUR
 equals "the run ended FINISHED" "$(run_info "$RURI" "$m" "r['info']['status']")" "FINISHED"
 "$SRC/tests/mlflow/down" --dir "$R" 2>/dev/null
 
+# --- 5. A server that wants credentials ---------------------------------------------------
+A="$T/auth"
+if "$SRC/tests/mlflow/up" --dir "$A" --auth >/dev/null; then
+	. "$A/env"
+	AURI=$EXPT_TEST_MLFLOW_URI AUSER=$EXPT_TEST_MLFLOW_USER APASS=$EXPT_TEST_MLFLOW_PASSWORD
+	. "$EXPT_MLFLOW_DIR/env"
+	cat > auth.py <<'PY'
+import expt
+for i in range(50):
+    expt.log(x=i, step=i)
+PY
+	cat > expt.yaml <<YAML
+name: auth-$X
+command: python3 auth.py
+tracking: {uri: "$AURI"}
+YAML
+	expect_code "without credentials the run still completes" 0 env -u MLFLOW_TRACKING_USERNAME -u MLFLOW_TRACKING_PASSWORD -u MLFLOW_TRACKING_TOKEN "$EXPT" run
+	contains "with a clear error: the 401" "$out" "HTTP 401"
+	contains "and what to set" "$out" "MLFLOW_TRACKING_USERNAME"
+	equals "its points are in the store" "$("$EXPT" show "auth-$X-1" -o json | json "d['metrics']['x']['count']")" "50"
+	expect_code "with credentials" 0 env MLFLOW_TRACKING_USERNAME="$AUSER" MLFLOW_TRACKING_PASSWORD="$APASS" "$EXPT" run
+	not_contains "no error" "$out" "401"
+	m=$(mlflow_id "auth-$X-2")
+	equals "the points reached the server" "$(curl -sf -u "$AUSER:$APASS" "$AURI/api/2.0/mlflow/metrics/get-history?run_id=$m&metric_key=x" | json "len(d['metrics'])")" "50"
+	"$SRC/tests/mlflow/down" --dir "$A" 2>/dev/null
+else
+	fail "a basic-auth server (tests/mlflow/up --auth)"
+fi
+
 finish
