@@ -151,11 +151,14 @@ static int answer_error(struct expt_mlflow *m, const char *method, const char *p
 	return rc;
 }
 
-int expt_mlflow_call(struct expt_mlflow *m, const char *method, const char *path, const char *body,
-		     size_t len, json_t **reply, struct expt_err *err)
+/* One request to url (complete): a POST of body, a PUT of the file up (size bytes), or a GET.
+ * path names the call in messages. */
+static int request(struct expt_mlflow *m, const char *method, const char *url, const char *path,
+		   const char *body, size_t len, FILE *up, int64_t size, json_t **reply,
+		   struct expt_err *err)
 {
 	struct curl_slist *hdr = NULL, *h2;
-	char *url, *auth = NULL;
+	char *auth = NULL;
 	CURLcode rc;
 	int ret = 0;
 
@@ -163,13 +166,17 @@ int expt_mlflow_call(struct expt_mlflow *m, const char *method, const char *path
 		*reply = NULL;
 	m->last_status = 0;
 	m->last_code[0] = '\0';
-	if (!(url = expt_asprintf("%s/api/2.0/mlflow/%s", m->base, path)))
-		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
 	expt_buf_reset(&m->reply);
 	EXPT_CURL->easy_reset(m->c);
 	EXPT_CURL->easy_setopt(m->c, CURLOPT_URL, url);
 	EXPT_CURL->easy_setopt(m->c, CURLOPT_NOSIGNAL, 1L);
-	EXPT_CURL->easy_setopt(m->c, CURLOPT_TIMEOUT_MS, (long)TIMEOUT_MS);
+	if (up) {
+		/* A file takes as long as it takes; a transfer that stalls does not. */
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_LOW_SPEED_TIME, 30L);
+	} else {
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_TIMEOUT_MS, (long)TIMEOUT_MS);
+	}
 	EXPT_CURL->easy_setopt(m->c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
 	EXPT_CURL->easy_setopt(m->c, CURLOPT_WRITEFUNCTION, on_body);
 	EXPT_CURL->easy_setopt(m->c, CURLOPT_WRITEDATA, &m->reply);
@@ -205,6 +212,13 @@ int expt_mlflow_call(struct expt_mlflow *m, const char *method, const char *path
 		EXPT_CURL->easy_setopt(m->c, CURLOPT_POST, 1L);
 		EXPT_CURL->easy_setopt(m->c, CURLOPT_POSTFIELDS, body ? body : "{}");
 		EXPT_CURL->easy_setopt(m->c, CURLOPT_POSTFIELDSIZE, (long)(body ? len : 2));
+	} else if (up) {
+		if (!(h2 = EXPT_CURL->slist_append(hdr, "Expect:")))
+			goto nomem;
+		hdr = h2;
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_UPLOAD, 1L);
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_READDATA, up);
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
 	}
 	if (hdr)
 		EXPT_CURL->easy_setopt(m->c, CURLOPT_HTTPHEADER, hdr);
@@ -240,8 +254,79 @@ nomem:
 out:
 	EXPT_CURL->slist_free_all(hdr);
 	free(auth);
-	free(url);
 	return ret;
+}
+
+int expt_mlflow_call(struct expt_mlflow *m, const char *method, const char *path, const char *body,
+		     size_t len, json_t **reply, struct expt_err *err)
+{
+	char *url = expt_asprintf("%s/api/2.0/mlflow/%s", m->base, path);
+	int rc;
+
+	if (!url)
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	rc = request(m, method, url, path, body, len, NULL, 0, reply, err);
+	free(url);
+	return rc;
+}
+
+/* A path in a URL: every byte but unreserved ones and '/' escaped. Caller frees. */
+static char *pesc(const char *s)
+{
+	struct expt_buf b = EXPT_BUF_INIT;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~/", *p))
+			expt_buf_addch(&b, (char)*p);
+		else
+			expt_buf_addf(&b, "%%%02X", *p);
+	}
+	return expt_buf_detach(&b, NULL);
+}
+
+int expt_mlflow_artifact_put(struct expt_mlflow *m, const char *path, const char *file,
+			     struct expt_err *err)
+{
+	FILE *f = fopen(file, "rb");
+	char *esc, *url;
+	int64_t size = -1;
+	int rc;
+
+	if (!f)
+		return expt_err_errno(err, EXPT_EFAIL, "cannot read %s", file);
+	if (!fseeko(f, 0, SEEK_END))
+		size = (int64_t)ftello(f);
+	rewind(f);
+	esc = pesc(path);
+	url = esc ? expt_asprintf("%s/api/2.0/mlflow-artifacts/artifacts/%s", m->base, esc) : NULL;
+	free(esc);
+	if (!url) {
+		fclose(f);
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	}
+	rc = request(m, "PUT", url, "mlflow-artifacts/artifacts", NULL, 0, f, size, NULL, err);
+	free(url);
+	fclose(f);
+	return rc;
+}
+
+int expt_mlflow_artifact_root(const char *artifact_uri, char **path)
+{
+	const char *p;
+
+	*path = NULL;
+	if (strncmp(artifact_uri, "mlflow-artifacts:", 17))
+		return -1;
+	p = artifact_uri + 17;
+	if (!strncmp(p, "//", 2)) { /* mlflow-artifacts://host:port/path */
+		p = strchr(p + 2, '/');
+		if (!p)
+			p = "";
+	}
+	while (*p == '/')
+		p++;
+	return (*path = expt_strdup(p)) ? 0 : -2;
 }
 
 /* The string member key of a reply, duplicated; NULL with err filled when absent. */

@@ -69,6 +69,15 @@ int expt_mlflow_run_update(struct expt_mlflow *m, const char *run_id, const char
 /* The run's {"info":…,"data":…} (caller decrefs). */
 int expt_mlflow_run_get(struct expt_mlflow *m, const char *run_id, json_t **run,
 			struct expt_err *err);
+/* Uploads file (a regular file) as the artifact path (relative to the artifact proxy's root:
+ * "<exp>/<run>/artifacts/model.pt") through the server's artifact proxy
+ * (PUT /api/2.0/mlflow-artifacts/artifacts/<path>); the same path again overwrites. */
+int expt_mlflow_artifact_put(struct expt_mlflow *m, const char *path, const char *file,
+			     struct expt_err *err);
+/* The proxy path of a run's artifact_uri "mlflow-artifacts:[//host]/1/abc/artifacts" into *path
+ * ("1/abc/artifacts"; caller frees). -1 when the URI is not served by the proxy (s3://, a local
+ * path, ...), -2 when out of memory. */
+int expt_mlflow_artifact_root(const char *artifact_uri, char **path);
 /* The MLflow UI's address of a run: <base>/#/experiments/<exp>/runs/<run> (caller frees; NULL
  * when out of memory). */
 char *expt_mlflow_run_url(const struct expt_mlflow *m, const char *exp_id, const char *run_id);

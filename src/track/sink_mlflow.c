@@ -10,7 +10,9 @@
  * it, and then ends it at finish with the run's status. */
 #include "track.h"
 
+#include <dirent.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +27,8 @@ struct mlf {
 	int params_sent; /* the params known at open went out */
 	size_t solo;	 /* entries to send one per request (a batch the server refused) */
 	struct expt_buf body;
+	int art_known;	/* art_root looked up */
+	char *art_root; /* the run's artifacts below the proxy, NULL when not proxied */
 };
 
 static void user_name(char *out, size_t n)
@@ -78,6 +82,7 @@ static void mlf_close(void *state)
 		return;
 	expt_mlflow_close(s->m);
 	free(s->run_id);
+	free(s->art_root);
 	expt_buf_release(&s->body);
 	free(s);
 }
@@ -179,6 +184,62 @@ static int send_params(struct mlf *s, const struct expt_sink_ctx *ctx, struct ex
 	return 0;
 }
 
+/* Where the run's artifacts go: its artifact_uri, when the server's proxy serves it. */
+static int artifact_root(struct mlf *s, struct expt_err *err)
+{
+	json_t *run;
+	const char *uri;
+	int rc;
+
+	if (s->art_known)
+		return 0;
+	if ((rc = expt_mlflow_run_get(s->m, s->run_id, &run, err)))
+		return rc;
+	uri = json_string_value(json_object_get(json_object_get(run, "info"), "artifact_uri"));
+	rc = uri ? expt_mlflow_artifact_root(uri, &s->art_root) : -1;
+	json_decref(run);
+	if (rc == -2)
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	s->art_known = 1;
+	return 0;
+}
+
+/* Uploads path (a file, or a directory's files) as name under the run's artifacts. */
+static int put_tree(struct mlf *s, const char *path, const char *name, int depth,
+		    struct expt_err *err)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+
+	if (stat(path, &st))
+		return expt_err_errno(err, EXPT_EFAIL, "cannot read %s", path);
+	if (!S_ISDIR(st.st_mode)) {
+		char *to = expt_asprintf("%s/%s", s->art_root, name);
+		if (!to)
+			return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+		rc = expt_mlflow_artifact_put(s->m, to, path, err);
+		free(to);
+		return rc;
+	}
+	if (depth > 32 || !(d = opendir(path)))
+		return expt_err_errno(err, EXPT_EFAIL, "cannot read the directory %s", path);
+	while (!rc && (de = readdir(d))) {
+		char *p, *n;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		p = expt_asprintf("%s/%s", path, de->d_name);
+		n = expt_asprintf("%s/%s", name, de->d_name);
+		rc = p && n ? put_tree(s, p, n, depth + 1, err)
+			    : expt_err_set(err, EXPT_ENOMEM, "out of memory");
+		free(p);
+		free(n);
+	}
+	closedir(d);
+	return rc;
+}
+
 static int is_kv(const struct expt_ev *e)
 {
 	return e->kind == EXPT_EV_PARAM || e->kind == EXPT_EV_TAG;
@@ -273,8 +334,25 @@ static int mlf_write(void *state, const struct expt_sink_ctx *ctx, const struct 
 	}
 	while (i < n) {
 		size_t k;
+		if (ev[i].kind == EXPT_EV_ARTIFACT) {
+			/* Through the server's artifact proxy; an artifact store the proxy does
+			 * not serve (s3://, a path) is left alone. */
+			if ((rc = artifact_root(s, err)) ||
+			    (s->art_root &&
+			     (rc = put_tree(s, ev[i].u.rec->value, ev[i].u.rec->key, 0, err)))) {
+				/* A file that cannot be read, or an answer no retry changes. */
+				if (rc != EXPT_ENOMEM &&
+				    (rc == EXPT_EFAIL || !expt_mlflow_retryable(s->m)))
+					return EXPT_SINK_REJECTED;
+				return rc;
+			}
+			*done = ++i;
+			if (s->solo)
+				s->solo--;
+			continue;
+		}
 		if (ev[i].kind != EXPT_EV_METRIC && !is_kv(&ev[i])) {
-			/* Artifacts, images and histograms stay with the run's other sinks. */
+			/* Images and histograms stay with the run's other sinks. */
 			*done = ++i;
 			if (s->solo)
 				s->solo--;

@@ -94,10 +94,15 @@ equals "and its param" "$(echo "$out" | json "[r['params']['alpha'] for r in (d[
 
 # --- 2. The sink: expt's own logging API, many points, exactly once ---------------------------
 cat > sink.py <<'PY'
-import expt
+import os, expt
 expt.param(lr=0.01)
 for i in range(3000):
     expt.log({"loss": 1.0 / (i + 1), "odd key:x": i}, step=i)
+open("model.txt", "w").write("weights v1\n")
+os.makedirs("ckpt/sub", exist_ok=True)
+open("ckpt/sub/state.bin", "wb").write(bytes(range(256)) * 64)
+expt.artifact("model.txt")
+expt.artifact("ckpt", name="checkpoints/ckpt")
 PY
 cat > expt.yaml <<YAML
 name: sink-$X
@@ -110,6 +115,19 @@ equals "every loss point arrived once" "$(history "$URI" "$m" loss)" "$(seq_csv 
 equals "a key MLflow refuses is renamed, not lost" "$(history "$URI" "$m" "odd%20key_x")" "$(seq_csv 0 2999)"
 equals "the param" "$(run_info "$URI" "$m" "[p['value'] for p in r['data']['params'] if p['key']=='lr'][0]")" "0.01"
 equals "FINISHED" "$(run_info "$URI" "$m" "r['info']['status']")" "FINISHED"
+# The mlflow client reads back the artifacts the sink put through the server's artifact proxy.
+got=$("$PY" - "$URI" "$m" <<'PY' 2>&1
+import hashlib, sys, mlflow
+uri, run = sys.argv[1], sys.argv[2]
+c = mlflow.tracking.MlflowClient(uri)
+print(sorted(a.path for a in c.list_artifacts(run)), sorted(a.path for a in c.list_artifacts(run, "checkpoints/ckpt/sub")))
+m = mlflow.artifacts.download_artifacts(run_id=run, artifact_path="model.txt", tracking_uri=uri)
+b = mlflow.artifacts.download_artifacts(run_id=run, artifact_path="checkpoints/ckpt/sub/state.bin", tracking_uri=uri)
+print(open(m).read().strip(), hashlib.sha256(open(b, "rb").read()).hexdigest())
+PY
+)
+equals "the artifacts, as the mlflow client lists and reads them" "$got" "['checkpoints', 'model.txt'] ['checkpoints/ckpt/sub/state.bin']
+weights v1 $(python3 -c 'import hashlib; print(hashlib.sha256(bytes(range(256)) * 64).hexdigest())')"
 
 # --- 3. expt sync: runs recorded only in the store, pushed once ------------------------------
 cat > offline.sh <<'SH'
