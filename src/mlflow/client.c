@@ -106,6 +106,21 @@ const char *expt_mlflow_error_code(const struct expt_mlflow *m)
 	return m->last_code;
 }
 
+/* A URL query value, escaped. Caller frees. */
+static char *qesc(const char *s)
+{
+	struct expt_buf b = EXPT_BUF_INIT;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p))
+			expt_buf_addch(&b, (char)*p);
+		else
+			expt_buf_addf(&b, "%%%02X", *p);
+	}
+	return expt_buf_detach(&b, NULL);
+}
+
 static size_t on_body(char *p, size_t size, size_t nmemb, void *payload)
 {
 	struct expt_buf *b = payload;
@@ -311,6 +326,94 @@ int expt_mlflow_artifact_put(struct expt_mlflow *m, const char *path, const char
 	return rc;
 }
 
+int expt_mlflow_artifact_list(struct expt_mlflow *m, const char *path, json_t **files,
+			      struct expt_err *err)
+{
+	char *q = qesc(path),
+	     *url = q ? expt_asprintf("%s/api/2.0/mlflow-artifacts/artifacts?path=%s", m->base, q)
+		      : NULL;
+	json_t *rep = NULL;
+	int rc;
+
+	*files = NULL;
+	free(q);
+	if (!url)
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	rc = request(m, "GET", url, "mlflow-artifacts/artifacts", NULL, 0, NULL, 0, &rep, err);
+	free(url);
+	if (rc)
+		return rc;
+	*files = json_incref(json_object_get(rep, "files"));
+	if (!*files)
+		*files = json_array();
+	json_decref(rep);
+	return 0;
+}
+
+static size_t on_file(char *p, size_t size, size_t nmemb, void *payload)
+{
+	return fwrite(p, size, nmemb, payload);
+}
+
+int expt_mlflow_artifact_get(struct expt_mlflow *m, const char *path, const char *dest,
+			     struct expt_err *err)
+{
+	char *esc = pesc(path),
+	     *url = esc ? expt_asprintf("%s/api/2.0/mlflow-artifacts/artifacts/%s", m->base, esc)
+			: NULL;
+	FILE *f;
+	CURLcode rc;
+	int ret = 0;
+
+	free(esc);
+	if (!url)
+		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
+	if (!(f = fopen(dest, "wb"))) {
+		free(url);
+		return expt_err_errno(err, EXPT_EFAIL, "cannot write %s", dest);
+	}
+	/* The body goes to the file; only an error answer is read into memory (below). */
+	EXPT_CURL->easy_reset(m->c);
+	EXPT_CURL->easy_setopt(m->c, CURLOPT_URL, url);
+	EXPT_CURL->easy_setopt(m->c, CURLOPT_NOSIGNAL, 1L);
+	EXPT_CURL->easy_setopt(m->c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
+	EXPT_CURL->easy_setopt(m->c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	EXPT_CURL->easy_setopt(m->c, CURLOPT_LOW_SPEED_TIME, 30L);
+	EXPT_CURL->easy_setopt(m->c, CURLOPT_FAILONERROR, 1L);
+	EXPT_CURL->easy_setopt(m->c, CURLOPT_WRITEFUNCTION, on_file);
+	EXPT_CURL->easy_setopt(m->c, CURLOPT_WRITEDATA, f);
+	if (m->user && m->password) {
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_USERNAME, m->user);
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_PASSWORD, m->password);
+	} else if (m->token) {
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_XOAUTH2_BEARER, m->token);
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+	}
+	if (m->insecure) {
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_SSL_VERIFYPEER, 0L);
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (m->ca_path)
+		EXPT_CURL->easy_setopt(m->c, CURLOPT_CAINFO, m->ca_path);
+	rc = EXPT_CURL->easy_perform(m->c);
+	if (fclose(f) && rc == CURLE_OK)
+		ret = expt_err_errno(err, EXPT_EFAIL, "cannot write %s", dest);
+	if (rc == CURLE_HTTP_RETURNED_ERROR) {
+		EXPT_CURL->easy_getinfo(m->c, CURLINFO_RESPONSE_CODE, &m->last_status);
+		ret = expt_err_set(err, m->last_status == 404 ? EXPT_ENOTFOUND : EXPT_EBACKEND,
+				   "MLflow server %s: GET mlflow-artifacts/artifacts/%s: HTTP %ld",
+				   m->base, path, m->last_status);
+	} else if (rc != CURLE_OK) {
+		ret = expt_err_set(err, EXPT_EBACKEND, "MLflow server %s: GET %s: %s", m->base,
+				   path, EXPT_CURL->easy_strerror(rc));
+	}
+	if (ret)
+		unlink(dest);
+	free(url);
+	return ret;
+}
+
 int expt_mlflow_artifact_root(const char *artifact_uri, char **path)
 {
 	const char *p;
@@ -341,21 +444,6 @@ static int reply_str(struct expt_mlflow *m, json_t *obj, const char *key, const 
 	if (!(*out = expt_strdup(s)))
 		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
 	return 0;
-}
-
-/* A URL query value, escaped. Caller frees. */
-static char *qesc(const char *s)
-{
-	struct expt_buf b = EXPT_BUF_INIT;
-
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("-._~", *p))
-			expt_buf_addch(&b, (char)*p);
-		else
-			expt_buf_addf(&b, "%%%02X", *p);
-	}
-	return expt_buf_detach(&b, NULL);
 }
 
 int expt_mlflow_experiment(struct expt_mlflow *m, const char *name, char **id, struct expt_err *err)

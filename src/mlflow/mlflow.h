@@ -74,6 +74,14 @@ int expt_mlflow_run_get(struct expt_mlflow *m, const char *run_id, json_t **run,
  * (PUT /api/2.0/mlflow-artifacts/artifacts/<path>); the same path again overwrites. */
 int expt_mlflow_artifact_put(struct expt_mlflow *m, const char *path, const char *file,
 			     struct expt_err *err);
+/* Lists a directory of the proxy: *files (caller decrefs) an array of {path, is_dir,
+ * file_size}, paths relative to the proxy's root. */
+int expt_mlflow_artifact_list(struct expt_mlflow *m, const char *path, json_t **files,
+			      struct expt_err *err);
+/* Downloads the file path of the proxy into dest (created or truncated; removed on failure).
+ * EXPT_ENOTFOUND when the server has no such file. */
+int expt_mlflow_artifact_get(struct expt_mlflow *m, const char *path, const char *dest,
+			     struct expt_err *err);
 /* The proxy path of a run's artifact_uri "mlflow-artifacts:[//host]/1/abc/artifacts" into *path
  * ("1/abc/artifacts"; caller frees). -1 when the URI is not served by the proxy (s3://, a local
  * path, ...), -2 when out of memory. */

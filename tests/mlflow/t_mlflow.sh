@@ -128,6 +128,14 @@ PY
 )
 equals "the artifacts, as the mlflow client lists and reads them" "$got" "['checkpoints', 'model.txt'] ['checkpoints/ckpt/sub/state.bin']
 weights v1 $(python3 -c 'import hashlib; print(hashlib.sha256(bytes(range(256)) * 64).hexdigest())')"
+expect_code "artifacts ls" 0 "$EXPT" artifacts ls "sink-$X-1"
+contains "lists the file, here and on the server" "$out" "checkpoints/ckpt/sub/state.bin"
+contains "with where it is" "$out" "local, mlflow"
+rm -rf ".expt/runs/sink-$X-1/output/artifacts"
+expect_code "artifacts get, once the local copy is gone" 0 "$EXPT" artifacts get "sink-$X-1" checkpoints/ckpt/sub/state.bin "$T/state.bin"
+equals "comes from the server, byte for byte" "$(sha256sum < "$T/state.bin" | cut -d' ' -f1)" "$(python3 -c 'import hashlib; print(hashlib.sha256(bytes(range(256)) * 64).hexdigest())')"
+expect_code "a file nobody has" 3 "$EXPT" artifacts get "sink-$X-1" nope.txt "$T/nope"
+contains "says so" "$out" "has no artifact 'nope.txt'"
 
 # --- 3. expt sync: runs recorded only in the store, pushed once ------------------------------
 cat > offline.sh <<'SH'
