@@ -150,3 +150,30 @@ foreach(src ${CONTAINER_TESTS})
   endif()
   set_tests_properties(container/${name} PROPERTIES ENVIRONMENT "${env}" TIMEOUT 600 SKIP_RETURN_CODE 77)
 endforeach()
+
+# A real MLflow tracking server (tests/mlflow/up: PyPI's mlflow, pinned in
+# tests/mlflow/requirements.txt, in ${EXPT_TEST_CACHE:-~/.cache/expt-test}/mlflow-venv; SQLite
+# store, artifacts served) as the fixture "mlflow", and the suites tests/mlflow/t_*.sh against it
+# (EXPT_MLFLOW_DIR set: source $EXPT_MLFLOW_DIR/env). EXPT_TEST_SKIP_MLFLOW=1 leaves them out;
+# without PyPI they report skipped (exit 77).
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/mlflow/up)
+  if("$ENV{EXPT_TEST_SKIP_MLFLOW}" STREQUAL "1")
+    message(STATUS "EXPT_TEST_SKIP_MLFLOW=1: the MLflow tests are skipped")
+    add_test(NAME mlflow/SKIPPED COMMAND sh -c "echo 'MLflow tests skipped (EXPT_TEST_SKIP_MLFLOW=1)'; exit 77")
+    set_tests_properties(mlflow/SKIPPED PROPERTIES SKIP_RETURN_CODE 77)
+  else()
+    set(MLFLOW_DIR ${CMAKE_BINARY_DIR}/mlflow)
+    add_test(NAME mlflow/up COMMAND ${CMAKE_SOURCE_DIR}/tests/mlflow/up --dir ${MLFLOW_DIR})
+    add_test(NAME mlflow/down COMMAND ${CMAKE_SOURCE_DIR}/tests/mlflow/down --dir ${MLFLOW_DIR})
+    # up exits 77 when no venv can be had: the suites then find no env file and skip too.
+    set_tests_properties(mlflow/up PROPERTIES FIXTURES_SETUP mlflow TIMEOUT 900 SKIP_RETURN_CODE 77)
+    set_tests_properties(mlflow/down PROPERTIES FIXTURES_CLEANUP mlflow)
+    file(GLOB MLFLOW_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/mlflow/t_*.sh)
+    foreach(src ${MLFLOW_TESTS})
+      get_filename_component(name ${src} NAME_WE)
+      add_test(NAME mlflow/${name} COMMAND bash ${src})
+      set_tests_properties(mlflow/${name} PROPERTIES FIXTURES_REQUIRED mlflow TIMEOUT 900 SKIP_RETURN_CODE 77
+        ENVIRONMENT "EXPT_MLFLOW_DIR=${MLFLOW_DIR};EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+    endforeach()
+  endif()
+endif()

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "mlflow_link.h"
 #include "output.h"
 #include "resolve.h"
 
@@ -236,6 +237,37 @@ static int cmd_compare(struct cli_ctx *ctx, int argc, char **argv)
 				json_object_set_new(mkeys, ms.v[m].key, json_true());
 			}
 			expt_metric_summaries_release(&ms);
+		}
+	}
+	/* Runs linked to MLflow runs: what their scripts logged there too. */
+	{
+		struct cli_mlflow_row *mr = expt_xcalloc(l.n ? l.n : 1, sizeof(*mr));
+		struct expt_err me = EXPT_ERR_INIT;
+		for (size_t i = 0; i < l.n; i++) {
+			mr[i].run_id = l.v[i].run_id;
+			mr[i].params = rows[i].params;
+			mr[i].metrics = rows[i].metrics;
+		}
+		if (cli_mlflow_fill(ctx->store, mr, l.n, &me)) {
+			char msg[1400];
+			expt_err_format(&me, msg, sizeof(msg));
+			fprintf(stderr, "expt: warning: not read from MLflow: %s\n", msg);
+		}
+		free(mr);
+		for (size_t i = 0; i < l.n; i++) {
+			const char *k;
+			json_t *v, *tmp;
+			json_object_foreach(rows[i].params, k, v)
+			    json_object_set_new(pkeys, k, json_true());
+			json_object_foreach_safe(rows[i].metrics, tmp, k, v)
+			{
+				if (!json_object_get(v, "source"))
+					continue;
+				if (only && !listed(only, k))
+					json_object_del(rows[i].metrics, k);
+				else
+					json_object_set_new(mkeys, k, json_true());
+			}
 		}
 	}
 	for (size_t i = 0; sort && i < l.n; i++) {

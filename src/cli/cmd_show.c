@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mlflow_link.h"
 #include "output.h"
 #include "resolve.h"
 #include "runview.h"
@@ -103,6 +104,55 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 		json_object_set_new(m, ms.v[i].key, s);
 	}
 	json_object_set_new(o, "metrics", m);
+	/* A run linked to an MLflow run: what the script logged there (mlflow.log_*) too. */
+	{
+		struct expt_err me = EXPT_ERR_INIT;
+		json_t *mr = NULL, *params = json_object_get(o, "params"), *x;
+		char *url = NULL;
+		size_t i;
+		if (cli_mlflow_fetch(ctx->store, r.run_id, &mr, &url, &me) || url) {
+			json_t *ml = json_object();
+			if (url)
+				json_object_set_new(ml, "url", json_string(url));
+			if (me.code) {
+				char msg[1400];
+				expt_err_format(&me, msg, sizeof(msg));
+				json_object_set_new(ml, "error", json_string(msg));
+			}
+			json_object_set_new(o, "mlflow", ml);
+			if (mr) {
+				json_object_set_new(ml, "status",
+						    json_incref(json_object_get(
+							json_object_get(mr, "info"), "status")));
+				json_array_foreach(
+				    json_object_get(json_object_get(mr, "data"), "params"), i, x)
+				{
+					const char *k =
+					    json_string_value(json_object_get(x, "key"));
+					if (k && !json_object_get(params, k))
+						json_object_set(params, k,
+								json_object_get(x, "value"));
+				}
+				json_array_foreach(
+				    json_object_get(json_object_get(mr, "data"), "metrics"), i, x)
+				{
+					const char *k =
+					    json_string_value(json_object_get(x, "key"));
+					json_t *one;
+					if (!k || json_object_get(m, k))
+						continue;
+					one = json_object();
+					json_object_set(one, "last", json_object_get(x, "value"));
+					json_object_set(one, "last_step",
+							json_object_get(x, "step"));
+					json_object_set_new(one, "source", json_string("mlflow"));
+					json_object_set_new(m, k, one);
+				}
+			}
+		}
+		json_decref(mr);
+		free(url);
+	}
 	json_object_set_new(o, "tags", kv_json(&tags));
 	json_object_set_new(o, "artifacts", kv_json(&arts));
 	if (fmt != CLI_OUT_TEXT) {
@@ -152,6 +202,16 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 		free(cmd);
 		printf("  output      %s\n  logs        %s\n", r.output_dir ? r.output_dir : "-",
 		       r.log_dir ? r.log_dir : "-");
+		if ((v = json_object_get(o, "mlflow"))) {
+			const char *u = json_string_value(json_object_get(v, "url"));
+			const char *e = json_string_value(json_object_get(v, "error"));
+			printf("  mlflow      %s", u ? u : "-");
+			if (json_object_get(v, "status"))
+				printf("  %s", json_string_value(json_object_get(v, "status")));
+			if (e)
+				printf("  (not read: %s)", e);
+			printf("\n");
+		}
 		printf("\n%sparams%s\n", CLI_BOLD(co), CLI_RESET(co));
 		json_object_foreach(json_object_get(o, "params"), k, v)
 		{
@@ -159,7 +219,7 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 			printf("  %-20s %s\n", k, json_is_string(v) ? json_string_value(v) : t);
 			free(t);
 		}
-		if (ms.n) {
+		if (json_object_size(json_object_get(o, "metrics"))) {
 			struct cli_table t;
 			const char *head[] = {"  METRIC", "LAST", "MIN", "MAX", "STEP", "POINTS"};
 			printf("\n%smetrics%s\n", CLI_BOLD(co), CLI_RESET(co));
@@ -178,6 +238,21 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
 				else
 					snprintf(d, sizeof(d), "-");
 				snprintf(e, sizeof(e), "%lld", (long long)ms.v[i].count);
+				cli_table_row(&t, row);
+			}
+			json_object_foreach(json_object_get(o, "metrics"), k, v)
+			{
+				char key[160], a[32];
+				const char *row[6] = {key, a, "-", "-", "", "(mlflow)"};
+				json_t *ls = json_object_get(v, "last_step");
+				char d[32];
+				if (!json_object_get(v, "source"))
+					continue;
+				snprintf(key, sizeof(key), "  %s", k);
+				snprintf(a, sizeof(a), "%.6g",
+					 json_number_value(json_object_get(v, "last")));
+				snprintf(d, sizeof(d), "%lld", (long long)json_integer_value(ls));
+				row[4] = ls ? d : "-";
 				cli_table_row(&t, row);
 			}
 			cli_table_print(stdout, &t, 0);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "mlflow_link.h"
 #include "store/lifecycle.h"
 #include "output.h"
 #include "snapshot.h"
@@ -37,6 +38,7 @@ struct run_state {
 	struct expt_ingest *ing; /* its stdout fed into the store (while it runs) */
 	int64_t out_pos;	 /* bytes of its stdout so far */
 	int stop_sent;		 /* a stop recorded by another process was passed to the backend */
+	char *mlflow_run_id;	 /* the MLflow run created for it, NULL when none */
 };
 
 struct supervisor {
@@ -59,7 +61,22 @@ struct supervisor {
 	int64_t start_ms, last_flush_ms;
 	struct expt_err err; /* first store error while supervising, reported once */
 	int store_errors;
+	struct cli_mlflow mlflow; /* tracking.uri with the mlflow sink: the server */
+	int mlflow_on;
 };
+
+/* The MLflow server failed: said once; the runs go on without it. */
+static void mlflow_error(struct supervisor *sv, const char *what, struct expt_err *e)
+{
+	char msg[1400];
+
+	if (sv->mlflow.broken++)
+		return;
+	expt_err_format(e, msg, sizeof(msg));
+	fprintf(stderr,
+		"expt: warning: MLflow: %s: %s; the runs go on (their mlflow sink retries)\n", what,
+		msg);
+}
 
 static void store_error(struct supervisor *sv, struct expt_err *e)
 {
@@ -238,6 +255,19 @@ static void ev_finished(struct expt_job *job, const struct expt_observed *o, voi
 	rc = expt_lifecycle_end(sv->ctx->store, rs->rec->run_id, o, &st, &e);
 	if (rc && rc != EXPT_ECONFLICT)
 		store_error(sv, &e);
+	if (sv->mlflow_on) {
+		enum expt_run_status fin = st;
+		struct expt_err me = EXPT_ERR_INIT;
+		char *key = cli_mlflow_run_key(rs->rec);
+		if (rc == EXPT_ECONFLICT)
+			expt_lifecycle_status(sv->ctx->store, rs->rec->run_id, &fin, &me);
+		if (!cli_mlflow_client(&sv->mlflow, sv->spec->tracking.uri, &me) ||
+		    cli_mlflow_end(&sv->mlflow, rs->mlflow_run_id, rs->rec->experiment, key,
+				   expt_run_status_name(fin), o->end_ms ? o->end_ms : expt_now_ms(),
+				   &me))
+			mlflow_error(sv, "cannot end the run", &me);
+		free(key);
+	}
 	expt_ingest_free(rs->ing); /* flushed above; a 10,000-run sweep must not keep 10,000 */
 	rs->ing = NULL;
 	if (rs->started)
@@ -410,6 +440,21 @@ static int prepare_run(struct supervisor *sv, const struct expt_params *params,
 	rs->params_json = expt_params_json(params);
 	if ((rc = cli_run_argv_env(spec, params, r->run_id, &k, &rs->job.argv, &rs->job.env, err)))
 		goto out;
+	if (sv->mlflow_on) {
+		/* Before launch, so that the script's mlflow.start_run() attaches to it. */
+		struct cli_mlflow_run_info mi = {sv->be.ops->name,
+						 r->host,
+						 r->variant,
+						 spec->path,
+						 sv->n > 1 ? (long)(rs - sv->runs) : -1,
+						 &sv->git};
+		struct expt_err me = EXPT_ERR_INIT;
+		if (!sv->mlflow.broken && !cli_mlflow_client(&sv->mlflow, spec->tracking.uri, &me))
+			mlflow_error(sv, "cannot reach the server", &me);
+		if (cli_mlflow_begin(&sv->mlflow, ctx->store, r, &mi, &rs->job.env,
+				     &rs->mlflow_run_id, &me))
+			mlflow_error(sv, "cannot create the run", &me);
+	}
 	j = strv_json(&rs->job.argv);
 	argv_s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
@@ -551,6 +596,7 @@ static int detach_and_supervise(struct supervisor *sv)
 	expt_store_close(ctx->store);
 	ctx->store = NULL;
 	expt_backend_close(&sv->be);
+	cli_mlflow_disconnect(&sv->mlflow);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -727,6 +773,7 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 
 	sv.n = list.n;
 	sv.runs = expt_xcalloc(sv.n, sizeof(*sv.runs));
+	sv.mlflow_on = cli_mlflow_wanted(spec);
 	sv.prefix = spec->tracking.metrics_prefix ? spec->tracking.metrics_prefix : "expt:";
 	/* Records on stdout come from libexpt's stdout sink: when the spec also names the store
 	 * sink, the run wrote them to the store itself. */
@@ -783,12 +830,14 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 	}
 out:
 	expt_backend_close(&sv.be);
+	cli_mlflow_release(&sv.mlflow);
 	free(sv.snapshot);
 	cli_git_release(&sv.git);
 	if (sv.runs)
 		for (size_t i = 0; i < sv.n; i++) {
 			free(sv.runs[i].params_json);
 			free(sv.runs[i].code_dir);
+			free(sv.runs[i].mlflow_run_id);
 			expt_ingest_free(sv.runs[i].ing);
 			expt_strv_release(&sv.runs[i].job.argv);
 			expt_strv_release(&sv.runs[i].job.env);

@@ -734,13 +734,18 @@ static void v_tracking(struct vctx *c, const struct expt_ynode *n)
 	struct expt_spec *s = c->spec;
 	const struct expt_ynode *v;
 	size_t i;
+	int uri_bad = 0, sinks_bad = 0;
 
 	if (want_map(c, n, "tracking"))
 		return;
 	unknown_keys(c, n, "tracking", keys, NELEM(keys));
 	v = expt_ynode_get(n, "uri");
-	if (!get_word(c, v, "tracking.uri", &s->tracking.uri) && !strstr(s->tracking.uri, "://"))
-		wrong(c, v, "tracking.uri", "a URI like mlflow://host:5000 or http://host:5000");
+	if (!get_word(c, v, "tracking.uri", &s->tracking.uri) &&
+	    strncmp(s->tracking.uri, "http://", 7) && strncmp(s->tracking.uri, "https://", 8) &&
+	    strncmp(s->tracking.uri, "mlflow://", 9) && (uri_bad = 1))
+		wrong(c, v, "tracking.uri",
+		      "an MLflow server's address: http://host:5000, https://host or "
+		      "mlflow://host:5000");
 	get_bool(c, expt_ynode_get(n, "tensorboard"), "tracking.tensorboard",
 		 &s->tracking.tensorboard);
 	v = expt_ynode_get(n, "metrics_prefix");
@@ -759,11 +764,23 @@ static void v_tracking(struct vctx *c, const struct expt_ynode *n)
 		char *sink = NULL;
 
 		snprintf(field, sizeof(field), "tracking.sinks[%zu]", i);
-		if (!get_enum(c, v->vals[i], field, sinks, NELEM(sinks), &sink) &&
-		    expt_strv_find(&s->tracking.sinks, sink) < 0)
+		if (get_enum(c, v->vals[i], field, sinks, NELEM(sinks), &sink))
+			sinks_bad = 1;
+		else if (expt_strv_find(&s->tracking.sinks, sink) < 0)
 			expt_strv_push(&s->tracking.sinks, sink);
 		free(sink);
 	}
+	if (uri_bad || sinks_bad)
+		return;
+	/* A URI nothing sends to, or an mlflow sink with nowhere to send: both are mistakes. */
+	if (s->tracking.uri && expt_strv_find(&s->tracking.sinks, "mlflow") < 0)
+		problem(c, v, "tracking.sinks",
+			"tracking.uri is set but the list leaves out mlflow: add mlflow (or remove "
+			"tracking.uri)");
+	else if (!s->tracking.uri && expt_strv_find(&s->tracking.sinks, "mlflow") >= 0)
+		problem(c, v, "tracking.sinks",
+			"names mlflow but tracking.uri is not set: say where the MLflow server is "
+			"(tracking.uri: http://host:5000)");
 }
 
 static void v_tolerations(struct vctx *c, const struct expt_ynode *n)

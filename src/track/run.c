@@ -81,7 +81,7 @@ struct expt_run {
 	struct expt_finish_info fin;
 	char fin_status[16];
 	char *run_id, *experiment, *store_path, *output_dir, *artifact_dir, *jsonl_path, *tb_dir,
-	    *tracking_uri, *metrics_prefix;
+	    *tracking_uri, *metrics_prefix, *mlflow_run_id, *mlflow_run_key;
 	int store_fallback; /* the stdout sink took the store sink's place */
 	struct expt_strv pkeys, pvals;
 	struct expt_sink_ctx ctx;
@@ -784,6 +784,8 @@ static void run_free(struct expt_run *r)
 	free(r->jsonl_path);
 	free(r->tb_dir);
 	free(r->tracking_uri);
+	free(r->mlflow_run_id);
+	free(r->mlflow_run_key);
 	free(r->metrics_prefix);
 	free(r->ctx.param_keys);
 	free(r->ctx.param_values);
@@ -966,6 +968,17 @@ int expt_run_open(expt_run **out, const struct expt_run_options *opts, struct ex
 	    (env("EXPT_TRACKING_URI") &&
 	     !(r->tracking_uri = expt_strdup(env("EXPT_TRACKING_URI")))))
 		goto nomem;
+	/* Read now: mlflow's start_run() in the same process takes MLFLOW_RUN_ID out of the
+	 * environment, maybe before the sink's thread opens. */
+	if (!r->tracking_uri && (v = env("MLFLOW_TRACKING_URI")) &&
+	    (!strncmp(v, "http://", 7) || !strncmp(v, "https://", 8)) &&
+	    !(r->tracking_uri = expt_strdup(v)))
+		goto nomem;
+	if ((v = env("EXPT_MLFLOW_RUN_KEY")) && !(r->mlflow_run_key = expt_strdup(v)))
+		goto nomem;
+	if ((v = env("EXPT_MLFLOW_RUN_ID")) || (v = env("MLFLOW_RUN_ID")))
+		if (!(r->mlflow_run_id = expt_strdup(v)))
+			goto nomem;
 
 	r->ctx.run_id = r->run_id;
 	r->ctx.experiment = r->experiment;
@@ -975,6 +988,8 @@ int expt_run_open(expt_run **out, const struct expt_run_options *opts, struct ex
 	r->ctx.jsonl_path = r->jsonl_path;
 	r->ctx.tensorboard_dir = r->tb_dir;
 	r->ctx.tracking_uri = r->tracking_uri;
+	r->ctx.mlflow_run_id = r->mlflow_run_id;
+	r->ctx.mlflow_run_key = r->mlflow_run_key;
 	r->ctx.metrics_prefix = r->metrics_prefix;
 	r->ctx.attach = (r->flags & EXPT_RUN_ATTACH) != 0;
 	r->ctx.keys = &r->keys;

@@ -1,5 +1,4 @@
-/* The table of sinks a run can name in EXPT_SINKS or the spec's tracking.sinks. A new sink
- * (mlflow) adds its ops here. */
+/* The table of sinks a run can name in EXPT_SINKS or the spec's tracking.sinks. */
 #include "track.h"
 
 #include <string.h>
@@ -8,7 +7,7 @@
 
 static const struct expt_sink_ops *const sinks[] = {
     &expt_sink_store,	    &expt_sink_console, &expt_sink_jsonl,
-    &expt_sink_tensorboard, &expt_sink_stdout,
+    &expt_sink_tensorboard, &expt_sink_stdout,	&expt_sink_mlflow,
 };
 
 const struct expt_sink_ops *expt_sink_find(const char *name)
@@ -21,5 +20,5 @@ const struct expt_sink_ops *expt_sink_find(const char *name)
 
 const char *expt_sink_names(void)
 {
-	return "store, console, jsonl, tensorboard, stdout";
+	return "store, console, jsonl, tensorboard, stdout, mlflow";
 }

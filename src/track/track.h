@@ -86,6 +86,10 @@ struct expt_sink_ctx {
 	const char *store_path; /* may be NULL (store sink then fails) */
 	const char *output_dir, *artifact_dir, *jsonl_path, *tensorboard_dir;
 	const char *tracking_uri;   /* NULL when unset */
+	const char *mlflow_run_id;  /* the MLflow run `expt run` created ($EXPT_MLFLOW_RUN_ID, else
+				     * $MLFLOW_RUN_ID at open), NULL when none */
+	const char *mlflow_run_key; /* $EXPT_MLFLOW_RUN_KEY: the run's expt.run_key, NULL when
+				     * unset */
 	const char *metrics_prefix; /* the stdout sink's line prefix ($EXPT_METRICS_PREFIX or
 				     * "expt:") */
 	int standalone;		    /* this handle created the run: the store sink marks it done */
@@ -130,10 +134,10 @@ struct expt_sink_ops {
 #define EXPT_SINK_REJECTED 1000
 
 extern const struct expt_sink_ops expt_sink_store, expt_sink_console, expt_sink_jsonl,
-    expt_sink_tensorboard, expt_sink_stdout;
+    expt_sink_tensorboard, expt_sink_stdout, expt_sink_mlflow;
 /* The sink called name, or NULL. */
 const struct expt_sink_ops *expt_sink_find(const char *name);
-/* "store, console, jsonl, tensorboard, stdout" for messages; static. */
+/* "store, console, jsonl, tensorboard, stdout, mlflow" for messages; static. */
 const char *expt_sink_names(void);
 
 /* Shared helpers for the sinks. */

@@ -301,11 +301,19 @@ static const struct bad_case bad_cases[] = {
     {"kubernetes backend without an image", "command: x\nbackend: kubernetes\n", NULL, NULL,
      STRS("expt.yaml:2:10: image: backend kubernetes needs an image (or a build: section)")},
     {"tracking", "command: x\ntracking: {uri: localhost, sinks: [store, mlfow]}\n", NULL, NULL,
-     STRS("expt.yaml:2:17: tracking.uri: expected a URI like mlflow://host:5000 or "
-	  "http://host:5000, got 'localhost'",
+     STRS("expt.yaml:2:17: tracking.uri: expected an MLflow server's address: http://host:5000, "
+	  "https://host or mlflow://host:5000, got 'localhost'",
 	  "expt.yaml:2:43: tracking.sinks[1]: expected store, stdout, console, jsonl, tensorboard "
 	  "or "
 	  "mlflow, got 'mlfow' (did you mean 'mlflow'?)")},
+    {"tracking.uri without the mlflow sink",
+     "command: x\ntracking: {uri: 'http://h:5000', sinks: [store]}\n", NULL, NULL,
+     STRS("expt.yaml:2:41: tracking.sinks: tracking.uri is set but the list leaves out mlflow: "
+	  "add mlflow (or remove tracking.uri)")},
+    {"the mlflow sink without tracking.uri", "command: x\ntracking: {sinks: [mlflow]}\n", NULL,
+     NULL,
+     STRS("expt.yaml:2:19: tracking.sinks: names mlflow but tracking.uri is not set: say where "
+	  "the MLflow server is (tracking.uri: http://host:5000)")},
     {"secrets and files", "command: x\nsecrets: [Bad_Secret]\nfiles: {../x: ./y}\n", NULL, NULL,
      STRS("expt.yaml:2:11: secrets[0]: Secret names are DNS-1123 subdomains (lowercase "
 	  "letters, digits, '-' and '.'), got 'Bad_Secret'",

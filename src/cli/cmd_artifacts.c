@@ -1,0 +1,265 @@
+/* expt artifacts: a run's files, from wherever they live: its artifact directory, and the
+ * MLflow server's artifact proxy for a run linked to an MLflow run. */
+#include <dirent.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "mlflow_link.h"
+#include "output.h"
+#include "resolve.h"
+
+static const char usage[] =
+    "usage: expt artifacts ls RUN [PATH] [-o text|json]\n"
+    "       expt artifacts get RUN PATH [DEST]\n"
+    "\n"
+    "ls lists a run's artifacts (or those under PATH): the files of its artifact\n"
+    "directory (<output>/artifacts) and, for a run linked to an MLflow run whose\n"
+    "artifacts the server's proxy serves, the server's; WHERE says which holds each.\n"
+    "get copies one file to DEST (default: its name in the current directory), from\n"
+    "the artifact directory when it is there, else from the MLflow server.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output FMT      text (default) or json\n"
+    "  -h, --help            this help\n";
+
+static int cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv);
+
+const struct cli_cmd cli_cmd_artifacts = {"artifacts", "list or fetch a run's files", usage,
+					  CLI_NEED_STORE, cmd_artifacts};
+
+/* The MLflow side of run r: a client and the proxy path of its artifacts. 0 with *root NULL when
+ * the run is not linked or its artifacts are not proxied. */
+static int remote(struct cli_ctx *ctx, const char *run_id, struct cli_mlflow *mf, char **root,
+		  struct expt_err *err)
+{
+	struct expt_kv_rows t = {0};
+	const char *mrun = NULL, *uri = NULL, *au;
+	json_t *run = NULL;
+	int rc;
+
+	*root = NULL;
+	if ((rc = expt_store_get_tags(ctx->store, run_id, &t, err)))
+		return rc;
+	for (size_t i = 0; i < t.n; i++) {
+		if (!strcmp(t.keys[i], CLI_MLFLOW_TAG_RUN))
+			mrun = t.values[i];
+		else if (!strcmp(t.keys[i], CLI_MLFLOW_TAG_URI))
+			uri = t.values[i];
+	}
+	if (mrun && uri) {
+		if (!cli_mlflow_client(mf, uri, err) || expt_mlflow_run_get(mf->m, mrun, &run, err))
+			rc = err->code;
+		else if ((au = json_string_value(
+			      json_object_get(json_object_get(run, "info"), "artifact_uri"))))
+			expt_mlflow_artifact_root(au, root);
+	}
+	json_decref(run);
+	expt_kv_rows_release(&t);
+	return rc;
+}
+
+/* Adds the files under dir/rel (recursively) to out as {path: {size, local}}. */
+static void local_files(const char *dir, const char *rel, json_t *out, int depth)
+{
+	char *path = *rel ? expt_xasprintf("%s/%s", dir, rel) : expt_xstrdup(dir);
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+
+	if (stat(path, &st)) {
+		free(path);
+		return;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		json_object_set_new(
+		    out, rel, json_pack("{s:I,s:b}", "size", (json_int_t)st.st_size, "local", 1));
+	} else if (depth < 32 && (d = opendir(path))) {
+		while ((de = readdir(d))) {
+			char *r;
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			r = *rel ? expt_xasprintf("%s/%s", rel, de->d_name)
+				 : expt_xstrdup(de->d_name);
+			local_files(dir, r, out, depth + 1);
+			free(r);
+		}
+		closedir(d);
+	}
+	free(path);
+}
+
+/* Adds the server's files under root/rel (recursively) to out, marking "mlflow". */
+static int remote_files(struct expt_mlflow *m, const char *root, const char *rel, json_t *out,
+			int depth, struct expt_err *err)
+{
+	char *path = *rel ? expt_xasprintf("%s/%s", root, rel) : expt_xstrdup(root);
+	json_t *files = NULL, *f;
+	size_t i;
+	int rc;
+
+	rc = expt_mlflow_artifact_list(m, path, &files, err);
+	free(path);
+	if (rc)
+		return rc;
+	json_array_foreach(files, i, f)
+	{
+		const char *p = json_string_value(json_object_get(f, "path")), *slash;
+		char *full;
+		json_t *have;
+		if (!p)
+			continue;
+		/* The proxy answers with names in the directory listed. */
+		if ((slash = strrchr(p, '/')))
+			p = slash + 1;
+		full = *rel ? expt_xasprintf("%s/%s", rel, p) : expt_xstrdup(p);
+		if (json_is_true(json_object_get(f, "is_dir"))) {
+			if (depth < 32 && !rc)
+				rc = remote_files(m, root, full, out, depth + 1, err);
+		} else {
+			if (!(have = json_object_get(out, full)))
+				json_object_set_new(out, full, have = json_object());
+			if (!json_object_get(have, "size"))
+				json_object_set(have, "size", json_object_get(f, "file_size"));
+			json_object_set_new(have, "mlflow", json_true());
+		}
+		free(full);
+	}
+	json_decref(files);
+	return rc;
+}
+
+static int copy_file(const char *from, const char *to, struct expt_err *err)
+{
+	FILE *in = fopen(from, "rb"), *out;
+	char buf[65536];
+	size_t n;
+	int rc = 0;
+
+	if (!in)
+		return expt_err_errno(err, EXPT_EFAIL, "cannot read %s", from);
+	if (!(out = fopen(to, "wb"))) {
+		fclose(in);
+		return expt_err_errno(err, EXPT_EFAIL, "cannot write %s", to);
+	}
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n) {
+			rc = expt_err_errno(err, EXPT_EFAIL, "cannot write %s", to);
+			break;
+		}
+	fclose(in);
+	if (fclose(out) && !rc)
+		rc = expt_err_errno(err, EXPT_EFAIL, "cannot write %s", to);
+	return rc;
+}
+
+static int cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+						 {NULL, 0, NULL, 0}};
+	enum cli_output fmt = CLI_OUT_TEXT;
+	struct expt_run_rec r;
+	struct cli_mlflow mf = {0};
+	char *dir = NULL, *root = NULL;
+	const char *verb, *rel;
+	json_t *files = NULL;
+	int c, rc;
+
+	memset(&r, 0, sizeof(r));
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":o:", longopts, NULL)) != -1) {
+		if (c == 'o') {
+			if ((rc = cli_opt_output(ctx, &cli_cmd_artifacts, optarg, &fmt, 0)))
+				return rc;
+		} else {
+			return cli_bad_option(ctx, &cli_cmd_artifacts, c, argv);
+		}
+	}
+	if (argc - optind < 2)
+		return cli_usage_error(ctx, &cli_cmd_artifacts, "expected ls or get, and a run");
+	verb = argv[optind];
+	if (strcmp(verb, "ls") && strcmp(verb, "get"))
+		return cli_usage_error(ctx, &cli_cmd_artifacts, "unknown action '%s' (ls or get)",
+				       verb);
+	if (!strcmp(verb, "ls") ? argc - optind > 3 : argc - optind < 3 || argc - optind > 4)
+		return cli_usage_error(ctx, &cli_cmd_artifacts, "wrong number of arguments");
+	rel = argc - optind > 2 ? argv[optind + 2] : "";
+	while (*rel == '/')
+		rel++;
+	if (strstr(rel, ".."))
+		return cli_usage_error(ctx, &cli_cmd_artifacts, "a PATH must not contain '..'");
+	if ((rc = cli_resolve_run(ctx, argv[optind + 1], &r)))
+		return rc;
+	dir = expt_xasprintf("%s/artifacts", r.output_dir ? r.output_dir : ".");
+	if ((rc = remote(ctx, r.run_id, &mf, &root, &ctx->err)))
+		goto out;
+	if (!strcmp(verb, "get")) {
+		const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+		const char *dest = argc - optind > 3 ? argv[optind + 3] : base;
+		char *local = expt_xasprintf("%s/%s", dir, rel);
+		struct stat st;
+		if (!stat(local, &st) && S_ISREG(st.st_mode)) {
+			rc = copy_file(local, dest, &ctx->err);
+		} else if (root) {
+			char *path = expt_xasprintf("%s/%s", root, rel);
+			rc = expt_mlflow_artifact_get(mf.m, path, dest, &ctx->err);
+			free(path);
+			if (rc == EXPT_ENOTFOUND)
+				expt_err_set(&ctx->err, rc,
+					     "%s has no artifact '%s' (neither in %s nor on %s)",
+					     r.run_id, rel, dir, expt_mlflow_base(mf.m));
+		} else {
+			rc = expt_err_set(&ctx->err, EXPT_ENOTFOUND, "%s has no artifact '%s'",
+					  r.run_id, rel);
+		}
+		free(local);
+		if (!rc)
+			fprintf(stderr, "expt: %s\n", dest);
+		goto out;
+	}
+	files = json_object();
+	local_files(dir, rel, files, 0);
+	if (root && (rc = remote_files(mf.m, root, rel, files, 0, &ctx->err)))
+		goto out;
+	if (fmt != CLI_OUT_TEXT) {
+		json_t *a = json_array(), *v;
+		const char *k;
+		json_object_foreach(files, k, v)
+		{
+			json_t *e = json_pack(
+			    "{s:s,s:O}", "path", k, "size",
+			    json_object_get(v, "size") ? json_object_get(v, "size") : json_null());
+			json_object_set_new(e, "local", json_boolean(json_object_get(v, "local")));
+			json_object_set_new(e, "mlflow",
+					    json_boolean(json_object_get(v, "mlflow")));
+			json_array_append_new(a, e);
+		}
+		cli_emit(stdout, a, fmt);
+		json_decref(a);
+	} else {
+		json_t *v;
+		const char *k;
+		printf("%-40s %12s  %s\n", "PATH", "SIZE", "WHERE");
+		json_object_foreach(files, k, v)
+		{
+			int l = json_object_get(v, "local") != NULL,
+			    m = json_object_get(v, "mlflow") != NULL;
+			printf("%-40s %12lld  %s\n", k,
+			       (long long)json_integer_value(json_object_get(v, "size")),
+			       l && m ? "local, mlflow"
+			       : l    ? "local"
+				      : "mlflow");
+		}
+	}
+out:
+	json_decref(files);
+	free(dir);
+	free(root);
+	cli_mlflow_release(&mf);
+	expt_run_rec_release(&r);
+	return rc;
+}
