@@ -22,10 +22,11 @@
 #include "kube/manifest.h"
 #include "util/util.h"
 
-#define DRAIN_MS 2000	     /* how long a finished pod's log stream may take to end */
-#define GONE_WAIT_MS 30000   /* on_conflict: replace waits this long for the old Job to go */
-#define VALIDATE_PARALLEL 16 /* concurrent dry-run requests */
-#define CREATE_PARALLEL 32   /* concurrent creations */
+#define DRAIN_MS 2000	       /* how long a finished pod's log stream may take to end */
+#define GONE_WAIT_MS 30000     /* on_conflict: replace waits this long for the old Job to go */
+#define VALIDATE_PARALLEL 16   /* concurrent dry-run requests */
+#define CREATE_PARALLEL 32     /* concurrent creations */
+#define CREATE_RETRY_MS 300000 /* how long creation is retried while the API server is away */
 
 struct kb {
 	char *db_path;
@@ -59,6 +60,9 @@ struct katt {
 	json_t *body;	  /* the Job, until it is created */
 	int created;	  /* the API server accepted it */
 	int evidence_saved;
+	int64_t first_try, retry_at, backoff; /* creation retried while the API server is away */
+	int64_t created_at;		      /* monotonic ms */
+	int running;			      /* a pod of it ran (or ended) */
 	struct expt_kube_stream *log;
 	int out_fd, comb_fd; /* stdout.log, output.log */
 	int done;	     /* the Job ended (or went): report once the log drained */
@@ -700,21 +704,35 @@ static void end_unstarted(struct katt *t, const char *why)
 	t->drain_until = expt_mono_ms();
 }
 
+/* Creates the queued Jobs whose time has come. One the API server did not answer (it restarts,
+ * the network blinks) stays queued and is tried again with a growing delay, for up to
+ * CREATE_RETRY_MS: a restart of the control plane in the middle of a sweep loses no run. */
 static void create_queued(struct kb *b)
 {
-	size_t n = b->nqueued;
-	struct expt_kube_req *reqs = expt_xcalloc(n, sizeof(*reqs));
+	struct expt_kube_req *reqs = expt_xcalloc(b->nqueued, sizeof(*reqs));
+	struct katt **ready = expt_xcalloc(b->nqueued, sizeof(*ready));
 	struct expt_err e = EXPT_ERR_INIT;
 	const char *path = path_jobs(b);
+	int64_t now = expt_mono_ms();
+	size_t n = 0, keep = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		reqs[i].method = "POST";
-		reqs[i].path = path;
-		reqs[i].body = b->queued[i]->body;
-	}
-	expt_kube_request_many(b->k, reqs, n, CREATE_PARALLEL, &e);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < b->nqueued; i++) {
 		struct katt *t = b->queued[i];
+		if (t->retry_at > now) {
+			b->queued[keep++] = t;
+			continue;
+		}
+		ready[n] = t;
+		reqs[n].method = "POST";
+		reqs[n].path = path;
+		reqs[n].body = t->body;
+		n++;
+	}
+	b->nqueued = keep;
+	if (n)
+		expt_kube_request_many(b->k, reqs, n, CREATE_PARALLEL, &e);
+	for (size_t i = 0; i < n; i++) {
+		struct katt *t = ready[i];
 		int r = reqs[i].rc;
 		struct expt_err e2 = EXPT_ERR_INIT;
 		char msg[1200];
@@ -725,6 +743,21 @@ static void create_queued(struct kb *b)
 				r = expt_kube_request(b->k, "POST", path, t->body, NULL, NULL, &e2);
 		} else if (r) {
 			e2 = reqs[i].err;
+		}
+		if (r && !reqs[i].st.http && r != EXPT_ECONFLICT) {
+			/* No answer at all: the API server is away. Again later. */
+			if (!t->first_try)
+				t->first_try = now;
+			if (now - t->first_try < CREATE_RETRY_MS) {
+				t->backoff = t->backoff ? t->backoff * 2 : 250;
+				if (t->backoff > 5000)
+					t->backoff = 5000;
+				t->retry_at = now + t->backoff;
+				b->queued[b->nqueued++] = t;
+				json_decref(reqs[i].reply);
+				expt_kube_status_release(&reqs[i].st);
+				continue;
+			}
 		}
 		if (r == EXPT_ECONFLICT) {
 			snprintf(
@@ -737,6 +770,7 @@ static void create_queued(struct kb *b)
 			end_unstarted(t, e2.msg);
 		} else {
 			t->created = 1;
+			t->created_at = now;
 		}
 		json_decref(t->body);
 		t->body = NULL;
@@ -744,7 +778,7 @@ static void create_queued(struct kb *b)
 		expt_kube_status_release(&reqs[i].st);
 	}
 	free(reqs);
-	b->nqueued = 0;
+	free(ready);
 }
 
 static void engine_signal(void *eng, struct expt_sched_attempt *sa, int hard)
@@ -849,7 +883,12 @@ static void outcome(struct katt *t, const json_t *jobobj)
 	o->end_ms = expt_now_ms();
 	if (t->last_pod && jstr(t->last_pod, "spec.nodeName"))
 		snprintf(o->node, sizeof(o->node), "%s", jstr(t->last_pod, "spec.nodeName"));
-	if (tm) {
+	if (t->last_pod && jstr(t->last_pod, "status.reason") &&
+	    !strcmp(jstr(t->last_pod, "status.reason"), "Evicted"))
+		snprintf(o->message, sizeof(o->message), "evicted from its node: %s",
+			 jstr(t->last_pod, "status.message") ? jstr(t->last_pod, "status.message")
+							     : "");
+	else if (tm) {
 		json_int_t code = json_integer_value(json_object_get(tm, "exitCode"));
 		const char *r = json_string_value(json_object_get(tm, "reason"));
 		o->exit_code = (int)code;
@@ -961,11 +1000,12 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 		json_decref(t->last_pod);
 		t->last_pod = json_incref(pod);
 	}
-	if (phase &&
-	    (!strcmp(phase, "Running") || !strcmp(phase, "Succeeded") ||
-	     !strcmp(phase, "Failed")) &&
-	    strcmp(t->pod, name))
-		follow_pod(t, name);
+	if (phase && (!strcmp(phase, "Running") || !strcmp(phase, "Succeeded") ||
+		      !strcmp(phase, "Failed"))) {
+		t->running = 1;
+		if (strcmp(t->pod, name))
+			follow_pod(t, name);
+	}
 	wr = waiting(pod, &wmsg);
 	if (stuck(wr)) {
 		/* It will not start by itself: end it now, saying why, rather than wait forever. */
@@ -1022,6 +1062,79 @@ static int pump_watch(struct kb *b, struct expt_kube_watch *w, int pods, struct 
 	return r < 0 || r > 1 ? r : 0;
 }
 
+/* Why a created Job has no running pod: the latest pod's scheduling condition or waiting
+ * state, else the Job's own events (a quota or an admission webhook refusing its pods shows only
+ * as a FailedCreate event). */
+static void why_not_started(struct kb *b, struct katt *t, char *out, size_t n)
+{
+	json_t *c, *events = NULL, *ev;
+	const char *wm = NULL, *wr;
+	size_t i;
+
+	out[0] = '\0';
+	if (t->last_pod) {
+		json_array_foreach(jget(t->last_pod, "status.conditions"), i, c)
+		{
+			const char *st = jstr(c, "status"), *reason = jstr(c, "reason");
+			if (st && !strcmp(st, "False") && reason) {
+				snprintf(out, n, "%s: %s", reason,
+					 jstr(c, "message") ? jstr(c, "message") : "");
+				return;
+			}
+		}
+		if ((wr = waiting(t->last_pod, &wm))) {
+			snprintf(out, n, "%s%s%s", wr, wm ? ": " : "", wm ? wm : "");
+			return;
+		}
+	}
+	{
+		struct expt_err e = EXPT_ERR_INIT;
+		char *sel =
+		    expt_xasprintf("involvedObject.name=%s,involvedObject.kind=Job", t->name);
+		char *esc = expt_kube_escape(sel);
+		char *path = expt_xasprintf("/api/v1/namespaces/%s/events?fieldSelector=%s",
+					    kb_namespace(b), esc ? esc : "");
+		if (!expt_kube_request(b->k, "GET", path, NULL, &events, NULL, &e))
+			json_array_foreach(json_object_get(events, "items"), i, ev)
+			{
+				const char *type = jstr(ev, "type");
+				if (type && !strcmp(type, "Warning"))
+					snprintf(out, n, "%s: %s",
+						 jstr(ev, "reason") ? jstr(ev, "reason") : "",
+						 jstr(ev, "message") ? jstr(ev, "message") : "");
+			}
+		json_decref(events);
+		free(sel);
+		free(esc);
+		free(path);
+	}
+	if (!out[0])
+		snprintf(out, n, "%s",
+			 t->last_pod ? "its pod is still pending" : "no pod was created");
+}
+
+/* kubernetes.start_timeout: a Job whose pod never ran by then fails with the reason, instead
+ * of sitting pending unnoticed. */
+static void check_start_timeout(struct kb *b, struct katt *t)
+{
+	int64_t limit = b->spec ? b->spec->kubernetes.start_timeout_ms : 0;
+	struct expt_err e = EXPT_ERR_INIT;
+	char why[700], msg[900], dur[32];
+
+	if (limit <= 0 || t->done || !t->created || t->running ||
+	    expt_mono_ms() - t->created_at < limit)
+		return;
+	why_not_started(b, t, why, sizeof(why));
+	expt_fmt_duration(limit, dur, sizeof(dur));
+	snprintf(msg, sizeof(msg), "did not start within %s (kubernetes.start_timeout): %s", dur,
+		 why);
+	save_evidence(b, t);
+	t->evidence_saved = 1;
+	delete_job(b, t->name, 1, &e);
+	end_unstarted(t, msg);
+	t->o.attempt = t->npods;
+}
+
 static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_err *err)
 {
 	struct kb *b = eng;
@@ -1030,12 +1143,15 @@ static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_
 	(void)s;
 	if (b->nqueued) {
 		create_queued(b);
-		ms = 0;
+		if (ms > 50)
+			ms = 50; /* what was created moves at once; a retry is due soon */
 	}
 	if ((rc = expt_kube_pump(b->k, (int)(ms > 200 ? 200 : ms), err)))
 		return -rc;
 	if ((rc = pump_watch(b, b->jobs_w, 0, err)) || (rc = pump_watch(b, b->pods_w, 1, err)))
 		return rc < 0 ? rc : -rc;
+	for (size_t i = 0; i < b->nlive; i++)
+		check_start_timeout(b, b->live[i]);
 	for (size_t i = 0; i < b->nlive;) {
 		struct katt *t = b->live[i];
 		drain_log(t);

@@ -249,6 +249,7 @@ static void set_defaults(struct expt_spec *s)
 	s->cleanup_succeeded_ms = -1;
 	s->tracking.metrics_prefix = expt_xstrdup("expt:");
 	s->kubernetes.tolerations_json = expt_xstrdup("[]");
+	s->kubernetes.start_timeout_ms = 600000; /* 10m */
 }
 
 static char *dir_of(const char *path)

@@ -89,8 +89,9 @@ struct expt_spec {
 		char *image_pull_policy; /* Always | IfNotPresent | Never; NULL = the cluster's */
 		char *priority_class;	 /* PriorityClass name, NULL = none */
 		struct expt_kvs labels, annotations; /* added to every Job and its pods */
-		char *pod_template_json; /* deep-merged over the generated pod template; NULL */
-		char *queue;		 /* Kueue LocalQueue (label kueue.x-k8s.io/queue-name) */
+		char *pod_template_json;  /* deep-merged over the generated pod template; NULL */
+		char *queue;		  /* Kueue LocalQueue (label kueue.x-k8s.io/queue-name) */
+		int64_t start_timeout_ms; /* a Job with no running pod by then fails; 0 = never */
 	} kubernetes;
 	/* The sweep, expanded (grid product, trials list, or random samples); at least one run. */
 	struct expt_run_plan *runs;

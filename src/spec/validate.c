@@ -833,10 +833,10 @@ static void v_tolerations(struct vctx *c, const struct expt_ynode *n)
 
 static void v_kubernetes(struct vctx *c, const struct expt_ynode *n)
 {
-	static const char *const keys[] = {
-	    "context",	       "namespace",	    "node_selector",  "tolerations",
-	    "service_account", "image_pull_policy", "priority_class", "labels",
-	    "annotations",     "pod_template",	    "queue"};
+	static const char *const keys[] = {"context",	     "namespace",	"node_selector",
+					   "tolerations",    "service_account", "image_pull_policy",
+					   "priority_class", "labels",		"annotations",
+					   "pod_template",   "queue",		"start_timeout"};
 	static const char *const policies[] = {"Always", "IfNotPresent", "Never"};
 	struct expt_spec *s = c->spec;
 	const struct expt_ynode *v;
@@ -874,6 +874,8 @@ static void v_kubernetes(struct vctx *c, const struct expt_ynode *n)
 	v = expt_ynode_get(n, "annotations");
 	if (!want_map(c, v, "kubernetes.annotations"))
 		get_kvs(c, v, "kubernetes.annotations", &s->kubernetes.annotations, 0);
+	get_duration(c, expt_ynode_get(n, "start_timeout"), "kubernetes.start_timeout",
+		     &s->kubernetes.start_timeout_ms);
 	v = expt_ynode_get(n, "queue");
 	if (!get_word(c, v, "kubernetes.queue", &s->kubernetes.queue) &&
 	    !dns_subdomain_ok(s->kubernetes.queue))

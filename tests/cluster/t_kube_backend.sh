@@ -130,6 +130,13 @@ wait_status "$E-7" stopped 30
 for _ in $(seq 100); do [ -z "$(K get job "$E-7" -o name 2>/dev/null)" ] && break; sleep 0.2; done
 equals "the stopped run's Job is deleted" "$(K get job "$E-7" -o name 2>/dev/null)" ""
 
+# ---- kubernetes.start_timeout: a run that cannot be placed fails with the scheduler's reason
+spec "$E" "resources: {gpu: 2}" "  start_timeout: 3s"
+expect_code "an unschedulable run with start_timeout: 3s exits 1" 1 "$EXPT" run --backend kubernetes
+contains "it says it did not start, and why" "$out" "did not start within 3.0s (kubernetes.start_timeout): Unschedulable"
+contains "in the scheduler's words" "$out" "nodes are available"
+equals "its Job is deleted" "$(K get job "$E-8" -o name 2>/dev/null)" ""
+
 # ---- parallel bounds the Jobs in flight
 spec "${E}p" "parallel: 2
 sweep: {lr: [1, 2, 3, 4, 5]}"
