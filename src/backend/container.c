@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -26,6 +27,7 @@
 #define REF_PREFIX "container:"
 
 enum { PULL_MISSING, PULL_ALWAYS, PULL_NEVER };
+enum { CONFLICT_FAIL, CONFLICT_REPLACE, CONFLICT_NEW_ID };
 
 /* What the spec says about containers, copied at open. */
 struct conf {
@@ -34,10 +36,12 @@ struct conf {
 	int64_t nano_cpus; /* 0 = no limit */
 	char *network;	   /* NULL = the engine's default */
 	int keep;	   /* keep finished containers */
-	int pull;	   /* PULL_* */
-	struct expt_strv ulimits; /* "name=soft:hard" */
-	struct expt_strv binds;	  /* "/host:/ctr[:ro]" for inputs and outputs */
-	struct expt_strv io;	  /* "inputs.NAME=/mount" as the run sees them */
+	int keep_failed, keep_succeeded; /* cleanup: {failed: keep} / {succeeded: keep} */
+	int on_conflict;		 /* CONFLICT_* */
+	int pull;			 /* PULL_* */
+	struct expt_strv ulimits;	 /* "name=soft:hard" */
+	struct expt_strv binds;		 /* "/host:/ctr[:ro]" for inputs and outputs */
+	struct expt_strv io;		 /* "inputs.NAME=/mount" as the run sees them */
 	char *experiment;
 };
 
@@ -62,6 +66,8 @@ struct att {
 	int comb; /* output.log */
 	int64_t next_inspect, exited_at;
 	int64_t start_mono, start_wall; /* when the container was started */
+	int succeeded;			/* it ended with exit code 0 (cleanup) */
+	char *log_dir;			/* the job's (container-N.json), or NULL */
 };
 
 struct ctr {
@@ -72,8 +78,71 @@ struct ctr {
 	CURLM *multi;
 	struct expt_sched *sched, *cur;
 	char node[64];
-	int pulled; /* the image was pulled by this handle */
+	int pulled;	/* the image was pulled by this handle */
+	int letting_go; /* detach: released attempts keep running */
 };
+
+/* What becomes of an ended container: the spec's container.keep and cleanup, read from the
+ * resolved spec (as JSON, so that a read command, which has only the run's record, decides as
+ * the supervisor did). cleanup.failed / cleanup.succeeded "keep" keeps those; any duration
+ * removes them once their end is recorded (nothing is left to remove them later). */
+static void policy_from_json(struct conf *cf, const char *spec_json)
+{
+	json_t *j = spec_json ? json_loads(spec_json, 0, NULL) : NULL;
+	json_t *cl = json_object_get(j, "cleanup");
+	const char *f = json_string_value(json_object_get(cl, "failed"));
+	const char *su = json_string_value(json_object_get(cl, "succeeded"));
+	const char *oc = json_string_value(json_object_get(j, "on_conflict"));
+
+	cf->keep = json_is_true(json_object_get(json_object_get(j, "container"), "keep"));
+	cf->keep_failed = f && !strcmp(f, "keep");
+	cf->keep_succeeded = su && !strcmp(su, "keep");
+	cf->on_conflict = !oc || !strcmp(oc, "fail") ? CONFLICT_FAIL
+			  : !strcmp(oc, "replace")   ? CONFLICT_REPLACE
+						     : CONFLICT_NEW_ID;
+	json_decref(j);
+}
+
+static int keeps(const struct conf *cf, int succeeded)
+{
+	return cf->keep || (succeeded ? cf->keep_succeeded : cf->keep_failed);
+}
+
+/* <log_dir>/container-<attempt>.json: the container of an attempt, where its output begins in
+ * the run's log files (so that a later expt can complete them from the engine's log once the
+ * supervisor is gone), and, once it ended, the engine's last word on it (State): the evidence
+ * `expt debug` shows after the container is removed. */
+static char *att_path(const char *log_dir, int num)
+{
+	return expt_xasprintf("%s/container-%d.json", log_dir, num);
+}
+
+static json_t *att_load(const char *log_dir, int num)
+{
+	struct expt_buf b = EXPT_BUF_INIT;
+	struct expt_err e = EXPT_ERR_INIT;
+	char *p = log_dir ? att_path(log_dir, num) : NULL;
+	json_t *j = NULL;
+
+	if (p && !expt_read_file(p, &b, &e))
+		j = json_loadb(b.buf, b.len, 0, NULL);
+	free(p);
+	expt_buf_release(&b);
+	return j;
+}
+
+static void att_save(const char *log_dir, int num, json_t *j)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	char *p = att_path(log_dir, num), *text = json_dumps(j, JSON_COMPACT), *tmp;
+
+	tmp = expt_xasprintf("%s.tmp", p);
+	if (text && !expt_write_file(tmp, text, strlen(text), &e))
+		rename(tmp, p);
+	free(tmp);
+	free(text);
+	free(p);
+}
 
 static int connect_engine(struct ctr *c, struct expt_err *err)
 {
@@ -113,7 +182,8 @@ static int conf_from_spec(struct conf *cf, const struct expt_spec *spec, struct 
 	cf->experiment = expt_xstrdup(spec->name);
 	cf->nano_cpus = spec->resources.cpu_milli * 1000000;
 	cf->network = spec->container.network ? expt_xstrdup(spec->container.network) : NULL;
-	cf->keep = spec->container.keep;
+	policy_from_json(cf, spec->resolved_json);
+	cf->keep |= spec->container.keep;
 	cf->pull = !spec->container.pull || !strcmp(spec->container.pull, "missing") ? PULL_MISSING
 		   : !strcmp(spec->container.pull, "always")			     ? PULL_ALWAYS
 										     : PULL_NEVER;
@@ -421,6 +491,8 @@ out:
 	return rc;
 }
 
+static void remove_container(struct ctr *c, const char *id);
+
 /* Creates the container (pulling the image when the engine has none); 0 and t->id, or -1. */
 static int create(struct ctr *c, struct expt_job *job, struct att *t, char *msg, size_t n)
 {
@@ -441,7 +513,7 @@ static int create(struct ctr *c, struct expt_job *job, struct att *t, char *msg,
 			goto out;
 		c->pulled = 1;
 	}
-	for (int tries = 0; tries < 2; tries++) {
+	for (int tries = 0, conflicts = 0; tries < 3; tries++) {
 		char em[512];
 		if (expt_docker_call(c->d, "POST", path, text, 0, &status, &b, &e)) {
 			snprintf(msg, n, "%s", e.msg);
@@ -456,19 +528,37 @@ static int create(struct ctr *c, struct expt_job *job, struct att *t, char *msg,
 				 c->conf.image, em);
 			goto out;
 		}
-		if (status == 404 && !tries) {
+		if (status == 404 && !c->pulled) {
 			if (pull(c, c->conf.image, msg, n))
 				goto out;
 			c->pulled = 1;
 			continue;
 		}
+		/* A container of that name is there already (a kept one of a store that was
+		 * deleted, another tool's): on_conflict says whether to fail, replace it, or take a
+		 * new name. */
+		if ((status == 409 || strstr(em, "already in use")) && !conflicts++ &&
+		    c->conf.on_conflict != CONFLICT_FAIL) {
+			if (c->conf.on_conflict == CONFLICT_REPLACE) {
+				remove_container(c, name);
+			} else {
+				char *nn = expt_xasprintf(
+				    "%s-%04x", name, (unsigned)(expt_now_ms() ^ getpid()) & 0xffff);
+				free(name);
+				name = nn;
+				free(path);
+				path = expt_xasprintf("/containers/create?name=%s", name);
+			}
+			continue;
+		}
 		if (status == 404)
 			snprintf(msg, n, "image %s not found: %s", c->conf.image, em);
 		else if (status == 409 || strstr(em, "already in use")) /* Podman: 500 */
-			snprintf(msg, n,
-				 "a container named %s already exists (remove it, or run again for "
-				 "a new run id): %s",
-				 name, em);
+			snprintf(
+			    msg, n,
+			    "a container named %s already exists (remove it, or set on_conflict: "
+			    "replace or new-id): %s",
+			    name, em);
 		else
 			snprintf(msg, n, "cannot create the container: %s", em);
 		goto out;
@@ -542,6 +632,155 @@ static void observed_from_state(json_t *state, int64_t memory, struct expt_obser
 		snprintf(o->message, sizeof(o->message), "exited with code %d", o->exit_code);
 }
 
+/* ---- completing the log files from the engine (no supervisor) ---- */
+
+/* The engine's whole log of a container, split as the supervisor splits it: the raw bytes of
+ * each stream, and output.log's lines in arrival order. */
+struct demux {
+	struct expt_buf out, err, comb;
+	struct expt_buf part[2]; /* a line of stdout / stderr without its newline yet */
+};
+
+static void demux_comb_line(struct demux *d, struct expt_buf *pb)
+{
+	expt_buf_add(&d->comb, pb->buf ? pb->buf : "", pb->len);
+	if (pb->len != LINE_CHUNK)
+		expt_buf_addch(&d->comb, '\n');
+	expt_buf_reset(pb);
+}
+
+static void demux_lines(struct demux *d, int which, const char *p, size_t n)
+{
+	struct expt_buf *pb = &d->part[which - 1];
+
+	while (n) {
+		const char *nl = memchr(p, '\n', n);
+		size_t take = nl ? (size_t)(nl - p) : n;
+
+		if (pb->len + take > LINE_CHUNK) {
+			size_t room = LINE_CHUNK - pb->len;
+			expt_buf_add(pb, p, room);
+			demux_comb_line(d, pb);
+			p += room;
+			n -= room;
+			continue;
+		}
+		expt_buf_add(pb, p, take);
+		if (!nl)
+			return;
+		demux_comb_line(d, pb);
+		p += take + 1;
+		n -= take + 1;
+	}
+}
+
+static void demux(struct demux *d, const struct expt_buf *body, int ended)
+{
+	const unsigned char *p = (const unsigned char *)body->buf;
+	size_t left = body->len;
+
+	while (left >= 8) {
+		size_t size = (size_t)p[4] << 24 | (size_t)p[5] << 16 | (size_t)p[6] << 8 | p[7];
+		int which = p[0] == 2 ? 2 : 1;
+		if (size > left - 8)
+			size = left - 8; /* cut short: what there is */
+		expt_buf_add(which == 2 ? &d->err : &d->out, p + 8, size);
+		demux_lines(d, which, (const char *)p + 8, size);
+		p += 8 + size;
+		left -= 8 + size;
+	}
+	if (ended)
+		for (int i = 0; i < 2; i++)
+			if (d->part[i].len)
+				demux_comb_line(d, &d->part[i]);
+}
+
+/* Appends to log_dir/name what data has beyond what the file holds from offset on. */
+static void complete_file(const char *log_dir, const char *name, int64_t offset,
+			  const struct expt_buf *data)
+{
+	char *path = expt_xasprintf("%s/%s", log_dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int64_t have = fd >= 0 ? (int64_t)lseek(fd, 0, SEEK_END) - offset : 0;
+
+	if (have < 0)
+		have = 0;
+	if (fd >= 0 && (int64_t)data->len > have) {
+		struct stream st = {.file = fd};
+		write_all(&st, data->buf + have, data->len - (size_t)have);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(path);
+}
+
+/* Completes attempt num's part of the run's log files from the engine's log of its container
+ * (after the supervisor that wrote them is gone). 0, or -1 when there is nothing to read. */
+static int harvest(struct ctr *c, const char *log_dir, int num, int ended)
+{
+	json_t *aj = att_load(log_dir, num);
+	const char *id = json_string_value(json_object_get(aj, "id"));
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_buf b = EXPT_BUF_INIT;
+	struct demux d;
+	char *path;
+	long status = 0;
+	int rc = -1;
+
+	memset(&d, 0, sizeof(d));
+	if (!id || connect_engine(c, &e)) {
+		json_decref(aj);
+		return -1;
+	}
+	path = expt_xasprintf("/containers/%s/logs?stdout=1&stderr=1", id);
+	if (!expt_docker_call(c->d, "GET", path, NULL, 0, &status, &b, &e) && status == 200) {
+		demux(&d, &b, ended);
+		complete_file(log_dir, "stdout.log",
+			      json_integer_value(json_object_get(aj, "stdout")), &d.out);
+		complete_file(log_dir, "stderr.log",
+			      json_integer_value(json_object_get(aj, "stderr")), &d.err);
+		complete_file(log_dir, "output.log",
+			      json_integer_value(json_object_get(aj, "output")), &d.comb);
+		rc = 0;
+	}
+	expt_buf_release(&d.out);
+	expt_buf_release(&d.err);
+	expt_buf_release(&d.comb);
+	expt_buf_release(&d.part[0]);
+	expt_buf_release(&d.part[1]);
+	expt_buf_release(&b);
+	free(path);
+	json_decref(aj);
+	return rc;
+}
+
+/* RFC 3339 (the engine's StartedAt / FinishedAt) as ms since the epoch; 0 when unreadable. */
+static int64_t rfc3339_ms(const char *t)
+{
+	struct tm tm;
+	const char *rest;
+	int64_t ms = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!t || !(rest = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm)) || tm.tm_year < 100)
+		return 0;
+	if (*rest == '.') {
+		int digits = 0;
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++)
+			if (digits++ < 3)
+				ms = ms * 10 + (*rest - '0');
+		for (; digits < 3; digits++)
+			ms *= 10;
+	}
+	ms += (int64_t)timegm(&tm) * 1000;
+	if (*rest == '+' || *rest == '-') {
+		int hh = 0, mm = 0;
+		sscanf(rest + 1, "%d:%d", &hh, &mm);
+		ms -= (*rest == '+' ? 1 : -1) * (int64_t)(hh * 60 + mm) * 60000;
+	}
+	return ms;
+}
+
 /* ---- the engine for the scheduler ---- */
 
 static void release_att(struct ctr *c, struct att *t)
@@ -558,6 +797,7 @@ static void release_att(struct ctr *c, struct att *t)
 		close(t->comb);
 	free(t->out.buf);
 	free(t->err.buf);
+	free(t->log_dir);
 	free(t);
 }
 
@@ -570,7 +810,7 @@ static void engine_release(void *eng, struct expt_sched_attempt *sa)
 		return;
 	/* An attempt that ended (or never properly started) leaves nothing behind, unless the
 	 * spec keeps finished containers. */
-	if (t->id[0] && (!c->conf.keep || !t->exited_at))
+	if (t->id[0] && !c->letting_go && (!t->exited_at || !keeps(&c->conf, t->succeeded)))
 		remove_container(c, t->id);
 	release_att(c, t);
 	sa->eng = NULL;
@@ -614,6 +854,17 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 	}
 	if (create(c, job, t, msg, n))
 		goto out;
+	if (job->log_dir) {
+		/* Where this attempt's output begins in the log files: a later expt completes them
+		 * from the engine's log when this process is gone before the container. */
+		json_t *aj = json_pack("{s:s,s:I,s:I,s:I}", "id", t->id, "stdout",
+				       (json_int_t)lseek(t->out.file, 0, SEEK_END), "stderr",
+				       (json_int_t)lseek(t->err.file, 0, SEEK_END), "output",
+				       (json_int_t)lseek(t->comb, 0, SEEK_END));
+		t->log_dir = expt_xstrdup(job->log_dir);
+		att_save(job->log_dir, sa->num, aj);
+		json_decref(aj);
+	}
 	path = expt_xasprintf("/containers/%s/start", t->id);
 	if (expt_docker_call(c->d, "POST", path, NULL, 0, &status, &b, &e))
 		goto fail;
@@ -670,6 +921,19 @@ static void engine_signal(void *eng, struct expt_sched_attempt *sa, int hard)
 	expt_buf_release(&b);
 }
 
+/* Adds the engine's State of an ended container to its attempt's file: what debug shows once
+ * the container is removed. */
+static void save_evidence(const char *log_dir, int num, json_t *state)
+{
+	json_t *aj = att_load(log_dir, num);
+
+	if (!aj)
+		aj = json_object();
+	json_object_set(aj, "State", state);
+	att_save(log_dir, num, aj);
+	json_decref(aj);
+}
+
 /* Reports t's end from its State (or its disappearance). */
 static void finish(struct ctr *c, struct att *t, json_t *state)
 {
@@ -699,6 +963,9 @@ static void finish(struct ctr *c, struct att *t, json_t *state)
 		snprintf(o.message, sizeof(o.message),
 			 "the container %.12s disappeared before expt saw it end", t->id);
 	}
+	t->succeeded = state && o.exit_code == 0 && !o.oom;
+	if (state && t->log_dir)
+		save_evidence(t->log_dir, sa->num, state);
 	o.start_ms = t->start_wall;
 	o.end_ms = t->start_wall + (expt_mono_ms() - t->start_mono);
 	snprintf(o.node, sizeof(o.node), "%s", c->node);
@@ -800,7 +1067,7 @@ static int ctr_open(void **state, const struct expt_backend_conf *conf, struct e
 	if (conf && conf->spec) {
 		c->have_conf = 1;
 		if ((rc = conf_from_spec(&c->conf, conf->spec, err)) ||
-		    (rc = connect_engine(c, err))) {
+		    (!conf->offline && (rc = connect_engine(c, err)))) {
 			conf_release(&c->conf);
 			free(c->db_path);
 			free(c);
@@ -903,6 +1170,10 @@ static const char *ref_id(const struct expt_run_rec *run)
 	return run->run_id;
 }
 
+/* A run no expt process supervises any more (its supervisor was killed, or `-d` left it to the
+ * engine): its log files are completed from the engine's log, and once the container ended, its
+ * end is read from inspect, the evidence kept beside the logs, and the container removed as the
+ * spec's cleanup says. */
 static int ctr_poll(void *state, const struct expt_run_rec *runs, size_t n,
 		    struct expt_observed *out, struct expt_err *err)
 {
@@ -910,29 +1181,135 @@ static int ctr_poll(void *state, const struct expt_run_rec *runs, size_t n,
 	int reach = -1;
 
 	for (size_t i = 0; i < n; i++) {
+		const struct expt_run_rec *r = &runs[i];
 		json_t *j = NULL, *st;
 		long status = 0;
 
 		memset(&out[i], 0, sizeof(out[i]));
 		out[i].exit_code = -1;
-		out[i].attempt = runs[i].attempt;
-		if (expt_run_status_done(runs[i].status) || runs[i].status == EXPT_RUN_QUEUED)
+		out[i].attempt = r->attempt;
+		if (expt_run_status_done(r->status) || r->status == EXPT_RUN_QUEUED)
 			continue;
 		if (reach < 0)
 			reach = !connect_engine(c, err);
-		if (!reach || inspect(c, ref_id(&runs[i]), &j, &status, err))
+		if (!reach || inspect(c, ref_id(r), &j, &status, err))
 			continue; /* UNKNOWN: the engine cannot say */
 		st = json_object_get(j, "State");
-		if (!j && status == 404)
+		if (!j && status == 404) {
 			out[i].phase = EXPT_OBS_GONE;
-		else if (json_is_true(json_object_get(st, "Running")))
+			snprintf(out[i].message, sizeof(out[i].message),
+				 "the engine no longer knows its container %s, and no expt process "
+				 "saw it end",
+				 ref_id(r));
+		} else if (json_is_true(json_object_get(st, "Running"))) {
 			out[i].phase = EXPT_OBS_RUNNING;
-		else if (j)
+			if (r->log_dir)
+				harvest(c, r->log_dir, r->attempt, 0);
+		} else if (j) {
+			const char *s = json_string_value(json_object_get(st, "Status"));
+			if (s && !strcmp(s, "created")) {
+				out[i].phase = EXPT_OBS_PENDING;
+				json_decref(j);
+				continue;
+			}
 			observed_from_state(st, 0, &out[i]);
+			out[i].final = 1;
+			out[i].start_ms =
+			    rfc3339_ms(json_string_value(json_object_get(st, "StartedAt")));
+			out[i].end_ms =
+			    rfc3339_ms(json_string_value(json_object_get(st, "FinishedAt")));
+			if (r->node)
+				snprintf(out[i].node, sizeof(out[i].node), "%s", r->node);
+			if (r->log_dir) {
+				harvest(c, r->log_dir, r->attempt, 1);
+				save_evidence(r->log_dir, r->attempt, st);
+			}
+			if (!c->have_conf) {
+				struct conf cf;
+				memset(&cf, 0, sizeof(cf));
+				policy_from_json(&cf, r->spec_json);
+				if (!keeps(&cf, out[i].exit_code == 0 && !out[i].oom))
+					remove_container(c, ref_id(r));
+			}
+		}
 		json_decref(j);
 	}
 	expt_err_clear(err);
 	return 0;
+}
+
+/* The log stream: local's over the run's files; for a run no expt process supervises, the
+ * files are completed from the engine's log first (and every half second when following). */
+struct clogs {
+	void *local;
+	struct ctr *c;
+	char *log_dir;
+	int attempt;
+	int64_t next;
+};
+
+static int ctr_logs_open(void *state, const struct expt_run_rec *run,
+			 const struct expt_logs_opts *o, void **stream, struct expt_err *err)
+{
+	struct ctr *c = state;
+	struct clogs *l = expt_xcalloc(1, sizeof(*l));
+	int rc;
+
+	if (run->status == EXPT_RUN_RUNNING && run->supervisor_pid <= 0 && run->log_dir &&
+	    run->backend_ref) {
+		l->c = c;
+		l->log_dir = expt_xstrdup(run->log_dir);
+		l->attempt = run->attempt;
+		harvest(c, l->log_dir, l->attempt, 0);
+		l->next = expt_mono_ms() + 500;
+	}
+	if ((rc = expt_local_logs_open(state, run, o, &l->local, err))) {
+		free(l->log_dir);
+		free(l);
+		return rc;
+	}
+	*stream = l;
+	return 0;
+}
+
+static int ctr_logs_read(void *stream, int run_ended, expt_line_fn fn, void *payload, int *ended,
+			 struct expt_err *err)
+{
+	struct clogs *l = stream;
+
+	if (l->c && expt_mono_ms() >= l->next) {
+		harvest(l->c, l->log_dir, l->attempt, run_ended);
+		l->next = expt_mono_ms() + 500;
+	}
+	return expt_local_logs_read(l->local, run_ended, fn, payload, ended, err);
+}
+
+static void ctr_logs_close(void *stream)
+{
+	struct clogs *l = stream;
+
+	if (!l)
+		return;
+	expt_local_logs_close(l->local);
+	free(l->log_dir);
+	free(l);
+}
+
+/* Lets go of the submitted jobs once all have started: the engine keeps their containers. */
+static int ctr_detach(void *state, struct expt_err *err)
+{
+	struct ctr *c = state;
+
+	(void)err;
+	if (c->sched && !expt_sched_all_started(c->sched))
+		return 0;
+	if (c->sched) {
+		c->letting_go = 1;
+		expt_sched_let_go(c->sched);
+		c->letting_go = 0;
+		teardown(c);
+	}
+	return 1;
 }
 
 static int ctr_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
@@ -981,6 +1358,25 @@ static int ctr_diagnose(void *state, const struct expt_run_rec *r, size_t nlines
 				json_is_true(json_object_get(st, "OOMKilled")) ? "true" : "false");
 		if (e && *e)
 			expt_strv_pushf(&d->evidence, "engine error: %s", e);
+	} else if (r->log_dir) {
+		/* Removed already: what the engine said when it ended, kept beside the logs. */
+		json_t *aj = att_load(r->log_dir, r->attempt > 0 ? r->attempt : 1);
+		json_t *st = json_object_get(aj, "State");
+		if (st) {
+			const char *e = json_string_value(json_object_get(st, "Error"));
+			expt_strv_pushf(&d->evidence, "container: %.12s (removed) ended %s",
+					json_string_value(json_object_get(aj, "id")),
+					json_string_value(json_object_get(st, "FinishedAt"))
+					    ? json_string_value(json_object_get(st, "FinishedAt"))
+					    : "?");
+			expt_strv_pushf(
+			    &d->evidence, "exit code: %lld, OOMKilled: %s",
+			    (long long)json_integer_value(json_object_get(st, "ExitCode")),
+			    json_is_true(json_object_get(st, "OOMKilled")) ? "true" : "false");
+			if (e && *e)
+				expt_strv_pushf(&d->evidence, "engine error: %s", e);
+		}
+		json_decref(aj);
 	}
 	json_decref(j);
 	expt_err_clear(err);
@@ -1032,7 +1428,7 @@ static int ctr_remove(void *state, const struct expt_run_rec *run, struct expt_e
 
 const struct expt_backend_ops expt_backend_container = {
     .name = "container",
-    .caps = 0,
+    .caps = EXPT_BACKEND_DETACHED,
     .open = ctr_open,
     .close = ctr_close,
     .contract = ctr_contract,
@@ -1040,10 +1436,11 @@ const struct expt_backend_ops expt_backend_container = {
     .submit = ctr_submit,
     .watch = ctr_watch,
     .poll = ctr_poll,
-    .logs_open = expt_local_logs_open,
-    .logs_read = expt_local_logs_read,
-    .logs_close = expt_local_logs_close,
+    .logs_open = ctr_logs_open,
+    .logs_read = ctr_logs_read,
+    .logs_close = ctr_logs_close,
     .diagnose = ctr_diagnose,
     .stop = ctr_stop,
     .remove = ctr_remove,
+    .detach = ctr_detach,
 };

@@ -77,7 +77,7 @@ void cli_specopts_release(struct cli_specopts *o)
 int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_output fmt)
 {
 	json_t *root = json_object(), *runs = json_array();
-	struct expt_backend_conf conf = {spec->resolved_json, ctx->db_path, spec};
+	struct expt_backend_conf conf = {spec->resolved_json, ctx->db_path, spec, 1};
 	struct expt_backend be = {0};
 	struct expt_contract kc;
 	int rc = 0;
