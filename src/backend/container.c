@@ -1170,6 +1170,59 @@ static const char *ref_id(const struct expt_run_rec *run)
 	return run->run_id;
 }
 
+/* An ended container of a run no expt process supervises: its output completed into the log
+ * files, the engine's State kept beside them, then the container removed unless the spec's
+ * cleanup keeps it. */
+static void settle(struct ctr *c, const struct expt_run_rec *r, const char *id, json_t *state,
+		   int succeeded)
+{
+	int num = r->attempt > 0 ? r->attempt : 1;
+	struct conf cf;
+
+	if (r->log_dir) {
+		harvest(c, r->log_dir, num, 1);
+		save_evidence(r->log_dir, num, state);
+	}
+	memset(&cf, 0, sizeof(cf));
+	policy_from_json(&cf, r->spec_json);
+	if (!keeps(&cf, succeeded))
+		remove_container(c, id);
+}
+
+/* The newest container labelled expt.dev/run=run_id (a run whose container was created but
+ * not recorded, or named otherwise by on_conflict: new-id): its id in id, 1; 0 when none. */
+static int find_by_label(struct ctr *c, const char *run_id, char *id, size_t n)
+{
+	json_t *f = json_pack("{s:[s+]}", "label", "expt.dev/run=", run_id), *j = NULL, *v;
+	char *text = json_dumps(f, JSON_COMPACT), *q = expt_docker_escape(text);
+	char *path = expt_xasprintf("/containers/json?all=1&filters=%s", q);
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_buf b = EXPT_BUF_INIT;
+	long status = 0;
+	json_int_t newest = -1;
+	size_t i;
+
+	id[0] = '\0';
+	if (!expt_docker_call(c->d, "GET", path, NULL, 0, &status, &b, &e) && status == 200)
+		j = json_loads(b.buf, 0, NULL);
+	json_array_foreach(j, i, v)
+	{
+		const char *cid = json_string_value(json_object_get(v, "Id"));
+		json_int_t created = json_integer_value(json_object_get(v, "Created"));
+		if (cid && created > newest) {
+			newest = created;
+			snprintf(id, n, "%s", cid);
+		}
+	}
+	json_decref(j);
+	json_decref(f);
+	free(text);
+	free(q);
+	free(path);
+	expt_buf_release(&b);
+	return id[0] != '\0';
+}
+
 /* A run no expt process supervises any more (its supervisor was killed, or `-d` left it to the
  * engine): its log files are completed from the engine's log, and once the container ended, its
  * end is read from inspect, the evidence kept beside the logs, and the container removed as the
@@ -1188,23 +1241,38 @@ static int ctr_poll(void *state, const struct expt_run_rec *runs, size_t n,
 		memset(&out[i], 0, sizeof(out[i]));
 		out[i].exit_code = -1;
 		out[i].attempt = r->attempt;
-		if (expt_run_status_done(r->status) || r->status == EXPT_RUN_QUEUED)
+		const char *ref = ref_id(r);
+		char found[80];
+
+		if (expt_run_status_done(r->status))
 			continue;
 		if (reach < 0)
 			reach = !connect_engine(c, err);
-		if (!reach || inspect(c, ref_id(r), &j, &status, err))
+		if (!reach)
 			continue; /* UNKNOWN: the engine cannot say */
+		/* Queued (its supervisor died before it recorded the start), or not under the name
+		 * recorded: the engine is asked by label. */
+		if (r->status == EXPT_RUN_QUEUED) {
+			if (!find_by_label(c, r->run_id, found, sizeof(found)))
+				continue;
+			ref = found;
+		}
+		if (inspect(c, ref, &j, &status, err))
+			continue;
+		if (!j && status == 404 && find_by_label(c, r->run_id, found, sizeof(found)) &&
+		    strcmp(found, ref) && inspect(c, (ref = found), &j, &status, err))
+			continue;
 		st = json_object_get(j, "State");
 		if (!j && status == 404) {
 			out[i].phase = EXPT_OBS_GONE;
 			snprintf(out[i].message, sizeof(out[i].message),
 				 "the engine no longer knows its container %s, and no expt process "
 				 "saw it end",
-				 ref_id(r));
+				 ref);
 		} else if (json_is_true(json_object_get(st, "Running"))) {
 			out[i].phase = EXPT_OBS_RUNNING;
 			if (r->log_dir)
-				harvest(c, r->log_dir, r->attempt, 0);
+				harvest(c, r->log_dir, r->attempt > 0 ? r->attempt : 1, 0);
 		} else if (j) {
 			const char *s = json_string_value(json_object_get(st, "Status"));
 			if (s && !strcmp(s, "created")) {
@@ -1220,17 +1288,7 @@ static int ctr_poll(void *state, const struct expt_run_rec *runs, size_t n,
 			    rfc3339_ms(json_string_value(json_object_get(st, "FinishedAt")));
 			if (r->node)
 				snprintf(out[i].node, sizeof(out[i].node), "%s", r->node);
-			if (r->log_dir) {
-				harvest(c, r->log_dir, r->attempt, 1);
-				save_evidence(r->log_dir, r->attempt, st);
-			}
-			if (!c->have_conf) {
-				struct conf cf;
-				memset(&cf, 0, sizeof(cf));
-				policy_from_json(&cf, r->spec_json);
-				if (!keeps(&cf, out[i].exit_code == 0 && !out[i].oom))
-					remove_container(c, ref_id(r));
-			}
+			settle(c, r, ref, st, out[i].exit_code == 0 && !out[i].oom);
 		}
 		json_decref(j);
 	}
@@ -1409,6 +1467,15 @@ static int ctr_stop(void *state, const struct expt_run_rec *run, int64_t grace_m
 		expt_docker_errmsg(&b, em, sizeof(em));
 		rc = expt_err_set(err, EXPT_EBACKEND, "cannot stop container %s: %s", ref_id(run),
 				  em);
+	}
+	if (!rc && run->supervisor_pid <= 0) {
+		/* No supervisor will see it end: settled here, as a read command would. */
+		json_t *j = NULL;
+		if (!inspect(c, ref_id(run), &j, &status, err) && j &&
+		    !json_is_true(json_object_get(json_object_get(j, "State"), "Running")))
+			settle(c, run, ref_id(run), json_object_get(j, "State"), 0);
+		json_decref(j);
+		expt_err_clear(err);
 	}
 	free(path);
 	expt_buf_release(&b);

@@ -42,6 +42,13 @@ elif mode == "big":
 elif mode == "sleep":
     print("sleeping", flush=True)
     time.sleep(300)
+elif mode == "wait":
+    print("waiting", flush=True)
+    while not os.path.exists("release"):
+        time.sleep(0.05)
+    print("expt: acc=0.75", flush=True)
+    print("released", flush=True)
+    sys.exit(int(os.environ["EXPT_PARAM_CODE"]))
 print("hello from the container", os.getuid(), os.getgid())
 print("params:", open(os.environ["EXPT_PARAMS_FILE"]).read())
 print("expt: loss=0.5")
@@ -175,5 +182,104 @@ expect_code "an unknown limit" 2 "$EXPT" run container.ulimits.nofiles=10
 contains "suggests the right one" "$out" "nofile"
 expect_code "soft above hard" 2 "$EXPT" run container.ulimits.nproc=20:10
 expect_code "an unknown key" 2 "$EXPT" run container.networks=none
+
+
+# Detached (EXPT_BACKEND_DETACHED): the engine keeps runs going without expt. The runs wait for a
+# file in the project (mounted at its own path), so nothing here depends on timing.
+last_run() { "$EXPT" ps -o json | json 'max(d, key=lambda r: int(r["id"].rsplit("-", 1)[1]))["id"]'; }
+next_run() { echo "$N-$(($("$EXPT" ps -o json | json 'max([int(r["id"].rsplit("-", 1)[1]) for r in d] + [0])') + 1))"; }
+run_row() { "$EXPT" ps -o json | json "[(r['status'], r['exit_code'], r['reason']) for r in d if r['id']=='$1'][0]"; }
+rm -f release
+R=$(next_run)
+expect_code "-d, every run can start at once" 0 "$EXPT" run -d mode=wait
+contains "the engine keeps it: no supervisor" "$out" "keeps it going without expt"
+not_contains "none is forked" "$out" "supervisor pid"
+wait_status $R running
+wait_lines $R waiting 1
+expect_code "debug" 0 "$EXPT" debug $R
+contains "says expt left it to the engine" "$out" "left it to the engine"
+touch release
+wait_status $R succeeded
+equals "its end, from inspect" "$(run_row $R)" "('succeeded', 0, 'exit')"
+expect_code "logs" 0 "$EXPT" logs $R
+contains "output no expt process followed comes from the engine" "$out" "released"
+expect_code "show" 0 "$EXPT" show $R -o json
+equals "its metric reaches the store" "$(echo "$out" | json 'd["metrics"]["acc"]["last"]')" "0.75"
+equals "its container is removed once its end is recorded" "$(containers_of $N)" "0"
+rm -f release
+
+# The supervisor killed: the container goes on, ps adopts it, then records how it ended.
+R=$(next_run)
+expect_code "-d with a timeout has a supervisor" 0 "$EXPT" run -d mode=wait code=4 timeout=1h
+sup=$(echo "$out" | sed -n 's/.*supervisor pid \([0-9]*\).*/\1/p')
+wait_status $R running
+wait_lines $R waiting 1
+kill -KILL "$sup" 2>/dev/null
+for ((i = 0; i < 100; i++)); do [ -d /proc/"$sup" ] && [ "$(awk '{print $3}' /proc/"$sup"/stat 2>/dev/null)" != Z ] || break; sleep 0.05; done
+equals "ps: still running, the engine has it" "$(status_of $R)" "running"
+equals "its container goes on" "$(containers_of $N)" "1"
+expect_code "debug" 0 "$EXPT" debug $R
+contains "says it was adopted" "$out" "the engine still runs it"
+touch release
+wait_status $R failed
+equals "its exit code, from inspect" "$(run_row $R)" "('failed', 4, 'exit')"
+expect_code "logs" 0 "$EXPT" logs $R
+contains "what the supervisor saw" "$out" "waiting"
+contains "and what came after it died" "$out" "released"
+equals "each line once" "$(grep -c waiting .expt/runs/$R/logs/stdout.log)" "1"
+expect_code "show" 0 "$EXPT" show $R -o json
+equals "its metric reaches the store" "$(echo "$out" | json 'd["metrics"]["acc"]["last"]')" "0.75"
+expect_code "debug" 0 "$EXPT" debug $R
+contains "the engine's last word, kept after the container is gone" "$out" "(removed) ended"
+equals "removed" "$(containers_of $N)" "0"
+rm -f release
+
+# More runs than parallel: the queued one needs the supervisor. With it gone, the running one
+# goes on and the queued one is lost (no expt process is left to start it).
+R=$(next_run)
+R2=$N-$((${R##*-} + 1))
+expect_code "-d, two runs, parallel 1" 0 "$EXPT" run -d mode=wait code=0,5 parallel=1
+sup=$(echo "$out" | sed -n 's/.*supervisor pid \([0-9]*\).*/\1/p')
+wait_status $R running
+kill -KILL "$sup" 2>/dev/null
+for ((i = 0; i < 100; i++)); do [ -d /proc/"$sup" ] && [ "$(awk '{print $3}' /proc/"$sup"/stat 2>/dev/null)" != Z ] || break; sleep 0.05; done
+equals "the queued run is lost with its supervisor" "$(run_row $R2)" "('failed', None, 'supervisor-lost')"
+equals "the running one goes on" "$(status_of $R)" "running"
+touch release
+wait_status $R succeeded
+rm -f release
+
+# on_conflict: a container with the run's name exists already.
+mkname() {
+	curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
+		-d "{\"Image\": \"$EXPT_TEST_PYTHON_IMAGE\", \"Labels\": {\"t\": \"$N\"}}" "http://d/v1.41/containers/create?name=$1" >/dev/null
+}
+R=$(next_run)
+mkname $R
+expect_code "on_conflict: replace" 0 "$EXPT" run -q on_conflict=replace
+equals "the old container was replaced" "$(engine "/containers/$R/json" | json 'd.get("Config", {}).get("Labels", {}).get("t", "")' 2>/dev/null)" ""
+R=$(next_run)
+mkname $R
+expect_code "on_conflict: new-id" 0 "$EXPT" run on_conflict=new-id container.keep=true
+contains "under another name" "$out" "started (container:"
+equals "the other container is left alone" "$(engine "/containers/$R/json" | json 'd["Config"]["Labels"]["t"]')" "$N"
+equals "the run's own, named after it" "$(engine "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22expt.dev%2Frun%3D$R%22%5D%7D" | json 'd[0]["Names"][0].lstrip("/").startswith("'"$R"'-")')" "True"
+expect_code "rm" 0 "$EXPT" rm $R
+curl -s --unix-socket "$SOCK" -X DELETE "http://d/v1.41/containers/$R?force=1" >/dev/null
+
+# cleanup: failed runs' containers kept (for inspection), succeeded ones removed.
+expect_code "cleanup failed: keep, a failure" 1 "$EXPT" run -q code=6 cleanup.failed=keep
+R=$(last_run)
+equals "its container is kept" "$(containers_of $N)" "1"
+expect_code "debug" 0 "$EXPT" debug $R
+contains "debug asks the engine" "$out" "exit code: 6"
+expect_code "cleanup failed: keep, a success" 0 "$EXPT" run -q cleanup.failed=keep
+equals "its container is removed" "$(containers_of $N)" "1"
+expect_code "rm removes the kept one" 0 "$EXPT" rm $R
+equals "none left" "$(containers_of $N)" "0"
+
+# plan and --dry-run need no engine.
+expect_code "plan without an engine" 0 env DOCKER_HOST=unix://"$T"/no.sock "$EXPT" plan
+expect_code "--dry-run without an engine" 0 env DOCKER_HOST=unix://"$T"/no.sock "$EXPT" run --dry-run
 
 finish
