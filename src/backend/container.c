@@ -43,6 +43,9 @@ struct conf {
 	struct expt_strv binds;		 /* "/host:/ctr[:ro]" for inputs and outputs */
 	struct expt_strv io;		 /* "inputs.NAME=/mount" as the run sees them */
 	char *experiment;
+	char *engine;	/* container.engine: NULL auto, "docker", "podman" */
+	int code_image; /* container.code: image (the project is not mounted) */
+	char *user;	/* container.user, NULL = the invoking uid:gid */
 };
 
 struct stream {
@@ -94,7 +97,12 @@ static void policy_from_json(struct conf *cf, const char *spec_json)
 	const char *su = json_string_value(json_object_get(cl, "succeeded"));
 	const char *oc = json_string_value(json_object_get(j, "on_conflict"));
 
+	const char *eng =
+	    json_string_value(json_object_get(json_object_get(j, "container"), "engine"));
+
 	cf->keep = json_is_true(json_object_get(json_object_get(j, "container"), "keep"));
+	free(cf->engine);
+	cf->engine = eng && strcmp(eng, "auto") ? expt_xstrdup(eng) : NULL;
 	cf->keep_failed = f && !strcmp(f, "keep");
 	cf->keep_succeeded = su && !strcmp(su, "keep");
 	cf->on_conflict = !oc || !strcmp(oc, "fail") ? CONFLICT_FAIL
@@ -148,7 +156,7 @@ static int connect_engine(struct ctr *c, struct expt_err *err)
 {
 	if (c->d)
 		return 0;
-	return expt_docker_open(&c->d, err);
+	return expt_docker_open_engine(&c->d, c->conf.engine, err);
 }
 
 /* ---- the spec ---- */
@@ -183,6 +191,8 @@ static int conf_from_spec(struct conf *cf, const struct expt_spec *spec, struct 
 	cf->nano_cpus = spec->resources.cpu_milli * 1000000;
 	cf->network = spec->container.network ? expt_xstrdup(spec->container.network) : NULL;
 	policy_from_json(cf, spec->resolved_json);
+	cf->code_image = spec->container.code && !strcmp(spec->container.code, "image");
+	cf->user = spec->container.user ? expt_xstrdup(spec->container.user) : NULL;
 	cf->keep |= spec->container.keep;
 	cf->pull = !spec->container.pull || !strcmp(spec->container.pull, "missing") ? PULL_MISSING
 		   : !strcmp(spec->container.pull, "always")			     ? PULL_ALWAYS
@@ -234,6 +244,8 @@ static void conf_release(struct conf *cf)
 	free(cf->project);
 	free(cf->experiment);
 	free(cf->network);
+	free(cf->engine);
+	free(cf->user);
 	expt_strv_release(&cf->ulimits);
 	expt_strv_release(&cf->binds);
 	expt_strv_release(&cf->io);
@@ -256,7 +268,8 @@ static json_t *create_body(const struct ctr *c, const struct expt_job *job, cons
 	const struct conf *cf = &c->conf;
 	json_t *o = json_object(), *hc = json_object(), *labels = json_object();
 	json_t *binds = strv_json(&cf->binds), *ul = json_array(), *env = strv_json(&job->env);
-	char *user = expt_xasprintf("%u:%u", (unsigned)getuid(), (unsigned)getgid());
+	char *user = cf->user ? expt_xstrdup(cf->user)
+			      : expt_xasprintf("%u:%u", (unsigned)getuid(), (unsigned)getgid());
 
 	json_object_set_new(labels, "expt.dev/experiment",
 			    json_string(cf->experiment ? cf->experiment : ""));
@@ -268,7 +281,7 @@ static json_t *create_body(const struct ctr *c, const struct expt_job *job, cons
 		json_array_append_new(env, json_sprintf("CUDA_VISIBLE_DEVICES=%s", gpus));
 		json_array_append_new(env, json_string("CUDA_DEVICE_ORDER=PCI_BUS_ID"));
 	}
-	if (cf->project)
+	if (cf->project && !cf->code_image)
 		json_object_set_new(o, "WorkingDir", json_string(cf->project));
 	json_object_set_new(o, "User", json_string(user));
 	json_object_set_new(o, "Labels", labels);
@@ -284,7 +297,7 @@ static json_t *create_body(const struct ctr *c, const struct expt_job *job, cons
 	if (job->log_dir && job->params_json)
 		json_array_insert_new(
 		    binds, 1, json_sprintf("%s/params.json:%s:ro", job->log_dir, PARAMS_MOUNT));
-	if (cf->project)
+	if (cf->project && !cf->code_image)
 		json_array_insert_new(binds, 0, json_sprintf("%s:%s", cf->project, cf->project));
 	json_object_set_new(hc, "Binds", binds);
 	if (job->memory_bytes > 0) {
@@ -1064,6 +1077,8 @@ static int ctr_open(void **state, const struct expt_backend_conf *conf, struct e
 	int rc;
 
 	c->db_path = conf && conf->db_path ? expt_xstrdup(conf->db_path) : NULL;
+	if (conf && !conf->spec && conf->spec_json)
+		policy_from_json(&c->conf, conf->spec_json); /* which engine, for read commands */
 	if (conf && conf->spec) {
 		c->have_conf = 1;
 		if ((rc = conf_from_spec(&c->conf, conf->spec, err)) ||

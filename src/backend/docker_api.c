@@ -19,6 +19,7 @@ struct expt_docker {
 	char *sock;
 	char version[32]; /* "/v1.41" */
 	CURL *c;
+	int podman; /* the engine is Podman's service */
 };
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *payload)
@@ -118,6 +119,18 @@ static int probe(struct expt_docker *d, const char *sock, char *why, size_t n)
 		min = MAX_API_MINOR;
 	}
 	snprintf(d->version, sizeof(d->version), "/v%ld.%ld", maj, min);
+	{
+		/* Podman's service names itself among the components ("Podman Engine"). */
+		json_t *comps = json_object_get(j, "Components"), *v;
+		size_t i;
+		d->podman = 0;
+		json_array_foreach(comps, i, v)
+		{
+			const char *name = json_string_value(json_object_get(v, "Name"));
+			if (name && strstr(name, "Podman"))
+				d->podman = 1;
+		}
+	}
 	rc = 0;
 out:
 	json_decref(j);
@@ -127,6 +140,12 @@ out:
 
 int expt_docker_open(struct expt_docker **out, struct expt_err *err)
 {
+	return expt_docker_open_engine(out, NULL, err);
+}
+
+int expt_docker_open_engine(struct expt_docker **out, const char *want, struct expt_err *err)
+{
+	int docker = want && !strcmp(want, "docker"), podman = want && !strcmp(want, "podman");
 	struct expt_docker *d = expt_xcalloc(1, sizeof(*d));
 	struct expt_strv cands = EXPT_STRV_INIT;
 	struct expt_buf tried = EXPT_BUF_INIT;
@@ -147,9 +166,11 @@ int expt_docker_open(struct expt_docker **out, struct expt_err *err)
 		}
 		expt_strv_push(&cands, host + 7);
 	} else {
-		expt_strv_push(&cands, "/var/run/docker.sock");
-		expt_strv_push(&cands, "/run/podman/podman.sock");
-		if (xdg && *xdg)
+		if (!podman)
+			expt_strv_push(&cands, "/var/run/docker.sock");
+		if (!docker)
+			expt_strv_push(&cands, "/run/podman/podman.sock");
+		if (!docker && xdg && *xdg)
 			expt_strv_pushf(&cands, "%s/podman/podman.sock", xdg);
 	}
 	d->c = EXPT_CURL->easy_init();
@@ -159,9 +180,14 @@ int expt_docker_open(struct expt_docker **out, struct expt_err *err)
 	}
 	for (size_t i = 0; i < cands.n; i++) {
 		if (!probe(d, cands.v[i], why, sizeof(why))) {
-			d->sock = expt_xstrdup(cands.v[i]);
-			*out = d;
-			goto out;
+			if ((docker && d->podman) || (podman && !d->podman)) {
+				snprintf(why, sizeof(why), "answers as %s, container.engine is %s",
+					 d->podman ? "Podman" : "Docker", want);
+			} else {
+				d->sock = expt_xstrdup(cands.v[i]);
+				*out = d;
+				goto out;
+			}
 		}
 		expt_buf_addf(&tried, "%s%s (%s)", i ? ", " : "", cands.v[i], why);
 	}

@@ -19,6 +19,10 @@ struct expt_docker; /* a connection to one engine: its socket and the API versio
  * that answers GET /version. The API version is the server's, capped at 1.41. EXPT_EBACKEND
  * naming every socket tried (and why each failed) when none answers. *out: expt_docker_free. */
 int expt_docker_open(struct expt_docker **out, struct expt_err *err);
+/* The same, for container.engine: want "docker" tries only Docker's socket, "podman" only
+ * Podman's (DOCKER_HOST, when set, is still the only one tried), and an engine that answers as
+ * the other one is refused, named in the error; NULL or "auto" is expt_docker_open. */
+int expt_docker_open_engine(struct expt_docker **out, const char *want, struct expt_err *err);
 void expt_docker_free(struct expt_docker *d); /* NULL is a no-op */
 
 /* The socket path and the "/v1.41" prefix in use. Owned by d. */

@@ -413,6 +413,9 @@ void expt_spec_free(struct expt_spec *s)
 	kvs_release(&s->container.ulimits);
 	free(s->container.network);
 	free(s->container.pull);
+	free(s->container.engine);
+	free(s->container.code);
+	free(s->container.user);
 	for (i = 0; i < s->nruns; i++)
 		expt_params_release(&s->runs[i].params);
 	free(s->runs);

@@ -107,6 +107,9 @@ struct expt_spec {
 		char *network;		 /* HostConfig.NetworkMode; NULL = the engine's default */
 		int keep;		 /* keep finished containers (default: removed) */
 		char *pull;		 /* missing (default) | always | never */
+		char *engine;		 /* auto (default) | docker | podman */
+		char *code;		 /* mount (default) | image */
+		char *user;		 /* "UID[:GID]" or a name; NULL = the invoking uid:gid */
 	} container;
 };
 

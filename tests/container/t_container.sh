@@ -282,4 +282,28 @@ equals "none left" "$(containers_of $N)" "0"
 expect_code "plan without an engine" 0 env DOCKER_HOST=unix://"$T"/no.sock "$EXPT" plan
 expect_code "--dry-run without an engine" 0 env DOCKER_HOST=unix://"$T"/no.sock "$EXPT" run --dry-run
 
+
+# container.engine: the engine that answers must be the one asked for.
+expect_code "engine: docker, Podman answers" 5 "$EXPT" run -q container.engine=docker
+contains "says which answered" "$out" "answers as Podman, container.engine is docker"
+expect_code "engine: podman" 0 "$EXPT" run -q container.engine=podman
+
+# container.user: files the run writes to an output belong to that user (an output directory
+# anyone may write to, as the run is not the invoking user here).
+mkdir -p shared && chmod 1777 shared
+expect_code "container.user" 0 "$EXPT" run -q container.user=4321:4321 \
+	'outputs={res: {to: ./shared}}' 'command=python3 -c "import os; open(os.environ[\"EXPT_OUTPUT_RES\"] + \"/u.txt\", \"w\").write(str(os.getuid()))"'
+equals "the run ran as that user" "$(cat shared/u.txt 2>/dev/null)" "4321"
+equals "and its file is that user's" "$(stat -c %u:%g shared/u.txt 2>/dev/null)" "4321:4321"
+
+# container.code: image runs the image's own code: the project is not mounted.
+expect_code "code: image, the project's file is not there" 1 "$EXPT" run -q container.code=image container.keep=true
+R=$(last_run)
+cid=$(engine "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22expt.dev%2Frun%3D$R%22%5D%7D" | json 'd[0]["Id"]')
+not_contains "no bind of the project" "$(engine "/containers/$cid/json" | json 'd["HostConfig"]["Binds"]')" "$T:$T"
+expect_code "rm" 0 "$EXPT" rm $R
+expect_code "code: mount (the default) mounts it" 0 "$EXPT" run -q container.code=mount
+expect_code "a bad code" 2 "$EXPT" run container.code=copy
+contains "names the choices" "$out" "mount or image"
+
 finish
