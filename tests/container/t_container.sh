@@ -290,9 +290,22 @@ expect_code "engine: podman" 0 "$EXPT" run -q container.engine=podman
 
 # container.user: files the run writes to an output belong to that user (an output directory
 # anyone may write to, as the run is not the invoking user here).
+chmod 755 "$T" # the project is mounted and is the working directory: that user must enter it
 mkdir -p shared && chmod 1777 shared
-expect_code "container.user" 0 "$EXPT" run -q container.user=4321:4321 \
-	'outputs={res: {to: ./shared}}' 'command=python3 -c "import os; open(os.environ[\"EXPT_OUTPUT_RES\"] + \"/u.txt\", \"w\").write(str(os.getuid()))"'
+cat > user.yaml <<YAML
+name: u$N
+image: $EXPT_TEST_PYTHON_IMAGE
+backend: container
+command: python3 u.py
+args: none
+outputs: {res: {to: ./shared}}
+container: {network: none, user: "4321:4321"}
+YAML
+cat > u.py <<'PY'
+import os
+open(os.path.join(os.environ["EXPT_OUTPUT_RES"], "u.txt"), "w").write(str(os.getuid()))
+PY
+expect_code "container.user" 0 "$EXPT" run -q -f user.yaml
 equals "the run ran as that user" "$(cat shared/u.txt 2>/dev/null)" "4321"
 equals "and its file is that user's" "$(stat -c %u:%g shared/u.txt 2>/dev/null)" "4321:4321"
 
