@@ -470,19 +470,24 @@ static int pull(struct ctr *c, const char *image, char *msg, size_t n)
 {
 	struct expt_err e = EXPT_ERR_INIT;
 	struct expt_buf b = EXPT_BUF_INIT;
-	char *q = expt_docker_escape(image), *path;
+	char *q = expt_docker_escape(image), *path, *auth, *hdr = NULL, reg[256];
 	long status;
 	int rc = -1;
 
 	path = expt_xasprintf("/images/create?fromImage=%s", q);
-	if (expt_docker_call(c->d, "POST", path, NULL, PULL_TIMEOUT_MS, &status, &b, &e)) {
+	/* Credentials for its registry, from the Docker client's config, as `docker pull`. */
+	if ((auth = expt_docker_registry_auth(image, reg, sizeof(reg))))
+		hdr = expt_xasprintf("X-Registry-Auth: %s", auth);
+	free(auth);
+	if (expt_docker_call_hdr(c->d, "POST", path, NULL, hdr, PULL_TIMEOUT_MS, &status, &b, &e)) {
 		snprintf(msg, n, "cannot pull %s: %s", image, e.msg);
 		goto out;
 	}
 	if (status != 200) {
 		char em[512];
 		expt_docker_errmsg(&b, em, sizeof(em));
-		snprintf(msg, n, "cannot pull image %s: %s", image, em);
+		snprintf(msg, n, "cannot pull image %s: %s%s", image, em,
+			 hdr ? "" : " (no credentials for it in ~/.docker/config.json)");
 		goto out;
 	}
 	rc = 0;
@@ -491,7 +496,10 @@ static int pull(struct ctr *c, const char *image, char *msg, size_t n)
 		json_t *j = json_loadb(line, len, 0, NULL);
 		const char *em = json_string_value(json_object_get(j, "error"));
 		if (em) {
-			snprintf(msg, n, "cannot pull image %s: %s", image, em);
+			snprintf(msg, n, "cannot pull image %s: %s%s", image, em,
+				 hdr ? ""
+				     : " (no credentials for its registry in "
+				       "~/.docker/config.json)");
 			rc = -1;
 		}
 		json_decref(j);
@@ -500,6 +508,7 @@ static int pull(struct ctr *c, const char *image, char *msg, size_t n)
 out:
 	free(q);
 	free(path);
+	free(hdr);
 	expt_buf_release(&b);
 	return rc;
 }

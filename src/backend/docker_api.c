@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/base64.h"
 #include "util/util.h"
 
 #define MAX_API_MAJOR 1
@@ -32,7 +33,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *payload)
 
 /* One request on c to sock; url complete. Returns 0 or EXPT_EBACKEND. */
 static int request(CURL *c, const char *sock, const char *method, const char *url, const char *body,
-		   int64_t timeout_ms, long *status, struct expt_buf *resp, struct expt_err *err)
+		   const char *header, int64_t timeout_ms, long *status, struct expt_buf *resp,
+		   struct expt_err *err)
 {
 	struct curl_slist *hdr = NULL;
 	CURLcode rc;
@@ -47,9 +49,13 @@ static int request(CURL *c, const char *sock, const char *method, const char *ur
 			       (long)(timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS));
 	EXPT_CURL->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	EXPT_CURL->easy_setopt(c, CURLOPT_WRITEDATA, resp);
-	if (body) {
+	if (header)
+		hdr = EXPT_CURL->slist_append(hdr, header);
+	if (body)
 		hdr = EXPT_CURL->slist_append(hdr, "Content-Type: application/json");
+	if (hdr)
 		EXPT_CURL->easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	if (body) {
 		EXPT_CURL->easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		EXPT_CURL->easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	} else if (!strcmp(method, "POST")) {
@@ -99,8 +105,8 @@ static int probe(struct expt_docker *d, const char *sock, char *why, size_t n)
 		snprintf(why, n, "no such socket");
 		goto out;
 	}
-	if (request(d->c, sock, "GET", "http://d/version", NULL, PROBE_TIMEOUT_MS, &status, &b,
-		    &e)) {
+	if (request(d->c, sock, "GET", "http://d/version", NULL, NULL, PROBE_TIMEOUT_MS, &status,
+		    &b, &e)) {
 		const char *colon = strstr(e.msg, ": ");
 		snprintf(why, n, "%.400s", colon ? colon + 2 : e.msg);
 		goto out;
@@ -249,14 +255,98 @@ char *expt_docker_escape(const char *s)
 int expt_docker_call(struct expt_docker *d, const char *method, const char *path, const char *body,
 		     int64_t timeout_ms, long *status, struct expt_buf *resp, struct expt_err *err)
 {
+	return expt_docker_call_hdr(d, method, path, body, NULL, timeout_ms, status, resp, err);
+}
+
+int expt_docker_call_hdr(struct expt_docker *d, const char *method, const char *path,
+			 const char *body, const char *header, int64_t timeout_ms, long *status,
+			 struct expt_buf *resp, struct expt_err *err)
+{
 	char *url = expt_docker_url(d, path);
 	int rc;
 
 	resp->max = EXPT_DOCKER_BODY_MAX;
 	*status = 0;
-	rc = request(d->c, d->sock, method, url, body, timeout_ms, status, resp, err);
+	rc = request(d->c, d->sock, method, url, body, header, timeout_ms, status, resp, err);
 	free(url);
 	return rc;
+}
+
+/* The registry an image reference names: its first component when that looks like a host
+ * (a '.', a ':', or localhost), else Docker Hub. Caller frees. */
+static char *registry_of(const char *image)
+{
+	const char *slash = strchr(image, '/');
+	size_t len = slash ? (size_t)(slash - image) : 0;
+
+	if (slash && (memchr(image, '.', len) || memchr(image, ':', len) ||
+		      (len == 9 && !strncmp(image, "localhost", 9))))
+		return expt_xstrndup(image, len);
+	return expt_xstrdup("docker.io");
+}
+
+/* A config.json `auths` key as a bare host[:port] ("https://host:5000/v1/" -> "host:5000"). */
+static int same_registry(const char *key, const char *reg)
+{
+	const char *k = key, *end;
+
+	if (!strncmp(k, "https://", 8))
+		k += 8;
+	else if (!strncmp(k, "http://", 7))
+		k += 7;
+	end = k + strcspn(k, "/");
+	if (!strcmp(reg, "docker.io") && (!strncmp(k, "index.docker.io", (size_t)(end - k)) ||
+					  !strncmp(k, "docker.io", (size_t)(end - k))))
+		return 1;
+	return strlen(reg) == (size_t)(end - k) && !strncmp(k, reg, (size_t)(end - k));
+}
+
+char *expt_docker_registry_auth(const char *image, char *registry, size_t n)
+{
+	const char *dir = getenv("DOCKER_CONFIG"), *home = getenv("HOME");
+	char *path = dir && *dir     ? expt_xasprintf("%s/config.json", dir)
+		     : home && *home ? expt_xasprintf("%s/.docker/config.json", home)
+				     : NULL;
+	char *reg = registry_of(image), *user = NULL, *pass = NULL, *out = NULL;
+	json_t *j = path ? json_load_file(path, 0, NULL) : NULL, *v;
+	const char *key;
+
+	snprintf(registry, n, "%s", reg);
+	json_object_foreach(json_object_get(j, "auths"), key, v)
+	{
+		const char *auth = json_string_value(json_object_get(v, "auth"));
+		if (!same_registry(key, reg))
+			continue;
+		if (auth && *auth) {
+			size_t len;
+			char *plain = expt_base64_decode(auth, &len), *colon;
+			if (plain && (colon = strchr(plain, ':'))) {
+				user = expt_xstrndup(plain, (size_t)(colon - plain));
+				pass = expt_xstrdup(colon + 1);
+			}
+			free(plain);
+		} else if (json_string_value(json_object_get(v, "username"))) {
+			user = expt_xstrdup(json_string_value(json_object_get(v, "username")));
+			pass = expt_xstrdup(json_string_value(json_object_get(v, "password"))
+						? json_string_value(json_object_get(v, "password"))
+						: "");
+		}
+		break;
+	}
+	if (user) {
+		json_t *a = json_pack("{s:s,s:s,s:s}", "username", user, "password", pass,
+				      "serveraddress", reg);
+		char *text = json_dumps(a, JSON_COMPACT);
+		out = expt_base64_encode(text, strlen(text), 1);
+		free(text);
+		json_decref(a);
+	}
+	json_decref(j);
+	free(path);
+	free(reg);
+	free(user);
+	free(pass);
+	return out;
 }
 
 void expt_docker_errmsg(const struct expt_buf *resp, char *out, size_t n)

@@ -36,6 +36,18 @@ const char *expt_docker_version(const struct expt_docker *d);
 int expt_docker_call(struct expt_docker *d, const char *method, const char *path, const char *body,
 		     int64_t timeout_ms, long *status, struct expt_buf *resp, struct expt_err *err);
 
+/* The same with one more request header ("Name: value"), or NULL. */
+int expt_docker_call_hdr(struct expt_docker *d, const char *method, const char *path,
+			 const char *body, const char *header, int64_t timeout_ms, long *status,
+			 struct expt_buf *resp, struct expt_err *err);
+
+/* The X-Registry-Auth value (base64url JSON of username, password, serveraddress) for pulling
+ * image: the `auths` entry of its registry in $DOCKER_CONFIG/config.json (default
+ * ~/.docker/config.json), from `auth` (base64 "user:password") or `username`/`password`; NULL
+ * when there is none (credential stores and helpers are not read). registry gets the registry
+ * the image names. Caller frees. */
+char *expt_docker_registry_auth(const char *image, char *registry, size_t n);
+
 /* The engine's error text in an error body ({"message": "..."}), else the body itself. */
 void expt_docker_errmsg(const struct expt_buf *resp, char *out, size_t n);
 

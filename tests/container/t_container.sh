@@ -319,4 +319,22 @@ expect_code "code: mount (the default) mounts it" 0 "$EXPT" run -q container.cod
 expect_code "a bad code" 2 "$EXPT" run container.code=copy
 contains "names the choices" "$out" "mount or image"
 
+
+# Registry credentials from the Docker client's config (DOCKER_CONFIG/config.json, `auths`),
+# against the htpasswd registry of tests/registry. Pulled every time: the engine outlives tests.
+if [ -n "${EXPT_TEST_REGISTRY_AUTH:-}" ]; then
+	AIMG=$EXPT_TEST_REGISTRY_AUTH/expt/python3:bookworm
+	mkdir -p dockercfg
+	dockercfg() { printf '{"auths": {"%s": {"auth": "%s"}}}' "$1" "$(printf '%s:%s' "$EXPT_TEST_REGISTRY_USER" "$2" | base64 -w0)" >dockercfg/config.json; }
+	expect_code "a private registry, no credentials" 1 env DOCKER_CONFIG="$T/dockercfg" "$EXPT" run -q "image=$AIMG" container.pull=always
+	expect_code "debug" 0 "$EXPT" debug "$(last_run)"
+	contains "says there were none" "$out" "no credentials for its registry in ~/.docker/config.json"
+	dockercfg "$EXPT_TEST_REGISTRY_AUTH" wrong
+	expect_code "a wrong password" 1 env DOCKER_CONFIG="$T/dockercfg" "$EXPT" run -q "image=$AIMG" container.pull=always
+	dockercfg "https://$EXPT_TEST_REGISTRY_AUTH/v1/" "$EXPT_TEST_REGISTRY_PASSWORD"
+	expect_code "the right one" 0 env DOCKER_CONFIG="$T/dockercfg" "$EXPT" run -q "image=$AIMG" container.pull=always
+else
+	echo "# skipped: registry credentials (no EXPT_TEST_REGISTRY_AUTH)"
+fi
+
 finish
