@@ -92,7 +92,6 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		expt_backend_close(&be);
 		return rc;
 	}
-	expt_backend_close(&be);
 	free(kc.output_dir);
 	free(kc.params_file);
 	kc.output_dir = expt_xstrdup("<output_dir>");
@@ -128,6 +127,27 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		json_object_set_new(run, "params", json_loads(pj, 0, NULL));
 		json_object_set_new(run, "argv", a);
 		json_object_set_new(run, "env", e);
+		{
+			/* What the backend would send for it (the container's create body), made
+			 * without asking the engine anything. */
+			struct expt_job job;
+			json_t *req = NULL;
+			struct expt_err re = EXPT_ERR_INIT;
+			memset(&job, 0, sizeof(job));
+			job.run_id = id;
+			job.argv = argv;
+			job.env = env;
+			job.cwd = spec->dir;
+			job.log_dir = "<log_dir>";
+			job.output_dir = "<output_dir>";
+			job.params_json = pj;
+			job.gpus = spec->resources.gpu;
+			job.memory_bytes = spec->resources.memory_bytes;
+			job.timeout_ms = spec->timeout_ms;
+			job.retries = spec->retries;
+			if (!be.ops->render(be.state, &job, &req, &re))
+				json_object_set_new(run, "request", req);
+		}
 		json_array_append_new(runs, run);
 		expt_strv_release(&argv);
 		expt_strv_release(&env);
@@ -189,6 +209,7 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		}
 	}
 out:
+	expt_backend_close(&be);
 	expt_contract_release(&kc);
 	json_decref(runs);
 	json_decref(root);

@@ -280,7 +280,8 @@ equals "none left" "$(containers_of $N)" "0"
 
 # plan and --dry-run need no engine.
 expect_code "plan without an engine" 0 env DOCKER_HOST=unix://"$T"/no.sock "$EXPT" plan
-expect_code "--dry-run without an engine" 0 env DOCKER_HOST=unix://"$T"/no.sock "$EXPT" run --dry-run
+expect_code "--dry-run without an engine" 0 env DOCKER_HOST=unix://"$T"/no.sock "$EXPT" run --dry-run -o json resources.memory=64Mi
+equals "shows the container's create body" "$(echo "$out" | json '(d["runs"][0]["request"]["Image"], d["runs"][0]["request"]["HostConfig"]["Memory"], d["runs"][0]["request"]["Labels"]["expt.dev/experiment"])')" "('$EXPT_TEST_PYTHON_IMAGE', 67108864, '$N')"
 
 
 # container.engine: the engine that answers must be the one asked for.
