@@ -24,6 +24,8 @@
 #define PULL_TIMEOUT_MS 600000 /* an image pull */
 #define OUTPUT_MOUNT "/expt/output"
 #define PARAMS_MOUNT "/expt/params.json"
+#define LIB_MOUNT "/expt/lib/libexpt.so"
+#define PY_MOUNT "/expt/python"
 #define REF_PREFIX "container:"
 
 enum { PULL_MISSING, PULL_ALWAYS, PULL_NEVER };
@@ -46,6 +48,10 @@ struct conf {
 	char *engine;	/* container.engine: NULL auto, "docker", "podman" */
 	int code_image; /* container.code: image (the project is not mounted) */
 	char *user;	/* container.user, NULL = the invoking uid:gid */
+	/* libexpt and the Python binding of this expt, mounted read-only for the run: */
+	char *lib;		   /* the host's libexpt.so (resolved), or NULL */
+	char *py;		   /* the host's python/ directory of the binding, or NULL */
+	struct expt_strv lib_deps; /* libraries libexpt needs beyond libc, host paths */
 };
 
 struct stream {
@@ -180,6 +186,43 @@ static int ulimit_push(struct expt_strv *v, const char *name, const char *text)
 	return 0;
 }
 
+/* libexpt and the Python binding of this expt, for runs whose image has neither: the library,
+ * the libraries it needs that the C library does not provide (as `ldd` resolves them here: the
+ * image shares this machine's C library ABI when it is the same distribution), and the
+ * binding's directory. */
+static void find_binding(struct conf *cf)
+{
+	struct expt_contract k;
+	struct expt_buf b = EXPT_BUF_INIT;
+
+	memset(&k, 0, sizeof(k));
+	expt_local_binding_paths(&k);
+	if (k.library) {
+		const char *argv[] = {"ldd", NULL, NULL};
+		cf->lib = realpath(k.library, NULL);
+		argv[1] = cf->lib;
+		expt_buf_init(&b, 1 << 16);
+		if (cf->lib && !expt_spawn_capture(argv, 5000, &b) && b.buf) {
+			for (char *line = b.buf; *line;) {
+				size_t len = strcspn(line, "\n");
+				char name[256], path[1024];
+				if (sscanf(line, " %255s => %1023s", name, path) == 2 &&
+				    path[0] == '/' && strncmp(name, "libc.so", 7) &&
+				    strncmp(name, "libm.so", 7) && strncmp(name, "ld-linux", 8) &&
+				    strncmp(name, "libpthread", 10) &&
+				    strncmp(name, "libdl.so", 8) && strncmp(name, "librt.so", 8))
+					expt_strv_pushf(&cf->lib_deps, "%s:/expt/lib/%s:ro", path,
+							name);
+				line += len + (line[len] == '\n');
+			}
+		}
+	}
+	if (k.pythonpath)
+		cf->py = expt_abspath(k.pythonpath);
+	expt_buf_release(&b);
+	expt_contract_release(&k);
+}
+
 static int conf_from_spec(struct conf *cf, const struct expt_spec *spec, struct expt_err *err)
 {
 	struct expt_strv host = EXPT_STRV_INIT;
@@ -192,6 +235,7 @@ static int conf_from_spec(struct conf *cf, const struct expt_spec *spec, struct 
 	cf->network = spec->container.network ? expt_xstrdup(spec->container.network) : NULL;
 	policy_from_json(cf, spec->resolved_json);
 	cf->code_image = spec->container.code && !strcmp(spec->container.code, "image");
+	find_binding(cf);
 	cf->user = spec->container.user ? expt_xstrdup(spec->container.user) : NULL;
 	cf->keep |= spec->container.keep;
 	cf->pull = !spec->container.pull || !strcmp(spec->container.pull, "missing") ? PULL_MISSING
@@ -246,6 +290,9 @@ static void conf_release(struct conf *cf)
 	free(cf->network);
 	free(cf->engine);
 	free(cf->user);
+	free(cf->lib);
+	free(cf->py);
+	expt_strv_release(&cf->lib_deps);
 	expt_strv_release(&cf->ulimits);
 	expt_strv_release(&cf->binds);
 	expt_strv_release(&cf->io);
@@ -261,6 +308,16 @@ static json_t *strv_json(const struct expt_strv *v)
 	for (size_t i = 0; i < v->n; i++)
 		json_array_append_new(a, json_string(v->v[i]));
 	return a;
+}
+
+static int env_has(const struct expt_strv *env, const char *key)
+{
+	size_t k = strlen(key);
+
+	for (size_t i = 0; i < env->n; i++)
+		if (!strncmp(env->v[i], key, k) && env->v[i][k] == '=')
+			return 1;
+	return 0;
 }
 
 static json_t *create_body(const struct ctr *c, const struct expt_job *job, const char *gpus)
@@ -299,6 +356,16 @@ static json_t *create_body(const struct ctr *c, const struct expt_job *job, cons
 		    binds, 1, json_sprintf("%s/params.json:%s:ro", job->log_dir, PARAMS_MOUNT));
 	if (cf->project && !cf->code_image)
 		json_array_insert_new(binds, 0, json_sprintf("%s:%s", cf->project, cf->project));
+	/* libexpt and the binding, where the contract said (EXPT_LIBRARY, PYTHONPATH). */
+	if (cf->lib) {
+		json_array_append_new(binds, json_sprintf("%s:" LIB_MOUNT ":ro", cf->lib));
+		for (size_t i = 0; i < cf->lib_deps.n; i++)
+			json_array_append_new(binds, json_string(cf->lib_deps.v[i]));
+		if (cf->lib_deps.n && !env_has(&job->env, "LD_LIBRARY_PATH"))
+			json_array_append_new(env, json_string("LD_LIBRARY_PATH=/expt/lib"));
+	}
+	if (cf->py)
+		json_array_append_new(binds, json_sprintf("%s:" PY_MOUNT ":ro", cf->py));
 	json_object_set_new(hc, "Binds", binds);
 	if (job->memory_bytes > 0) {
 		json_object_set_new(hc, "Memory", json_integer(job->memory_bytes));
@@ -1170,6 +1237,10 @@ static int ctr_contract(void *state, const struct expt_run_rec *run, struct expt
 		out->output_dir = expt_xstrdup(OUTPUT_MOUNT);
 		out->params_file = expt_xstrdup(PARAMS_MOUNT);
 	}
+	if (c->conf.lib)
+		out->library = expt_xstrdup(LIB_MOUNT);
+	if (c->conf.py)
+		out->pythonpath = expt_xstrdup(PY_MOUNT);
 	/* The store is not reachable from the container: libexpt writes its records on stdout,
 	 * which the supervisor feeds into the store. */
 	out->store = NULL;

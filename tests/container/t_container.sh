@@ -338,4 +338,18 @@ else
 	echo "# skipped: registry credentials (no EXPT_TEST_REGISTRY_AUTH)"
 fi
 
+
+# libexpt and the Python binding of this expt are mounted for the run (EXPT_LIBRARY,
+# PYTHONPATH), with the libraries libexpt needs: the dynamic loader of the image resolves them
+# all. (The test image's Python has no ctypes, so the binding itself cannot run there.)
+expect_code "libexpt in the container" 0 "$EXPT" run -q 'command=/lib64/ld-linux-x86-64.so.2 --list /expt/lib/libexpt.so'
+R=$(last_run)
+expect_code "logs" 0 "$EXPT" logs $R
+contains "its libraries are found" "$out" "libjansson.so.4 => /expt/lib/libjansson.so.4"
+not_contains "none missing" "$out" "not found"
+expect_code "the contract names them" 0 "$EXPT" run -q 'command=sh -c "echo lib=$EXPT_LIBRARY py=$PYTHONPATH; ls $PYTHONPATH/expt/__init__.py"'
+expect_code "logs" 0 "$EXPT" logs "$(last_run)"
+contains "EXPT_LIBRARY and PYTHONPATH" "$out" "lib=/expt/lib/libexpt.so py=/expt/python"
+contains "the binding is there" "$out" "/expt/python/expt/__init__.py"
+
 finish
