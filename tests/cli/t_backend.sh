@@ -127,8 +127,9 @@ fi
 
 # Metrics that travel with the output: a run whose logging library cannot reach the store
 # (as in a container or a pod) prints records; whoever reads the output feeds them in, once.
-# It needs the Python binding and libexpt where the run is: on another backend, only with an
-# image that has them (EXPT_TEST_IMAGE_HAS_BINDING=1); the offline test images do not.
+# It needs the Python binding and libexpt where the run is (the container backend mounts this
+# expt's), and a Python with ctypes: on another backend, only with an image whose Python has it
+# (EXPT_TEST_IMAGE_HAS_BINDING=1); the offline test image's does not.
 if [ "$BACKEND" != local ] && [ -z "${EXPT_TEST_IMAGE_HAS_BINDING:-}" ]; then
 	echo "# skipped on $BACKEND: records from libexpt (the test image has no binding)"
 else
