@@ -67,7 +67,6 @@ struct att {
 	struct expt_sched_attempt *a;
 	char id[80];		   /* the container's id ("" before create) */
 	CURL *logs;		   /* the follow=1 log stream, NULL when none */
-	CURL *waiter;		   /* POST /containers/{id}/wait: answers when it exits */
 	int logs_done;		   /* it ended */
 	unsigned char hdr[8];	   /* a frame header being read */
 	size_t hdr_len, remaining; /* of the header; of the current frame's payload */
@@ -75,7 +74,6 @@ struct att {
 	struct stream out, err;
 	int comb; /* output.log */
 	int64_t next_inspect, exited_at;
-	int64_t every; /* the inspect interval: 20 ms after the start, doubling to INSPECT_MS */
 	int64_t start_mono, start_wall; /* when the container was started */
 	int succeeded;			/* it ended with exit code 0 (cleanup) */
 	char *log_dir;			/* the job's (container-N.json), or NULL */
@@ -485,13 +483,6 @@ static void flush_partial(struct att *t)
 
 /* The multiplexed stream: frames of [stream, 0, 0, 0, size (big-endian uint32)] + payload,
  * decoded as the bytes come: a frame of any size, split anywhere, needs no buffer of its own. */
-static size_t discard(char *p, size_t size, size_t nmemb, void *payload)
-{
-	(void)p;
-	(void)payload;
-	return size * nmemb;
-}
-
 static size_t on_logs(char *p, size_t size, size_t nmemb, void *payload)
 {
 	struct att *t = payload;
@@ -883,10 +874,6 @@ static int64_t rfc3339_ms(const char *t)
 
 static void release_att(struct ctr *c, struct att *t)
 {
-	if (t->waiter) {
-		EXPT_CURL->multi_remove_handle(c->multi, t->waiter);
-		EXPT_CURL->easy_cleanup(t->waiter);
-	}
 	if (t->logs) {
 		EXPT_CURL->multi_remove_handle(c->multi, t->logs);
 		EXPT_CURL->easy_cleanup(t->logs);
@@ -978,8 +965,7 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 	}
 	t->start_mono = expt_mono_ms();
 	t->start_wall = expt_now_ms(); /* after a pull, which is not the run's time */
-	t->every = 20; /* a short run's end is seen soon; a long one costs an inspect per 0.5 s */
-	t->next_inspect = t->start_mono + t->every;
+	t->next_inspect = t->start_mono + INSPECT_MS;
 	free(path);
 	path = expt_xasprintf("/containers/%s/logs?follow=1&stdout=1&stderr=1", t->id);
 	url = expt_docker_url(c->d, path);
@@ -994,23 +980,6 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 		EXPT_CURL->multi_add_handle(c->multi, t->logs);
 	} else {
 		t->logs_done = 1; /* inspect alone will see the end */
-	}
-	/* The engine answers this when the container exits: its end is seen at once, not at the
-	 * next inspect (the log stream may stay open a while after the exit). */
-	free(path);
-	free(url);
-	path = expt_xasprintf("/containers/%s/wait", t->id);
-	url = expt_docker_url(c->d, path);
-	if ((t->waiter = EXPT_CURL->easy_init())) {
-		EXPT_CURL->easy_setopt(t->waiter, CURLOPT_UNIX_SOCKET_PATH,
-				       expt_docker_socket(c->d));
-		EXPT_CURL->easy_setopt(t->waiter, CURLOPT_URL, url);
-		EXPT_CURL->easy_setopt(t->waiter, CURLOPT_NOSIGNAL, 1L);
-		EXPT_CURL->easy_setopt(t->waiter, CURLOPT_POSTFIELDS, "");
-		EXPT_CURL->easy_setopt(t->waiter, CURLOPT_POSTFIELDSIZE, 0L);
-		EXPT_CURL->easy_setopt(t->waiter, CURLOPT_WRITEFUNCTION, discard);
-		EXPT_CURL->easy_setopt(t->waiter, CURLOPT_PRIVATE, t);
-		EXPT_CURL->multi_add_handle(c->multi, t->waiter);
 	}
 	snprintf(sa->ref, sizeof(sa->ref), REF_PREFIX "%.12s", t->id);
 	rc = 0;
@@ -1106,8 +1075,7 @@ static int check(struct ctr *c, struct att *t, int64_t now, struct expt_err *err
 
 	if (now < t->next_inspect)
 		return 0;
-	t->every = t->every * 2 < INSPECT_MS ? t->every * 2 : INSPECT_MS;
-	t->next_inspect = now + (t->logs_done ? 100 : t->every);
+	t->next_inspect = now + (t->logs_done ? 100 : INSPECT_MS);
 	if (inspect(c, t->id, &j, &status, err))
 		return -1;
 	if (!j && status == 404) {
@@ -1154,8 +1122,7 @@ static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_
 			continue;
 		EXPT_CURL->easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
 		if (t) {
-			if (m->easy_handle == t->logs)
-				t->logs_done = 1;
+			t->logs_done = 1;
 			t->next_inspect = 0; /* the container has probably ended: look now */
 		}
 	}
