@@ -114,6 +114,8 @@ struct expt_backend_conf {
 	const char *spec_json;	      /* the resolved spec (NULL: defaults; read-only commands) */
 	const char *db_path;	      /* the store */
 	const struct expt_spec *spec; /* when launching: checked before any run is created */
+	int offline; /* only contract and render will be asked (plan, --dry-run): no engine is
+			connected */
 };
 
 /* Capabilities. */
@@ -173,6 +175,11 @@ struct expt_backend_ops {
 		    struct expt_err *err);
 	/* Removes what the engine keeps of an ended run (local: its directory). */
 	int (*remove)(void *state, const struct expt_run_rec *run, struct expt_err *err);
+	/* EXPT_BACKEND_DETACHED only (NULL elsewhere): once every submitted job has started (or
+	 * ended), lets go of them without stopping them: the engine keeps running them, and read
+	 * commands ask it (poll) how they end. Returns 1 when it let go (watch then returns 1),
+	 * 0 while some job still waits to start (watch some more). */
+	int (*detach)(void *state, struct expt_err *err);
 };
 
 /* A backend handle. */

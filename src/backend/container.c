@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -23,9 +24,12 @@
 #define PULL_TIMEOUT_MS 600000 /* an image pull */
 #define OUTPUT_MOUNT "/expt/output"
 #define PARAMS_MOUNT "/expt/params.json"
+#define LIB_MOUNT "/expt/lib/libexpt.so"
+#define PY_MOUNT "/expt/python"
 #define REF_PREFIX "container:"
 
 enum { PULL_MISSING, PULL_ALWAYS, PULL_NEVER };
+enum { CONFLICT_FAIL, CONFLICT_REPLACE, CONFLICT_NEW_ID };
 
 /* What the spec says about containers, copied at open. */
 struct conf {
@@ -34,11 +38,20 @@ struct conf {
 	int64_t nano_cpus; /* 0 = no limit */
 	char *network;	   /* NULL = the engine's default */
 	int keep;	   /* keep finished containers */
-	int pull;	   /* PULL_* */
-	struct expt_strv ulimits; /* "name=soft:hard" */
-	struct expt_strv binds;	  /* "/host:/ctr[:ro]" for inputs and outputs */
-	struct expt_strv io;	  /* "inputs.NAME=/mount" as the run sees them */
+	int keep_failed, keep_succeeded; /* cleanup: {failed: keep} / {succeeded: keep} */
+	int on_conflict;		 /* CONFLICT_* */
+	int pull;			 /* PULL_* */
+	struct expt_strv ulimits;	 /* "name=soft:hard" */
+	struct expt_strv binds;		 /* "/host:/ctr[:ro]" for inputs and outputs */
+	struct expt_strv io;		 /* "inputs.NAME=/mount" as the run sees them */
 	char *experiment;
+	char *engine;	/* container.engine: NULL auto, "docker", "podman" */
+	int code_image; /* container.code: image (the project is not mounted) */
+	char *user;	/* container.user, NULL = the invoking uid:gid */
+	/* libexpt and the Python binding of this expt, mounted read-only for the run: */
+	char *lib;		   /* the host's libexpt.so (resolved), or NULL */
+	char *py;		   /* the host's python/ directory of the binding, or NULL */
+	struct expt_strv lib_deps; /* libraries libexpt needs beyond libc, host paths */
 };
 
 struct stream {
@@ -62,6 +75,8 @@ struct att {
 	int comb; /* output.log */
 	int64_t next_inspect, exited_at;
 	int64_t start_mono, start_wall; /* when the container was started */
+	int succeeded;			/* it ended with exit code 0 (cleanup) */
+	char *log_dir;			/* the job's (container-N.json), or NULL */
 };
 
 struct ctr {
@@ -72,14 +87,82 @@ struct ctr {
 	CURLM *multi;
 	struct expt_sched *sched, *cur;
 	char node[64];
-	int pulled; /* the image was pulled by this handle */
+	int pulled;	/* the image was pulled by this handle */
+	int letting_go; /* detach: released attempts keep running */
 };
+
+/* What becomes of an ended container: the spec's container.keep and cleanup, read from the
+ * resolved spec (as JSON, so that a read command, which has only the run's record, decides as
+ * the supervisor did). cleanup.failed / cleanup.succeeded "keep" keeps those; any duration
+ * removes them once their end is recorded (nothing is left to remove them later). */
+static void policy_from_json(struct conf *cf, const char *spec_json)
+{
+	json_t *j = spec_json ? json_loads(spec_json, 0, NULL) : NULL;
+	json_t *cl = json_object_get(j, "cleanup");
+	const char *f = json_string_value(json_object_get(cl, "failed"));
+	const char *su = json_string_value(json_object_get(cl, "succeeded"));
+	const char *oc = json_string_value(json_object_get(j, "on_conflict"));
+
+	const char *eng =
+	    json_string_value(json_object_get(json_object_get(j, "container"), "engine"));
+
+	cf->keep = json_is_true(json_object_get(json_object_get(j, "container"), "keep"));
+	free(cf->engine);
+	cf->engine = eng && strcmp(eng, "auto") ? expt_xstrdup(eng) : NULL;
+	cf->keep_failed = f && !strcmp(f, "keep");
+	cf->keep_succeeded = su && !strcmp(su, "keep");
+	cf->on_conflict = !oc || !strcmp(oc, "fail") ? CONFLICT_FAIL
+			  : !strcmp(oc, "replace")   ? CONFLICT_REPLACE
+						     : CONFLICT_NEW_ID;
+	json_decref(j);
+}
+
+static int keeps(const struct conf *cf, int succeeded)
+{
+	return cf->keep || (succeeded ? cf->keep_succeeded : cf->keep_failed);
+}
+
+/* <log_dir>/container-<attempt>.json: the container of an attempt, where its output begins in
+ * the run's log files (so that a later expt can complete them from the engine's log once the
+ * supervisor is gone), and, once it ended, the engine's last word on it (State): the evidence
+ * `expt debug` shows after the container is removed. */
+static char *att_path(const char *log_dir, int num)
+{
+	return expt_xasprintf("%s/container-%d.json", log_dir, num);
+}
+
+static json_t *att_load(const char *log_dir, int num)
+{
+	struct expt_buf b = EXPT_BUF_INIT;
+	struct expt_err e = EXPT_ERR_INIT;
+	char *p = log_dir ? att_path(log_dir, num) : NULL;
+	json_t *j = NULL;
+
+	if (p && !expt_read_file(p, &b, &e))
+		j = json_loadb(b.buf, b.len, 0, NULL);
+	free(p);
+	expt_buf_release(&b);
+	return j;
+}
+
+static void att_save(const char *log_dir, int num, json_t *j)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	char *p = att_path(log_dir, num), *text = json_dumps(j, JSON_COMPACT), *tmp;
+
+	tmp = expt_xasprintf("%s.tmp", p);
+	if (text && !expt_write_file(tmp, text, strlen(text), &e))
+		rename(tmp, p);
+	free(tmp);
+	free(text);
+	free(p);
+}
 
 static int connect_engine(struct ctr *c, struct expt_err *err)
 {
 	if (c->d)
 		return 0;
-	return expt_docker_open(&c->d, err);
+	return expt_docker_open_engine(&c->d, c->conf.engine, err);
 }
 
 /* ---- the spec ---- */
@@ -103,6 +186,43 @@ static int ulimit_push(struct expt_strv *v, const char *name, const char *text)
 	return 0;
 }
 
+/* libexpt and the Python binding of this expt, for runs whose image has neither: the library,
+ * the libraries it needs that the C library does not provide (as `ldd` resolves them here: the
+ * image shares this machine's C library ABI when it is the same distribution), and the
+ * binding's directory. */
+static void find_binding(struct conf *cf)
+{
+	struct expt_contract k;
+	struct expt_buf b = EXPT_BUF_INIT;
+
+	memset(&k, 0, sizeof(k));
+	expt_local_binding_paths(&k);
+	if (k.library) {
+		const char *argv[] = {"ldd", NULL, NULL};
+		cf->lib = realpath(k.library, NULL);
+		argv[1] = cf->lib;
+		expt_buf_init(&b, 1 << 16);
+		if (cf->lib && !expt_spawn_capture(argv, 5000, &b) && b.buf) {
+			for (char *line = b.buf; *line;) {
+				size_t len = strcspn(line, "\n");
+				char name[256], path[1024];
+				if (sscanf(line, " %255s => %1023s", name, path) == 2 &&
+				    path[0] == '/' && strncmp(name, "libc.so", 7) &&
+				    strncmp(name, "libm.so", 7) && strncmp(name, "ld-linux", 8) &&
+				    strncmp(name, "libpthread", 10) &&
+				    strncmp(name, "libdl.so", 8) && strncmp(name, "librt.so", 8))
+					expt_strv_pushf(&cf->lib_deps, "%s:/expt/lib/%s:ro", path,
+							name);
+				line += len + (line[len] == '\n');
+			}
+		}
+	}
+	if (k.pythonpath)
+		cf->py = expt_abspath(k.pythonpath);
+	expt_buf_release(&b);
+	expt_contract_release(&k);
+}
+
 static int conf_from_spec(struct conf *cf, const struct expt_spec *spec, struct expt_err *err)
 {
 	struct expt_strv host = EXPT_STRV_INIT;
@@ -113,7 +233,11 @@ static int conf_from_spec(struct conf *cf, const struct expt_spec *spec, struct 
 	cf->experiment = expt_xstrdup(spec->name);
 	cf->nano_cpus = spec->resources.cpu_milli * 1000000;
 	cf->network = spec->container.network ? expt_xstrdup(spec->container.network) : NULL;
-	cf->keep = spec->container.keep;
+	policy_from_json(cf, spec->resolved_json);
+	cf->code_image = spec->container.code && !strcmp(spec->container.code, "image");
+	find_binding(cf);
+	cf->user = spec->container.user ? expt_xstrdup(spec->container.user) : NULL;
+	cf->keep |= spec->container.keep;
 	cf->pull = !spec->container.pull || !strcmp(spec->container.pull, "missing") ? PULL_MISSING
 		   : !strcmp(spec->container.pull, "always")			     ? PULL_ALWAYS
 										     : PULL_NEVER;
@@ -164,6 +288,11 @@ static void conf_release(struct conf *cf)
 	free(cf->project);
 	free(cf->experiment);
 	free(cf->network);
+	free(cf->engine);
+	free(cf->user);
+	free(cf->lib);
+	free(cf->py);
+	expt_strv_release(&cf->lib_deps);
 	expt_strv_release(&cf->ulimits);
 	expt_strv_release(&cf->binds);
 	expt_strv_release(&cf->io);
@@ -181,12 +310,23 @@ static json_t *strv_json(const struct expt_strv *v)
 	return a;
 }
 
+static int env_has(const struct expt_strv *env, const char *key)
+{
+	size_t k = strlen(key);
+
+	for (size_t i = 0; i < env->n; i++)
+		if (!strncmp(env->v[i], key, k) && env->v[i][k] == '=')
+			return 1;
+	return 0;
+}
+
 static json_t *create_body(const struct ctr *c, const struct expt_job *job, const char *gpus)
 {
 	const struct conf *cf = &c->conf;
 	json_t *o = json_object(), *hc = json_object(), *labels = json_object();
 	json_t *binds = strv_json(&cf->binds), *ul = json_array(), *env = strv_json(&job->env);
-	char *user = expt_xasprintf("%u:%u", (unsigned)getuid(), (unsigned)getgid());
+	char *user = cf->user ? expt_xstrdup(cf->user)
+			      : expt_xasprintf("%u:%u", (unsigned)getuid(), (unsigned)getgid());
 
 	json_object_set_new(labels, "expt.dev/experiment",
 			    json_string(cf->experiment ? cf->experiment : ""));
@@ -198,7 +338,7 @@ static json_t *create_body(const struct ctr *c, const struct expt_job *job, cons
 		json_array_append_new(env, json_sprintf("CUDA_VISIBLE_DEVICES=%s", gpus));
 		json_array_append_new(env, json_string("CUDA_DEVICE_ORDER=PCI_BUS_ID"));
 	}
-	if (cf->project)
+	if (cf->project && !cf->code_image)
 		json_object_set_new(o, "WorkingDir", json_string(cf->project));
 	json_object_set_new(o, "User", json_string(user));
 	json_object_set_new(o, "Labels", labels);
@@ -214,8 +354,18 @@ static json_t *create_body(const struct ctr *c, const struct expt_job *job, cons
 	if (job->log_dir && job->params_json)
 		json_array_insert_new(
 		    binds, 1, json_sprintf("%s/params.json:%s:ro", job->log_dir, PARAMS_MOUNT));
-	if (cf->project)
+	if (cf->project && !cf->code_image)
 		json_array_insert_new(binds, 0, json_sprintf("%s:%s", cf->project, cf->project));
+	/* libexpt and the binding, where the contract said (EXPT_LIBRARY, PYTHONPATH). */
+	if (cf->lib) {
+		json_array_append_new(binds, json_sprintf("%s:" LIB_MOUNT ":ro", cf->lib));
+		for (size_t i = 0; i < cf->lib_deps.n; i++)
+			json_array_append_new(binds, json_string(cf->lib_deps.v[i]));
+		if (cf->lib_deps.n && !env_has(&job->env, "LD_LIBRARY_PATH"))
+			json_array_append_new(env, json_string("LD_LIBRARY_PATH=/expt/lib"));
+	}
+	if (cf->py)
+		json_array_append_new(binds, json_sprintf("%s:" PY_MOUNT ":ro", cf->py));
 	json_object_set_new(hc, "Binds", binds);
 	if (job->memory_bytes > 0) {
 		json_object_set_new(hc, "Memory", json_integer(job->memory_bytes));
@@ -387,19 +537,24 @@ static int pull(struct ctr *c, const char *image, char *msg, size_t n)
 {
 	struct expt_err e = EXPT_ERR_INIT;
 	struct expt_buf b = EXPT_BUF_INIT;
-	char *q = expt_docker_escape(image), *path;
+	char *q = expt_docker_escape(image), *path, *auth, *hdr = NULL, reg[256];
 	long status;
 	int rc = -1;
 
 	path = expt_xasprintf("/images/create?fromImage=%s", q);
-	if (expt_docker_call(c->d, "POST", path, NULL, PULL_TIMEOUT_MS, &status, &b, &e)) {
+	/* Credentials for its registry, from the Docker client's config, as `docker pull`. */
+	if ((auth = expt_docker_registry_auth(image, reg, sizeof(reg))))
+		hdr = expt_xasprintf("X-Registry-Auth: %s", auth);
+	free(auth);
+	if (expt_docker_call_hdr(c->d, "POST", path, NULL, hdr, PULL_TIMEOUT_MS, &status, &b, &e)) {
 		snprintf(msg, n, "cannot pull %s: %s", image, e.msg);
 		goto out;
 	}
 	if (status != 200) {
 		char em[512];
 		expt_docker_errmsg(&b, em, sizeof(em));
-		snprintf(msg, n, "cannot pull image %s: %s", image, em);
+		snprintf(msg, n, "cannot pull image %s: %s%s", image, em,
+			 hdr ? "" : " (no credentials for it in ~/.docker/config.json)");
 		goto out;
 	}
 	rc = 0;
@@ -408,7 +563,10 @@ static int pull(struct ctr *c, const char *image, char *msg, size_t n)
 		json_t *j = json_loadb(line, len, 0, NULL);
 		const char *em = json_string_value(json_object_get(j, "error"));
 		if (em) {
-			snprintf(msg, n, "cannot pull image %s: %s", image, em);
+			snprintf(msg, n, "cannot pull image %s: %s%s", image, em,
+				 hdr ? ""
+				     : " (no credentials for its registry in "
+				       "~/.docker/config.json)");
 			rc = -1;
 		}
 		json_decref(j);
@@ -417,9 +575,12 @@ static int pull(struct ctr *c, const char *image, char *msg, size_t n)
 out:
 	free(q);
 	free(path);
+	free(hdr);
 	expt_buf_release(&b);
 	return rc;
 }
+
+static void remove_container(struct ctr *c, const char *id);
 
 /* Creates the container (pulling the image when the engine has none); 0 and t->id, or -1. */
 static int create(struct ctr *c, struct expt_job *job, struct att *t, char *msg, size_t n)
@@ -441,7 +602,7 @@ static int create(struct ctr *c, struct expt_job *job, struct att *t, char *msg,
 			goto out;
 		c->pulled = 1;
 	}
-	for (int tries = 0; tries < 2; tries++) {
+	for (int tries = 0, conflicts = 0; tries < 3; tries++) {
 		char em[512];
 		if (expt_docker_call(c->d, "POST", path, text, 0, &status, &b, &e)) {
 			snprintf(msg, n, "%s", e.msg);
@@ -456,19 +617,37 @@ static int create(struct ctr *c, struct expt_job *job, struct att *t, char *msg,
 				 c->conf.image, em);
 			goto out;
 		}
-		if (status == 404 && !tries) {
+		if (status == 404 && !c->pulled) {
 			if (pull(c, c->conf.image, msg, n))
 				goto out;
 			c->pulled = 1;
 			continue;
 		}
+		/* A container of that name is there already (a kept one of a store that was
+		 * deleted, another tool's): on_conflict says whether to fail, replace it, or take a
+		 * new name. */
+		if ((status == 409 || strstr(em, "already in use")) && !conflicts++ &&
+		    c->conf.on_conflict != CONFLICT_FAIL) {
+			if (c->conf.on_conflict == CONFLICT_REPLACE) {
+				remove_container(c, name);
+			} else {
+				char *nn = expt_xasprintf(
+				    "%s-%04x", name, (unsigned)(expt_now_ms() ^ getpid()) & 0xffff);
+				free(name);
+				name = nn;
+				free(path);
+				path = expt_xasprintf("/containers/create?name=%s", name);
+			}
+			continue;
+		}
 		if (status == 404)
 			snprintf(msg, n, "image %s not found: %s", c->conf.image, em);
 		else if (status == 409 || strstr(em, "already in use")) /* Podman: 500 */
-			snprintf(msg, n,
-				 "a container named %s already exists (remove it, or run again for "
-				 "a new run id): %s",
-				 name, em);
+			snprintf(
+			    msg, n,
+			    "a container named %s already exists (remove it, or set on_conflict: "
+			    "replace or new-id): %s",
+			    name, em);
 		else
 			snprintf(msg, n, "cannot create the container: %s", em);
 		goto out;
@@ -542,6 +721,155 @@ static void observed_from_state(json_t *state, int64_t memory, struct expt_obser
 		snprintf(o->message, sizeof(o->message), "exited with code %d", o->exit_code);
 }
 
+/* ---- completing the log files from the engine (no supervisor) ---- */
+
+/* The engine's whole log of a container, split as the supervisor splits it: the raw bytes of
+ * each stream, and output.log's lines in arrival order. */
+struct demux {
+	struct expt_buf out, err, comb;
+	struct expt_buf part[2]; /* a line of stdout / stderr without its newline yet */
+};
+
+static void demux_comb_line(struct demux *d, struct expt_buf *pb)
+{
+	expt_buf_add(&d->comb, pb->buf ? pb->buf : "", pb->len);
+	if (pb->len != LINE_CHUNK)
+		expt_buf_addch(&d->comb, '\n');
+	expt_buf_reset(pb);
+}
+
+static void demux_lines(struct demux *d, int which, const char *p, size_t n)
+{
+	struct expt_buf *pb = &d->part[which - 1];
+
+	while (n) {
+		const char *nl = memchr(p, '\n', n);
+		size_t take = nl ? (size_t)(nl - p) : n;
+
+		if (pb->len + take > LINE_CHUNK) {
+			size_t room = LINE_CHUNK - pb->len;
+			expt_buf_add(pb, p, room);
+			demux_comb_line(d, pb);
+			p += room;
+			n -= room;
+			continue;
+		}
+		expt_buf_add(pb, p, take);
+		if (!nl)
+			return;
+		demux_comb_line(d, pb);
+		p += take + 1;
+		n -= take + 1;
+	}
+}
+
+static void demux(struct demux *d, const struct expt_buf *body, int ended)
+{
+	const unsigned char *p = (const unsigned char *)body->buf;
+	size_t left = body->len;
+
+	while (left >= 8) {
+		size_t size = (size_t)p[4] << 24 | (size_t)p[5] << 16 | (size_t)p[6] << 8 | p[7];
+		int which = p[0] == 2 ? 2 : 1;
+		if (size > left - 8)
+			size = left - 8; /* cut short: what there is */
+		expt_buf_add(which == 2 ? &d->err : &d->out, p + 8, size);
+		demux_lines(d, which, (const char *)p + 8, size);
+		p += 8 + size;
+		left -= 8 + size;
+	}
+	if (ended)
+		for (int i = 0; i < 2; i++)
+			if (d->part[i].len)
+				demux_comb_line(d, &d->part[i]);
+}
+
+/* Appends to log_dir/name what data has beyond what the file holds from offset on. */
+static void complete_file(const char *log_dir, const char *name, int64_t offset,
+			  const struct expt_buf *data)
+{
+	char *path = expt_xasprintf("%s/%s", log_dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int64_t have = fd >= 0 ? (int64_t)lseek(fd, 0, SEEK_END) - offset : 0;
+
+	if (have < 0)
+		have = 0;
+	if (fd >= 0 && (int64_t)data->len > have) {
+		struct stream st = {.file = fd};
+		write_all(&st, data->buf + have, data->len - (size_t)have);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(path);
+}
+
+/* Completes attempt num's part of the run's log files from the engine's log of its container
+ * (after the supervisor that wrote them is gone). 0, or -1 when there is nothing to read. */
+static int harvest(struct ctr *c, const char *log_dir, int num, int ended)
+{
+	json_t *aj = att_load(log_dir, num);
+	const char *id = json_string_value(json_object_get(aj, "id"));
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_buf b = EXPT_BUF_INIT;
+	struct demux d;
+	char *path;
+	long status = 0;
+	int rc = -1;
+
+	memset(&d, 0, sizeof(d));
+	if (!id || connect_engine(c, &e)) {
+		json_decref(aj);
+		return -1;
+	}
+	path = expt_xasprintf("/containers/%s/logs?stdout=1&stderr=1", id);
+	if (!expt_docker_call(c->d, "GET", path, NULL, 0, &status, &b, &e) && status == 200) {
+		demux(&d, &b, ended);
+		complete_file(log_dir, "stdout.log",
+			      json_integer_value(json_object_get(aj, "stdout")), &d.out);
+		complete_file(log_dir, "stderr.log",
+			      json_integer_value(json_object_get(aj, "stderr")), &d.err);
+		complete_file(log_dir, "output.log",
+			      json_integer_value(json_object_get(aj, "output")), &d.comb);
+		rc = 0;
+	}
+	expt_buf_release(&d.out);
+	expt_buf_release(&d.err);
+	expt_buf_release(&d.comb);
+	expt_buf_release(&d.part[0]);
+	expt_buf_release(&d.part[1]);
+	expt_buf_release(&b);
+	free(path);
+	json_decref(aj);
+	return rc;
+}
+
+/* RFC 3339 (the engine's StartedAt / FinishedAt) as ms since the epoch; 0 when unreadable. */
+static int64_t rfc3339_ms(const char *t)
+{
+	struct tm tm;
+	const char *rest;
+	int64_t ms = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!t || !(rest = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm)) || tm.tm_year < 100)
+		return 0;
+	if (*rest == '.') {
+		int digits = 0;
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++)
+			if (digits++ < 3)
+				ms = ms * 10 + (*rest - '0');
+		for (; digits < 3; digits++)
+			ms *= 10;
+	}
+	ms += (int64_t)timegm(&tm) * 1000;
+	if (*rest == '+' || *rest == '-') {
+		int hh = 0, mm = 0;
+		sscanf(rest + 1, "%d:%d", &hh, &mm);
+		ms -= (*rest == '+' ? 1 : -1) * (int64_t)(hh * 60 + mm) * 60000;
+	}
+	return ms;
+}
+
 /* ---- the engine for the scheduler ---- */
 
 static void release_att(struct ctr *c, struct att *t)
@@ -558,6 +886,7 @@ static void release_att(struct ctr *c, struct att *t)
 		close(t->comb);
 	free(t->out.buf);
 	free(t->err.buf);
+	free(t->log_dir);
 	free(t);
 }
 
@@ -570,7 +899,7 @@ static void engine_release(void *eng, struct expt_sched_attempt *sa)
 		return;
 	/* An attempt that ended (or never properly started) leaves nothing behind, unless the
 	 * spec keeps finished containers. */
-	if (t->id[0] && (!c->conf.keep || !t->exited_at))
+	if (t->id[0] && !c->letting_go && (!t->exited_at || !keeps(&c->conf, t->succeeded)))
 		remove_container(c, t->id);
 	release_att(c, t);
 	sa->eng = NULL;
@@ -614,6 +943,17 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 	}
 	if (create(c, job, t, msg, n))
 		goto out;
+	if (job->log_dir) {
+		/* Where this attempt's output begins in the log files: a later expt completes them
+		 * from the engine's log when this process is gone before the container. */
+		json_t *aj = json_pack("{s:s,s:I,s:I,s:I}", "id", t->id, "stdout",
+				       (json_int_t)lseek(t->out.file, 0, SEEK_END), "stderr",
+				       (json_int_t)lseek(t->err.file, 0, SEEK_END), "output",
+				       (json_int_t)lseek(t->comb, 0, SEEK_END));
+		t->log_dir = expt_xstrdup(job->log_dir);
+		att_save(job->log_dir, sa->num, aj);
+		json_decref(aj);
+	}
 	path = expt_xasprintf("/containers/%s/start", t->id);
 	if (expt_docker_call(c->d, "POST", path, NULL, 0, &status, &b, &e))
 		goto fail;
@@ -670,6 +1010,19 @@ static void engine_signal(void *eng, struct expt_sched_attempt *sa, int hard)
 	expt_buf_release(&b);
 }
 
+/* Adds the engine's State of an ended container to its attempt's file: what debug shows once
+ * the container is removed. */
+static void save_evidence(const char *log_dir, int num, json_t *state)
+{
+	json_t *aj = att_load(log_dir, num);
+
+	if (!aj)
+		aj = json_object();
+	json_object_set(aj, "State", state);
+	att_save(log_dir, num, aj);
+	json_decref(aj);
+}
+
 /* Reports t's end from its State (or its disappearance). */
 static void finish(struct ctr *c, struct att *t, json_t *state)
 {
@@ -699,6 +1052,9 @@ static void finish(struct ctr *c, struct att *t, json_t *state)
 		snprintf(o.message, sizeof(o.message),
 			 "the container %.12s disappeared before expt saw it end", t->id);
 	}
+	t->succeeded = state && o.exit_code == 0 && !o.oom;
+	if (state && t->log_dir)
+		save_evidence(t->log_dir, sa->num, state);
 	o.start_ms = t->start_wall;
 	o.end_ms = t->start_wall + (expt_mono_ms() - t->start_mono);
 	snprintf(o.node, sizeof(o.node), "%s", c->node);
@@ -797,10 +1153,12 @@ static int ctr_open(void **state, const struct expt_backend_conf *conf, struct e
 	int rc;
 
 	c->db_path = conf && conf->db_path ? expt_xstrdup(conf->db_path) : NULL;
+	if (conf && !conf->spec && conf->spec_json)
+		policy_from_json(&c->conf, conf->spec_json); /* which engine, for read commands */
 	if (conf && conf->spec) {
 		c->have_conf = 1;
 		if ((rc = conf_from_spec(&c->conf, conf->spec, err)) ||
-		    (rc = connect_engine(c, err))) {
+		    (!conf->offline && (rc = connect_engine(c, err)))) {
 			conf_release(&c->conf);
 			free(c->db_path);
 			free(c);
@@ -879,6 +1237,10 @@ static int ctr_contract(void *state, const struct expt_run_rec *run, struct expt
 		out->output_dir = expt_xstrdup(OUTPUT_MOUNT);
 		out->params_file = expt_xstrdup(PARAMS_MOUNT);
 	}
+	if (c->conf.lib)
+		out->library = expt_xstrdup(LIB_MOUNT);
+	if (c->conf.py)
+		out->pythonpath = expt_xstrdup(PY_MOUNT);
 	/* The store is not reachable from the container: libexpt writes its records on stdout,
 	 * which the supervisor feeds into the store. */
 	out->store = NULL;
@@ -903,6 +1265,63 @@ static const char *ref_id(const struct expt_run_rec *run)
 	return run->run_id;
 }
 
+/* An ended container of a run no expt process supervises: its output completed into the log
+ * files, the engine's State kept beside them, then the container removed unless the spec's
+ * cleanup keeps it. */
+static void settle(struct ctr *c, const struct expt_run_rec *r, const char *id, json_t *state,
+		   int succeeded)
+{
+	int num = r->attempt > 0 ? r->attempt : 1;
+	struct conf cf;
+
+	if (r->log_dir) {
+		harvest(c, r->log_dir, num, 1);
+		save_evidence(r->log_dir, num, state);
+	}
+	memset(&cf, 0, sizeof(cf));
+	policy_from_json(&cf, r->spec_json);
+	if (!keeps(&cf, succeeded))
+		remove_container(c, id);
+}
+
+/* The newest container labelled expt.dev/run=run_id (a run whose container was created but
+ * not recorded, or named otherwise by on_conflict: new-id): its id in id, 1; 0 when none. */
+static int find_by_label(struct ctr *c, const char *run_id, char *id, size_t n)
+{
+	json_t *f = json_pack("{s:[s+]}", "label", "expt.dev/run=", run_id), *j = NULL, *v;
+	char *text = json_dumps(f, JSON_COMPACT), *q = expt_docker_escape(text);
+	char *path = expt_xasprintf("/containers/json?all=1&filters=%s", q);
+	struct expt_err e = EXPT_ERR_INIT;
+	struct expt_buf b = EXPT_BUF_INIT;
+	long status = 0;
+	json_int_t newest = -1;
+	size_t i;
+
+	id[0] = '\0';
+	if (!expt_docker_call(c->d, "GET", path, NULL, 0, &status, &b, &e) && status == 200)
+		j = json_loads(b.buf, 0, NULL);
+	json_array_foreach(j, i, v)
+	{
+		const char *cid = json_string_value(json_object_get(v, "Id"));
+		json_int_t created = json_integer_value(json_object_get(v, "Created"));
+		if (cid && created > newest) {
+			newest = created;
+			snprintf(id, n, "%s", cid);
+		}
+	}
+	json_decref(j);
+	json_decref(f);
+	free(text);
+	free(q);
+	free(path);
+	expt_buf_release(&b);
+	return id[0] != '\0';
+}
+
+/* A run no expt process supervises any more (its supervisor was killed, or `-d` left it to the
+ * engine): its log files are completed from the engine's log, and once the container ended, its
+ * end is read from inspect, the evidence kept beside the logs, and the container removed as the
+ * spec's cleanup says. */
 static int ctr_poll(void *state, const struct expt_run_rec *runs, size_t n,
 		    struct expt_observed *out, struct expt_err *err)
 {
@@ -910,29 +1329,140 @@ static int ctr_poll(void *state, const struct expt_run_rec *runs, size_t n,
 	int reach = -1;
 
 	for (size_t i = 0; i < n; i++) {
+		const struct expt_run_rec *r = &runs[i];
 		json_t *j = NULL, *st;
 		long status = 0;
 
 		memset(&out[i], 0, sizeof(out[i]));
 		out[i].exit_code = -1;
-		out[i].attempt = runs[i].attempt;
-		if (expt_run_status_done(runs[i].status) || runs[i].status == EXPT_RUN_QUEUED)
+		out[i].attempt = r->attempt;
+		const char *ref = ref_id(r);
+		char found[80];
+
+		if (expt_run_status_done(r->status))
 			continue;
 		if (reach < 0)
 			reach = !connect_engine(c, err);
-		if (!reach || inspect(c, ref_id(&runs[i]), &j, &status, err))
+		if (!reach)
 			continue; /* UNKNOWN: the engine cannot say */
+		/* Queued (its supervisor died before it recorded the start), or not under the name
+		 * recorded: the engine is asked by label. */
+		if (r->status == EXPT_RUN_QUEUED) {
+			if (!find_by_label(c, r->run_id, found, sizeof(found)))
+				continue;
+			ref = found;
+		}
+		if (inspect(c, ref, &j, &status, err))
+			continue;
+		if (!j && status == 404 && find_by_label(c, r->run_id, found, sizeof(found)) &&
+		    strcmp(found, ref) && inspect(c, (ref = found), &j, &status, err))
+			continue;
 		st = json_object_get(j, "State");
-		if (!j && status == 404)
+		if (!j && status == 404) {
 			out[i].phase = EXPT_OBS_GONE;
-		else if (json_is_true(json_object_get(st, "Running")))
+			snprintf(out[i].message, sizeof(out[i].message),
+				 "the engine no longer knows its container %s, and no expt process "
+				 "saw it end",
+				 ref);
+		} else if (json_is_true(json_object_get(st, "Running"))) {
 			out[i].phase = EXPT_OBS_RUNNING;
-		else if (j)
+			if (r->log_dir)
+				harvest(c, r->log_dir, r->attempt > 0 ? r->attempt : 1, 0);
+		} else if (j) {
+			const char *s = json_string_value(json_object_get(st, "Status"));
+			if (s && !strcmp(s, "created")) {
+				out[i].phase = EXPT_OBS_PENDING;
+				json_decref(j);
+				continue;
+			}
 			observed_from_state(st, 0, &out[i]);
+			out[i].final = 1;
+			out[i].start_ms =
+			    rfc3339_ms(json_string_value(json_object_get(st, "StartedAt")));
+			out[i].end_ms =
+			    rfc3339_ms(json_string_value(json_object_get(st, "FinishedAt")));
+			if (r->node)
+				snprintf(out[i].node, sizeof(out[i].node), "%s", r->node);
+			settle(c, r, ref, st, out[i].exit_code == 0 && !out[i].oom);
+		}
 		json_decref(j);
 	}
 	expt_err_clear(err);
 	return 0;
+}
+
+/* The log stream: local's over the run's files; for a run no expt process supervises, the
+ * files are completed from the engine's log first (and every half second when following). */
+struct clogs {
+	void *local;
+	struct ctr *c;
+	char *log_dir;
+	int attempt;
+	int64_t next;
+};
+
+static int ctr_logs_open(void *state, const struct expt_run_rec *run,
+			 const struct expt_logs_opts *o, void **stream, struct expt_err *err)
+{
+	struct ctr *c = state;
+	struct clogs *l = expt_xcalloc(1, sizeof(*l));
+	int rc;
+
+	if (run->status == EXPT_RUN_RUNNING && run->supervisor_pid <= 0 && run->log_dir &&
+	    run->backend_ref) {
+		l->c = c;
+		l->log_dir = expt_xstrdup(run->log_dir);
+		l->attempt = run->attempt;
+		harvest(c, l->log_dir, l->attempt, 0);
+		l->next = expt_mono_ms() + 500;
+	}
+	if ((rc = expt_local_logs_open(state, run, o, &l->local, err))) {
+		free(l->log_dir);
+		free(l);
+		return rc;
+	}
+	*stream = l;
+	return 0;
+}
+
+static int ctr_logs_read(void *stream, int run_ended, expt_line_fn fn, void *payload, int *ended,
+			 struct expt_err *err)
+{
+	struct clogs *l = stream;
+
+	if (l->c && expt_mono_ms() >= l->next) {
+		harvest(l->c, l->log_dir, l->attempt, run_ended);
+		l->next = expt_mono_ms() + 500;
+	}
+	return expt_local_logs_read(l->local, run_ended, fn, payload, ended, err);
+}
+
+static void ctr_logs_close(void *stream)
+{
+	struct clogs *l = stream;
+
+	if (!l)
+		return;
+	expt_local_logs_close(l->local);
+	free(l->log_dir);
+	free(l);
+}
+
+/* Lets go of the submitted jobs once all have started: the engine keeps their containers. */
+static int ctr_detach(void *state, struct expt_err *err)
+{
+	struct ctr *c = state;
+
+	(void)err;
+	if (c->sched && !expt_sched_all_started(c->sched))
+		return 0;
+	if (c->sched) {
+		c->letting_go = 1;
+		expt_sched_let_go(c->sched);
+		c->letting_go = 0;
+		teardown(c);
+	}
+	return 1;
 }
 
 static int ctr_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
@@ -981,6 +1511,25 @@ static int ctr_diagnose(void *state, const struct expt_run_rec *r, size_t nlines
 				json_is_true(json_object_get(st, "OOMKilled")) ? "true" : "false");
 		if (e && *e)
 			expt_strv_pushf(&d->evidence, "engine error: %s", e);
+	} else if (r->log_dir) {
+		/* Removed already: what the engine said when it ended, kept beside the logs. */
+		json_t *aj = att_load(r->log_dir, r->attempt > 0 ? r->attempt : 1);
+		json_t *st = json_object_get(aj, "State");
+		if (st) {
+			const char *e = json_string_value(json_object_get(st, "Error"));
+			expt_strv_pushf(&d->evidence, "container: %.12s (removed) ended %s",
+					json_string_value(json_object_get(aj, "id")),
+					json_string_value(json_object_get(st, "FinishedAt"))
+					    ? json_string_value(json_object_get(st, "FinishedAt"))
+					    : "?");
+			expt_strv_pushf(
+			    &d->evidence, "exit code: %lld, OOMKilled: %s",
+			    (long long)json_integer_value(json_object_get(st, "ExitCode")),
+			    json_is_true(json_object_get(st, "OOMKilled")) ? "true" : "false");
+			if (e && *e)
+				expt_strv_pushf(&d->evidence, "engine error: %s", e);
+		}
+		json_decref(aj);
 	}
 	json_decref(j);
 	expt_err_clear(err);
@@ -1014,6 +1563,15 @@ static int ctr_stop(void *state, const struct expt_run_rec *run, int64_t grace_m
 		rc = expt_err_set(err, EXPT_EBACKEND, "cannot stop container %s: %s", ref_id(run),
 				  em);
 	}
+	if (!rc && run->supervisor_pid <= 0) {
+		/* No supervisor will see it end: settled here, as a read command would. */
+		json_t *j = NULL;
+		if (!inspect(c, ref_id(run), &j, &status, err) && j &&
+		    !json_is_true(json_object_get(json_object_get(j, "State"), "Running")))
+			settle(c, run, ref_id(run), json_object_get(j, "State"), 0);
+		json_decref(j);
+		expt_err_clear(err);
+	}
 	free(path);
 	expt_buf_release(&b);
 	return rc;
@@ -1032,7 +1590,7 @@ static int ctr_remove(void *state, const struct expt_run_rec *run, struct expt_e
 
 const struct expt_backend_ops expt_backend_container = {
     .name = "container",
-    .caps = 0,
+    .caps = EXPT_BACKEND_DETACHED,
     .open = ctr_open,
     .close = ctr_close,
     .contract = ctr_contract,
@@ -1040,10 +1598,11 @@ const struct expt_backend_ops expt_backend_container = {
     .submit = ctr_submit,
     .watch = ctr_watch,
     .poll = ctr_poll,
-    .logs_open = expt_local_logs_open,
-    .logs_read = expt_local_logs_read,
-    .logs_close = expt_local_logs_close,
+    .logs_open = ctr_logs_open,
+    .logs_read = ctr_logs_read,
+    .logs_close = ctr_logs_close,
     .diagnose = ctr_diagnose,
     .stop = ctr_stop,
     .remove = ctr_remove,
+    .detach = ctr_detach,
 };

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/base64.h"
 #include "util/util.h"
 
 #define MAX_API_MAJOR 1
@@ -19,6 +20,7 @@ struct expt_docker {
 	char *sock;
 	char version[32]; /* "/v1.41" */
 	CURL *c;
+	int podman; /* the engine is Podman's service */
 };
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *payload)
@@ -31,7 +33,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *payload)
 
 /* One request on c to sock; url complete. Returns 0 or EXPT_EBACKEND. */
 static int request(CURL *c, const char *sock, const char *method, const char *url, const char *body,
-		   int64_t timeout_ms, long *status, struct expt_buf *resp, struct expt_err *err)
+		   const char *header, int64_t timeout_ms, long *status, struct expt_buf *resp,
+		   struct expt_err *err)
 {
 	struct curl_slist *hdr = NULL;
 	CURLcode rc;
@@ -46,9 +49,13 @@ static int request(CURL *c, const char *sock, const char *method, const char *ur
 			       (long)(timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS));
 	EXPT_CURL->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	EXPT_CURL->easy_setopt(c, CURLOPT_WRITEDATA, resp);
-	if (body) {
+	if (header)
+		hdr = EXPT_CURL->slist_append(hdr, header);
+	if (body)
 		hdr = EXPT_CURL->slist_append(hdr, "Content-Type: application/json");
+	if (hdr)
 		EXPT_CURL->easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	if (body) {
 		EXPT_CURL->easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		EXPT_CURL->easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	} else if (!strcmp(method, "POST")) {
@@ -98,8 +105,8 @@ static int probe(struct expt_docker *d, const char *sock, char *why, size_t n)
 		snprintf(why, n, "no such socket");
 		goto out;
 	}
-	if (request(d->c, sock, "GET", "http://d/version", NULL, PROBE_TIMEOUT_MS, &status, &b,
-		    &e)) {
+	if (request(d->c, sock, "GET", "http://d/version", NULL, NULL, PROBE_TIMEOUT_MS, &status,
+		    &b, &e)) {
 		const char *colon = strstr(e.msg, ": ");
 		snprintf(why, n, "%.400s", colon ? colon + 2 : e.msg);
 		goto out;
@@ -118,6 +125,18 @@ static int probe(struct expt_docker *d, const char *sock, char *why, size_t n)
 		min = MAX_API_MINOR;
 	}
 	snprintf(d->version, sizeof(d->version), "/v%ld.%ld", maj, min);
+	{
+		/* Podman's service names itself among the components ("Podman Engine"). */
+		json_t *comps = json_object_get(j, "Components"), *v;
+		size_t i;
+		d->podman = 0;
+		json_array_foreach(comps, i, v)
+		{
+			const char *name = json_string_value(json_object_get(v, "Name"));
+			if (name && strstr(name, "Podman"))
+				d->podman = 1;
+		}
+	}
 	rc = 0;
 out:
 	json_decref(j);
@@ -127,6 +146,12 @@ out:
 
 int expt_docker_open(struct expt_docker **out, struct expt_err *err)
 {
+	return expt_docker_open_engine(out, NULL, err);
+}
+
+int expt_docker_open_engine(struct expt_docker **out, const char *want, struct expt_err *err)
+{
+	int docker = want && !strcmp(want, "docker"), podman = want && !strcmp(want, "podman");
 	struct expt_docker *d = expt_xcalloc(1, sizeof(*d));
 	struct expt_strv cands = EXPT_STRV_INIT;
 	struct expt_buf tried = EXPT_BUF_INIT;
@@ -147,9 +172,11 @@ int expt_docker_open(struct expt_docker **out, struct expt_err *err)
 		}
 		expt_strv_push(&cands, host + 7);
 	} else {
-		expt_strv_push(&cands, "/var/run/docker.sock");
-		expt_strv_push(&cands, "/run/podman/podman.sock");
-		if (xdg && *xdg)
+		if (!podman)
+			expt_strv_push(&cands, "/var/run/docker.sock");
+		if (!docker)
+			expt_strv_push(&cands, "/run/podman/podman.sock");
+		if (!docker && xdg && *xdg)
 			expt_strv_pushf(&cands, "%s/podman/podman.sock", xdg);
 	}
 	d->c = EXPT_CURL->easy_init();
@@ -159,9 +186,14 @@ int expt_docker_open(struct expt_docker **out, struct expt_err *err)
 	}
 	for (size_t i = 0; i < cands.n; i++) {
 		if (!probe(d, cands.v[i], why, sizeof(why))) {
-			d->sock = expt_xstrdup(cands.v[i]);
-			*out = d;
-			goto out;
+			if ((docker && d->podman) || (podman && !d->podman)) {
+				snprintf(why, sizeof(why), "answers as %s, container.engine is %s",
+					 d->podman ? "Podman" : "Docker", want);
+			} else {
+				d->sock = expt_xstrdup(cands.v[i]);
+				*out = d;
+				goto out;
+			}
 		}
 		expt_buf_addf(&tried, "%s%s (%s)", i ? ", " : "", cands.v[i], why);
 	}
@@ -223,14 +255,98 @@ char *expt_docker_escape(const char *s)
 int expt_docker_call(struct expt_docker *d, const char *method, const char *path, const char *body,
 		     int64_t timeout_ms, long *status, struct expt_buf *resp, struct expt_err *err)
 {
+	return expt_docker_call_hdr(d, method, path, body, NULL, timeout_ms, status, resp, err);
+}
+
+int expt_docker_call_hdr(struct expt_docker *d, const char *method, const char *path,
+			 const char *body, const char *header, int64_t timeout_ms, long *status,
+			 struct expt_buf *resp, struct expt_err *err)
+{
 	char *url = expt_docker_url(d, path);
 	int rc;
 
 	resp->max = EXPT_DOCKER_BODY_MAX;
 	*status = 0;
-	rc = request(d->c, d->sock, method, url, body, timeout_ms, status, resp, err);
+	rc = request(d->c, d->sock, method, url, body, header, timeout_ms, status, resp, err);
 	free(url);
 	return rc;
+}
+
+/* The registry an image reference names: its first component when that looks like a host
+ * (a '.', a ':', or localhost), else Docker Hub. Caller frees. */
+static char *registry_of(const char *image)
+{
+	const char *slash = strchr(image, '/');
+	size_t len = slash ? (size_t)(slash - image) : 0;
+
+	if (slash && (memchr(image, '.', len) || memchr(image, ':', len) ||
+		      (len == 9 && !strncmp(image, "localhost", 9))))
+		return expt_xstrndup(image, len);
+	return expt_xstrdup("docker.io");
+}
+
+/* A config.json `auths` key as a bare host[:port] ("https://host:5000/v1/" -> "host:5000"). */
+static int same_registry(const char *key, const char *reg)
+{
+	const char *k = key, *end;
+
+	if (!strncmp(k, "https://", 8))
+		k += 8;
+	else if (!strncmp(k, "http://", 7))
+		k += 7;
+	end = k + strcspn(k, "/");
+	if (!strcmp(reg, "docker.io") && (!strncmp(k, "index.docker.io", (size_t)(end - k)) ||
+					  !strncmp(k, "docker.io", (size_t)(end - k))))
+		return 1;
+	return strlen(reg) == (size_t)(end - k) && !strncmp(k, reg, (size_t)(end - k));
+}
+
+char *expt_docker_registry_auth(const char *image, char *registry, size_t n)
+{
+	const char *dir = getenv("DOCKER_CONFIG"), *home = getenv("HOME");
+	char *path = dir && *dir     ? expt_xasprintf("%s/config.json", dir)
+		     : home && *home ? expt_xasprintf("%s/.docker/config.json", home)
+				     : NULL;
+	char *reg = registry_of(image), *user = NULL, *pass = NULL, *out = NULL;
+	json_t *j = path ? json_load_file(path, 0, NULL) : NULL, *v;
+	const char *key;
+
+	snprintf(registry, n, "%s", reg);
+	json_object_foreach(json_object_get(j, "auths"), key, v)
+	{
+		const char *auth = json_string_value(json_object_get(v, "auth"));
+		if (!same_registry(key, reg))
+			continue;
+		if (auth && *auth) {
+			size_t len;
+			char *plain = expt_base64_decode(auth, &len), *colon;
+			if (plain && (colon = strchr(plain, ':'))) {
+				user = expt_xstrndup(plain, (size_t)(colon - plain));
+				pass = expt_xstrdup(colon + 1);
+			}
+			free(plain);
+		} else if (json_string_value(json_object_get(v, "username"))) {
+			user = expt_xstrdup(json_string_value(json_object_get(v, "username")));
+			pass = expt_xstrdup(json_string_value(json_object_get(v, "password"))
+						? json_string_value(json_object_get(v, "password"))
+						: "");
+		}
+		break;
+	}
+	if (user) {
+		json_t *a = json_pack("{s:s,s:s,s:s}", "username", user, "password", pass,
+				      "serveraddress", reg);
+		char *text = json_dumps(a, JSON_COMPACT);
+		out = expt_base64_encode(text, strlen(text), 1);
+		free(text);
+		json_decref(a);
+	}
+	json_decref(j);
+	free(path);
+	free(reg);
+	free(user);
+	free(pass);
+	return out;
 }
 
 void expt_docker_errmsg(const struct expt_buf *resp, char *out, size_t n)

@@ -19,6 +19,10 @@ struct expt_docker; /* a connection to one engine: its socket and the API versio
  * that answers GET /version. The API version is the server's, capped at 1.41. EXPT_EBACKEND
  * naming every socket tried (and why each failed) when none answers. *out: expt_docker_free. */
 int expt_docker_open(struct expt_docker **out, struct expt_err *err);
+/* The same, for container.engine: want "docker" tries only Docker's socket, "podman" only
+ * Podman's (DOCKER_HOST, when set, is still the only one tried), and an engine that answers as
+ * the other one is refused, named in the error; NULL or "auto" is expt_docker_open. */
+int expt_docker_open_engine(struct expt_docker **out, const char *want, struct expt_err *err);
 void expt_docker_free(struct expt_docker *d); /* NULL is a no-op */
 
 /* The socket path and the "/v1.41" prefix in use. Owned by d. */
@@ -31,6 +35,18 @@ const char *expt_docker_version(const struct expt_docker *d);
  * (whatever the status), EXPT_EBACKEND when it could not be reached. */
 int expt_docker_call(struct expt_docker *d, const char *method, const char *path, const char *body,
 		     int64_t timeout_ms, long *status, struct expt_buf *resp, struct expt_err *err);
+
+/* The same with one more request header ("Name: value"), or NULL. */
+int expt_docker_call_hdr(struct expt_docker *d, const char *method, const char *path,
+			 const char *body, const char *header, int64_t timeout_ms, long *status,
+			 struct expt_buf *resp, struct expt_err *err);
+
+/* The X-Registry-Auth value (base64url JSON of username, password, serveraddress) for pulling
+ * image: the `auths` entry of its registry in $DOCKER_CONFIG/config.json (default
+ * ~/.docker/config.json), from `auth` (base64 "user:password") or `username`/`password`; NULL
+ * when there is none (credential stores and helpers are not read). registry gets the registry
+ * the image names. Caller frees. */
+char *expt_docker_registry_auth(const char *image, char *registry, size_t n);
 
 /* The engine's error text in an error body ({"message": "..."}), else the body itself. */
 void expt_docker_errmsg(const struct expt_buf *resp, char *out, size_t n);

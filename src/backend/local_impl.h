@@ -64,6 +64,7 @@ void expt_fmt_mem(int64_t bytes, char *out, size_t n);
 
 /* The local backend's operations (local.c: supervising; local_runs.c: the rest and the table). */
 struct expt_backend_conf;
+struct expt_contract;
 struct expt_job;
 struct expt_exec_opts;
 struct expt_job_events;
@@ -103,5 +104,8 @@ void expt_local_logs_close(void *stream);
 int expt_local_diagnose(void *state, const struct expt_run_rec *run, size_t nlines,
 			struct expt_diagnosis *out, struct expt_err *err);
 int expt_local_remove(void *state, const struct expt_run_rec *run, struct expt_err *err);
+/* The libexpt and Python binding beside this expt (build tree or installed): out->library and
+ * out->pythonpath, host paths, or left NULL. */
+void expt_local_binding_paths(struct expt_contract *out);
 
 #endif

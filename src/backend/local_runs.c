@@ -67,7 +67,7 @@ static char *exe_dir(void)
 
 /* The libexpt and Python binding beside this expt: in the build tree (build/libexpt.so,
  * python/expt/) or installed (PREFIX/lib). */
-static void binding_paths(struct expt_contract *out)
+void expt_local_binding_paths(struct expt_contract *out)
 {
 	char *dir = exe_dir(), *lib, *py;
 
@@ -102,7 +102,7 @@ static int local_contract(void *state, const struct expt_run_rec *run, struct ex
 		out->params_file = expt_xasprintf("%s/params.json", run->log_dir);
 	}
 	out->store = db ? expt_xstrdup(db) : NULL;
-	binding_paths(out);
+	expt_local_binding_paths(out);
 	if (io)
 		expt_strv_copy(&out->io, io);
 	return 0;

@@ -428,6 +428,24 @@ int expt_sched_turn(struct expt_sched *s, int64_t max_ms, struct expt_err *err)
 	return 0;
 }
 
+int expt_sched_all_started(const struct expt_sched *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->jstate[i] == J_PENDING)
+			return 0;
+	return 1;
+}
+
+void expt_sched_let_go(struct expt_sched *s)
+{
+	while (s->nrun) {
+		struct expt_sched_attempt *a = s->run[--s->nrun];
+		s->jstate[a->job] = J_DONE;
+		s->ndone++;
+		release_attempt(s, a);
+	}
+}
+
 int expt_sched_watch(struct expt_sched *s, int64_t timeout_ms, struct expt_err *err)
 {
 	int64_t end = expt_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);

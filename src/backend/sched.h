@@ -73,6 +73,13 @@ int expt_sched_stop_job(struct expt_sched *s, const char *run_id);
 /* Stops every job (Ctrl-C; an engine that failed). hard: no grace period. */
 void expt_sched_stop_all(struct expt_sched *s, int hard);
 
+/* Whether no job waits to start any more (each has started or finished). */
+int expt_sched_all_started(const struct expt_sched *s);
+/* Forgets every running attempt without stopping it (the engine's release is called: an engine
+ * whose runs outlive expt leaves them running) and without reporting an end: a detached launch
+ * hands them to the engine. Call only once expt_sched_all_started. */
+void expt_sched_let_go(struct expt_sched *s);
+
 /* For the engine. */
 struct expt_job *expt_sched_job(struct expt_sched *s, const struct expt_sched_attempt *a);
 /* The attempts that run now (valid until the next call into the scheduler). */

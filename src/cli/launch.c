@@ -671,6 +671,81 @@ static int detach_and_supervise(struct supervisor *sv)
 	return 0;
 }
 
+/* Whether `expt run -d` can leave the runs to an engine that keeps them going without expt
+ * (EXPT_BACKEND_DETACHED): when every run starts at once and nothing needs watching later. A
+ * run that would wait for a slot (more runs than `parallel`), a GPU slot, a retry or a timeout
+ * needs a supervisor, which -d then forks as for local. */
+static int needs_no_supervisor(const struct supervisor *sv)
+{
+	size_t left = 0;
+
+	if (!(sv->be.ops->caps & EXPT_BACKEND_DETACHED) || !sv->be.ops->detach)
+		return 0;
+	for (size_t i = 0; i < sv->n; i++)
+		left += !sv->runs[i].done;
+	return left <= (size_t)(sv->spec->parallel > 0 ? sv->spec->parallel : 1) &&
+	       sv->spec->retries == 0 && sv->spec->timeout_ms == 0 && sv->spec->resources.gpu == 0;
+}
+
+/* `expt run -d` without a supervisor: starts every run through the engine, then lets go of
+ * them; read commands ask the engine how they go on (ps, logs, debug). */
+static int launch_detached(struct supervisor *sv)
+{
+	struct expt_job_events ev = {ev_admit, ev_started, ev_line, ev_finished, NULL};
+	struct cli_ctx *ctx = sv->ctx;
+	struct expt_exec_opts eo;
+	struct expt_job **jobs;
+	size_t njobs = 0, left = 0;
+	int rc, d;
+
+	sv->quiet = 1;
+	sv->progress = 0;
+	jobs = expt_xcalloc(sv->n ? sv->n : 1, sizeof(*jobs));
+	for (size_t i = 0; i < sv->n; i++)
+		if (!sv->runs[i].done)
+			jobs[njobs++] = &sv->runs[i].job;
+	memset(&eo, 0, sizeof(eo));
+	eo.parallel = njobs ? (int)njobs : 1;
+	eo.stop_flag = &stop_flag;
+	eo.grace_ms = 5000;
+	rc = sv->be.ops->submit(sv->be.state, jobs, njobs, &eo, &ev, sv, &ctx->err);
+	while (!rc && !(d = sv->be.ops->detach(sv->be.state, &ctx->err)))
+		if (sv->be.ops->watch(sv->be.state, 200, &ctx->err) < 0)
+			rc = ctx->err.code ? ctx->err.code : EXPT_EBACKEND;
+	free(jobs);
+	if (rc)
+		return rc;
+	/* Started and still going: the engine's now (supervisor 0: ps asks the engine). */
+	for (size_t i = 0; i < sv->n; i++) {
+		struct run_state *rs = &sv->runs[i];
+		struct expt_err e = EXPT_ERR_INIT;
+		if (!rs->started || rs->done)
+			continue;
+		left++;
+		if (expt_store_batch_begin(ctx->store, &e))
+			continue;
+		if (expt_store_mark_supervisor(ctx->store, rs->rec->run_id, 0, 0, &e) ||
+		    expt_store_add_event(ctx->store, rs->rec->run_id, "detached",
+					 "expt run -d left it to the engine (no supervisor)",
+					 expt_now_ms(), &e) ||
+		    expt_store_batch_commit(ctx->store, &e)) {
+			expt_store_batch_rollback(ctx->store);
+			store_error(sv, &e);
+		}
+	}
+	for (size_t i = 0; i < sv->n; i++)
+		printf("%s\n", sv->runs[i].rec->run_id);
+	fprintf(stderr,
+		"expt: %zu run%s started on the %s engine, which keeps %s going without expt; "
+		"follow with 'expt logs -f %s'\n",
+		left, left == 1 ? "" : "s", sv->be.ops->name, left == 1 ? "it" : "them",
+		sv->spec->name);
+	if (sv->nfailed)
+		fprintf(stderr, "expt: %zu run%s failed to start: see 'expt ps %s'\n", sv->nfailed,
+			sv->nfailed == 1 ? "" : "s", sv->spec->name);
+	return 0;
+}
+
 /* Before any run exists: the git state of the project (recorded on every run), and with
  * workdir: snapshot its files as they are now, in <store>/launches/<time>-<pid>/. */
 static int take_snapshot(struct supervisor *sv)
@@ -811,7 +886,7 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 	sv.prefix_lines = sv.n > 1;
 	sv.progress = !opts->quiet && ctx->tty_err && sv.n > 1;
 	if (opts->detach) {
-		rc = detach_and_supervise(&sv);
+		rc = needs_no_supervisor(&sv) ? launch_detached(&sv) : detach_and_supervise(&sv);
 		goto out;
 	}
 	rc = supervise(&sv, 0);

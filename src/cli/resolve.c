@@ -81,10 +81,19 @@ static int ask_engine(const char *run_id, void *payload)
 	if (expt_store_get_run(ctx->store, run_id, &r, &e))
 		return 0;
 	{
-		struct expt_backend_conf conf = {r.spec_json, ctx->db_path, NULL};
+		struct expt_backend_conf conf = {r.spec_json, ctx->db_path, NULL, 0};
 		if (!expt_backend_open(&be, r.backend, &conf, &e) &&
 		    !be.ops->poll(be.state, &r, 1, &o, &e)) {
 			apply_observed(ctx, &r, &o);
+			/* Ended with no expt process watching: its metrics are still only in its
+			 * output. */
+			if (o.phase == EXPT_OBS_EXITED) {
+				struct expt_run_rec now;
+				memset(&now, 0, sizeof(now));
+				if (!expt_store_get_run(ctx->store, run_id, &now, &e))
+					cli_catch_up_output(ctx, &now);
+				expt_run_rec_release(&now);
+			}
 			settled = o.phase == EXPT_OBS_RUNNING || o.phase == EXPT_OBS_PENDING ||
 				  o.phase == EXPT_OBS_EXITED ||
 				  (o.phase == EXPT_OBS_GONE && r.supervisor_pid <= 0);
@@ -245,7 +254,7 @@ static void catch_line(const char *line, size_t len, int64_t offset, void *paylo
 
 void cli_catch_up_output(struct cli_ctx *ctx, const struct expt_run_rec *r)
 {
-	struct expt_backend_conf conf = {r->spec_json, ctx->db_path, NULL};
+	struct expt_backend_conf conf = {r->spec_json, ctx->db_path, NULL, 0};
 	struct expt_logs_opts o = {1, -1, 0, r->ingested};
 	struct catch_up c = {NULL, EXPT_ERR_INIT, 0};
 	struct expt_backend be = {0};

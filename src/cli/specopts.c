@@ -106,7 +106,7 @@ static int64_t next_seq(const char *experiment)
 int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_output fmt)
 {
 	json_t *root = json_object(), *runs = json_array();
-	struct expt_backend_conf conf = {spec->resolved_json, ctx->db_path, spec};
+	struct expt_backend_conf conf = {spec->resolved_json, ctx->db_path, spec, 1};
 	struct expt_backend be = {0};
 	struct expt_contract kc;
 	json_t *items = NULL;
@@ -139,7 +139,6 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		}
 		seq = next_seq(spec->name);
 	} else {
-		expt_backend_close(&be);
 		free(kc.output_dir);
 		free(kc.params_file);
 		kc.output_dir = expt_xstrdup("<output_dir>");
@@ -190,6 +189,28 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		json_object_set_new(run, "params", json_loads(pj, 0, NULL));
 		json_object_set_new(run, "argv", a);
 		json_object_set_new(run, "env", e);
+		if (!items) {
+			/* What the backend would send for it (the container's create body, the
+			 * Job), made without asking the engine anything. */
+			struct expt_job job;
+			json_t *req = NULL;
+			struct expt_err re = EXPT_ERR_INIT;
+			memset(&job, 0, sizeof(job));
+			job.run_id = id;
+			job.argv = argv;
+			job.env = env;
+			job.cwd = spec->dir;
+			job.log_dir = "<log_dir>";
+			job.output_dir = "<output_dir>";
+			job.params_json = pj;
+			job.gpus = spec->resources.gpu;
+			job.memory_bytes = spec->resources.memory_bytes;
+			job.timeout_ms = spec->timeout_ms;
+			job.retries = spec->retries;
+			job.index = i;
+			if (!be.ops->render(be.state, &job, &req, &re))
+				json_object_set_new(run, "request", req);
+		}
 		json_array_append_new(runs, run);
 		expt_strv_release(&argv);
 		expt_strv_release(&env);

@@ -431,6 +431,9 @@ void expt_spec_free(struct expt_spec *s)
 	free(s->build.platform);
 	free(s->build.repository);
 	free(s->build.dockerfile);
+	free(s->container.engine);
+	free(s->container.code);
+	free(s->container.user);
 	for (i = 0; i < s->nruns; i++)
 		expt_params_release(&s->runs[i].params);
 	free(s->runs);

@@ -113,6 +113,9 @@ struct expt_spec {
 		char *network;		 /* HostConfig.NetworkMode; NULL = the engine's default */
 		int keep;		 /* keep finished containers (default: removed) */
 		char *pull;		 /* missing (default) | always | never */
+		char *engine;		 /* auto (default) | docker | podman */
+		char *code;		 /* mount (default) | image */
+		char *user;		 /* "UID[:GID]" or a name; NULL = the invoking uid:gid */
 	} container;
 	/* build: how `expt build` makes the image (docs/spec.md, docs/images.md). set is 0 when
 	 * the section is absent; a string `build: DIR` is {context: DIR, dockerfile: Dockerfile}.

@@ -910,8 +910,11 @@ int expt_spec_ulimit_parse(const char *text, int64_t *soft, int64_t *hard)
 
 static void v_container(struct vctx *c, const struct expt_ynode *n)
 {
-	static const char *const keys[] = {"ulimits", "network", "keep", "pull"};
+	static const char *const keys[] = {"ulimits", "network", "keep", "pull",
+					   "engine",  "code",	 "user"};
 	static const char *const pulls[] = {"missing", "always", "never"};
+	static const char *const engines[] = {"auto", "docker", "podman"};
+	static const char *const codes[] = {"mount", "image"};
 	static const char *const limits[] = {
 	    "core",   "cpu",   "data", "fsize",	 "locks",  "memlock",	 "msgqueue", "nice",
 	    "nofile", "nproc", "rss",  "rtprio", "rttime", "sigpending", "stack"};
@@ -925,6 +928,11 @@ static void v_container(struct vctx *c, const struct expt_ynode *n)
 	get_bool(c, expt_ynode_get(n, "keep"), "container.keep", &s->container.keep);
 	get_enum(c, expt_ynode_get(n, "pull"), "container.pull", pulls, NELEM(pulls),
 		 &s->container.pull);
+	get_enum(c, expt_ynode_get(n, "engine"), "container.engine", engines, NELEM(engines),
+		 &s->container.engine);
+	get_enum(c, expt_ynode_get(n, "code"), "container.code", codes, NELEM(codes),
+		 &s->container.code);
+	get_word(c, expt_ynode_get(n, "user"), "container.user", &s->container.user);
 	v = expt_ynode_get(n, "ulimits");
 	if (want_map(c, v, "container.ulimits"))
 		return;

@@ -66,13 +66,15 @@ equals "the end, once" "$(echo "$out" | grep -c '^end$')" "1"
 equals "succeeded on the retry" "$(status_of "$rid")" "succeeded"
 
 # The supervisor dies, the run goes on: ps asks the engine and tells the truth; stop still works.
-# (A quiet run: a local run that prints dies with its supervisor, the reader of its pipe.)
+# (A quiet run: a local run that prints dies with its supervisor, the reader of its pipe. A
+# timeout, so that -d has a supervisor on every backend: an engine that keeps runs going needs
+# none for a run that starts at once and is never timed.)
 mkdir -p quiet && printf 'name: quiet\ncommand: ["sleep", "60"]\nargs: none\n' > quiet/expt.yaml
-expect_code "a long quiet run, detached" 0 "$EXPT" run $RUN_BACKEND -d -f quiet/expt.yaml
+expect_code "a long quiet run, detached" 0 "$EXPT" run $RUN_BACKEND -d -f quiet/expt.yaml timeout=1h
 rid=$(echo "$out" | grep -o 'quiet-[0-9]*' | head -1)
 wait_status "$rid" running
 sup=$("$EXPT" ps quiet -o json | json "[r['supervisor_pid'] for r in d if r['id']=='$rid'][0]")
-kill -9 "$sup"
+if [ "${sup:-0}" -gt 0 ] 2>/dev/null; then kill -9 "$sup"; else fail "a supervisor pid" "'$sup'"; fi
 sleep 0.2
 expect_code "ps after its supervisor died" 0 "$EXPT" ps quiet -o json
 equals "still running, as the engine says" "$(echo "$out" | json "[r['status'] for r in d if r['id']=='$rid'][0]")" "running"
@@ -125,8 +127,9 @@ fi
 
 # Metrics that travel with the output: a run whose logging library cannot reach the store
 # (as in a container or a pod) prints records; whoever reads the output feeds them in, once.
-# It needs the Python binding and libexpt where the run is: on another backend, only with an
-# image that has them (EXPT_TEST_IMAGE_HAS_BINDING=1); the offline test images do not.
+# It needs the Python binding and libexpt where the run is (the container backend mounts this
+# expt's), and a Python with ctypes: on another backend, only with an image whose Python has it
+# (EXPT_TEST_IMAGE_HAS_BINDING=1); the offline test image's does not.
 if [ "$BACKEND" != local ] && [ -z "${EXPT_TEST_IMAGE_HAS_BINDING:-}" ]; then
 	echo "# skipped on $BACKEND: records from libexpt (the test image has no binding)"
 else

@@ -42,6 +42,13 @@ elif mode == "big":
 elif mode == "sleep":
     print("sleeping", flush=True)
     time.sleep(300)
+elif mode == "wait":
+    print("waiting", flush=True)
+    while not os.path.exists("release"):
+        time.sleep(0.05)
+    print("expt: acc=0.75", flush=True)
+    print("released", flush=True)
+    sys.exit(int(os.environ["EXPT_PARAM_CODE"]))
 print("hello from the container", os.getuid(), os.getgid())
 print("params:", open(os.environ["EXPT_PARAMS_FILE"]).read())
 print("expt: loss=0.5")
@@ -175,5 +182,174 @@ expect_code "an unknown limit" 2 "$EXPT" run container.ulimits.nofiles=10
 contains "suggests the right one" "$out" "nofile"
 expect_code "soft above hard" 2 "$EXPT" run container.ulimits.nproc=20:10
 expect_code "an unknown key" 2 "$EXPT" run container.networks=none
+
+
+# Detached (EXPT_BACKEND_DETACHED): the engine keeps runs going without expt. The runs wait for a
+# file in the project (mounted at its own path), so nothing here depends on timing.
+last_run() { "$EXPT" ps -o json | json 'max(d, key=lambda r: int(r["id"].rsplit("-", 1)[1]))["id"]'; }
+next_run() { echo "$N-$(($("$EXPT" ps -o json | json 'max([int(r["id"].rsplit("-", 1)[1]) for r in d] + [0])') + 1))"; }
+run_row() { "$EXPT" ps -o json | json "[(r['status'], r['exit_code'], r['reason']) for r in d if r['id']=='$1'][0]"; }
+rm -f release
+R=$(next_run)
+expect_code "-d, every run can start at once" 0 "$EXPT" run -d mode=wait
+contains "the engine keeps it: no supervisor" "$out" "keeps it going without expt"
+not_contains "none is forked" "$out" "supervisor pid"
+wait_status $R running
+wait_lines $R waiting 1
+expect_code "debug" 0 "$EXPT" debug $R
+contains "says expt left it to the engine" "$out" "left it to the engine"
+touch release
+wait_status $R succeeded
+equals "its end, from inspect" "$(run_row $R)" "('succeeded', 0, 'exit')"
+expect_code "logs" 0 "$EXPT" logs $R
+contains "output no expt process followed comes from the engine" "$out" "released"
+expect_code "show" 0 "$EXPT" show $R -o json
+equals "its metric reaches the store" "$(echo "$out" | json 'd["metrics"]["acc"]["last"]')" "0.75"
+equals "its container is removed once its end is recorded" "$(containers_of $N)" "0"
+rm -f release
+
+# The supervisor killed: the container goes on, ps adopts it, then records how it ended.
+R=$(next_run)
+expect_code "-d with a timeout has a supervisor" 0 "$EXPT" run -d mode=wait code=4 timeout=1h
+sup=$(echo "$out" | sed -n 's/.*supervisor pid \([0-9]*\).*/\1/p')
+wait_status $R running
+wait_lines $R waiting 1
+kill -KILL "$sup" 2>/dev/null
+for ((i = 0; i < 100; i++)); do [ -d /proc/"$sup" ] && [ "$(awk '{print $3}' /proc/"$sup"/stat 2>/dev/null)" != Z ] || break; sleep 0.05; done
+equals "ps: still running, the engine has it" "$(status_of $R)" "running"
+equals "its container goes on" "$(containers_of $N)" "1"
+expect_code "debug" 0 "$EXPT" debug $R
+contains "says it was adopted" "$out" "the engine still runs it"
+touch release
+wait_status $R failed
+equals "its exit code, from inspect" "$(run_row $R)" "('failed', 4, 'exit')"
+expect_code "logs" 0 "$EXPT" logs $R
+contains "what the supervisor saw" "$out" "waiting"
+contains "and what came after it died" "$out" "released"
+equals "each line once" "$(grep -c waiting .expt/runs/$R/logs/stdout.log)" "1"
+expect_code "show" 0 "$EXPT" show $R -o json
+equals "its metric reaches the store" "$(echo "$out" | json 'd["metrics"]["acc"]["last"]')" "0.75"
+expect_code "debug" 0 "$EXPT" debug $R
+contains "the engine's last word, kept after the container is gone" "$out" "(removed) ended"
+equals "removed" "$(containers_of $N)" "0"
+rm -f release
+
+# More runs than parallel: the queued one needs the supervisor. With it gone, the running one
+# goes on and the queued one is lost (no expt process is left to start it).
+R=$(next_run)
+R2=$N-$((${R##*-} + 1))
+expect_code "-d, two runs, parallel 1" 0 "$EXPT" run -d mode=wait code=0,5 parallel=1
+sup=$(echo "$out" | sed -n 's/.*supervisor pid \([0-9]*\).*/\1/p')
+wait_status $R running
+kill -KILL "$sup" 2>/dev/null
+for ((i = 0; i < 100; i++)); do [ -d /proc/"$sup" ] && [ "$(awk '{print $3}' /proc/"$sup"/stat 2>/dev/null)" != Z ] || break; sleep 0.05; done
+equals "the queued run is lost with its supervisor" "$(run_row $R2)" "('failed', None, 'supervisor-lost')"
+equals "the running one goes on" "$(status_of $R)" "running"
+touch release
+wait_status $R succeeded
+rm -f release
+
+# on_conflict: a container with the run's name exists already.
+mkname() {
+	curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
+		-d "{\"Image\": \"$EXPT_TEST_PYTHON_IMAGE\", \"Labels\": {\"t\": \"$N\"}}" "http://d/v1.41/containers/create?name=$1" >/dev/null
+}
+R=$(next_run)
+mkname $R
+expect_code "on_conflict: replace" 0 "$EXPT" run -q on_conflict=replace
+equals "the old container was replaced" "$(engine "/containers/$R/json" | json 'd.get("Config", {}).get("Labels", {}).get("t", "")' 2>/dev/null)" ""
+R=$(next_run)
+mkname $R
+expect_code "on_conflict: new-id" 0 "$EXPT" run on_conflict=new-id container.keep=true
+contains "under another name" "$out" "started (container:"
+equals "the other container is left alone" "$(engine "/containers/$R/json" | json 'd["Config"]["Labels"]["t"]')" "$N"
+equals "the run's own, named after it" "$(engine "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22expt.dev%2Frun%3D$R%22%5D%7D" | json 'd[0]["Names"][0].lstrip("/").startswith("'"$R"'-")')" "True"
+expect_code "rm" 0 "$EXPT" rm $R
+curl -s --unix-socket "$SOCK" -X DELETE "http://d/v1.41/containers/$R?force=1" >/dev/null
+
+# cleanup: failed runs' containers kept (for inspection), succeeded ones removed.
+expect_code "cleanup failed: keep, a failure" 1 "$EXPT" run -q code=6 cleanup.failed=keep
+R=$(last_run)
+equals "its container is kept" "$(containers_of $N)" "1"
+expect_code "debug" 0 "$EXPT" debug $R
+contains "debug asks the engine" "$out" "exit code: 6"
+expect_code "cleanup failed: keep, a success" 0 "$EXPT" run -q cleanup.failed=keep
+equals "its container is removed" "$(containers_of $N)" "1"
+expect_code "rm removes the kept one" 0 "$EXPT" rm $R
+equals "none left" "$(containers_of $N)" "0"
+
+# plan and --dry-run need no engine.
+expect_code "plan without an engine" 0 env DOCKER_HOST=unix://"$T"/no.sock "$EXPT" plan
+expect_code "--dry-run without an engine" 0 env DOCKER_HOST=unix://"$T"/no.sock "$EXPT" run --dry-run -o json resources.memory=64Mi
+equals "shows the container's create body" "$(echo "$out" | json '(d["runs"][0]["request"]["Image"], d["runs"][0]["request"]["HostConfig"]["Memory"], d["runs"][0]["request"]["Labels"]["expt.dev/experiment"])')" "('$EXPT_TEST_PYTHON_IMAGE', 67108864, '$N')"
+
+
+# container.engine: the engine that answers must be the one asked for.
+expect_code "engine: docker, Podman answers" 5 "$EXPT" run -q container.engine=docker
+contains "says which answered" "$out" "answers as Podman, container.engine is docker"
+expect_code "engine: podman" 0 "$EXPT" run -q container.engine=podman
+
+# container.user: files the run writes to an output belong to that user (an output directory
+# anyone may write to, as the run is not the invoking user here).
+chmod 755 "$T" # the project is mounted and is the working directory: that user must enter it
+mkdir -p shared && chmod 1777 shared
+cat > user.yaml <<YAML
+name: u$N
+image: $EXPT_TEST_PYTHON_IMAGE
+backend: container
+command: python3 u.py
+args: none
+outputs: {res: {to: ./shared}}
+container: {network: none, user: "4321:4321"}
+YAML
+cat > u.py <<'PY'
+import os
+open(os.path.join(os.environ["EXPT_OUTPUT_RES"], "u.txt"), "w").write(str(os.getuid()))
+PY
+expect_code "container.user" 0 "$EXPT" run -q -f user.yaml
+equals "the run ran as that user" "$(cat shared/u.txt 2>/dev/null)" "4321"
+equals "and its file is that user's" "$(stat -c %u:%g shared/u.txt 2>/dev/null)" "4321:4321"
+
+# container.code: image runs the image's own code: the project is not mounted.
+expect_code "code: image, the project's file is not there" 1 "$EXPT" run -q container.code=image container.keep=true
+R=$(last_run)
+cid=$(engine "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22expt.dev%2Frun%3D$R%22%5D%7D" | json 'd[0]["Id"]')
+not_contains "no bind of the project" "$(engine "/containers/$cid/json" | json 'd["HostConfig"]["Binds"]')" "$T:$T"
+expect_code "rm" 0 "$EXPT" rm $R
+expect_code "code: mount (the default) mounts it" 0 "$EXPT" run -q container.code=mount
+expect_code "a bad code" 2 "$EXPT" run container.code=copy
+contains "names the choices" "$out" "mount or image"
+
+
+# Registry credentials from the Docker client's config (DOCKER_CONFIG/config.json, `auths`),
+# against the htpasswd registry of tests/registry. Pulled every time: the engine outlives tests.
+if [ -n "${EXPT_TEST_REGISTRY_AUTH:-}" ]; then
+	AIMG=$EXPT_TEST_REGISTRY_AUTH/expt/python3:bookworm
+	mkdir -p dockercfg
+	dockercfg() { printf '{"auths": {"%s": {"auth": "%s"}}}' "$1" "$(printf '%s:%s' "$EXPT_TEST_REGISTRY_USER" "$2" | base64 -w0)" >dockercfg/config.json; }
+	expect_code "a private registry, no credentials" 1 env DOCKER_CONFIG="$T/dockercfg" "$EXPT" run -q "image=$AIMG" container.pull=always
+	expect_code "debug" 0 "$EXPT" debug "$(last_run)"
+	contains "says there were none" "$out" "no credentials for its registry in ~/.docker/config.json"
+	dockercfg "$EXPT_TEST_REGISTRY_AUTH" wrong
+	expect_code "a wrong password" 1 env DOCKER_CONFIG="$T/dockercfg" "$EXPT" run -q "image=$AIMG" container.pull=always
+	dockercfg "https://$EXPT_TEST_REGISTRY_AUTH/v1/" "$EXPT_TEST_REGISTRY_PASSWORD"
+	expect_code "the right one" 0 env DOCKER_CONFIG="$T/dockercfg" "$EXPT" run -q "image=$AIMG" container.pull=always
+else
+	echo "# skipped: registry credentials (no EXPT_TEST_REGISTRY_AUTH)"
+fi
+
+
+# libexpt and the Python binding of this expt are mounted for the run (EXPT_LIBRARY,
+# PYTHONPATH), with the libraries libexpt needs: the dynamic loader of the image resolves them
+# all. (The test image's Python has no ctypes, so the binding itself cannot run there.)
+expect_code "libexpt in the container" 0 "$EXPT" run -q 'command=/lib64/ld-linux-x86-64.so.2 --list /expt/lib/libexpt.so'
+R=$(last_run)
+expect_code "logs" 0 "$EXPT" logs $R
+contains "its libraries are found" "$out" "libjansson.so.4 => /expt/lib/libjansson.so.4"
+not_contains "none missing" "$out" "not found"
+expect_code "the contract names them" 0 "$EXPT" run -q 'command=sh -c "echo lib=$EXPT_LIBRARY py=$PYTHONPATH; ls $PYTHONPATH/expt/__init__.py"'
+expect_code "logs" 0 "$EXPT" logs "$(last_run)"
+contains "EXPT_LIBRARY and PYTHONPATH" "$out" "lib=/expt/lib/libexpt.so py=/expt/python"
+contains "the binding is there" "$out" "/expt/python/expt/__init__.py"
 
 finish
