@@ -57,6 +57,15 @@ contains "the dry run names the object and the field" "$out" "PersistentVolumeCl
 contains "and the field" "$out" "spec.storageClassName"
 contains "and says nothing was created" "$out" "nothing was created"
 equals "nothing was created" "$(objects "$N")" ""
+# Someone else's Deployment of that name (another selector, immutable): the dry run of ours
+# fails after the PVC's passed, and the PVC must not be created either.
+K create deployment "$N" --image=registry.local/other:1 >/dev/null
+expect_code "a Deployment the server refuses, after a valid PVC" 2 "$EXPT" tracking deploy \
+	--mode dev --name "$N" --no-wait
+contains "is refused naming the object" "$out" "Deployment $N"
+contains "and the field" "$out" "spec.selector"
+equals "and the PVC before it was not created either" "$(objects "$N")" ""
+K delete deployment "$N" --wait=true >/dev/null
 
 # --- dev: exactly its objects; Available; a second deploy changes nothing ---
 expect_code "deploy --mode dev" 0 "$EXPT" tracking deploy "${DEV[@]}"
