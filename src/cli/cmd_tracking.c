@@ -54,6 +54,8 @@ static const char usage[] =
     "      --s3-endpoint URL    deploy: the S3-compatible endpoint (MinIO, SeaweedFS, Ceph)\n"
     "      --allowed-host HOST  one more name clients may use (an Ingress); repeatable\n"
     "      --replicas N         deploy: server replicas (default 1)\n"
+    "      --node-selector K=V  the pods run only on nodes with that label; repeatable\n"
+    "      --toleration KEY     the pods tolerate taints with that key; repeatable\n"
     "      --wait / --no-wait   wait until the server is Available (default: on a terminal)\n"
     "      --timeout SECONDS    how long --wait waits (default 300)\n"
     "  -h, --help               this help\n"
@@ -261,7 +263,9 @@ static int cmd_tracking(struct cli_ctx *ctx, int argc, char **argv)
 		O_REPL,
 		O_WAIT,
 		O_NOWAIT,
-		O_TIMEOUT
+		O_TIMEOUT,
+		O_NODESEL,
+		O_TOL
 	};
 	static const struct option longopts[] = {
 	    {"name", required_argument, NULL, O_NAME},
@@ -285,13 +289,15 @@ static int cmd_tracking(struct cli_ctx *ctx, int argc, char **argv)
 	    {"wait", no_argument, NULL, O_WAIT},
 	    {"no-wait", no_argument, NULL, O_NOWAIT},
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"node-selector", required_argument, NULL, O_NODESEL},
+	    {"toleration", required_argument, NULL, O_TOL},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct expt_tracking_opts t = {0};
 	struct conn c = {EXPT_KUBE_CONFIG_OPTS_INIT, NULL, NULL};
 	enum cli_output fmt = CLI_OUT_TEXT;
-	const char *hosts[33] = {0}, *sub, *fmt_s = NULL;
-	size_t nhosts = 0;
+	const char *hosts[33] = {0}, *nodesel[33] = {0}, *tols[33] = {0}, *sub, *fmt_s = NULL;
+	size_t nhosts = 0, nsel = 0, ntol = 0;
 	int ch, rc = 0, dry_run = 0, wait = ctx->tty_err;
 	long timeout_s = 300;
 	char *end;
@@ -360,6 +366,17 @@ static int cmd_tracking(struct cli_ctx *ctx, int argc, char **argv)
 						       "--allowed-host: at most 32");
 			hosts[nhosts++] = optarg;
 			break;
+		case O_NODESEL:
+		case O_TOL:
+			if ((ch == O_NODESEL ? nsel : ntol) + 1 >= 33)
+				return cli_usage_error(ctx, &cli_cmd_tracking, "%s: at most 32",
+						       ch == O_NODESEL ? "--node-selector"
+								       : "--toleration");
+			if (ch == O_NODESEL)
+				nodesel[nsel++] = optarg;
+			else
+				tols[ntol++] = optarg;
+			break;
 		case O_REPL:
 			t.replicas = (int)strtol(optarg, &end, 10);
 			if (*end || end == optarg || t.replicas < 1)
@@ -406,6 +423,8 @@ static int cmd_tracking(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error(ctx, &cli_cmd_tracking,
 				       "--mode: deploy needs --mode dev or --mode deploy");
 	t.extra_hosts = nhosts ? hosts : NULL;
+	t.node_selector = nsel ? nodesel : NULL;
+	t.tolerations = ntol ? tols : NULL;
 
 	if (dry_run) {
 		/* No cluster needed: the namespace is -n, else the context's if a kubeconfig is

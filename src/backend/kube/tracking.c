@@ -145,6 +145,29 @@ static json_t *pvc_spec(const char *size, const char *storage_class)
 	return s;
 }
 
+/* nodeSelector and tolerations of a pod spec (where the server and the database may run). */
+static void place(json_t *pod, const struct expt_tracking_opts *o)
+{
+	json_t *sel = json_object(), *tol = json_array();
+
+	for (size_t i = 0; o->node_selector && o->node_selector[i]; i++) {
+		const char *kv = o->node_selector[i], *eq = strchr(kv, '=');
+		char key[256];
+
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+		json_object_set_new(sel, key, json_string(eq + 1));
+	}
+	for (size_t i = 0; o->tolerations && o->tolerations[i]; i++)
+		json_array_append_new(
+		    tol, json_pack("{s:s, s:s}", "key", o->tolerations[i], "operator", "Exists"));
+	if (json_object_size(sel))
+		json_object_set(pod, "nodeSelector", sel);
+	if (json_array_size(tol))
+		json_object_set(pod, "tolerations", tol);
+	json_decref(sel);
+	json_decref(tol);
+}
+
 /* Parses "SECRET[:KEY]". */
 static void secret_key(const char *s, char *name, size_t n, const char **key)
 {
@@ -191,6 +214,13 @@ static int check(const struct expt_tracking_opts *o, struct expt_err *err)
 					    "hostpath:/ABSOLUTE/PATH, got '%s'",
 					    o->storage);
 		}
+	}
+	for (size_t i = 0; o->node_selector && o->node_selector[i]; i++) {
+		const char *eq = strchr(o->node_selector[i], '=');
+		if (!eq || eq == o->node_selector[i] || eq - o->node_selector[i] > 250)
+			return expt_err_set(err, EXPT_EUSAGE,
+					    "--node-selector: expected KEY=VALUE, got '%s'",
+					    o->node_selector[i]);
 	}
 	if (o->db_size && !quantity_ok(o->db_size))
 		return expt_err_set(err, EXPT_EUSAGE,
@@ -289,6 +319,8 @@ static void add_postgres(const struct expt_tracking_opts *o, json_t *items)
 		      labels(o, "database"), "spec", "containers", ctr, "volumeClaimTemplates",
 		      "metadata", "name", "data", "spec",
 		      pvc_spec(o->db_size ? o->db_size : "10Gi", o->storage_class)));
+	place(json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec"),
+	      o);
 	json_array_append_new(items, sts);
 	free(name);
 }
@@ -395,6 +427,7 @@ int expt_kube_tracking_render(const struct expt_tracking_opts *o_in, json_t **ou
 	if (mounts)
 		json_object_set_new(ctr, "volumeMounts", mounts);
 	pod = json_pack("{s:[o]}", "containers", ctr);
+	place(pod, &o);
 	if (volumes)
 		json_object_set_new(pod, "volumes", volumes);
 	dep = object("apps/v1", "Deployment", o.name, &o, "server");

@@ -44,8 +44,10 @@ struct expt_tracking_opts {
 	const char *artifacts;	   /* deploy: "s3://BUCKET[/PREFIX]" (required) */
 	const char *s3_endpoint;   /* deploy: MLFLOW_S3_ENDPOINT_URL [from the Secret, if there] */
 	const char *s3_secret;	   /* deploy: Secret with AWS_ACCESS_KEY_ID/SECRET_ACCESS_KEY */
-	const char *const *extra_hosts; /* more --allowed-hosts (an Ingress name); NULL-ended */
-	int replicas;			/* [1] */
+	const char *const *extra_hosts;	  /* more --allowed-hosts (an Ingress name); NULL-ended */
+	const char *const *node_selector; /* "KEY=VALUE" for the pods' nodeSelector; NULL-ended */
+	const char *const *tolerations;	  /* taint keys the pods tolerate (Exists); NULL-ended */
+	int replicas;			  /* [1] */
 };
 
 /* Checks o and builds the objects as one v1 List (what `kubectl apply -f -` takes), in apply
