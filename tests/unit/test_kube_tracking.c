@@ -331,6 +331,49 @@ static void test_bad_values(void **state)
 	}
 }
 
+static void test_placement(void **state)
+{
+	const char *sel[] = {"kubernetes.io/hostname=node-real", NULL};
+	const char *tol[] = {"expt-test/real-node", NULL};
+	const char *bad[] = {"no-equals-sign", NULL};
+	struct expt_tracking_opts o = {0};
+	struct expt_err err = EXPT_ERR_INIT;
+	json_t *list, *pod;
+	int rc;
+
+	(void)state;
+	o.mode = "deploy";
+	o.ns = "ns";
+	o.db_password = "p";
+	o.artifacts = "s3://b";
+	o.s3_secret = "s";
+	o.node_selector = sel;
+	o.tolerations = tol;
+	list = render(&o, &rc, &err);
+	assert_int_equal(rc, 0);
+	/* The server and the database both go where they are told. */
+	pod = json_object_get(
+	    json_object_get(json_object_get(find(list, "Deployment", NULL), "spec"), "template"),
+	    "spec");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(pod, "nodeSelector"),
+							      "kubernetes.io/hostname")),
+			    "node-real");
+	assert_string_equal(json_string_value(json_object_get(
+				json_array_get(json_object_get(pod, "tolerations"), 0), "key")),
+			    "expt-test/real-node");
+	pod = json_object_get(
+	    json_object_get(json_object_get(find(list, "StatefulSet", NULL), "spec"), "template"),
+	    "spec");
+	assert_non_null(json_object_get(pod, "nodeSelector"));
+	assert_non_null(json_object_get(pod, "tolerations"));
+	json_decref(list);
+	o.node_selector = bad;
+	list = render(&o, &rc, &err);
+	assert_int_equal(rc, EXPT_EUSAGE);
+	assert_non_null(strstr(err.msg, "--node-selector: expected KEY=VALUE"));
+	assert_null(list);
+}
+
 static void test_password(void **state)
 {
 	char a[33], b[33];
@@ -359,7 +402,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_dev),	       cmocka_unit_test(test_deploy_secrets),
 	    cmocka_unit_test(test_bad_values), cmocka_unit_test(test_password),
-	    cmocka_unit_test(test_uri),
+	    cmocka_unit_test(test_placement),  cmocka_unit_test(test_uri),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
