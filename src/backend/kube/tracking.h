@@ -14,7 +14,8 @@
 /* Pinned defaults: the MLflow release the test venv runs, and a PostgreSQL release. */
 #define EXPT_TRACKING_MLFLOW_VERSION "3.17.2"
 #define EXPT_TRACKING_IMAGE "ghcr.io/mlflow/mlflow:v" EXPT_TRACKING_MLFLOW_VERSION
-/* Upstream's plain image has neither psycopg2 nor boto3 (mlflow/mlflow#9513, #8342). */
+/* Upstream's plain image has neither psycopg2 nor boto3 (mlflow/mlflow#9513, #8342); the -full
+ * variant has the database drivers and the cloud storage clients (mlflow docker/README). */
 #define EXPT_TRACKING_IMAGE_FULL EXPT_TRACKING_IMAGE "-full"
 #define EXPT_TRACKING_DB_IMAGE "docker.io/library/postgres:17.6-bookworm"
 #define EXPT_TRACKING_PORT 5000
