@@ -24,6 +24,7 @@ cleanup_cluster() {
 			--wait=false >/dev/null 2>&1 || true
 	done
 	K delete secret "${N}-s3" --wait=false >/dev/null 2>&1 || true
+	KC delete namespace "${N}ns" --wait=false >/dev/null 2>&1 || true
 }
 trap 'cleanup_cluster; rm -rf "$T"' EXIT
 # objects NAME [NS]: "kind/name" of everything labelled as instance NAME, sorted, one line.
@@ -135,5 +136,39 @@ equals "nothing in default" "$(objects "${N}u" default)" ""
 expect_code "the same user in its own namespace: deployed" 0 "$EXPT" tracking deploy --mode dev \
 	--name "${N}u" --storage "hostpath:$T/u" --kubeconfig "$EXPT_TEST_USER_KUBECONFIG" --no-wait
 equals "its objects" "$(objects "${N}u")" "Deployment/${N}u Service/${N}u "
+
+# --- runs in a namespace with a deployed server get its URI (MLFLOW_TRACKING_URI) ---
+KC create namespace "${N}ns" >/dev/null
+for _ in $(seq 1 100); do KC -n "${N}ns" get serviceaccount default >/dev/null 2>&1 && break; sleep 0.2; done
+expect_code "deploy into the runs' namespace" 0 "$EXPT" tracking deploy --mode dev -n "${N}ns" \
+	--storage "hostpath:$T/ns" --no-wait
+runspec() {
+	cat >expt.yaml <<EOF
+name: $1
+image: registry.local/does/not/matter:1
+command: python3 train.py
+${2:-}
+kubernetes:
+  namespace: ${N}ns
+  pod_template:
+    metadata:
+      annotations: {expt-test/run-for: "1s"}
+EOF
+}
+job_env() {
+	KC -n "${N}ns" get job "$1" -o json | json "{e['name']: e.get('value') for e in d['spec']['template']['spec']['containers'][0]['env']}.get('MLFLOW_TRACKING_URI', 'unset')"
+}
+runspec "${N}r"
+out=$("$EXPT" run --backend kubernetes --dry-run -o json 2>&1)
+not_contains "a dry run does not look for the server" "$out" "MLFLOW_TRACKING_URI"
+expect_code "a run on the kubernetes backend" 0 "$EXPT" run --backend kubernetes
+equals "its Job has the deployed server's in-cluster URI" "$(job_env "${N}r-1")" "http://mlflow.${N}ns.svc.cluster.local:5000"
+runspec "${N}e" "env: {MLFLOW_TRACKING_URI: 'http://mine.example:5000'}"
+expect_code "a run whose spec sets MLFLOW_TRACKING_URI" 0 "$EXPT" run --backend kubernetes
+equals "keeps its own" "$(job_env "${N}e-1")" "http://mine.example:5000"
+runspec "${N}o"
+expect_code "a run in a namespace without a server" 0 "$EXPT" run --backend kubernetes kubernetes.namespace="$NS"
+equals "gets none" "$(K get job "${N}o-1" -o json | json "[e['name'] for e in d['spec']['template']['spec']['containers'][0]['env'] if e['name'] == 'MLFLOW_TRACKING_URI']")" "[]"
+K delete job "${N}o-1" --wait=false >/dev/null 2>&1
 
 finish
