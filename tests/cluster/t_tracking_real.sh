@@ -30,6 +30,7 @@ N=trr$(date +%s | tail -c 5)$RANDOM
 PF=
 cleanup_cluster() {
 	[ -n "$PF" ] && kill "$PF" 2>/dev/null
+	K delete pod "$N-client" --wait=false >/dev/null 2>&1 || true
 	K delete deployments,services -l "app.kubernetes.io/instance=$N" --wait=true --timeout=60s >/dev/null 2>&1 || true
 }
 trap 'cleanup_cluster; rm -rf "$T"' EXIT
@@ -82,5 +83,43 @@ contains "the mlflow client logs a run through the deployed server" "$out" "0.5 
 art=$(find "$T/data/artifacts" -name model.txt 2>/dev/null | head -1)
 equals "its artifact is on the server's volume (served artifacts)" "$(cat "$art" 2>/dev/null)" "checkpoint"
 check "the runs are in SQLite on the volume" test -s "$T/data/mlflow.db"
+
+# From inside the cluster: a pod on the same node asks the server by its pod IP (the test
+# cluster has no kube-proxy and no cluster DNS, so Service names do not resolve in pods here),
+# once with the Host header a client of the in-cluster URI sends, once with the IP's own.
+podip=$(K get pods -l "app.kubernetes.io/instance=$N" -o jsonpath='{.items[0].status.podIP}')
+K apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $N-client, labels: {app.kubernetes.io/instance: $N}}
+spec:
+  restartPolicy: Never
+  nodeSelector: {kubernetes.io/hostname: $EXPT_TEST_REAL_NODE_NAME}
+  tolerations: [{key: $EXPT_TEST_REAL_NODE_TAINT, operator: Exists, effect: NoSchedule}]
+  containers:
+  - name: c
+    image: $EXPT_TEST_REAL_NODE_REGISTRY/expt/python3:bookworm
+    command:
+    - python3
+    - -c
+    - |
+      import socket  # python3-minimal: no urllib.request in the test image
+      for host in ["$N.$NS.svc.cluster.local:5000", "$podip:5000", "elsewhere.example.com"]:
+          s = socket.create_connection(("$podip", 5000), timeout=20)
+          s.sendall(("GET /api/2.0/mlflow/experiments/search?max_results=1 HTTP/1.1\\r\\n"
+                     "Host: %s\\r\\nConnection: close\\r\\n\\r\\n" % host).encode())
+          status = s.makefile("rb").readline().split()[1].decode()
+          print("host", host, status)
+EOF
+for _ in $(seq 1 300); do
+	ph=$(K get pod "$N-client" -o jsonpath='{.status.phase}' 2>/dev/null)
+	case "$ph" in Succeeded | Failed) break ;; esac
+	sleep 0.2
+done
+logs=$(K logs "$N-client" 2>&1)
+contains "in the cluster: the in-cluster name is let in" "$logs" "host $N.$NS.svc.cluster.local:5000 200"
+contains "in the cluster: the pod IP is let in" "$logs" "host $podip:5000 200"
+contains "in the cluster: another name is refused" "$logs" "host elsewhere.example.com 403"
+K delete pod "$N-client" --wait=false >/dev/null 2>&1
 
 finish
