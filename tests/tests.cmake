@@ -177,3 +177,14 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/mlflow/up)
     endforeach()
   endif()
 endif()
+
+# A real MLflow server deployed by `expt tracking deploy` on the cluster's real node: its image
+# is built from the "mlflow" fixture's venv (tests/images/build-mlflow), so it needs that
+# fixture too; it skips (77) without the real node or the venv.
+if(TEST cluster/t_tracking_real)
+  if(TEST mlflow/up)
+    set_tests_properties(cluster/t_tracking_real PROPERTIES
+      FIXTURES_REQUIRED "${CLUSTER_TEST_NEEDS};mlflow")
+  endif()
+  set_tests_properties(cluster/t_tracking_real PROPERTIES SKIP_RETURN_CODE 77)
+endif()

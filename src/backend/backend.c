@@ -95,6 +95,7 @@ void expt_contract_release(struct expt_contract *c)
 	free(c->store);
 	free(c->library);
 	free(c->pythonpath);
+	free(c->tracking_uri);
 	expt_strv_release(&c->io);
 	memset(c, 0, sizeof(*c));
 }

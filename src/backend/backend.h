@@ -106,6 +106,10 @@ struct expt_contract {
 	struct expt_strv io; /* "inputs.NAME=path", "outputs.NAME=path" as the run sees them */
 	char *library;	     /* EXPT_LIBRARY: the libexpt matching this expt, NULL if none */
 	char *pythonpath;    /* the Python binding's directory when not installed, or NULL */
+	/* MLFLOW_TRACKING_URI for a run whose spec names no server (no tracking.uri): the MLflow
+	 * server expt deployed where the run goes (kubernetes: `expt tracking deploy` in its
+	 * namespace), or NULL. */
+	char *tracking_uri;
 };
 void expt_contract_release(struct expt_contract *c);
 

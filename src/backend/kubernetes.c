@@ -20,6 +20,7 @@
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kube/manifest.h"
+#include "kube/tracking.h"
 #include "util/util.h"
 
 #define DRAIN_MS 2000	       /* how long a finished pod's log stream may take to end */
@@ -39,6 +40,8 @@ struct kb {
 	struct expt_kube *k;
 	char label[80];	     /* expt.dev/experiment value */
 	char jobs_path[320]; /* /apis/batch/v1/namespaces/NS/jobs, once the namespace is known */
+	int tracking_looked; /* looked for a deployed MLflow server (tracking_uri: what it found) */
+	char *tracking_uri;
 	/* supervising */
 	struct expt_sched *sched;
 	struct expt_kube_watch *jobs_w, *pods_w;
@@ -250,7 +253,51 @@ static void kb_close(void *state)
 	free(b->ns);
 	free(b->experiment);
 	free(b->on_conflict);
+	free(b->tracking_uri);
 	free(b);
+}
+
+/* The in-cluster URI of the MLflow server `expt tracking deploy` put into the runs' namespace:
+ * the only one there, else the one named "mlflow"; NULL when none (or the cluster cannot be
+ * asked: launching reports that itself). Looked up once. */
+static const char *deployed_tracking_uri(struct kb *b)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	json_t *reply = NULL, *svc, *pick = NULL;
+	char *sel, *esc, *path;
+	const char *ns;
+	size_t i;
+
+	if (b->tracking_looked)
+		return b->tracking_uri;
+	b->tracking_looked = 1;
+	if (kb_connect(b, &e) || !(ns = kb_namespace(b)))
+		return NULL;
+	sel = expt_xasprintf("app.kubernetes.io/managed-by=expt,%s=mlflow,%s=server",
+			     EXPT_TRACKING_L_NAME, EXPT_TRACKING_L_COMPONENT);
+	esc = expt_kube_escape(sel);
+	path =
+	    expt_xasprintf("/api/v1/namespaces/%s/services?labelSelector=%s", ns, esc ? esc : "");
+	if (!expt_kube_request(b->k, "GET", path, NULL, &reply, NULL, &e)) {
+		json_t *items = json_object_get(reply, "items");
+		json_array_foreach(items, i, svc)
+		{
+			const char *name = json_string_value(
+			    json_object_get(json_object_get(svc, "metadata"), "name"));
+			if (json_array_size(items) == 1 || (name && !strcmp(name, "mlflow")))
+				pick = svc;
+		}
+		if (pick)
+			b->tracking_uri =
+			    expt_kube_tracking_uri(json_string_value(json_object_get(
+						       json_object_get(pick, "metadata"), "name")),
+						   ns);
+	}
+	json_decref(reply);
+	free(path);
+	free(esc);
+	free(sel);
+	return b->tracking_uri;
 }
 
 static int kb_contract(void *state, const struct expt_run_rec *run, struct expt_contract *out,
@@ -263,6 +310,10 @@ static int kb_contract(void *state, const struct expt_run_rec *run, struct expt_
 	if (run) {
 		out->output_dir = expt_xstrdup(EXPT_KUBE_OUTPUT_DIR);
 		out->params_file = expt_xstrdup(EXPT_KUBE_PARAMS_FILE);
+		/* Only for runs about to be launched (a dry run's probe has no id): a plan never
+		 * contacts the cluster. */
+		if (b->spec && !b->spec->tracking.uri && run->run_id && run->id)
+			out->tracking_uri = expt_xstrdup(deployed_tracking_uri(b));
 	}
 	/* A pod cannot reach the store: libexpt writes its records on stdout, which the
 	 * supervisor reads from the pod's log and feeds into the store. */

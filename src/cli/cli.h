@@ -38,7 +38,7 @@ struct cli_cmd {
 extern const struct cli_cmd cli_cmd_init, cli_cmd_run, cli_cmd_plan, cli_cmd_ps, cli_cmd_logs,
     cli_cmd_show, cli_cmd_compare, cli_cmd_stop, cli_cmd_rm, cli_cmd_retry, cli_cmd_debug,
     cli_cmd_log, cli_cmd_version, cli_cmd_build, cli_cmd_completion, cli_cmd_plot, cli_cmd_complete,
-    cli_cmd_kube, cli_cmd_sync, cli_cmd_artifacts;
+    cli_cmd_kube, cli_cmd_sync, cli_cmd_artifacts, cli_cmd_tracking;
 /* Every command, in `expt --help` order (main.c); hidden helpers have no summary. */
 extern const struct cli_cmd *const cli_commands[];
 extern const size_t cli_ncommands;

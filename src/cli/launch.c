@@ -415,6 +415,9 @@ int cli_run_argv_env(const struct expt_spec *spec, const struct expt_params *par
 	if (spec->tracking.metrics_prefix)
 		expt_strv_pushf(env, "EXPT_METRICS_PREFIX=%s", spec->tracking.metrics_prefix);
 	add_binding_env(k, env);
+	/* The server expt deployed where the run goes, for the script's own mlflow calls. */
+	if (!spec->tracking.uri && k->tracking_uri && !env_has(env, "MLFLOW_TRACKING_URI"))
+		expt_strv_pushf(env, "MLFLOW_TRACKING_URI=%s", k->tracking_uri);
 	/* Live output needs line-buffered Python; the spec's own setting wins. */
 	if (!env_has(env, "PYTHONUNBUFFERED"))
 		expt_strv_push(env, "PYTHONUNBUFFERED=1");

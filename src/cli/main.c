@@ -9,10 +9,11 @@
 #include <unistd.h>
 
 const struct cli_cmd *const cli_commands[] = {
-    &cli_cmd_init,    &cli_cmd_run,	   &cli_cmd_build,   &cli_cmd_plan,	&cli_cmd_ps,
-    &cli_cmd_logs,    &cli_cmd_show,	   &cli_cmd_compare, &cli_cmd_stop,	&cli_cmd_rm,
-    &cli_cmd_retry,   &cli_cmd_debug,	   &cli_cmd_log,     &cli_cmd_sync,	&cli_cmd_artifacts,
-    &cli_cmd_version, &cli_cmd_completion, &cli_cmd_plot,    &cli_cmd_complete, &cli_cmd_kube,
+    &cli_cmd_init,     &cli_cmd_run,	 &cli_cmd_build,      &cli_cmd_plan, &cli_cmd_ps,
+    &cli_cmd_logs,     &cli_cmd_show,	 &cli_cmd_compare,    &cli_cmd_stop, &cli_cmd_rm,
+    &cli_cmd_retry,    &cli_cmd_debug,	 &cli_cmd_log,	      &cli_cmd_sync, &cli_cmd_artifacts,
+    &cli_cmd_tracking, &cli_cmd_version, &cli_cmd_completion, &cli_cmd_plot, &cli_cmd_complete,
+    &cli_cmd_kube,
 };
 #define NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
 const size_t cli_ncommands = NCOMMANDS;

@@ -756,10 +756,14 @@ static int xfer_prepare(struct expt_kube *k, struct xfer *x, const char *method,
 	if (!strcmp(method, "GET")) {
 		c->easy_setopt(x->h, CURLOPT_HTTPGET, 1L);
 	} else {
-		c->easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, method);
+		int apply = !strcmp(method, "APPLY");
+
+		/* Server-side apply is a PATCH of its own content type (JSON is YAML). */
+		c->easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, apply ? "PATCH" : method);
 		if (x->body) {
 			x->headers = c->slist_append(
-			    x->headers, !strcmp(method, "PATCH")
+			    x->headers, apply ? "Content-Type: application/apply-patch+yaml"
+					: !strcmp(method, "PATCH")
 					    ? "Content-Type: application/merge-patch+json"
 					    : "Content-Type: application/json");
 			c->easy_setopt(x->h, CURLOPT_POSTFIELDS, x->body);

@@ -67,10 +67,12 @@ unsigned expt_kube_exec_runs(const struct expt_kube *k);
 char *expt_kube_escape(const char *s);
 
 /* One synchronous JSON request. method: "GET", "POST", "PUT", "PATCH" (sent as
- * application/merge-patch+json), "DELETE"; path_and_query: "/api/v1/namespaces?limit=10";
- * body (borrowed) or NULL. On 2xx returns 0 and *reply (caller json_decref; NULL reply:
- * discarded; *reply is NULL for an empty body). Otherwise returns a code chosen by the HTTP
- * status and fills err ("POST /apis/...: <server message>") and st (may be NULL):
+ * application/merge-patch+json), "APPLY" (a PATCH sent as application/apply-patch+yaml:
+ * server-side apply; the path needs ?fieldManager=...), "DELETE". path_and_query:
+ * "/api/v1/namespaces?limit=10"; body (borrowed) or NULL. On 2xx returns 0 and *reply (caller
+ * json_decref; NULL reply: discarded; *reply is NULL for an empty body). Otherwise returns a
+ * code chosen by the HTTP status and fills err ("POST /apis/...: <server message>") and st
+ * (may be NULL):
  *   401, 403 → EXPT_EDENIED; 404 → EXPT_ENOTFOUND; 409 → EXPT_ECONFLICT; 422, 400 →
  *   EXPT_EUSAGE; anything else (410 included: read st->code) → EXPT_EBACKEND.
  * A failure to connect (refused, DNS, TLS verification: the message says which) is
