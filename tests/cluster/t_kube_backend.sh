@@ -4,16 +4,8 @@
 # Needs EXPT_BIN and a running cluster (EXPT_CLUSTER_DIR, default build/cluster).
 . "$(dirname "$0")/../cli/lib.sh"
 
-CDIR=${EXPT_CLUSTER_DIR:-$SRC/build/cluster}
-if [ "${EXPT_TEST_SKIP_CLUSTER:-0}" = 1 ] || [ ! -f "$CDIR/env" ]; then
-	echo "# skipped: no test cluster (tests/cluster/up)"
-	exit 77
-fi
-# shellcheck disable=SC1091
-. "$CDIR/env"
-NS=$EXPT_TEST_NAMESPACE
-K() { "$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" --request-timeout 20s -n "$NS" "$@"; }
-export KUBECONFIG=$EXPT_TEST_ADMIN_KUBECONFIG
+. "$(dirname "$0")/testenv.sh"
+cluster_test_env
 LOGS=$EXPT_CLUSTER_LOGS/$NS
 E=kt$(date +%s | tail -c 5)$RANDOM # experiment names never collide between test runs
 cleanup_cluster() {
