@@ -7,7 +7,7 @@
 # out.
 . "$(dirname "$0")/../cli/lib.sh"
 
-. "$(dirname "$0")/testenv.sh"
+. "$SRC/tests/cluster/testenv.sh"
 cluster_test_env --real-node
 REG=$EXPT_TEST_REAL_NODE_REGISTRY
 E=kbuild$(date +%s | tail -c 5)$RANDOM

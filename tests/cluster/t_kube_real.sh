@@ -5,7 +5,7 @@
 # that reach expt compare, exits with its own code, is OOMKilled by the kernel.
 . "$(dirname "$0")/../cli/lib.sh"
 
-. "$(dirname "$0")/testenv.sh"
+. "$SRC/tests/cluster/testenv.sh"
 cluster_test_env --real-node
 E=kr$(date +%s | tail -c 5)$RANDOM
 trap 'K delete jobs -l "expt.dev/experiment in ($E,${E}m)" --wait=false >/dev/null 2>&1; rm -rf "$T"' EXIT

@@ -5,7 +5,7 @@
 # running MLflow: docs/cluster.md), so /health itself is not reached here.
 . "$(dirname "$0")/../cli/lib.sh"
 
-. "$(dirname "$0")/testenv.sh"
+. "$SRC/tests/cluster/testenv.sh"
 cluster_test_env
 KC() { "$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" --request-timeout 20s "$@"; }
 K() { KC -n "$NS" "$@"; }

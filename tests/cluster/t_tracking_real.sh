@@ -7,7 +7,7 @@
 # client logs a run whose artifact lands on the volume through the server's proxy.
 . "$(dirname "$0")/../cli/lib.sh"
 
-. "$(dirname "$0")/testenv.sh"
+. "$SRC/tests/cluster/testenv.sh"
 cluster_test_env --real-node
 VENV=${EXPT_TEST_CACHE:-$HOME/.cache/expt-test}/mlflow-venv
 if [ ! -x "$VENV/bin/mlflow" ]; then
