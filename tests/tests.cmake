@@ -128,6 +128,10 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/cluster/up)
     foreach(src ${CLUSTER_TESTS})
       get_filename_component(name ${src} NAME_WE)
       add_test(NAME cluster/${name} COMMAND bash ${src})
+      if(name STREQUAL "t_kube_restart")
+        # It restarts kube-apiserver: nothing else may talk to the cluster meanwhile.
+        set_tests_properties(cluster/${name} PROPERTIES RUN_SERIAL TRUE)
+      endif()
       set_tests_properties(cluster/${name} PROPERTIES FIXTURES_REQUIRED "${CLUSTER_TEST_NEEDS}" TIMEOUT 900
         ENVIRONMENT "EXPT_CLUSTER_DIR=${CLUSTER_DIR};EXPT_REGISTRY_DIR=${REGISTRY_DIR};EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
     endforeach()

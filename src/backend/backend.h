@@ -120,6 +120,11 @@ struct expt_backend_conf {
 	const struct expt_spec *spec; /* when launching: checked before any run is created */
 	int offline; /* only contract and render will be asked (plan, --dry-run): no engine is
 			connected */
+	/* A one-line account of slow work the engine does before a run starts (an image pull),
+	 * replaced as it goes and "" when done; NULL: nobody is shown. Called on the caller's
+	 * thread, at most about ten times a second. */
+	void (*progress)(const char *text, void *payload);
+	void *progress_payload;
 };
 
 /* Capabilities. */

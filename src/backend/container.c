@@ -87,7 +87,9 @@ struct ctr {
 	CURLM *multi;
 	struct expt_sched *sched, *cur;
 	char node[64];
-	int pulled;	/* the image was pulled by this handle */
+	int pulled;					   /* the image was pulled by this handle */
+	void (*progress)(const char *text, void *payload); /* conf's */
+	void *progress_payload;
 	int letting_go; /* detach: released attempts keep running */
 };
 
@@ -532,9 +534,86 @@ static int open_log(const char *dir, const char *name, int *fd, struct expt_err 
 
 /* ---- talking to the engine ---- */
 
+/* A pull as it goes: per layer, bytes done of its size (when the engine says), and its last
+ * status; shown through the handle's progress callback. */
+struct pull_view {
+	struct ctr *c;
+	const char *image;
+	json_t *layers; /* id -> [current, total, done] */
+	char last[160];
+	int64_t shown_ms;
+};
+
+static void show_pull(struct pull_view *p, int force)
+{
+	int64_t now = expt_mono_ms(), cur = 0, total = 0;
+	size_t ndone = 0, n = json_object_size(p->layers);
+	char text[512], a[32], b[32];
+	const char *k;
+	json_t *v;
+
+	if (!p->c->progress || (!force && now - p->shown_ms < 100))
+		return;
+	p->shown_ms = now;
+	json_object_foreach(p->layers, k, v)
+	{
+		cur += json_integer_value(json_array_get(v, 0));
+		total += json_integer_value(json_array_get(v, 1));
+		ndone += json_is_true(json_array_get(v, 2));
+	}
+	if (total > 0) {
+		expt_fmt_mem(cur, a, sizeof(a));
+		expt_fmt_mem(total, b, sizeof(b));
+		snprintf(text, sizeof(text), "pulling %s: %zu/%zu layers, %s of %s", p->image,
+			 ndone, n, a, b);
+	} else {
+		snprintf(text, sizeof(text), "pulling %s: %zu/%zu layers%s%s", p->image, ndone, n,
+			 p->last[0] ? ", " : "", p->last);
+	}
+	p->c->progress(text, p->c->progress_payload);
+}
+
+static void on_pull_line(const char *line, size_t len, void *payload)
+{
+	struct pull_view *p = payload;
+	json_t *j = json_loadb(line, len, 0, NULL), *pd, *layer;
+	const char *st = json_string_value(json_object_get(j, "status"));
+	const char *id = json_string_value(json_object_get(j, "id"));
+
+	if (!j)
+		return;
+	if (st)
+		snprintf(p->last, sizeof(p->last), "%s%s%.12s", st, id ? " " : "", id ? id : "");
+	if (id && st) {
+		int done = strstr(st, "complete") || strstr(st, "Already exists") ||
+			   strstr(st, "Pull complete");
+		layer = json_object_get(p->layers, id);
+		if (!layer) {
+			layer = json_pack("[I,I,b]", (json_int_t)0, (json_int_t)0, 0);
+			json_object_set_new(p->layers, id, layer);
+		}
+		pd = json_object_get(j, "progressDetail");
+		if (json_integer_value(json_object_get(pd, "total")) > 0) {
+			json_array_set_new(
+			    layer, 0,
+			    json_integer(json_integer_value(json_object_get(pd, "current"))));
+			json_array_set_new(
+			    layer, 1,
+			    json_integer(json_integer_value(json_object_get(pd, "total"))));
+		}
+		if (done) {
+			json_array_set_new(layer, 2, json_true());
+			json_array_set(layer, 0, json_array_get(layer, 1));
+		}
+	}
+	json_decref(j);
+	show_pull(p, 0);
+}
+
 /* Pulls image; 0, or -1 with msg. A failure can come inside a 200 stream. */
 static int pull(struct ctr *c, const char *image, char *msg, size_t n)
 {
+	struct pull_view view = {c, image, json_object(), "", 0};
 	struct expt_err e = EXPT_ERR_INIT;
 	struct expt_buf b = EXPT_BUF_INIT;
 	char *q = expt_docker_escape(image), *path, *auth, *hdr = NULL, reg[256];
@@ -546,7 +625,12 @@ static int pull(struct ctr *c, const char *image, char *msg, size_t n)
 	if ((auth = expt_docker_registry_auth(image, reg, sizeof(reg))))
 		hdr = expt_xasprintf("X-Registry-Auth: %s", auth);
 	free(auth);
-	if (expt_docker_call_hdr(c->d, "POST", path, NULL, hdr, PULL_TIMEOUT_MS, &status, &b, &e)) {
+	if (c->progress) {
+		snprintf(view.last, sizeof(view.last), "asking the engine");
+		show_pull(&view, 1);
+	}
+	if (expt_docker_call_lines(c->d, "POST", path, hdr, PULL_TIMEOUT_MS, on_pull_line, &view,
+				   &status, &b, &e)) {
 		snprintf(msg, n, "cannot pull %s: %s", image, e.msg);
 		goto out;
 	}
@@ -573,6 +657,9 @@ static int pull(struct ctr *c, const char *image, char *msg, size_t n)
 		line += len + (line[len] == '\n');
 	}
 out:
+	if (c->progress)
+		c->progress("", c->progress_payload);
+	json_decref(view.layers);
 	free(q);
 	free(path);
 	free(hdr);
@@ -1153,6 +1240,10 @@ static int ctr_open(void **state, const struct expt_backend_conf *conf, struct e
 	int rc;
 
 	c->db_path = conf && conf->db_path ? expt_xstrdup(conf->db_path) : NULL;
+	if (conf) {
+		c->progress = conf->progress;
+		c->progress_payload = conf->progress_payload;
+	}
 	if (conf && !conf->spec && conf->spec_json)
 		policy_from_json(&c->conf, conf->spec_json); /* which engine, for read commands */
 	if (conf && conf->spec) {

@@ -23,22 +23,41 @@ struct expt_docker {
 	int podman; /* the engine is Podman's service */
 };
 
+/* Where a body goes: the buffer, and for a stream (a pull's progress) each complete line to fn
+ * as it arrives. */
+struct sink {
+	struct expt_buf *b;
+	size_t scanned; /* bytes of b already handed out as lines */
+	void (*fn)(const char *line, size_t len, void *payload);
+	void *payload;
+};
+
 static size_t on_body(char *p, size_t size, size_t nmemb, void *payload)
 {
-	struct expt_buf *b = payload;
+	struct sink *k = payload;
 	size_t n = size * nmemb;
+	char *nl;
 
-	return expt_buf_add(b, p, n) ? 0 : n; /* 0: curl stops with a write error */
+	if (expt_buf_add(k->b, p, n))
+		return 0; /* curl stops with a write error */
+	while (k->fn && (nl = memchr(k->b->buf + k->scanned, '\n', k->b->len - k->scanned))) {
+		k->fn(k->b->buf + k->scanned, (size_t)(nl - (k->b->buf + k->scanned)), k->payload);
+		k->scanned = (size_t)(nl - k->b->buf) + 1;
+	}
+	return n;
 }
 
 /* One request on c to sock; url complete. Returns 0 or EXPT_EBACKEND. */
 static int request(CURL *c, const char *sock, const char *method, const char *url, const char *body,
 		   const char *header, int64_t timeout_ms, long *status, struct expt_buf *resp,
-		   struct expt_err *err)
+		   struct sink *k, struct expt_err *err)
 {
 	struct curl_slist *hdr = NULL;
+	struct sink plain = {resp, 0, NULL, NULL};
 	CURLcode rc;
 
+	if (!k)
+		k = &plain;
 	expt_buf_reset(resp);
 	EXPT_CURL->easy_reset(c);
 	EXPT_CURL->easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
@@ -48,7 +67,7 @@ static int request(CURL *c, const char *sock, const char *method, const char *ur
 	EXPT_CURL->easy_setopt(c, CURLOPT_TIMEOUT_MS,
 			       (long)(timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS));
 	EXPT_CURL->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	EXPT_CURL->easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	EXPT_CURL->easy_setopt(c, CURLOPT_WRITEDATA, k);
 	if (header)
 		hdr = EXPT_CURL->slist_append(hdr, header);
 	if (body)
@@ -106,7 +125,7 @@ static int probe(struct expt_docker *d, const char *sock, char *why, size_t n)
 		goto out;
 	}
 	if (request(d->c, sock, "GET", "http://d/version", NULL, NULL, PROBE_TIMEOUT_MS, &status,
-		    &b, &e)) {
+		    &b, NULL, &e)) {
 		const char *colon = strstr(e.msg, ": ");
 		snprintf(why, n, "%.400s", colon ? colon + 2 : e.msg);
 		goto out;
@@ -267,7 +286,23 @@ int expt_docker_call_hdr(struct expt_docker *d, const char *method, const char *
 
 	resp->max = EXPT_DOCKER_BODY_MAX;
 	*status = 0;
-	rc = request(d->c, d->sock, method, url, body, header, timeout_ms, status, resp, err);
+	rc = request(d->c, d->sock, method, url, body, header, timeout_ms, status, resp, NULL, err);
+	free(url);
+	return rc;
+}
+
+int expt_docker_call_lines(struct expt_docker *d, const char *method, const char *path,
+			   const char *header, int64_t timeout_ms,
+			   void (*fn)(const char *line, size_t len, void *payload), void *payload,
+			   long *status, struct expt_buf *resp, struct expt_err *err)
+{
+	char *url = expt_docker_url(d, path);
+	struct sink k = {resp, 0, fn, payload};
+	int rc;
+
+	resp->max = EXPT_DOCKER_BODY_MAX;
+	*status = 0;
+	rc = request(d->c, d->sock, method, url, NULL, header, timeout_ms, status, resp, &k, err);
 	free(url);
 	return rc;
 }

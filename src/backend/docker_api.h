@@ -41,6 +41,13 @@ int expt_docker_call_hdr(struct expt_docker *d, const char *method, const char *
 			 const char *body, const char *header, int64_t timeout_ms, long *status,
 			 struct expt_buf *resp, struct expt_err *err);
 
+/* The same for a streamed answer (a pull's JSON lines of progress): each complete line goes to
+ * fn as it arrives (line not NUL-terminated), and the whole body to resp as well. No body. */
+int expt_docker_call_lines(struct expt_docker *d, const char *method, const char *path,
+			   const char *header, int64_t timeout_ms,
+			   void (*fn)(const char *line, size_t len, void *payload), void *payload,
+			   long *status, struct expt_buf *resp, struct expt_err *err);
+
 /* The X-Registry-Auth value (base64url JSON of username, password, serveraddress) for pulling
  * image: the `auths` entry of its registry in $DOCKER_CONFIG/config.json (default
  * ~/.docker/config.json), from `auth` (base64 "user:password") or `username`/`password`; NULL

@@ -78,19 +78,8 @@ static void schedule_cleanup(struct kb *b, struct katt *t);
 
 /* ---- small JSON helpers ---- */
 
-static const char *jstr(const json_t *o, const char *path)
-{
-	char key[128];
-	const char *dot;
-
-	while (o && (dot = strchr(path, '.'))) {
-		snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
-		o = json_object_get(o, key);
-		path = dot + 1;
-	}
-	return o ? json_string_value(json_object_get(o, path)) : NULL;
-}
-
+/* The value at a dotted path ("status.phase"); NULL when any part is missing. Keys holding dots
+ * (labels) are looked up with json_object_get directly. */
 static json_t *jget(const json_t *o, const char *path)
 {
 	char key[128];
@@ -102,6 +91,11 @@ static json_t *jget(const json_t *o, const char *path)
 		path = dot + 1;
 	}
 	return o ? json_object_get(o, path) : NULL;
+}
+
+static const char *jstr(const json_t *o, const char *path)
+{
+	return json_string_value(jget(o, path));
 }
 
 /* The condition of type with status True, or NULL. */

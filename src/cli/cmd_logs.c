@@ -119,7 +119,7 @@ static void drain(struct follower *fw, struct source *s)
 /* The handle of the backend a run belongs to, opened on first use. */
 static struct expt_backend *backend_for(struct follower *fw, const struct expt_run_rec *r)
 {
-	struct expt_backend_conf conf = {r->spec_json, fw->ctx->db_path, NULL, 0};
+	struct expt_backend_conf conf = {r->spec_json, fw->ctx->db_path, NULL, 0, NULL, NULL};
 	struct expt_err e = EXPT_ERR_INIT;
 	const char *name = r->backend ? r->backend : "local";
 

@@ -77,7 +77,8 @@ static int cmd_rm(struct cli_ctx *ctx, int argc, char **argv)
 			goto out;
 		if (!keep) {
 			/* What the engine keeps of it (local: its directory). */
-			struct expt_backend_conf conf = {r->spec_json, ctx->db_path, NULL, 0};
+			struct expt_backend_conf conf = {r->spec_json, ctx->db_path, NULL, 0,
+							 NULL,	       NULL};
 			struct expt_backend be = {0};
 			if ((rc = expt_backend_open(&be, r->backend, &conf, &ctx->err)) ||
 			    (rc = be.ops->remove(be.state, r, &ctx->err))) {

@@ -53,7 +53,7 @@ static int cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
 			goto out;
 	for (size_t i = 0; i < l.n; i++) {
 		const struct expt_run_rec *r = &l.v[i];
-		struct expt_backend_conf conf = {r->spec_json, ctx->db_path, NULL, 0};
+		struct expt_backend_conf conf = {r->spec_json, ctx->db_path, NULL, 0, NULL, NULL};
 		struct expt_backend be = {0};
 		struct expt_err e = EXPT_ERR_INIT;
 		enum expt_run_status was = r->status;

@@ -785,6 +785,19 @@ out:
 	return rc;
 }
 
+/* The engine's account of slow work before a run starts (an image pull), on one line of the
+ * terminal that the next output replaces. */
+static void show_progress(const char *text, void *payload)
+{
+	struct supervisor *sv = payload;
+
+	if (sv->detached)
+		return;
+	fprintf(stderr, "\r\033[K%s", text);
+	if (!*text)
+		fflush(stderr);
+}
+
 /* The engine checks every run before any is handed to it (the Kubernetes API server's dry run).
  * When it refuses, the runs just recorded go again: nothing is left half-created (their ids
  * are not reused). */
@@ -825,6 +838,10 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 	sv.conf.spec_json = spec->resolved_json;
 	sv.conf.db_path = ctx->db_path;
 	sv.conf.spec = spec;
+	if (ctx->tty_err && !opts->quiet) {
+		sv.conf.progress = show_progress;
+		sv.conf.progress_payload = &sv;
+	}
 	if ((rc = expt_backend_open(&sv.be, spec->backend, &sv.conf, &ctx->err)))
 		return rc;
 	news = expt_xcalloc(n, sizeof(*news));

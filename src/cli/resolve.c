@@ -81,7 +81,7 @@ static int ask_engine(const char *run_id, void *payload)
 	if (expt_store_get_run(ctx->store, run_id, &r, &e))
 		return 0;
 	{
-		struct expt_backend_conf conf = {r.spec_json, ctx->db_path, NULL, 0};
+		struct expt_backend_conf conf = {r.spec_json, ctx->db_path, NULL, 0, NULL, NULL};
 		if (!expt_backend_open(&be, r.backend, &conf, &e) &&
 		    !be.ops->poll(be.state, &r, 1, &o, &e)) {
 			apply_observed(ctx, &r, &o);
@@ -254,7 +254,7 @@ static void catch_line(const char *line, size_t len, int64_t offset, void *paylo
 
 void cli_catch_up_output(struct cli_ctx *ctx, const struct expt_run_rec *r)
 {
-	struct expt_backend_conf conf = {r->spec_json, ctx->db_path, NULL, 0};
+	struct expt_backend_conf conf = {r->spec_json, ctx->db_path, NULL, 0, NULL, NULL};
 	struct expt_logs_opts o = {1, -1, 0, r->ingested};
 	struct catch_up c = {NULL, EXPT_ERR_INIT, 0};
 	struct expt_backend be = {0};

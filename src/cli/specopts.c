@@ -106,7 +106,7 @@ static int64_t next_seq(const char *experiment)
 int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_output fmt)
 {
 	json_t *root = json_object(), *runs = json_array();
-	struct expt_backend_conf conf = {spec->resolved_json, ctx->db_path, spec, 1};
+	struct expt_backend_conf conf = {spec->resolved_json, ctx->db_path, spec, 1, NULL, NULL};
 	struct expt_backend be = {0};
 	struct expt_contract kc;
 	json_t *items = NULL;

@@ -4,20 +4,12 @@
 # Needs EXPT_BIN and a running cluster (EXPT_CLUSTER_DIR, default build/cluster).
 . "$(dirname "$0")/../cli/lib.sh"
 
-CDIR=${EXPT_CLUSTER_DIR:-$SRC/build/cluster}
-if [ "${EXPT_TEST_SKIP_CLUSTER:-0}" = 1 ] || [ ! -f "$CDIR/env" ]; then
-	echo "# skipped: no test cluster (tests/cluster/up)"
-	exit 77
-fi
-# shellcheck disable=SC1091
-. "$CDIR/env"
-NS=$EXPT_TEST_NAMESPACE
-K() { "$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" --request-timeout 20s -n "$NS" "$@"; }
-export KUBECONFIG=$EXPT_TEST_ADMIN_KUBECONFIG
+. "$SRC/tests/cluster/testenv.sh"
+cluster_test_env
 LOGS=$EXPT_CLUSTER_LOGS/$NS
 E=kt$(date +%s | tail -c 5)$RANDOM # experiment names never collide between test runs
 cleanup_cluster() {
-	K delete jobs -l "expt.dev/experiment in ($E,${E}p,${E}v,${E}d,${E}c,${E}r)" --wait=false >/dev/null 2>&1 || true
+	K delete jobs -l "expt.dev/experiment in ($E,${E}p,${E}v,${E}d,${E}c)" --wait=false >/dev/null 2>&1 || true
 	K delete jobs "${E}d-1" "${E}d-2" --wait=false >/dev/null 2>&1 || true
 }
 trap 'cleanup_cluster; rm -rf "$T"' EXIT
@@ -155,25 +147,6 @@ equals "the sweep of 5 succeeds" "$rc" "0"
 if [ "$max" -le 2 ] && [ "$max" -ge 1 ]; then pass "at most 2 Jobs in flight (saw $max)"; else fail "at most 2 Jobs in flight" "saw $max"; fi
 equals "five Jobs, one per run" "$(K get jobs -l "expt.dev/experiment=${E}p" -o name | wc -l)" "5"
 equals "sweep index label" "$(K get job "${E}p-3" -o jsonpath='{.metadata.labels.expt\.dev/sweep-index}')" "2"
-
-# ---- the API server restarts in the middle of a sweep: no run lost, none duplicated
-spec "${E}r" "parallel: 2
-sweep: {i: [1, 2, 3, 4, 5, 6]}"
-sed -i 's/run-for: "1s"/run-for: "3s"/' expt.yaml
-"$EXPT" run --backend kubernetes -q >restart.out 2>&1 &
-pid=$!
-for _ in $(seq 150); do [ "$(K get jobs -l "expt.dev/experiment=${E}r" -o name 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.2; done
-if "$SRC/tests/cluster/restart-apiserver" --dir "$CDIR" --down 3 >restart.log 2>&1; then
-	pass "the API server was restarted mid-sweep"
-else
-	fail "the API server was restarted mid-sweep" "$(cat restart.log)"
-fi
-wait $pid
-rc=$?
-equals "the sweep still succeeds" "$rc" "0"
-[ "$rc" = 0 ] || cat restart.out | sed 's/^/#   /'
-equals "six Jobs, no duplicate" "$(K get jobs -l "expt.dev/experiment=${E}r" -o name | sort -u | wc -l)" "6"
-equals "six runs succeeded" "$("$EXPT" ps -o json | json "sum(1 for r in d if r['id'].startswith('${E}r-') and r['status']=='succeeded')")" "6"
 
 # ---- the API server's refusal, before anything exists
 spec "${E}v" "" "  labels: {team: 'not a valid value!'}"

@@ -7,21 +7,9 @@
 # out.
 . "$(dirname "$0")/../cli/lib.sh"
 
-CDIR=${EXPT_CLUSTER_DIR:-$SRC/build/cluster}
-if [ "${EXPT_TEST_SKIP_CLUSTER:-0}" = 1 ] || [ ! -f "$CDIR/env" ]; then
-	echo "# skipped: no test cluster (tests/cluster/up)"
-	exit 77
-fi
-# shellcheck disable=SC1091
-. "$CDIR/env"
-if [ -z "${EXPT_TEST_REAL_NODE_NAME:-}" ]; then
-	echo "# skipped: the test cluster has no real node (tests/cluster/up --real-node)"
-	exit 77
-fi
-NS=$EXPT_TEST_NAMESPACE
+. "$SRC/tests/cluster/testenv.sh"
+cluster_test_env --real-node
 REG=$EXPT_TEST_REAL_NODE_REGISTRY
-K() { "$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" --request-timeout 20s -n "$NS" "$@"; }
-export KUBECONFIG=$EXPT_TEST_ADMIN_KUBECONFIG
 E=kbuild$(date +%s | tail -c 5)$RANDOM
 trap 'K delete jobs -l "expt.dev/experiment=$E" --wait=false >/dev/null 2>&1; rm -rf "$T"' EXIT
 

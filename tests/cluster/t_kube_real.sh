@@ -5,20 +5,8 @@
 # that reach expt compare, exits with its own code, is OOMKilled by the kernel.
 . "$(dirname "$0")/../cli/lib.sh"
 
-CDIR=${EXPT_CLUSTER_DIR:-$SRC/build/cluster}
-if [ "${EXPT_TEST_SKIP_CLUSTER:-0}" = 1 ] || [ ! -f "$CDIR/env" ]; then
-	echo "# skipped: no test cluster (tests/cluster/up)"
-	exit 77
-fi
-# shellcheck disable=SC1091
-. "$CDIR/env"
-if [ -z "${EXPT_TEST_REAL_NODE_NAME:-}" ]; then
-	echo "# skipped: the test cluster has no real node (tests/cluster/up --real-node)"
-	exit 77
-fi
-NS=$EXPT_TEST_NAMESPACE
-K() { "$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" --request-timeout 20s -n "$NS" "$@"; }
-export KUBECONFIG=$EXPT_TEST_ADMIN_KUBECONFIG
+. "$SRC/tests/cluster/testenv.sh"
+cluster_test_env --real-node
 E=kr$(date +%s | tail -c 5)$RANDOM
 trap 'K delete jobs -l "expt.dev/experiment in ($E,${E}m)" --wait=false >/dev/null 2>&1; rm -rf "$T"' EXIT
 

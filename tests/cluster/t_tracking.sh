@@ -5,17 +5,10 @@
 # running MLflow: docs/cluster.md), so /health itself is not reached here.
 . "$(dirname "$0")/../cli/lib.sh"
 
-CDIR=${EXPT_CLUSTER_DIR:-$SRC/build/cluster}
-if [ "${EXPT_TEST_SKIP_CLUSTER:-0}" = 1 ] || [ ! -f "$CDIR/env" ]; then
-	echo "# skipped: no test cluster (tests/cluster/up)"
-	exit 77
-fi
-# shellcheck disable=SC1091
-. "$CDIR/env"
-NS=$EXPT_TEST_NAMESPACE
+. "$SRC/tests/cluster/testenv.sh"
+cluster_test_env
 KC() { "$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" --request-timeout 20s "$@"; }
 K() { KC -n "$NS" "$@"; }
-export KUBECONFIG=$EXPT_TEST_ADMIN_KUBECONFIG
 N=tr$(date +%s | tail -c 5)$RANDOM # instance names never collide between test runs
 KINDS=deployments,services,persistentvolumeclaims,secrets,statefulsets
 cleanup_cluster() {

@@ -7,25 +7,13 @@
 # client logs a run whose artifact lands on the volume through the server's proxy.
 . "$(dirname "$0")/../cli/lib.sh"
 
-CDIR=${EXPT_CLUSTER_DIR:-$SRC/build/cluster}
-if [ "${EXPT_TEST_SKIP_CLUSTER:-0}" = 1 ] || [ ! -f "$CDIR/env" ]; then
-	echo "# skipped: no test cluster (tests/cluster/up)"
-	exit 77
-fi
-# shellcheck disable=SC1091
-. "$CDIR/env"
-if [ -z "${EXPT_TEST_REAL_NODE_NAME:-}" ]; then
-	echo "# skipped: the test cluster has no real node (tests/cluster/up --real-node)"
-	exit 77
-fi
+. "$SRC/tests/cluster/testenv.sh"
+cluster_test_env --real-node
 VENV=${EXPT_TEST_CACHE:-$HOME/.cache/expt-test}/mlflow-venv
 if [ ! -x "$VENV/bin/mlflow" ]; then
 	echo "# skipped: no MLflow venv at $VENV (tests/mlflow/up creates it)"
 	exit 77
 fi
-NS=$EXPT_TEST_NAMESPACE
-K() { "$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" --request-timeout 20s -n "$NS" "$@"; }
-export KUBECONFIG=$EXPT_TEST_ADMIN_KUBECONFIG
 N=trr$(date +%s | tail -c 5)$RANDOM
 PF=
 cleanup_cluster() {

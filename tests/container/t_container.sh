@@ -165,6 +165,12 @@ if [ -r "${EXPT_TEST_PODMAN_DIR:-}/events.log" ]; then
 	equals "no pull" "$(pulls)" "$before"
 	expect_code "pull always" 0 "$EXPT" run -q container.pull=always
 	equals "one pull" "$(pulls)" "$((before + 1))"
+	# On a terminal the pull shows its progress on one line; piped, nothing.
+	expect_code "pull always, piped" 0 "$EXPT" run container.pull=always
+	not_contains "no progress when piped" "$out" "pulling "
+	expect_code "pull always, on a terminal" 0 script -qec "$EXPT run container.pull=always" /dev/null
+	contains "progress on a terminal" "$out" "pulling $EXPT_TEST_PYTHON_IMAGE: "
+	contains "in layers" "$out" "layers"
 else
 	echo "# skipped: counting pulls (no Podman event log in EXPT_TEST_PODMAN_DIR)"
 fi

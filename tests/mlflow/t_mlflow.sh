@@ -107,6 +107,7 @@ PY
 cat > expt.yaml <<YAML
 name: sink-$X
 command: python3 sink.py
+env: $(binding_env)
 tracking: {uri: "$URI", sinks: [store, mlflow]}
 YAML
 expect_code "a run logging 6000 points through the sink" 0 "$EXPT" run
@@ -203,6 +204,7 @@ PY
 cat > expt.yaml <<YAML
 name: restart-$X
 command: python3 restart.py
+env: $(binding_env)
 workdir: project
 tracking: {uri: "$RURI"}
 YAML
@@ -235,6 +237,7 @@ PY
 	cat > expt.yaml <<YAML
 name: auth-$X
 command: python3 auth.py
+env: $(binding_env)
 tracking: {uri: "$AURI"}
 YAML
 	expect_code "without credentials the run still completes" 0 env -u MLFLOW_TRACKING_USERNAME -u MLFLOW_TRACKING_PASSWORD -u MLFLOW_TRACKING_TOKEN "$EXPT" run
