@@ -28,9 +28,11 @@ static void print_help(FILE *f)
 	for (i = 0; i < NCOMMANDS; i++)
 		if (cli_commands[i]->summary) /* hidden helpers have none */
 			fprintf(f, "  %-10s %s\n", cli_commands[i]->name, cli_commands[i]->summary);
-	fprintf(f, "\nRun 'expt <command> --help' for a command's options.\n"
-		   "Exit codes: 0 ok, 1 failed (a run failed), 2 bad usage or spec, 3 not found,\n"
-		   "4 store problem, 5 backend problem, 130 interrupted.\n");
+	fprintf(f,
+		"\nRun 'expt <command> --help' for a command's options.\n"
+		"Exit codes: 0 ok, 1 failed (a run failed), 2 bad usage or spec, 3 not found,\n"
+		"4 store problem, 5 backend problem, 8 refused by a server (RBAC, credentials),\n"
+		"130 interrupted.\n");
 }
 
 int cli_parse_output(const char *s, enum cli_output *out)
