@@ -1,10 +1,7 @@
 /* The Dockerfile path of expt build: the first builder that works here (docker buildx, podman,
  * buildah) builds build.dockerfile and pushes the image, tagged with a digest of its inputs.
  * docs/images.md. */
-#include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "buildimg.h"
@@ -17,12 +14,10 @@ extern char **environ;
  * status, or -1 when it could not be started. */
 static int run_to(const char *const *argv, int fd)
 {
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int st, status;
 	struct expt_strv env = EXPT_STRV_INIT;
 	const char *dc = getenv("DOCKER_CONFIG");
 	char *cfg = dc && *dc ? expt_xasprintf("%s/config.json", dc) : NULL;
+	int st;
 
 	/* Podman refuses to push when DOCKER_CONFIG names a directory without a config.json
 	 * (which means "no credentials" to Docker and to expt): leave it out then. */
@@ -30,19 +25,9 @@ static int run_to(const char *const *argv, int fd)
 		if (!cfg || expt_path_exists(cfg) || strncmp(*e, "DOCKER_CONFIG=", 14))
 			expt_strv_push(&env, *e);
 	free(cfg);
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, fd, 1);
-	posix_spawn_file_actions_adddup2(&fa, fd, 2);
-	st = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, expt_strv_argv(&env));
-	posix_spawn_file_actions_destroy(&fa);
+	st = expt_spawn_to_fd(argv, expt_strv_argv(&env), fd);
 	expt_strv_release(&env);
-	if (st)
-		return -1;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return st;
 }
 
 static int works(const char *const *argv)

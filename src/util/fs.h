@@ -54,5 +54,10 @@ int expt_spawn_capture(const char *const *argv, int64_t timeout_ms, struct expt_
  * /dev/null): docker-credential-* helpers read the server URL there. */
 int expt_spawn_capture_in(const char *const *argv, const char *input, int64_t timeout_ms,
 			  struct expt_buf *out);
+/* Runs argv (searched in PATH) with envp (NULL: this process's environment), stdin /dev/null and
+ * stdout and stderr on fd (a terminal, a log file), until it ends: its exit status (128 + the
+ * signal when killed by one), or -1 when it could not be started. For a builder whose output
+ * the user should see as it comes. */
+int expt_spawn_to_fd(const char *const *argv, char *const *envp, int fd);
 
 #endif

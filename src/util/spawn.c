@@ -1,5 +1,6 @@
 /* Running a helper program and reading what it prints (nvidia-smi, git): spawned with stdin and
- * stderr on /dev/null, bounded in time and in output. */
+ * stderr on /dev/null, bounded in time and in output; or one whose output goes straight to a
+ * file descriptor (an image builder). */
 #include "fs.h"
 
 #include <errno.h>
@@ -16,6 +17,25 @@
 #include <string.h>
 
 extern char **environ;
+
+int expt_spawn_to_fd(const char *const *argv, char *const *envp, int fd)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int st, status;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, fd, 1);
+	posix_spawn_file_actions_adddup2(&fa, fd, 2);
+	st = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, envp ? envp : environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (st)
+		return -1;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 int expt_spawn_capture(const char *const *argv, int64_t timeout_ms, struct expt_buf *out)
 {
