@@ -19,68 +19,23 @@
 
 #include "kube/client.h"
 #include "kube/config.h"
+#include "kube/kb.h"
 #include "kube/manifest.h"
 #include "kube/tracking.h"
 #include "util/util.h"
 
 #define DRAIN_MS 2000	       /* how long a finished pod's log stream may take to end */
 #define GONE_WAIT_MS 30000     /* on_conflict: replace waits this long for the old Job to go */
-#define VALIDATE_PARALLEL 16   /* concurrent dry-run requests */
 #define CREATE_PARALLEL 32     /* concurrent creations */
 #define CREATE_RETRY_MS 300000 /* how long creation is retried while the API server is away */
 
-struct kb {
-	char *db_path;
-	const struct expt_spec *spec; /* launching; NULL for read-only commands */
-	char *context, *ns;	      /* from the spec (NULL: the kubeconfig's) */
-	char *experiment;
-	char *on_conflict;
-	struct expt_strv io; /* "inputs.NAME=/mount" */
-	struct expt_kube_config *cfg;
-	struct expt_kube *k;
-	char label[80];	     /* expt.dev/experiment value */
-	char jobs_path[320]; /* /apis/batch/v1/namespaces/NS/jobs, once the namespace is known */
-	int tracking_looked; /* looked for a deployed MLflow server (tracking_uri: what it found) */
-	char *tracking_uri;
-	/* supervising */
-	struct expt_sched *sched;
-	struct expt_kube_watch *jobs_w, *pods_w;
-	struct katt **live; /* attempts in flight */
-	size_t nlive, caplive;
-	struct katt **queued; /* started, their Jobs not created yet (the next wait creates them) */
-	size_t nqueued, capqueued;
-};
-
-/* The engine's part of an attempt: one Job. */
-struct katt {
-	struct kb *b;
-	struct expt_sched_attempt *a;
-	struct expt_job *job;
-	char name[64];
-	char pod[256];	  /* the pod whose log is followed ("" none yet) */
-	int npods;	  /* pods seen (attempts the Job controller made) */
-	json_t *last_pod; /* the latest pod seen */
-	json_t *body;	  /* the Job, until it is created */
-	int created;	  /* the API server accepted it */
-	int evidence_saved;
-	int64_t first_try, retry_at, backoff; /* creation retried while the API server is away */
-	int64_t created_at;		      /* monotonic ms */
-	int running;			      /* a pod of it ran (or ended) */
-	struct expt_kube_stream *log;
-	int out_fd, comb_fd; /* stdout.log, output.log */
-	int done;	     /* the Job ended (or went): report once the log drained */
-	int64_t drain_until;
-	struct expt_observed o;
-};
-
-static void save_evidence(struct kb *b, struct katt *t);
 static void schedule_cleanup(struct kb *b, struct katt *t);
 
 /* ---- small JSON helpers ---- */
 
 /* The value at a dotted path ("status.phase"); NULL when any part is missing. Keys holding dots
  * (labels) are looked up with json_object_get directly. */
-static json_t *jget(const json_t *o, const char *path)
+json_t *expt_kb_jget(const json_t *o, const char *path)
 {
 	char key[128];
 	const char *dot;
@@ -93,9 +48,9 @@ static json_t *jget(const json_t *o, const char *path)
 	return o ? json_object_get(o, path) : NULL;
 }
 
-static const char *jstr(const json_t *o, const char *path)
+const char *expt_kb_jstr(const json_t *o, const char *path)
 {
-	return json_string_value(jget(o, path));
+	return json_string_value(expt_kb_jget(o, path));
 }
 
 /* The condition of type with status True, or NULL. */
@@ -104,7 +59,7 @@ static json_t *condition(const json_t *obj, const char *type)
 	json_t *c;
 	size_t i;
 
-	json_array_foreach(jget(obj, "status.conditions"), i, c)
+	json_array_foreach(expt_kb_jget(obj, "status.conditions"), i, c)
 	{
 		const char *t = json_string_value(json_object_get(c, "type"));
 		const char *st = json_string_value(json_object_get(c, "status"));
@@ -116,7 +71,7 @@ static json_t *condition(const json_t *obj, const char *type)
 
 /* ---- connecting ---- */
 
-static int kb_connect(struct kb *b, struct expt_err *err)
+int expt_kb_connect(struct kb *b, struct expt_err *err)
 {
 	struct expt_kube_config_opts o = EXPT_KUBE_CONFIG_OPTS_INIT;
 	struct expt_diags diags = {0};
@@ -142,7 +97,7 @@ static int kb_connect(struct kb *b, struct expt_err *err)
 }
 
 /* The namespace runs go to: the spec's, else the kubeconfig context's (without connecting). */
-static const char *kb_namespace(struct kb *b)
+const char *expt_kb_namespace(struct kb *b)
 {
 	if (b->ns)
 		return b->ns;
@@ -158,16 +113,16 @@ static const char *kb_namespace(struct kb *b)
 	return b->cfg ? b->cfg->ns : NULL;
 }
 
-static const char *path_jobs(struct kb *b)
+const char *expt_kb_jobs_path(struct kb *b)
 {
 	if (!b->jobs_path[0])
 		snprintf(b->jobs_path, sizeof(b->jobs_path), "/apis/batch/v1/namespaces/%s/jobs",
-			 kb_namespace(b));
+			 expt_kb_namespace(b));
 	return b->jobs_path;
 }
 
 /* labelSelector for everything of this experiment, escaped for a query. */
-static char *selector(struct kb *b, const char *run_id)
+char *expt_kb_selector(struct kb *b, const char *run_id)
 {
 	char *sel = run_id ? expt_xasprintf("%s=%s", EXPT_KUBE_L_RUN, run_id)
 			   : expt_xasprintf("%s=%s,%s=expt", EXPT_KUBE_L_EXPERIMENT, b->label,
@@ -189,11 +144,11 @@ static void kb_spec_from_json(struct kb *b, const char *spec_json)
 
 	if (!j)
 		return;
-	if ((s = jstr(j, "kubernetes.context")))
+	if ((s = expt_kb_jstr(j, "kubernetes.context")))
 		b->context = expt_xstrdup(s);
-	if ((s = jstr(j, "kubernetes.namespace")))
+	if ((s = expt_kb_jstr(j, "kubernetes.namespace")))
 		b->ns = expt_xstrdup(s);
-	if ((s = jstr(j, "name")) && !b->experiment)
+	if ((s = expt_kb_jstr(j, "name")) && !b->experiment)
 		b->experiment = expt_xstrdup(s);
 	json_decref(j);
 }
@@ -265,7 +220,7 @@ static const char *deployed_tracking_uri(struct kb *b)
 	if (b->tracking_looked)
 		return b->tracking_uri;
 	b->tracking_looked = 1;
-	if (kb_connect(b, &e) || !(ns = kb_namespace(b)))
+	if (expt_kb_connect(b, &e) || !(ns = expt_kb_namespace(b)))
 		return NULL;
 	sel = expt_xasprintf("app.kubernetes.io/managed-by=expt,%s=mlflow,%s=server",
 			     EXPT_TRACKING_L_NAME, EXPT_TRACKING_L_COMPONENT);
@@ -316,7 +271,7 @@ static int kb_contract(void *state, const struct expt_run_rec *run, struct expt_
 }
 
 /* The Job for job (the caller's). */
-static int manifest(struct kb *b, const struct expt_job *job, json_t **out, struct expt_err *err)
+int expt_kb_manifest(struct kb *b, const struct expt_job *job, json_t **out, struct expt_err *err)
 {
 	struct expt_kube_run r;
 
@@ -332,289 +287,16 @@ static int manifest(struct kb *b, const struct expt_job *job, json_t **out, stru
 	r.argv = &job->argv;
 	r.env = &job->env;
 	r.params_json = job->params_json;
-	r.namespace_ = kb_namespace(b);
+	r.namespace_ = expt_kb_namespace(b);
 	return expt_kube_job_manifest(b->spec, &r, out, err);
 }
 
 static int kb_render(void *state, const struct expt_job *job, json_t **out, struct expt_err *err)
 {
-	return manifest(state, job, out, err);
+	return expt_kb_manifest(state, job, out, err);
 }
 
 /* ---- validate: nothing is created unless every Job would be accepted ---- */
-
-/* The spec field a Job field comes from, for messages. */
-static const char *spec_field(const char *field)
-{
-	static const struct {
-		const char *prefix, *spec;
-	} map[] = {
-	    {"metadata.name", "name (the run id)"},
-	    {"metadata.labels", "kubernetes.labels"},
-	    {"metadata.annotations", "kubernetes.annotations"},
-	    {"spec.template.metadata.labels", "kubernetes.labels"},
-	    {"spec.template.labels", "kubernetes.labels"},
-	    {"spec.template.annotations", "kubernetes.annotations"},
-	    {"spec.template.metadata.annotations", "kubernetes.annotations"},
-	    {"spec.template.spec.containers[0].image", "image"},
-	    {"spec.template.spec.containers[0].resources", "resources"},
-	    {"spec.template.spec.containers[0].env", "env"},
-	    {"spec.template.spec.containers[0].envFrom", "secrets"},
-	    {"spec.template.spec.containers[0].command", "command"},
-	    {"spec.template.spec.containers[0].imagePullPolicy", "kubernetes.image_pull_policy"},
-	    {"spec.template.spec.containers[0].volumeMounts", "inputs/outputs (mount)"},
-	    {"spec.template.spec.volumes", "inputs/outputs"},
-	    {"spec.template.spec.nodeSelector", "kubernetes.node_selector"},
-	    {"spec.template.spec.tolerations", "kubernetes.tolerations"},
-	    {"spec.template.spec.serviceAccountName", "kubernetes.service_account"},
-	    {"spec.template.spec.priorityClassName", "kubernetes.priority_class"},
-	    {"spec.activeDeadlineSeconds", "timeout"},
-	    {"spec.backoffLimit", "retries"},
-	    {"spec.template", "kubernetes.pod_template"},
-	};
-
-	for (size_t i = 0; field && i < sizeof(map) / sizeof(map[0]); i++)
-		if (!strncmp(field, map[i].prefix, strlen(map[i].prefix)))
-			return map[i].spec;
-	return NULL;
-}
-
-/* One thing the API server refused, and the runs it refused it for: a sweep of 100 runs with one
- * bad label is one line, not 200 (the Job's labels and its pods' are the same spec field). */
-struct refusal {
-	char *key;  /* spec field and message: what makes two refusals the same */
-	char *text; /* as shown */
-	struct expt_strv runs;
-};
-
-struct refusals {
-	struct refusal *v;
-	size_t n, cap;
-};
-
-static void refuse(struct refusals *rs, const char *run_id, const char *sfield, const char *field,
-		   const char *msg)
-{
-	char *key = expt_xasprintf("%s: %s", sfield ? sfield : (field ? field : ""), msg);
-	struct refusal *r = NULL;
-
-	for (size_t i = 0; i < rs->n && !r; i++)
-		if (!strcmp(rs->v[i].key, key))
-			r = &rs->v[i];
-	if (!r) {
-		EXPT_ALLOC_GROW(rs->v, rs->n + 1, rs->cap);
-		r = &rs->v[rs->n++];
-		memset(r, 0, sizeof(*r));
-		r->key = key;
-		key = NULL;
-		if (sfield && field)
-			r->text = expt_xasprintf("%s (%s): %s", sfield, field, msg);
-		else if (sfield || field)
-			r->text = expt_xasprintf("%s: %s", sfield ? sfield : field, msg);
-		else
-			r->text = expt_xstrdup(msg);
-	}
-	if (expt_strv_find(&r->runs, run_id) < 0)
-		expt_strv_push(&r->runs, run_id);
-	free(key);
-}
-
-static void explain(struct refusals *rs, const char *run_id, const struct expt_kube_status *st,
-		    const struct expt_err *e)
-{
-	if (!st->ncauses) {
-		refuse(rs, run_id, NULL, NULL, st->message && *st->message ? st->message : e->msg);
-		return;
-	}
-	for (size_t i = 0; i < st->ncauses; i++) {
-		const struct expt_kube_cause *c = &st->causes[i];
-		refuse(rs, run_id, spec_field(c->field), c->field,
-		       c->message ? c->message : (c->reason ? c->reason : "invalid"));
-	}
-}
-
-static void refusals_print(struct refusals *rs, struct expt_buf *out)
-{
-	for (size_t i = 0; i < rs->n; i++) {
-		const struct refusal *r = &rs->v[i];
-		if (r->runs.n <= 3) {
-			expt_buf_adds(out, "\n  ");
-			for (size_t j = 0; j < r->runs.n; j++)
-				expt_buf_addf(out, "%s%s", j ? ", " : "", r->runs.v[j]);
-		} else {
-			expt_buf_addf(out, "\n  %s ... %s (%zu runs)", r->runs.v[0],
-				      r->runs.v[r->runs.n - 1], r->runs.n);
-		}
-		expt_buf_addf(out, ": %s", r->text);
-	}
-}
-
-static void refusals_release(struct refusals *rs)
-{
-	for (size_t i = 0; i < rs->n; i++) {
-		free(rs->v[i].key);
-		free(rs->v[i].text);
-		expt_strv_release(&rs->v[i].runs);
-	}
-	free(rs->v);
-}
-
-/* Objects the Jobs refer to that must exist first: Secrets and PVCs. */
-static int check_refs(struct kb *b, struct expt_buf *problems, struct expt_err *err)
-{
-	const struct expt_spec *spec = b->spec;
-	const char *ns = kb_namespace(b);
-	int rc = 0;
-
-	for (size_t i = 0; i < spec->secrets.n; i++) {
-		struct expt_err e = EXPT_ERR_INIT;
-		char *path =
-		    expt_xasprintf("/api/v1/namespaces/%s/secrets/%s", ns, spec->secrets.v[i]);
-		int r = expt_kube_request(b->k, "GET", path, NULL, NULL, NULL, &e);
-		free(path);
-		if (r == EXPT_ENOTFOUND)
-			expt_buf_addf(
-			    problems,
-			    "\n  secrets[%zu]: Secret '%s' does not exist in namespace %s", i,
-			    spec->secrets.v[i], ns);
-		else if (r && r != EXPT_EDENIED) /* reading Secrets may be forbidden: fine */
-			return expt_err_set(err, r, "%s", e.msg);
-	}
-	for (int in = 1; in >= 0; in--) {
-		const struct expt_mounts *ms = in ? &spec->inputs : &spec->outputs;
-		for (size_t i = 0; i < ms->n; i++) {
-			const char *u = ms->v[i].url, *claim, *slash;
-			struct expt_err e = EXPT_ERR_INIT;
-			char *name, *path;
-			int r;
-			if (strncmp(u, "pvc://", 6))
-				continue;
-			claim = u + 6;
-			slash = strchr(claim, '/');
-			name = slash ? expt_xstrndup(claim, (size_t)(slash - claim))
-				     : expt_xstrdup(claim);
-			path = expt_xasprintf("/api/v1/namespaces/%s/persistentvolumeclaims/%s", ns,
-					      name);
-			r = expt_kube_request(b->k, "GET", path, NULL, NULL, NULL, &e);
-			if (r == EXPT_ENOTFOUND)
-				expt_buf_addf(
-				    problems,
-				    "\n  %s.%s: PersistentVolumeClaim '%s' does not exist in "
-				    "namespace %s",
-				    in ? "inputs" : "outputs", ms->v[i].name, name, ns);
-			else if (r && r != EXPT_EDENIED)
-				rc = expt_err_set(err, r, "%s", e.msg);
-			free(name);
-			free(path);
-			if (rc)
-				return rc;
-		}
-	}
-	return 0;
-}
-
-static int kb_validate(void *state, struct expt_job **jobs, size_t n, struct expt_err *err)
-{
-	struct kb *b = state;
-	struct expt_kube_req *reqs = NULL;
-	struct expt_buf problems = EXPT_BUF_INIT;
-	struct refusals refused = {0};
-	json_t **bodies = NULL;
-	char *path = NULL, *reason = NULL;
-	const char *ns;
-	int rc, allowed = 0;
-	size_t nbad = 0;
-
-	if ((rc = kb_connect(b, err)))
-		return rc;
-	ns = kb_namespace(b);
-	/* Namespace and permission first: one clear sentence instead of n refusals. */
-	{
-		struct expt_err e = EXPT_ERR_INIT;
-		char *nsp = expt_xasprintf("/api/v1/namespaces/%s", ns);
-		int r = expt_kube_request(b->k, "GET", nsp, NULL, NULL, NULL, &e);
-		free(nsp);
-		if (r == EXPT_ENOTFOUND) {
-			rc = expt_err_set(
-			    err, EXPT_EUSAGE,
-			    "namespace '%s' does not exist on %s (kubernetes.namespace, "
-			    "or the context's namespace); nothing was created",
-			    ns, b->cfg->server);
-			goto out;
-		}
-		if (r && r != EXPT_EDENIED) { /* cannot even ask: unreachable, TLS... */
-			rc = expt_err_set(err, r, "%s", e.msg);
-			goto out;
-		}
-	}
-	if ((rc = expt_kube_access_check(b->k, "create", "batch", "jobs", ns, &allowed, &reason,
-					 err)))
-		goto out;
-	if (!allowed) {
-		rc = expt_err_set(
-		    err, EXPT_EDENIED,
-		    "%s (context %s) may not create Jobs in namespace %s%s%s; nothing "
-		    "was created",
-		    b->cfg->user_name && *b->cfg->user_name ? b->cfg->user_name : "this user",
-		    b->cfg->context, ns, reason && *reason ? ": " : "", reason ? reason : "");
-		goto out;
-	}
-	if ((rc = check_refs(b, &problems, err)))
-		goto out;
-
-	reqs = expt_xcalloc(n ? n : 1, sizeof(*reqs));
-	bodies = expt_xcalloc(n ? n : 1, sizeof(*bodies));
-	path = expt_xasprintf("%s?dryRun=All", path_jobs(b));
-	for (size_t i = 0; i < n; i++) {
-		if ((rc = manifest(b, jobs[i], &bodies[i], err)))
-			goto out;
-		reqs[i].method = "POST";
-		reqs[i].path = path;
-		reqs[i].body = bodies[i];
-	}
-	expt_kube_request_many(b->k, reqs, n, VALIDATE_PARALLEL, err);
-	expt_err_clear(err);
-	for (size_t i = 0; i < n; i++) {
-		if (!reqs[i].rc)
-			continue;
-		if (reqs[i].rc == EXPT_ECONFLICT) {
-			if (b->on_conflict && !strcmp(b->on_conflict, "replace"))
-				continue; /* replaced as it starts */
-			char *m =
-			    expt_xasprintf("a Job of that name already exists in namespace %s "
-					   "(on_conflict: %s; 'replace' deletes it first)",
-					   ns, b->on_conflict ? b->on_conflict : "fail");
-			nbad++;
-			refuse(&refused, jobs[i]->run_id, "on_conflict", NULL, m);
-			free(m);
-			continue;
-		}
-		if (reqs[i].rc != EXPT_EUSAGE && reqs[i].rc != EXPT_EDENIED) {
-			rc = expt_err_set(err, reqs[i].rc, "%s", reqs[i].err.msg);
-			goto out;
-		}
-		nbad++;
-		explain(&refused, jobs[i]->run_id, &reqs[i].st, &reqs[i].err);
-	}
-	refusals_print(&refused, &problems);
-	if (problems.len)
-		rc = expt_err_set(
-		    err, EXPT_EUSAGE, "the API server (%s) would refuse %s; nothing was created:%s",
-		    b->cfg->server, nbad ? "these Jobs" : "what the spec refers to", problems.buf);
-out:
-	for (size_t i = 0; reqs && i < n; i++) {
-		json_decref(reqs[i].reply);
-		expt_kube_status_release(&reqs[i].st);
-		json_decref(bodies[i]);
-	}
-	free(reqs);
-	free(bodies);
-	free(path);
-	free(reason);
-	refusals_release(&refused);
-	expt_buf_release(&problems);
-	return rc;
-}
 
 /* ---- the engine: one Job per attempt of the scheduler ---- */
 
@@ -665,8 +347,8 @@ static void write_all(int fd, const char *p, size_t n)
 
 static int delete_job(struct kb *b, const char *name, int now, struct expt_err *err)
 {
-	char *path = expt_xasprintf("%s/%s?propagationPolicy=Background%s", path_jobs(b), name,
-				    now ? "&gracePeriodSeconds=0" : "");
+	char *path = expt_xasprintf("%s/%s?propagationPolicy=Background%s", expt_kb_jobs_path(b),
+				    name, now ? "&gracePeriodSeconds=0" : "");
 	int rc = expt_kube_request(b->k, "DELETE", path, NULL, NULL, NULL, err);
 
 	free(path);
@@ -676,7 +358,7 @@ static int delete_job(struct kb *b, const char *name, int now, struct expt_err *
 /* on_conflict: replace: the old Job deleted (its pods with it), and gone. */
 static int replace_job(struct kb *b, const char *name, struct expt_err *err)
 {
-	char *path = expt_xasprintf("%s/%s", path_jobs(b), name);
+	char *path = expt_xasprintf("%s/%s", expt_kb_jobs_path(b), name);
 	int64_t until = expt_mono_ms() + GONE_WAIT_MS;
 	int rc;
 
@@ -725,7 +407,7 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 			     open_log(job->log_dir, "stdout.log", &t->out_fd, &e) ||
 			     open_log(job->log_dir, "output.log", &t->comb_fd, &e)))
 		goto fail;
-	if (manifest(b, job, &t->body, &e))
+	if (expt_kb_manifest(b, job, &t->body, &e))
 		goto fail;
 	snprintf(sa->ref, sizeof(sa->ref), "%s", t->name); /* the Job's name */
 	EXPT_ALLOC_GROW(b->queued, b->nqueued + 1, b->capqueued);
@@ -757,7 +439,7 @@ static void create_queued(struct kb *b)
 	struct expt_kube_req *reqs = expt_xcalloc(b->nqueued, sizeof(*reqs));
 	struct katt **ready = expt_xcalloc(b->nqueued, sizeof(*ready));
 	struct expt_err e = EXPT_ERR_INIT;
-	const char *path = path_jobs(b);
+	const char *path = expt_kb_jobs_path(b);
 	int64_t now = expt_mono_ms();
 	size_t n = 0, keep = 0;
 
@@ -809,7 +491,7 @@ static void create_queued(struct kb *b)
 			    msg, sizeof(msg),
 			    "a Job named %s already exists in namespace %s (on_conflict: fail); "
 			    "delete it (kubectl delete job %s) or set on_conflict: replace",
-			    t->name, kb_namespace(b), t->name);
+			    t->name, expt_kb_namespace(b), t->name);
 			end_unstarted(t, msg);
 		} else if (r) {
 			end_unstarted(t, e2.msg);
@@ -868,16 +550,16 @@ static void engine_release(void *eng, struct expt_sched_attempt *sa)
 }
 
 /* The container's terminated state in a pod: state, else lastState (after a restart). */
-static json_t *terminated(const json_t *pod)
+json_t *expt_kb_terminated(const json_t *pod)
 {
 	json_t *cs;
 	size_t i;
 
-	json_array_foreach(jget(pod, "status.containerStatuses"), i, cs)
+	json_array_foreach(expt_kb_jget(pod, "status.containerStatuses"), i, cs)
 	{
-		json_t *tm = jget(cs, "state.terminated");
+		json_t *tm = expt_kb_jget(cs, "state.terminated");
 		if (!tm)
-			tm = jget(cs, "lastState.terminated");
+			tm = expt_kb_jget(cs, "lastState.terminated");
 		if (tm)
 			return tm;
 	}
@@ -885,16 +567,16 @@ static json_t *terminated(const json_t *pod)
 }
 
 /* The waiting reason of the pod's container ("ImagePullBackOff"...) and its message. */
-static const char *waiting(const json_t *pod, const char **message)
+const char *expt_kb_waiting(const json_t *pod, const char **message)
 {
 	json_t *cs;
 	size_t i;
 
-	json_array_foreach(jget(pod, "status.containerStatuses"), i, cs)
+	json_array_foreach(expt_kb_jget(pod, "status.containerStatuses"), i, cs)
 	{
-		const char *r = jstr(cs, "state.waiting.reason");
+		const char *r = expt_kb_jstr(cs, "state.waiting.reason");
 		if (r) {
-			*message = jstr(cs, "state.waiting.message");
+			*message = expt_kb_jstr(cs, "state.waiting.message");
 			return r;
 		}
 	}
@@ -917,7 +599,7 @@ static int stuck(const char *reason)
 static void outcome(struct katt *t, const json_t *jobobj)
 {
 	struct expt_observed *o = &t->o;
-	json_t *c, *tm = t->last_pod ? terminated(t->last_pod) : NULL;
+	json_t *c, *tm = t->last_pod ? expt_kb_terminated(t->last_pod) : NULL;
 	const char *reason;
 
 	memset(o, 0, sizeof(*o));
@@ -926,13 +608,15 @@ static void outcome(struct katt *t, const json_t *jobobj)
 	o->attempt = t->npods > 0 ? t->npods : 1;
 	o->start_ms = t->a->start_ms;
 	o->end_ms = expt_now_ms();
-	if (t->last_pod && jstr(t->last_pod, "spec.nodeName"))
-		snprintf(o->node, sizeof(o->node), "%s", jstr(t->last_pod, "spec.nodeName"));
-	if (t->last_pod && jstr(t->last_pod, "status.reason") &&
-	    !strcmp(jstr(t->last_pod, "status.reason"), "Evicted"))
+	if (t->last_pod && expt_kb_jstr(t->last_pod, "spec.nodeName"))
+		snprintf(o->node, sizeof(o->node), "%s",
+			 expt_kb_jstr(t->last_pod, "spec.nodeName"));
+	if (t->last_pod && expt_kb_jstr(t->last_pod, "status.reason") &&
+	    !strcmp(expt_kb_jstr(t->last_pod, "status.reason"), "Evicted"))
 		snprintf(o->message, sizeof(o->message), "evicted from its node: %s",
-			 jstr(t->last_pod, "status.message") ? jstr(t->last_pod, "status.message")
-							     : "");
+			 expt_kb_jstr(t->last_pod, "status.message")
+			     ? expt_kb_jstr(t->last_pod, "status.message")
+			     : "");
 	else if (tm) {
 		json_int_t code = json_integer_value(json_object_get(tm, "exitCode"));
 		const char *r = json_string_value(json_object_get(tm, "reason"));
@@ -973,8 +657,8 @@ static void outcome(struct katt *t, const json_t *jobobj)
 	if (!o->message[0])
 		snprintf(o->message, sizeof(o->message), "the Job failed%s%s%s%s",
 			 reason ? ": " : "", reason ? reason : "",
-			 c && jstr(c, "message") ? ": " : "",
-			 c && jstr(c, "message") ? jstr(c, "message") : "");
+			 c && expt_kb_jstr(c, "message") ? ": " : "",
+			 c && expt_kb_jstr(c, "message") ? expt_kb_jstr(c, "message") : "");
 }
 
 static void deliver(struct katt *t, const char *line, size_t len)
@@ -1020,7 +704,7 @@ static void follow_pod(struct katt *t, const char *pod)
 	}
 	snprintf(t->pod, sizeof(t->pod), "%s", pod);
 	path = expt_xasprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&follow=true",
-			      kb_namespace(b), pod, EXPT_KUBE_CONTAINER);
+			      expt_kb_namespace(b), pod, EXPT_KUBE_CONTAINER);
 	if (expt_kube_stream_open(b->k, path, &t->log, &e))
 		t->log = NULL;
 	free(path);
@@ -1029,18 +713,20 @@ static void follow_pod(struct katt *t, const char *pod)
 static void on_pod(struct kb *b, const char *type, json_t *pod)
 {
 	const char *run;
-	const char *name = jstr(pod, "metadata.name"), *phase = jstr(pod, "status.phase");
+	const char *name = expt_kb_jstr(pod, "metadata.name"),
+		   *phase = expt_kb_jstr(pod, "status.phase");
 	const char *wmsg = NULL, *wr;
 	struct katt *t;
 
 	/* label keys hold dots and slashes: looked up directly */
-	run = json_string_value(json_object_get(jget(pod, "metadata.labels"), EXPT_KUBE_L_RUN));
+	run = json_string_value(
+	    json_object_get(expt_kb_jget(pod, "metadata.labels"), EXPT_KUBE_L_RUN));
 	t = live_find(b, run);
 	if (!t || !name || t->done)
 		return;
 	if (strcmp(type, "DELETED")) {
 		if (strcmp(t->pod, name) &&
-		    (!t->last_pod || strcmp(jstr(t->last_pod, "metadata.name"), name)))
+		    (!t->last_pod || strcmp(expt_kb_jstr(t->last_pod, "metadata.name"), name)))
 			t->npods++;
 		json_decref(t->last_pod);
 		t->last_pod = json_incref(pod);
@@ -1051,7 +737,7 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 		if (strcmp(t->pod, name))
 			follow_pod(t, name);
 	}
-	wr = waiting(pod, &wmsg);
+	wr = expt_kb_waiting(pod, &wmsg);
 	if (stuck(wr)) {
 		/* It will not start by itself: end it now, saying why, rather than wait forever. */
 		struct expt_err e = EXPT_ERR_INIT;
@@ -1066,7 +752,7 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 			 wmsg ? ": " : "", wmsg ? wmsg : "");
 		t->done = 1;
 		t->drain_until = expt_mono_ms();
-		save_evidence(b, t); /* before its Job goes */
+		expt_kb_save_evidence(b, t->name, t->job->log_dir); /* before its Job goes */
 		t->evidence_saved = 1;
 		delete_job(b, t->name, 1, &e);
 	}
@@ -1074,7 +760,7 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 
 static void on_job(struct kb *b, const char *type, json_t *job)
 {
-	const char *name = jstr(job, "metadata.name");
+	const char *name = expt_kb_jstr(job, "metadata.name");
 	struct katt *t = live_find(b, name);
 
 	if (!t || t->done)
@@ -1118,16 +804,18 @@ static void why_not_started(struct kb *b, struct katt *t, char *out, size_t n)
 
 	out[0] = '\0';
 	if (t->last_pod) {
-		json_array_foreach(jget(t->last_pod, "status.conditions"), i, c)
+		json_array_foreach(expt_kb_jget(t->last_pod, "status.conditions"), i, c)
 		{
-			const char *st = jstr(c, "status"), *reason = jstr(c, "reason");
+			const char *st = expt_kb_jstr(c, "status"),
+				   *reason = expt_kb_jstr(c, "reason");
 			if (st && !strcmp(st, "False") && reason) {
 				snprintf(out, n, "%s: %s", reason,
-					 jstr(c, "message") ? jstr(c, "message") : "");
+					 expt_kb_jstr(c, "message") ? expt_kb_jstr(c, "message")
+								    : "");
 				return;
 			}
 		}
-		if ((wr = waiting(t->last_pod, &wm))) {
+		if ((wr = expt_kb_waiting(t->last_pod, &wm))) {
 			snprintf(out, n, "%s%s%s", wr, wm ? ": " : "", wm ? wm : "");
 			return;
 		}
@@ -1138,15 +826,19 @@ static void why_not_started(struct kb *b, struct katt *t, char *out, size_t n)
 		    expt_xasprintf("involvedObject.name=%s,involvedObject.kind=Job", t->name);
 		char *esc = expt_kube_escape(sel);
 		char *path = expt_xasprintf("/api/v1/namespaces/%s/events?fieldSelector=%s",
-					    kb_namespace(b), esc ? esc : "");
+					    expt_kb_namespace(b), esc ? esc : "");
 		if (!expt_kube_request(b->k, "GET", path, NULL, &events, NULL, &e))
 			json_array_foreach(json_object_get(events, "items"), i, ev)
 			{
-				const char *type = jstr(ev, "type");
+				const char *type = expt_kb_jstr(ev, "type");
 				if (type && !strcmp(type, "Warning"))
 					snprintf(out, n, "%s: %s",
-						 jstr(ev, "reason") ? jstr(ev, "reason") : "",
-						 jstr(ev, "message") ? jstr(ev, "message") : "");
+						 expt_kb_jstr(ev, "reason")
+						     ? expt_kb_jstr(ev, "reason")
+						     : "",
+						 expt_kb_jstr(ev, "message")
+						     ? expt_kb_jstr(ev, "message")
+						     : "");
 			}
 		json_decref(events);
 		free(sel);
@@ -1173,7 +865,7 @@ static void check_start_timeout(struct kb *b, struct katt *t)
 	expt_fmt_duration(limit, dur, sizeof(dur));
 	snprintf(msg, sizeof(msg), "did not start within %s (kubernetes.start_timeout): %s", dur,
 		 why);
-	save_evidence(b, t);
+	expt_kb_save_evidence(b, t->name, t->job->log_dir);
 	t->evidence_saved = 1;
 	delete_job(b, t->name, 1, &e);
 	end_unstarted(t, msg);
@@ -1204,7 +896,7 @@ static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_
 			struct expt_observed o;
 			drain_log(t);
 			if (t->created && !t->evidence_saved)
-				save_evidence(b, t);
+				expt_kb_save_evidence(b, t->name, t->job->log_dir);
 			schedule_cleanup(b, t);
 			o = t->o;
 			expt_sched_ended(b->sched, t->a, &o); /* releases t: live shrinks */
@@ -1230,12 +922,12 @@ static int kb_submit(void *state, struct expt_job **jobs, size_t n,
 	if (b->sched)
 		return expt_err_set(err, EXPT_EBACKEND,
 				    "kubernetes backend: one submit per handle");
-	if ((rc = kb_connect(b, err)))
+	if ((rc = expt_kb_connect(b, err)))
 		return rc;
 	/* Watch first, create after: nothing that happens to a Job is missed. */
-	path = path_jobs(b);
-	podpath = expt_xasprintf("/api/v1/namespaces/%s/pods", kb_namespace(b));
-	q = selector(b, NULL);
+	path = expt_kb_jobs_path(b);
+	podpath = expt_xasprintf("/api/v1/namespaces/%s/pods", expt_kb_namespace(b));
+	q = expt_kb_selector(b, NULL);
 	if ((rc = expt_kube_watch_open(b->k, path, q, &b->jobs_w, err)) ||
 	    (rc = expt_kube_watch_open(b->k, podpath, q, &b->pods_w, err)))
 		goto out;
@@ -1278,17 +970,17 @@ static int kb_poll(void *state, const struct expt_run_rec *runs, size_t n,
 		if (expt_run_status_done(runs[i].status) || runs[i].status == EXPT_RUN_QUEUED)
 			continue;
 		if (reach < 0)
-			reach = kb_connect(b, &e) ? 0 : 1;
+			reach = expt_kb_connect(b, &e) ? 0 : 1;
 		if (!reach)
 			continue; /* UNKNOWN: the cluster cannot be asked now */
-		path = expt_xasprintf("%s/%s", path_jobs(b), ref_job(&runs[i]));
+		path = expt_xasprintf("%s/%s", expt_kb_jobs_path(b), ref_job(&runs[i]));
 		r = expt_kube_request(b->k, "GET", path, NULL, &job, NULL, &e);
 		free(path);
 		if (r == EXPT_ENOTFOUND) {
 			out[i].phase = EXPT_OBS_GONE;
 			snprintf(out[i].message, sizeof(out[i].message),
 				 "its Job %s is gone from namespace %s", ref_job(&runs[i]),
-				 kb_namespace(b));
+				 expt_kb_namespace(b));
 		} else if (!r) {
 			if (condition(job, "Complete")) {
 				out[i].phase = EXPT_OBS_EXITED;
@@ -1299,8 +991,8 @@ static int kb_poll(void *state, const struct expt_run_rec *runs, size_t n,
 				out[i].final = 1;
 				snprintf(out[i].message, sizeof(out[i].message),
 					 "the Job failed: %s",
-					 jstr(condition(job, "Failed"), "reason")
-					     ? jstr(condition(job, "Failed"), "reason")
+					 expt_kb_jstr(condition(job, "Failed"), "reason")
+					     ? expt_kb_jstr(condition(job, "Failed"), "reason")
 					     : "?");
 			} else {
 				out[i].phase = EXPT_OBS_RUNNING;
@@ -1310,148 +1002,6 @@ static int kb_poll(void *state, const struct expt_run_rec *runs, size_t n,
 	}
 	(void)err;
 	return 0;
-}
-
-/* What the cluster knows of the run's Job and pods (conditions, states, events) as evidence
- * lines; for an active run also why it is pending. Returns 1 when the Job was found, 0 when it
- * is gone, -1 when the cluster could not be asked. */
-static int collect_evidence(struct kb *b, const char *jobname, const char *run_id, int active,
-			    struct expt_diagnosis *d)
-{
-	struct expt_err e = EXPT_ERR_INIT;
-	json_t *pods = NULL, *pod, *events = NULL, *ev, *job = NULL, *c;
-	char *path, *q;
-	size_t i;
-	int found = -1;
-
-	if (kb_connect(b, &e))
-		return -1;
-	path = expt_xasprintf("%s/%s", path_jobs(b), jobname);
-	if (!expt_kube_request(b->k, "GET", path, NULL, &job, NULL, &e)) {
-		found = 1;
-		json_array_foreach(jget(job, "status.conditions"), i, c)
-		    expt_strv_pushf(&d->evidence, "job condition: %s=%s %s %s",
-				    jstr(c, "type") ? jstr(c, "type") : "?",
-				    jstr(c, "status") ? jstr(c, "status") : "?",
-				    jstr(c, "reason") ? jstr(c, "reason") : "",
-				    jstr(c, "message") ? jstr(c, "message") : "");
-	} else if (e.code == EXPT_ENOTFOUND) {
-		found = 0;
-	}
-	free(path);
-	if (found < 0)
-		return -1;
-	q = selector(b, run_id);
-	path = expt_xasprintf("/api/v1/namespaces/%s/pods?%s", kb_namespace(b), q);
-	free(q);
-	expt_err_clear(&e);
-	if (!expt_kube_request(b->k, "GET", path, NULL, &pods, NULL, &e)) {
-		json_array_foreach(json_object_get(pods, "items"), i, pod)
-		{
-			const char *pn = jstr(pod, "metadata.name"), *wm = NULL, *wr;
-			json_t *tm = terminated(pod), *pc;
-			size_t j;
-			expt_strv_pushf(&d->evidence, "pod %s: phase %s%s%s", pn,
-					jstr(pod, "status.phase") ? jstr(pod, "status.phase") : "?",
-					jstr(pod, "spec.nodeName") ? " on " : "",
-					jstr(pod, "spec.nodeName") ? jstr(pod, "spec.nodeName")
-								   : "");
-			json_array_foreach(jget(pod, "status.conditions"), j, pc)
-			{
-				const char *st = jstr(pc, "status");
-				if (st && !strcmp(st, "False") && jstr(pc, "reason"))
-					expt_strv_pushf(&d->evidence, "pod %s: %s=False %s: %s", pn,
-							jstr(pc, "type"), jstr(pc, "reason"),
-							jstr(pc, "message") ? jstr(pc, "message")
-									    : "");
-			}
-			if ((wr = waiting(pod, &wm)))
-				expt_strv_pushf(&d->evidence, "pod %s: waiting: %s%s%s", pn, wr,
-						wm ? ": " : "", wm ? wm : "");
-			if (tm)
-				expt_strv_pushf(
-				    &d->evidence, "pod %s: terminated: exit code %lld%s%s", pn,
-				    (long long)json_integer_value(json_object_get(tm, "exitCode")),
-				    jstr(tm, "reason") ? ", reason " : "",
-				    jstr(tm, "reason") ? jstr(tm, "reason") : "");
-			/* Events: the scheduler's and the kubelet's account. */
-			{
-				char *sel = expt_xasprintf(
-				    "involvedObject.name=%s,involvedObject.kind=Pod", pn);
-				char *esc = expt_kube_escape(sel);
-				char *ep =
-				    expt_xasprintf("/api/v1/namespaces/%s/events?fieldSelector=%s",
-						   kb_namespace(b), esc ? esc : "");
-				expt_err_clear(&e);
-				if (!expt_kube_request(b->k, "GET", ep, NULL, &events, NULL, &e)) {
-					json_array_foreach(json_object_get(events, "items"), j, ev)
-					    expt_strv_pushf(
-						&d->evidence, "event %s %s: %s",
-						jstr(ev, "type") ? jstr(ev, "type") : "",
-						jstr(ev, "reason") ? jstr(ev, "reason") : "",
-						jstr(ev, "message") ? jstr(ev, "message") : "");
-				}
-				json_decref(events);
-				events = NULL;
-				free(sel);
-				free(esc);
-				free(ep);
-			}
-			if (active) {
-				const char *wr2, *wm2 = NULL;
-				json_t *sched = NULL;
-				json_array_foreach(jget(pod, "status.conditions"), j, sched)
-				{
-					const char *reason = jstr(sched, "reason");
-					if (reason && !strcmp(reason, "Unschedulable")) {
-						snprintf(d->cause, sizeof(d->cause),
-							 "pending: the cluster cannot place it: %s",
-							 jstr(sched, "message")
-							     ? jstr(sched, "message")
-							     : "");
-						snprintf(d->hint, sizeof(d->hint),
-							 "lower resources:, or change "
-							 "kubernetes.node_selector / tolerations");
-					}
-				}
-				if ((wr2 = waiting(pod, &wm2)))
-					snprintf(d->cause, sizeof(d->cause), "pending: %s%s%s", wr2,
-						 wm2 ? ": " : "", wm2 ? wm2 : "");
-			}
-		}
-	}
-	free(path);
-	json_decref(pods);
-	json_decref(job);
-	return found;
-}
-
-static char *evidence_path(const char *log_dir)
-{
-	return expt_xasprintf("%s/evidence.txt", log_dir);
-}
-
-/* At the end of a run, before anything deletes its Job: what the cluster knew, beside its
- * logs, for `expt debug` once the cluster has forgotten. */
-static void save_evidence(struct kb *b, struct katt *t)
-{
-	struct expt_diagnosis d;
-	struct expt_buf buf = EXPT_BUF_INIT;
-	struct expt_err e = EXPT_ERR_INIT;
-	char *path;
-
-	if (!t->job->log_dir)
-		return;
-	memset(&d, 0, sizeof(d));
-	if (collect_evidence(b, t->name, t->name, 0, &d) >= 0 && d.evidence.n) {
-		for (size_t i = 0; i < d.evidence.n; i++)
-			expt_buf_addf(&buf, "%s\n", d.evidence.v[i]);
-		path = evidence_path(t->job->log_dir);
-		expt_write_file(path, buf.buf, buf.len, &e);
-		free(path);
-	}
-	expt_buf_release(&buf);
-	expt_diagnosis_release(&d);
 }
 
 /* cleanup: the Job (with its pods) goes after the spec's delay for its outcome: the TTL
@@ -1470,7 +1020,7 @@ static void schedule_cleanup(struct kb *b, struct katt *t)
 		return;
 	patch = json_pack("{s:{s:I}}", "spec", "ttlSecondsAfterFinished",
 			  (json_int_t)((ms + 999) / 1000));
-	path = expt_xasprintf("%s/%s", path_jobs(b), t->name);
+	path = expt_xasprintf("%s/%s", expt_kb_jobs_path(b), t->name);
 	expt_kube_request(b->k, "PATCH", path, patch, NULL, NULL, &e);
 	free(path);
 	json_decref(patch);
@@ -1495,8 +1045,8 @@ static int kb_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
 	}
 	if (r->status != EXPT_RUN_QUEUED) {
 		int active = r->status == EXPT_RUN_RUNNING || r->status == EXPT_RUN_PENDING;
-		int found = collect_evidence(b, ref_job(r), r->run_id, active, d);
-		char *path = r->log_dir ? evidence_path(r->log_dir) : NULL;
+		int found = expt_kb_collect_evidence(b, ref_job(r), r->run_id, active, d);
+		char *path = r->log_dir ? expt_kb_evidence_path(r->log_dir) : NULL;
 		struct expt_strv saved = EXPT_STRV_INIT;
 		/* The cluster forgot (cleanup, or by hand) or cannot be asked: what was saved. */
 		if (found <= 0 && path)
@@ -1509,7 +1059,7 @@ static int kb_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
 				expt_strv_push(&d->evidence, saved.v[i]);
 		} else if (!found) {
 			expt_strv_pushf(&d->evidence, "job: %s is no longer in namespace %s",
-					ref_job(r), kb_namespace(b));
+					ref_job(r), expt_kb_namespace(b));
 		}
 		expt_strv_release(&saved);
 		free(path);
@@ -1529,7 +1079,7 @@ static int kb_stop(void *state, const struct expt_run_rec *run, int64_t grace_ms
 	/* Queued in another expt process: that supervisor sees the stop in the store. */
 	if (run->status != EXPT_RUN_RUNNING && run->status != EXPT_RUN_PENDING)
 		return 0;
-	if ((rc = kb_connect(b, err)))
+	if ((rc = expt_kb_connect(b, err)))
 		return rc;
 	return delete_job(b, ref_job(run), 0, err);
 }
@@ -1541,7 +1091,7 @@ static int kb_remove(void *state, const struct expt_run_rec *run, struct expt_er
 
 	/* The Job and its pods go with the run; a cluster that cannot be reached keeps them
 	 * (said in docs), the run's files here go anyway. */
-	if (run->backend_ref && !kb_connect(b, &e))
+	if (run->backend_ref && !expt_kb_connect(b, &e))
 		delete_job(b, ref_job(run), 0, &e);
 	return expt_local_remove(state, run, err);
 }
@@ -1553,7 +1103,7 @@ const struct expt_backend_ops expt_backend_kubernetes = {
     .close = kb_close,
     .contract = kb_contract,
     .render = kb_render,
-    .validate = kb_validate,
+    .validate = expt_kb_validate,
     .submit = kb_submit,
     .watch = kb_watch,
     .poll = kb_poll,

@@ -1,0 +1,92 @@
+/* What the Kubernetes backend's files share (kubernetes.c: the operations and the engine;
+ * kube/validate.c: the checks before anything is created; kube/evidence.c: what the cluster
+ * knows of a run, for expt debug). Internal to src/backend; nothing else includes it.
+ * Owner: backend/kube. */
+#ifndef EXPT_BACKEND_KUBE_KB_H
+#define EXPT_BACKEND_KUBE_KB_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "../backend.h"
+#include "../sched.h"
+#include "client.h"
+#include "config.h"
+
+struct kb {
+	char *db_path;
+	const struct expt_spec *spec; /* launching; NULL for read-only commands */
+	char *context, *ns;	      /* from the spec (NULL: the kubeconfig's) */
+	char *experiment;
+	char *on_conflict;
+	struct expt_strv io; /* "inputs.NAME=/mount" */
+	struct expt_kube_config *cfg;
+	struct expt_kube *k;
+	char label[80];	     /* expt.dev/experiment value */
+	char jobs_path[320]; /* /apis/batch/v1/namespaces/NS/jobs, once the namespace is known */
+	int tracking_looked; /* looked for a deployed MLflow server (tracking_uri: what it found) */
+	char *tracking_uri;
+	/* supervising */
+	struct expt_sched *sched;
+	struct expt_kube_watch *jobs_w, *pods_w;
+	struct katt **live; /* attempts in flight */
+	size_t nlive, caplive;
+	struct katt **queued; /* started, their Jobs not created yet (the next wait creates them) */
+	size_t nqueued, capqueued;
+};
+
+/* The engine's part of an attempt: one Job. */
+struct katt {
+	struct kb *b;
+	struct expt_sched_attempt *a;
+	struct expt_job *job;
+	char name[64];
+	char pod[256];	  /* the pod whose log is followed ("" none yet) */
+	int npods;	  /* pods seen (attempts the Job controller made) */
+	json_t *last_pod; /* the latest pod seen */
+	json_t *body;	  /* the Job, until it is created */
+	int created;	  /* the API server accepted it */
+	int evidence_saved;
+	int64_t first_try, retry_at, backoff; /* creation retried while the API server is away */
+	int64_t created_at;		      /* monotonic ms */
+	int running;			      /* a pod of it ran (or ended) */
+	struct expt_kube_stream *log;
+	int out_fd, comb_fd; /* stdout.log, output.log */
+	int done;	     /* the Job ended (or went): report once the log drained */
+	int64_t drain_until;
+	struct expt_observed o;
+};
+
+/* JSON at a dotted path ("status.phase"); NULL when a part is missing. Keys holding dots
+ * (labels) are looked up with json_object_get directly. Borrowed from o. */
+json_t *expt_kb_jget(const json_t *o, const char *path);
+const char *expt_kb_jstr(const json_t *o, const char *path);
+/* Loads the kubeconfig and opens b->k on first use. */
+int expt_kb_connect(struct kb *b, struct expt_err *err);
+/* The runs' namespace: the spec's, else the kubeconfig context's (without connecting). */
+const char *expt_kb_namespace(struct kb *b);
+/* /apis/batch/v1/namespaces/NS/jobs (owned by b). */
+const char *expt_kb_jobs_path(struct kb *b);
+/* "labelSelector=..." for the experiment's objects, or one run's; caller frees. */
+char *expt_kb_selector(struct kb *b, const char *run_id);
+/* The Job for job; *out the caller's. */
+int expt_kb_manifest(struct kb *b, const struct expt_job *job, json_t **out, struct expt_err *err);
+/* A pod's container terminated state (state, else lastState), and its waiting reason (with
+ * *message); NULL when none. Borrowed from pod. */
+json_t *expt_kb_terminated(const json_t *pod);
+const char *expt_kb_waiting(const json_t *pod, const char **message);
+
+/* The backend's validate operation (kube/validate.c). */
+int expt_kb_validate(void *state, struct expt_job **jobs, size_t n, struct expt_err *err);
+
+/* kube/evidence.c: the Job's conditions, its pods' states and events as d->evidence lines (for
+ * an active run also why it is pending, in d->cause and d->hint). 1 when the Job was found, 0
+ * when it is gone, -1 when the cluster could not be asked. */
+int expt_kb_collect_evidence(struct kb *b, const char *jobname, const char *run_id, int active,
+			     struct expt_diagnosis *d);
+/* <log_dir>/evidence.txt (caller frees), and writing it now from what the cluster knows of job
+ * (before anything deletes it). */
+char *expt_kb_evidence_path(const char *log_dir);
+void expt_kb_save_evidence(struct kb *b, const char *job, const char *log_dir);
+
+#endif
