@@ -83,20 +83,27 @@ h_stop() {
   for c in "$@"; do rm -f "$h_dir/run/$c.pid"; done
 }
 
-# h_wait_for NAME TIMEOUT COMMAND...: poll until COMMAND succeeds; dies with
-# the end of NAME's log when NAME exits or the time is up.
-h_wait_for() {
+# h_try_wait NAME TIMEOUT COMMAND...: poll until COMMAND succeeds (0); 1 when NAME exited,
+# 2 when the time is up.
+h_try_wait() {
   local name="$1" timeout="$2"; shift 2
   local deadline=$(( $(date +%s) + timeout ))
   while ! "$@" >/dev/null 2>&1; do
-    if ! h_pid_alive "$h_dir/run/$name.pid" >/dev/null; then
-      h_tail "$name"; die "$name exited during start-up"
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      h_tail "$name"; die "$name not ready after ${timeout}s"
-    fi
+    h_pid_alive "$h_dir/run/$name.pid" >/dev/null || return 1
+    [ "$(date +%s)" -lt "$deadline" ] || return 2
     sleep 0.1
   done
+}
+# h_wait_for NAME TIMEOUT COMMAND...: the same; dies with the end of NAME's log when NAME exits
+# or the time is up.
+h_wait_for() {
+  local name="$1" timeout="$2" rc=0; shift 2
+  h_try_wait "$name" "$timeout" "$@" || rc=$?
+  case $rc in
+    0) ;;
+    1) h_tail "$name"; die "$name exited during start-up" ;;
+    *) h_tail "$name"; die "$name not ready after ${timeout}s" ;;
+  esac
 }
 h_tail() {
   [ -f "$h_dir/log/$1.log" ] || return 0
@@ -104,19 +111,70 @@ h_tail() {
   tail -n 30 "$h_dir/log/$1.log" | sed 's/^/    /' >&2
 }
 
-# h_free_port: a TCP port nobody listens on (127.0.0.1), not handed out before.
+# h_free_port: a TCP port nobody listens on (127.0.0.1), claimed for this fixture (h_dir) so
+# that fixtures starting at the same time in other processes never pick the same one: a claim
+# is a directory $h_port_dir/PORT made with mkdir (atomic: one process wins), holding the
+# claimer's pid and h_dir. A claim is stale, and another process may take the port, once its
+# claimer has exited and nothing listens on the port (the claimer's server, started detached,
+# keeps it while it runs). h_release_ports (in each down) drops the claims of h_dir.
+h_port_dir="${TMPDIR:-/tmp}/expt-test-ports"
 h_used_ports=" "
 h_free_port() {
   local p i
+  mkdir -p "$h_port_dir"
   for (( i=0; i<200; i++ )); do
     p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 30000 ))
     case "$h_used_ports" in *" $p "*) continue ;; esac
-    if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then
-      h_used_ports+="$p "
-      echo "$p"; return 0
+    [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] || continue
+    if ! mkdir "$h_port_dir/$p" 2>/dev/null; then
+      # Claimed: a stale claim is removed and the port tried again (mkdir still decides who
+      # gets it when several processes do so at once).
+      h_port_stale "$p" || continue
+      rm -rf "$h_port_dir/$p" 2>/dev/null
+      mkdir "$h_port_dir/$p" 2>/dev/null || continue
     fi
+    printf '%s\n%s\n' "$$" "$h_dir" > "$h_port_dir/$p/owner"
+    h_used_ports+="$p "
+    echo "$p"; return 0
   done
   die "no free TCP port found on 127.0.0.1"
+}
+# h_claim_port PORT: claim a port given on the command line (a restart on the same port); true
+# when this fixture holds it afterwards.
+h_claim_port() {
+  mkdir -p "$h_port_dir"
+  if ! mkdir "$h_port_dir/$1" 2>/dev/null; then
+    [ "$(sed -n 2p "$h_port_dir/$1/owner" 2>/dev/null)" = "$h_dir" ] || h_port_stale "$1" || return 1
+  fi
+  printf '%s\n%s\n' "$$" "$h_dir" > "$h_port_dir/$1/owner"
+}
+# h_port_stale PORT: its claimer is gone and nothing listens on it (a claim being written, with
+# no owner file yet, is not stale).
+h_port_stale() {
+  local pid
+  pid=$(sed -n 1p "$h_port_dir/$1/owner" 2>/dev/null) || return 1
+  [ -n "$pid" ] || return 1
+  [ -d "/proc/$pid" ] && return 1
+  [ -z "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+}
+# h_release_ports: drop every claim made for h_dir.
+h_release_ports() {
+  local c
+  for c in "$h_port_dir"/*/owner; do
+    [ -f "$c" ] || continue
+    [ "$(sed -n 2p "$c" 2>/dev/null)" = "$h_dir" ] && rm -rf "${c%/owner}"
+  done
+  return 0
+}
+# h_listener_is NAME PORT: the process listening on 127.0.0.1:PORT belongs to the process group
+# of NAME (started by h_start with setsid), not to another server that took the port.
+h_listener_is() {
+  local pid lp
+  pid="$(h_pid_alive "$h_dir/run/$1.pid")" || return 1
+  for lp in $(ss -Hltnp "sport = :$2" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2); do
+    [ "$(ps -o pgid= -p "$lp" 2>/dev/null | tr -d ' ')" = "$pid" ] && return 0
+  done
+  return 1
 }
 
 # TAP-like reporting for smoke scripts: report STATUS NAME [DETAIL], finish.
