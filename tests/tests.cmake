@@ -179,6 +179,18 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/mlflow/up)
       set_tests_properties(mlflow/${name} PROPERTIES FIXTURES_REQUIRED mlflow TIMEOUT 900 SKIP_RETURN_CODE 77
         ENVIRONMENT "EXPT_MLFLOW_DIR=${MLFLOW_DIR};EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
     endforeach()
+    # The same server on a PostgreSQL store (tests/mlflow/up --db postgres: Debian's PostgreSQL
+    # 15, a cluster in <build>/mlflow-pg/pg) as the fixture "mlflow-pg", and the core parts of
+    # t_mlflow.sh against it (interop, sink read back by the mlflow client, sync counted on the
+    # server, compare). Skipped (77) without PostgreSQL.
+    set(MLFLOW_PG_DIR ${CMAKE_BINARY_DIR}/mlflow-pg)
+    add_test(NAME mlflow-pg/up COMMAND ${CMAKE_SOURCE_DIR}/tests/mlflow/up --dir ${MLFLOW_PG_DIR} --db postgres)
+    add_test(NAME mlflow-pg/down COMMAND ${CMAKE_SOURCE_DIR}/tests/mlflow/down --dir ${MLFLOW_PG_DIR})
+    set_tests_properties(mlflow-pg/up PROPERTIES FIXTURES_SETUP mlflow-pg TIMEOUT 900 SKIP_RETURN_CODE 77)
+    set_tests_properties(mlflow-pg/down PROPERTIES FIXTURES_CLEANUP mlflow-pg)
+    add_test(NAME mlflow-pg/t_mlflow COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mlflow/t_mlflow.sh)
+    set_tests_properties(mlflow-pg/t_mlflow PROPERTIES FIXTURES_REQUIRED mlflow-pg TIMEOUT 900 SKIP_RETURN_CODE 77
+      ENVIRONMENT "EXPT_MLFLOW_DIR=${MLFLOW_PG_DIR};EXPT_MLFLOW_PARTS=interop sink sync;EXPT_MLFLOW_DB=postgres;EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
   endif()
 endif()
 

@@ -4,6 +4,9 @@
 # into the run `expt run` created, which ends FINISHED or FAILED from the real exit; the sink's
 # points arrive exactly once, across a server stopped and started again mid-run; show reads the
 # server back; sync pushes runs recorded only in the store, once. Exit 77: no MLflow to be had.
+# EXPT_MLFLOW_PARTS (default: all) picks the parts by name: interop sink sync restart auth;
+# EXPT_MLFLOW_DB (sqlite, postgres) is the store the server must have. The PostgreSQL-backed
+# fixture (mlflow-pg) runs the first three parts against its server.
 . "$(dirname "$0")/../cli/lib.sh"
 
 # The servers this script starts itself are stopped however it ends.
@@ -17,12 +20,16 @@ cleanup() {
 trap cleanup EXIT
 if [ -z "${EXPT_MLFLOW_DIR:-}" ] || [ ! -f "$EXPT_MLFLOW_DIR/env" ]; then
 	EXPT_MLFLOW_DIR="$T/mlflow-fixture"
-	"$SRC/tests/mlflow/up" --dir "$EXPT_MLFLOW_DIR" >/dev/null
+	"$SRC/tests/mlflow/up" --dir "$EXPT_MLFLOW_DIR" --db "${EXPT_MLFLOW_DB:-sqlite}" >/dev/null
 	rc=$?
 	[ "$rc" = 77 ] && { echo "skipped: no MLflow server"; exit 77; }
 	[ "$rc" = 0 ] || { echo "not ok - tests/mlflow/up failed ($rc)"; exit 1; }
 fi
 . "$EXPT_MLFLOW_DIR/env"
+if [ "${EXPT_TEST_MLFLOW_DB:-sqlite}" != "${EXPT_MLFLOW_DB:-sqlite}" ]; then
+	echo "not ok - the server in $EXPT_MLFLOW_DIR has a ${EXPT_TEST_MLFLOW_DB:-sqlite} store, not ${EXPT_MLFLOW_DB}"
+	exit 1
+fi
 PY=$EXPT_TEST_MLFLOW_PYTHON
 URI=$EXPT_TEST_MLFLOW_URI
 
@@ -48,12 +55,16 @@ exp_runs() {
 	api "$1" POST runs/search "{\"experiment_ids\":[\"$id\"],\"max_results\":1000}" | json 'len(d.get("runs", []))'
 }
 seq_csv() { echo "points=$(($2 - $1 + 1)) steps=$1..$2"; }
+# part NAME: whether this run includes the part NAME.
+part() { case " ${EXPT_MLFLOW_PARTS:-interop sink sync restart auth} " in *" $1 "*) return 0 ;; esac; return 1; }
+echo "# MLflow server: ${EXPT_TEST_MLFLOW_DB:-sqlite} store, parts: ${EXPT_MLFLOW_PARTS:-all}"
 
 # Experiment names of their own: the fixture's server outlives this script.
 X=$(printf '%04x%04x' $RANDOM $RANDOM)
 git init -q . && git -c user.email=t@t -c user.name=t commit -q --allow-empty -m init
 
 # --- 1. An unmodified MLflow script under expt run -------------------------------------------
+if part interop; then
 cat > train.py <<'PY'
 import sys, mlflow
 mlflow.log_param("alpha", "0.5")
@@ -91,8 +102,10 @@ contains "show lists what the script logged to MLflow" "$out" "alpha"
 expect_code "compare" 0 "$EXPT" compare "interop-$X" -o json
 equals "compare reads the script's metric from MLflow" "$(echo "$out" | json "[r['metrics']['loss']['last'] for r in d['runs']] if isinstance(d, dict) else [r['metrics']['loss']['last'] for r in d]")" "[0.2, 0.2]"
 equals "and its param" "$(echo "$out" | json "[r['params']['alpha'] for r in (d['runs'] if isinstance(d, dict) else d)]")" "['0.5', '0.5']"
+fi
 
 # --- 2. The sink: expt's own logging API, many points, exactly once ---------------------------
+if part sink; then
 cat > sink.py <<'PY'
 import os, expt
 expt.param(lr=0.01)
@@ -137,8 +150,10 @@ expect_code "artifacts get, once the local copy is gone" 0 "$EXPT" artifacts get
 equals "comes from the server, byte for byte" "$(sha256sum < "$T/state.bin" | cut -d' ' -f1)" "$(python3 -c 'import hashlib; print(hashlib.sha256(bytes(range(256)) * 64).hexdigest())')"
 expect_code "a file nobody has" 3 "$EXPT" artifacts get "sink-$X-1" nope.txt "$T/nope"
 contains "says so" "$out" "has no artifact 'nope.txt'"
+fi
 
 # --- 3. expt sync: runs recorded only in the store, pushed once ------------------------------
+if part sync; then
 cat > offline.sh <<'SH'
 for i in $(seq 0 1499); do echo "expt: loss=$i acc=0.5 step=$i"; done
 [ "$2" = fail ] && exit 2 || exit 0
@@ -162,6 +177,11 @@ equals "the sweep's param" "$(run_info "$URI" "$o2" "[p['value'] for p in r['dat
 expect_code "a second sync" 0 "$EXPT" sync --uri "$URI"
 contains "adds nothing" "$out" "pushed 0 runs (0 metric points)"
 equals "still two runs" "$(exp_runs "$URI" "offline-$X")" "2"
+if [ "${EXPT_TEST_MLFLOW_DB:-sqlite}" = postgres ]; then
+	# Counted in the PostgreSQL store itself: the server keeps its runs there, once each.
+	equals "two rows in PostgreSQL's runs table" "$(/usr/lib/postgresql/15/bin/psql "${EXPT_TEST_MLFLOW_DB_URI/+psycopg2/}" -tAc \
+		"SELECT count(*) FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id WHERE e.name = 'offline-$X'" 2>&1)" "2"
+fi
 equals "still each point once" "$(history "$URI" "$o1" loss)" "$(seq_csv 0 1499)"
 # A store that lost its links (the answer of a first sync never recorded): the server's
 # expt.run_key finds the runs again; nothing is made twice.
@@ -171,8 +191,10 @@ equals "finds the same two runs" "$(exp_runs "$URI" "offline-$X")" "2"
 equals "and adds no point" "$(history "$URI" "$o1" loss)" "$(seq_csv 0 1499)"
 expect_code "sync without a server" 2 env -u MLFLOW_TRACKING_URI "$EXPT" sync
 contains "says what to give" "$out" "--uri"
+fi
 
 # --- 4. The server stops mid-run and comes back on the same port ------------------------------
+if part restart; then
 R="$T/restart"
 "$SRC/tests/mlflow/up" --dir "$R" >/dev/null || { fail "a second server for the restart test"; finish; exit; }
 . "$R/env"
@@ -222,8 +244,10 @@ m=$(mlflow_id restart-$X-1)
 equals "all 400 points arrived exactly once across the restart" "$(history "$RURI" "$m" x)" "$(seq_csv 0 399)"
 equals "the run ended FINISHED" "$(run_info "$RURI" "$m" "r['info']['status']")" "FINISHED"
 "$SRC/tests/mlflow/down" --dir "$R" 2>/dev/null
+fi
 
 # --- 5. A server that wants credentials ---------------------------------------------------
+if part auth; then
 A="$T/auth"
 if "$SRC/tests/mlflow/up" --dir "$A" --auth >/dev/null; then
 	. "$A/env"
@@ -251,6 +275,7 @@ YAML
 	"$SRC/tests/mlflow/down" --dir "$A" 2>/dev/null
 else
 	fail "a basic-auth server (tests/mlflow/up --auth)"
+fi
 fi
 
 finish
