@@ -1,5 +1,6 @@
 /* expt artifacts: a run's files, from wherever they live: its artifact directory, and the
- * MLflow server's artifact proxy for a run linked to an MLflow run. */
+ * MLflow side for a run linked to an MLflow run: the server's artifact proxy, or S3 when the
+ * run's artifact location is s3:// (mlflow/s3.h). */
 #include <dirent.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "mlflow/s3.h"
 #include "mlflow_link.h"
 #include "output.h"
 #include "resolve.h"
@@ -17,10 +19,13 @@ static const char usage[] =
     "       expt artifacts get RUN PATH [DEST]\n"
     "\n"
     "ls lists a run's artifacts (or those under PATH): the files of its artifact\n"
-    "directory (<output>/artifacts) and, for a run linked to an MLflow run whose\n"
-    "artifacts the server's proxy serves, the server's; WHERE says which holds each.\n"
-    "get copies one file to DEST (default: its name in the current directory), from\n"
-    "the artifact directory when it is there, else from the MLflow server.\n"
+    "directory (<output>/artifacts) and, for a run linked to an MLflow run, those of\n"
+    "the MLflow run: through the server's artifact proxy, or straight from S3 when\n"
+    "the run's artifact location is s3://BUCKET/PREFIX (MLFLOW_S3_ENDPOINT_URL,\n"
+    "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION as MLflow reads\n"
+    "them); WHERE says which holds each. get copies one file to DEST (default: its\n"
+    "name in the current directory), from the artifact directory when it is there,\n"
+    "else from the MLflow side.\n"
     "\n"
     "Options:\n"
     "  -o, --output FMT      text (default) or json\n"
@@ -31,17 +36,33 @@ static int cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv);
 const struct cli_cmd cli_cmd_artifacts = {"artifacts", "list or fetch a run's files", usage,
 					  CLI_NEED_STORE, cmd_artifacts};
 
-/* The MLflow side of run r: a client and the proxy path of its artifacts. 0 with *root NULL when
- * the run is not linked or its artifacts are not proxied. */
-static int remote(struct cli_ctx *ctx, const char *run_id, struct cli_mlflow *mf, char **root,
-		  struct expt_err *err)
+/* Where a linked run's artifacts are on the MLflow side: below root on the server's proxy, or
+ * at s3://bucket/prefix (read with the environment's S3 endpoint and credentials). */
+struct remote_art {
+	char *root;
+	struct expt_s3 *s3;
+	char *bucket, *prefix;
+};
+
+static void remote_art_release(struct remote_art *ra)
+{
+	free(ra->root);
+	expt_s3_close(ra->s3);
+	free(ra->bucket);
+	free(ra->prefix);
+}
+
+/* The MLflow side of run r: a client and where its artifacts are. 0 with neither ra->root nor
+ * ra->s3 set when the run is not linked or its artifacts are neither proxied nor on S3. */
+static int remote(struct cli_ctx *ctx, const char *run_id, struct cli_mlflow *mf,
+		  struct remote_art *ra, struct expt_err *err)
 {
 	struct expt_kv_rows t = {0};
 	const char *mrun = NULL, *uri = NULL, *au;
 	json_t *run = NULL;
 	int rc;
 
-	*root = NULL;
+	memset(ra, 0, sizeof(*ra));
 	if ((rc = expt_store_get_tags(ctx->store, run_id, &t, err)))
 		return rc;
 	for (size_t i = 0; i < t.n; i++) {
@@ -54,8 +75,12 @@ static int remote(struct cli_ctx *ctx, const char *run_id, struct cli_mlflow *mf
 		if (!cli_mlflow_client(mf, uri, err) || expt_mlflow_run_get(mf->m, mrun, &run, err))
 			rc = err->code;
 		else if ((au = json_string_value(
-			      json_object_get(json_object_get(run, "info"), "artifact_uri"))))
-			expt_mlflow_artifact_root(au, root);
+			      json_object_get(json_object_get(run, "info"), "artifact_uri")))) {
+			if (!expt_s3_parse_uri(au, &ra->bucket, &ra->prefix))
+				rc = expt_s3_open(&ra->s3, err);
+			else
+				expt_mlflow_artifact_root(au, &ra->root);
+		}
 	}
 	json_decref(run);
 	expt_kv_rows_release(&t);
@@ -132,6 +157,36 @@ static int remote_files(struct expt_mlflow *m, const char *root, const char *rel
 	return rc;
 }
 
+/* Adds the objects under s3://bucket/prefix/rel to out, marking "mlflow". */
+static int s3_files(const struct remote_art *ra, const char *rel, json_t *out,
+		    struct expt_err *err)
+{
+	char *pfx = !*rel	    ? expt_xstrdup(ra->prefix)
+		    : *ra->prefix ? expt_xasprintf("%s/%s", ra->prefix, rel)
+				  : expt_xstrdup(rel);
+	json_t *files = NULL, *f;
+	size_t i;
+	int rc = expt_s3_list(ra->s3, ra->bucket, pfx, &files, err);
+
+	free(pfx);
+	if (rc)
+		return rc;
+	json_array_foreach(files, i, f)
+	{
+		const char *p = json_string_value(json_object_get(f, "path"));
+		char *full = *rel ? expt_xasprintf("%s/%s", rel, p) : expt_xstrdup(p);
+		json_t *have = json_object_get(out, full);
+		if (!have)
+			json_object_set_new(out, full, have = json_object());
+		if (!json_object_get(have, "size"))
+			json_object_set(have, "size", json_object_get(f, "file_size"));
+		json_object_set_new(have, "mlflow", json_true());
+		free(full);
+	}
+	json_decref(files);
+	return 0;
+}
+
 static int copy_file(const char *from, const char *to, struct expt_err *err)
 {
 	FILE *in = fopen(from, "rb"), *out;
@@ -163,7 +218,8 @@ static int cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv)
 	enum cli_output fmt = CLI_OUT_TEXT;
 	struct expt_run_rec r;
 	struct cli_mlflow mf = {0};
-	char *dir = NULL, *root = NULL;
+	struct remote_art ra = {0};
+	char *dir = NULL;
 	const char *verb, *rel;
 	json_t *files = NULL;
 	int c, rc;
@@ -195,7 +251,7 @@ static int cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv)
 	if ((rc = cli_resolve_run(ctx, argv[optind + 1], &r)))
 		return rc;
 	dir = expt_xasprintf("%s/artifacts", r.output_dir ? r.output_dir : ".");
-	if ((rc = remote(ctx, r.run_id, &mf, &root, &ctx->err)))
+	if ((rc = remote(ctx, r.run_id, &mf, &ra, &ctx->err)))
 		goto out;
 	if (!strcmp(verb, "get")) {
 		const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
@@ -204,8 +260,19 @@ static int cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv)
 		struct stat st;
 		if (!stat(local, &st) && S_ISREG(st.st_mode)) {
 			rc = copy_file(local, dest, &ctx->err);
-		} else if (root) {
-			char *path = expt_xasprintf("%s/%s", root, rel);
+		} else if (ra.s3) {
+			char *key = *ra.prefix ? expt_xasprintf("%s/%s", ra.prefix, rel)
+					       : expt_xstrdup(rel);
+			rc = expt_s3_get(ra.s3, ra.bucket, key, dest, &ctx->err);
+			if (rc == EXPT_ENOTFOUND)
+				expt_err_set(&ctx->err, rc,
+					     "%s has no artifact '%s' (neither in %s nor at s3://%s/%s "
+					     "on %s)",
+					     r.run_id, rel, dir, ra.bucket, key,
+					     expt_s3_endpoint(ra.s3));
+			free(key);
+		} else if (ra.root) {
+			char *path = expt_xasprintf("%s/%s", ra.root, rel);
 			rc = expt_mlflow_artifact_get(mf.m, path, dest, &ctx->err);
 			free(path);
 			if (rc == EXPT_ENOTFOUND)
@@ -223,7 +290,9 @@ static int cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	files = json_object();
 	local_files(dir, rel, files, 0);
-	if (root && (rc = remote_files(mf.m, root, rel, files, 0, &ctx->err)))
+	if (ra.root && (rc = remote_files(mf.m, ra.root, rel, files, 0, &ctx->err)))
+		goto out;
+	if (ra.s3 && (rc = s3_files(&ra, rel, files, &ctx->err)))
 		goto out;
 	if (fmt != CLI_OUT_TEXT) {
 		json_t *a = json_array(), *v;
@@ -258,7 +327,7 @@ static int cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv)
 out:
 	json_decref(files);
 	free(dir);
-	free(root);
+	remote_art_release(&ra);
 	cli_mlflow_release(&mf);
 	expt_run_rec_release(&r);
 	return rc;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "mlflow/mlflow.h"
+#include "mlflow/s3.h"
 #include "util/util.h"
 
 struct mlf {
@@ -29,6 +30,9 @@ struct mlf {
 	struct expt_buf body;
 	int art_known;	/* art_root looked up */
 	char *art_root; /* the run's artifacts below the proxy, NULL when not proxied */
+	/* An artifact location s3://s3_bucket/s3_prefix: straight to S3 (mlflow/s3.h). */
+	struct expt_s3 *s3;
+	char *s3_bucket, *s3_prefix;
 };
 
 static void user_name(char *out, size_t n)
@@ -83,6 +87,9 @@ static void mlf_close(void *state)
 	expt_mlflow_close(s->m);
 	free(s->run_id);
 	free(s->art_root);
+	expt_s3_close(s->s3);
+	free(s->s3_bucket);
+	free(s->s3_prefix);
 	expt_buf_release(&s->body);
 	free(s);
 }
@@ -184,7 +191,9 @@ static int send_params(struct mlf *s, const struct expt_sink_ctx *ctx, struct ex
 	return 0;
 }
 
-/* Where the run's artifacts go: its artifact_uri, when the server's proxy serves it. */
+/* Where the run's artifacts go: its artifact_uri, when the server's proxy serves it or it is an
+ * s3:// location (then the S3 client of the environment's endpoint and credentials, as MLflow's
+ * own clients use). */
 static int artifact_root(struct mlf *s, struct expt_err *err)
 {
 	json_t *run;
@@ -196,7 +205,18 @@ static int artifact_root(struct mlf *s, struct expt_err *err)
 	if ((rc = expt_mlflow_run_get(s->m, s->run_id, &run, err)))
 		return rc;
 	uri = json_string_value(json_object_get(json_object_get(run, "info"), "artifact_uri"));
-	rc = uri ? expt_mlflow_artifact_root(uri, &s->art_root) : -1;
+	if (uri && !strncmp(uri, "s3://", 5)) {
+		rc = expt_s3_parse_uri(uri, &s->s3_bucket, &s->s3_prefix);
+		if (!rc && (rc = expt_s3_open(&s->s3, err))) {
+			json_decref(run);
+			free(s->s3_bucket);
+			free(s->s3_prefix);
+			s->s3_bucket = s->s3_prefix = NULL;
+			return rc;
+		}
+	} else {
+		rc = uri ? expt_mlflow_artifact_root(uri, &s->art_root) : -1;
+	}
 	json_decref(run);
 	if (rc == -2)
 		return expt_err_set(err, EXPT_ENOMEM, "out of memory");
@@ -216,10 +236,13 @@ static int put_tree(struct mlf *s, const char *path, const char *name, int depth
 	if (stat(path, &st))
 		return expt_err_errno(err, EXPT_EFAIL, "cannot read %s", path);
 	if (!S_ISDIR(st.st_mode)) {
-		char *to = expt_asprintf("%s/%s", s->art_root, name);
+		char *to = s->s3 ? (*s->s3_prefix ? expt_asprintf("%s/%s", s->s3_prefix, name)
+						  : expt_strdup(name))
+				 : expt_asprintf("%s/%s", s->art_root, name);
 		if (!to)
 			return expt_err_set(err, EXPT_ENOMEM, "out of memory");
-		rc = expt_mlflow_artifact_put(s->m, to, path, err);
+		rc = s->s3 ? expt_s3_put(s->s3, s->s3_bucket, to, path, err)
+			   : expt_mlflow_artifact_put(s->m, to, path, err);
 		free(to);
 		return rc;
 	}
@@ -335,14 +358,17 @@ static int mlf_write(void *state, const struct expt_sink_ctx *ctx, const struct 
 	while (i < n) {
 		size_t k;
 		if (ev[i].kind == EXPT_EV_ARTIFACT) {
-			/* Through the server's artifact proxy; an artifact store the proxy does
-			 * not serve (s3://, a path) is left alone. */
+			/* Through the server's artifact proxy, or straight to S3; another
+			 * artifact store (a path on the server's disk, ...) is left alone. */
 			if ((rc = artifact_root(s, err)) ||
-			    (s->art_root &&
+			    ((s->art_root || s->s3) &&
 			     (rc = put_tree(s, ev[i].u.rec->value, ev[i].u.rec->key, 0, err)))) {
-				/* A file that cannot be read, or an answer no retry changes. */
+				/* A file that cannot be read, no S3 credentials, or an answer no
+				 * retry changes. */
 				if (rc != EXPT_ENOMEM &&
-				    (rc == EXPT_EFAIL || !expt_mlflow_retryable(s->m)))
+				    (rc == EXPT_EFAIL || rc == EXPT_EUSAGE ||
+				     !(s->s3 ? expt_s3_retryable(s->s3)
+					     : expt_mlflow_retryable(s->m))))
 					return EXPT_SINK_REJECTED;
 				return rc;
 			}
