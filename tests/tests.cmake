@@ -194,6 +194,34 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/mlflow/up)
   endif()
 endif()
 
+# A real S3 server (tests/s3/up: SeaweedFS's weed, built once from the Go module proxy by
+# tests/s3/build-weed into ${EXPT_TEST_CACHE:-~/.cache/expt-test}/seaweedfs-<version>; long when
+# cold) as the fixture "s3", and tests/s3/t_*.sh against it (EXPT_S3_DIR set: source
+# $EXPT_S3_DIR/env); they start their own MLflow server on the s3:// artifact root.
+# EXPT_TEST_SKIP_S3=1 leaves them out; without a Go toolchain (1.26+) or the module proxy they
+# report skipped (exit 77) with the reason.
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/s3/up)
+  if("$ENV{EXPT_TEST_SKIP_S3}" STREQUAL "1")
+    message(STATUS "EXPT_TEST_SKIP_S3=1: the S3 tests are skipped")
+    add_test(NAME s3/SKIPPED COMMAND sh -c "echo 'S3 tests skipped (EXPT_TEST_SKIP_S3=1)'; exit 77")
+    set_tests_properties(s3/SKIPPED PROPERTIES SKIP_RETURN_CODE 77)
+  else()
+    set(S3_DIR ${CMAKE_BINARY_DIR}/s3)
+    add_test(NAME s3/up COMMAND ${CMAKE_SOURCE_DIR}/tests/s3/up --dir ${S3_DIR})
+    add_test(NAME s3/down COMMAND ${CMAKE_SOURCE_DIR}/tests/s3/down --dir ${S3_DIR})
+    # The cold build of weed is most of up's time.
+    set_tests_properties(s3/up PROPERTIES FIXTURES_SETUP s3 TIMEOUT 5400 SKIP_RETURN_CODE 77)
+    set_tests_properties(s3/down PROPERTIES FIXTURES_CLEANUP s3)
+    file(GLOB S3_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/s3/t_*.sh)
+    foreach(src ${S3_TESTS})
+      get_filename_component(name ${src} NAME_WE)
+      add_test(NAME s3/${name} COMMAND bash ${src})
+      set_tests_properties(s3/${name} PROPERTIES FIXTURES_REQUIRED s3 TIMEOUT 900 SKIP_RETURN_CODE 77
+        ENVIRONMENT "EXPT_S3_DIR=${S3_DIR};EXPT_BIN=$<TARGET_FILE:expt>;EXPT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+    endforeach()
+  endif()
+endif()
+
 # A real MLflow server deployed by `expt tracking deploy` on the cluster's real node: its image
 # is built from the "mlflow" fixture's venv (tests/images/build-mlflow), so it needs that
 # fixture too; it skips (77) without the real node or the venv.
