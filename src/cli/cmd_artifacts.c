@@ -158,10 +158,9 @@ static int remote_files(struct expt_mlflow *m, const char *root, const char *rel
 }
 
 /* Adds the objects under s3://bucket/prefix/rel to out, marking "mlflow". */
-static int s3_files(const struct remote_art *ra, const char *rel, json_t *out,
-		    struct expt_err *err)
+static int s3_files(const struct remote_art *ra, const char *rel, json_t *out, struct expt_err *err)
 {
-	char *pfx = !*rel	    ? expt_xstrdup(ra->prefix)
+	char *pfx = !*rel	  ? expt_xstrdup(ra->prefix)
 		    : *ra->prefix ? expt_xasprintf("%s/%s", ra->prefix, rel)
 				  : expt_xstrdup(rel);
 	json_t *files = NULL, *f;
@@ -265,11 +264,11 @@ static int cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv)
 					       : expt_xstrdup(rel);
 			rc = expt_s3_get(ra.s3, ra.bucket, key, dest, &ctx->err);
 			if (rc == EXPT_ENOTFOUND)
-				expt_err_set(&ctx->err, rc,
-					     "%s has no artifact '%s' (neither in %s nor at s3://%s/%s "
-					     "on %s)",
-					     r.run_id, rel, dir, ra.bucket, key,
-					     expt_s3_endpoint(ra.s3));
+				expt_err_set(
+				    &ctx->err, rc,
+				    "%s has no artifact '%s' (neither in %s nor at s3://%s/%s "
+				    "on %s)",
+				    r.run_id, rel, dir, ra.bucket, key, expt_s3_endpoint(ra.s3));
 			free(key);
 		} else if (ra.root) {
 			char *path = expt_xasprintf("%s/%s", ra.root, rel);

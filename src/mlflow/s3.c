@@ -198,7 +198,10 @@ static char *xml_text(const char *xml, size_t len, const char *tag, const char *
 		static const struct {
 			const char *ent;
 			char c;
-		} ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'},
+		} ents[] = {{"&amp;", '&'},
+			    {"&lt;", '<'},
+			    {"&gt;", '>'},
+			    {"&quot;", '"'},
 			    {"&apos;", '\''}};
 		size_t i;
 		if (*p != '&') {
@@ -229,8 +232,8 @@ static char *xml_text(const char *xml, size_t len, const char *tag, const char *
 }
 
 /* Fills err from the error answer in s->reply for method on s3://bucket/key. */
-static int answer_error(struct expt_s3 *s, const char *method, const char *bucket,
-			const char *key, struct expt_err *err)
+static int answer_error(struct expt_s3 *s, const char *method, const char *bucket, const char *key,
+			struct expt_err *err)
 {
 	char *code = xml_text(s->reply.buf, s->reply.len, "Code", NULL);
 	char *msg = xml_text(s->reply.buf, s->reply.len, "Message", NULL);
@@ -275,14 +278,14 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *payload)
 }
 
 /* One signed request: PUT of up (size bytes), or GET (into down when not NULL, else into
- * s->reply). op names it in messages ("PUT", "GET", "LIST"). */
-static int request(struct expt_s3 *s, const char *op, const char *bucket,
-		   const char *key, const char *query, FILE *up, int64_t size, FILE *down,
-		   struct expt_err *err)
+ * s->reply). op names it in messages ("PUT", "GET", "LIST"); a LIST is a GET of the bucket
+ * (query says what), key then only names the prefix in messages. */
+static int request(struct expt_s3 *s, const char *op, const char *bucket, const char *key,
+		   const char *query, FILE *up, int64_t size, FILE *down, struct expt_err *err)
 {
 	struct curl_slist *hdr = NULL, *h2;
 	struct down d = {s, down};
-	char *url = object_url(s, bucket, key, query), *tok = NULL;
+	char *url = object_url(s, bucket, strcmp(op, "LIST") ? key : "", query), *tok = NULL;
 	CURLcode rc;
 	int ret = 0;
 
@@ -323,9 +326,8 @@ static int request(struct expt_s3 *s, const char *op, const char *bucket,
 		hdr = h2;
 	}
 	if (up) {
-		if (!(h2 = EXPT_CURL->slist_append(hdr, "Expect:")))
-			goto nomem;
-		hdr = h2;
+		/* No "Expect:" header to turn 100-continue off: libcurl would sign the empty
+		 * header it does not send. S3 servers answer 100-continue. */
 		EXPT_CURL->easy_setopt(s->c, CURLOPT_UPLOAD, 1L);
 		EXPT_CURL->easy_setopt(s->c, CURLOPT_READDATA, up);
 		EXPT_CURL->easy_setopt(s->c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);

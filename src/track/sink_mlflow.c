@@ -365,10 +365,9 @@ static int mlf_write(void *state, const struct expt_sink_ctx *ctx, const struct 
 			     (rc = put_tree(s, ev[i].u.rec->value, ev[i].u.rec->key, 0, err)))) {
 				/* A file that cannot be read, no S3 credentials, or an answer no
 				 * retry changes. */
-				if (rc != EXPT_ENOMEM &&
-				    (rc == EXPT_EFAIL || rc == EXPT_EUSAGE ||
-				     !(s->s3 ? expt_s3_retryable(s->s3)
-					     : expt_mlflow_retryable(s->m))))
+				if (rc != EXPT_ENOMEM && (rc == EXPT_EFAIL || rc == EXPT_EUSAGE ||
+							  !(s->s3 ? expt_s3_retryable(s->s3)
+								  : expt_mlflow_retryable(s->m))))
 					return EXPT_SINK_REJECTED;
 				return rc;
 			}

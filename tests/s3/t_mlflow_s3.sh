@@ -46,9 +46,13 @@ expt.log(loss=0.5, step=0)
 open("model.txt", "w").write("weights v1\n")
 os.makedirs("ckpt/sub", exist_ok=True)
 open("ckpt/sub/state.bin", "wb").write(bytes(range(256)) * 4096)
-open("ckpt/a b+c.txt", "w").write("odd name\n")
+open("ckpt/a b+c&d.txt", "w").write("odd name\n")
+os.makedirs("many", exist_ok=True)
+for i in range(1100):              # more than one page of ListObjectsV2 (1000 keys)
+    open(f"many/{i:04d}.txt", "w").write(f"{i}\n")
 expt.artifact("model.txt")
 expt.artifact("ckpt", name="checkpoints/ckpt")
+expt.artifact("many")
 PY
 cat > expt.yaml <<YAML
 name: s3sink-$X
@@ -71,26 +75,29 @@ def walk(p=None):
     for a in c.list_artifacts(run, p):
         out += walk(a.path) if a.is_dir else [a.path]
     return out
-print(sorted(walk()))
+files = walk()
+print(sorted(f for f in files if not f.startswith("many/")), len([f for f in files if f.startswith("many/")]))
 m = mlflow.artifacts.download_artifacts(run_id=run, artifact_path="model.txt", tracking_uri=uri)
 b = mlflow.artifacts.download_artifacts(run_id=run, artifact_path="checkpoints/ckpt/sub/state.bin", tracking_uri=uri)
 print(open(m).read().strip(), hashlib.sha256(open(b, "rb").read()).hexdigest())
 PY
 )
 equals "the mlflow client lists and reads exactly what expt uploaded" "$got" \
-	"['checkpoints/ckpt/a b+c.txt', 'checkpoints/ckpt/sub/state.bin', 'model.txt']
+	"['checkpoints/ckpt/a b+c&d.txt', 'checkpoints/ckpt/sub/state.bin', 'model.txt'] 1100
 weights v1 $SHA"
 expect_code "artifacts ls" 0 "$EXPT" artifacts ls "s3sink-$X-1"
 contains "lists the file, here and on S3" "$out" "checkpoints/ckpt/sub/state.bin"
 contains "with where it is" "$out" "local, mlflow"
 rm -rf ".expt/runs/s3sink-$X-1/output/artifacts"
 expect_code "artifacts ls, once the local copy is gone" 0 "$EXPT" artifacts ls "s3sink-$X-1" -o json
-equals "S3 alone: three files, their sizes" \
-	"$(echo "$out" | json "sorted((f['path'], f['size'], f['local'], f['mlflow']) for f in d)")" \
-	"[('checkpoints/ckpt/a b+c.txt', 9, False, True), ('checkpoints/ckpt/sub/state.bin', 1048576, False, True), ('model.txt', 11, False, True)]"
+equals "S3 alone: the files, their sizes" \
+	"$(echo "$out" | json "sorted((f['path'], f['size'], f['local'], f['mlflow']) for f in d if not f['path'].startswith('many/'))")" \
+	"[('checkpoints/ckpt/a b+c&d.txt', 9, False, True), ('checkpoints/ckpt/sub/state.bin', 1048576, False, True), ('model.txt', 11, False, True)]"
+equals "all 1100 of a directory (two pages of the listing)" \
+	"$(echo "$out" | json "len([f for f in d if f['path'].startswith('many/') and f['mlflow'] and f['size'] > 0])")" "1100"
 expect_code "artifacts get from S3" 0 "$EXPT" artifacts get "s3sink-$X-1" checkpoints/ckpt/sub/state.bin "$T/state.bin"
 equals "byte for byte" "$(sha256sum < "$T/state.bin" | cut -d' ' -f1)" "$SHA"
-expect_code "a key with a space and a plus" 0 "$EXPT" artifacts get "s3sink-$X-1" "checkpoints/ckpt/a b+c.txt" "$T/odd.txt"
+expect_code "a key with a space, a plus and an ampersand" 0 "$EXPT" artifacts get "s3sink-$X-1" "checkpoints/ckpt/a b+c&d.txt" "$T/odd.txt"
 equals "reads back" "$(cat "$T/odd.txt")" "odd name"
 expect_code "a file nobody has" 3 "$EXPT" artifacts get "s3sink-$X-1" nope.txt "$T/nope"
 contains "says where it looked" "$out" "nor at s3://$B/mlflow-artifacts/"
