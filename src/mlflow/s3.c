@@ -307,7 +307,13 @@ static int request(struct expt_s3 *s, const char *op, const char *bucket, const 
 	EXPT_CURL->easy_setopt(s->c, CURLOPT_WRITEFUNCTION, on_body);
 	EXPT_CURL->easy_setopt(s->c, CURLOPT_WRITEDATA, &d);
 	EXPT_CURL->easy_setopt(s->c, CURLOPT_USERAGENT, "expt/" EXPT_VERSION);
-	EXPT_CURL->easy_setopt(s->c, CURLOPT_AWS_SIGV4, s->sigv4);
+	if (EXPT_CURL->easy_setopt(s->c, CURLOPT_AWS_SIGV4, s->sigv4) != CURLE_OK) {
+		ret = expt_err_set(err, EXPT_EBACKEND,
+				   "S3 %s: this libcurl cannot sign requests for S3 (AWS SigV4 "
+				   "needs libcurl 7.75 or later)",
+				   s->shown);
+		goto out;
+	}
 	EXPT_CURL->easy_setopt(s->c, CURLOPT_USERNAME, s->key_id);
 	EXPT_CURL->easy_setopt(s->c, CURLOPT_PASSWORD, s->secret);
 	if (s->insecure) {

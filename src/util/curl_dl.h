@@ -1,7 +1,10 @@
 /* libcurl, loaded when first needed (dlopen) rather than linked: a program that links it pays
  * for loading ~30 shared libraries at every start, and `expt ps` must start in a few ms. Only
  * the backends that talk HTTP use it. The curl types and constants come from <curl/curl.h>;
- * the functions are called through the table. Owner: util/. */
+ * the functions are called through the table. Options are <curl/curl.h>'s constants given to
+ * easy_setopt; one newer than the oldest libcurl supported (Debian 12's 7.88) must be checked
+ * for CURLE_UNKNOWN_OPTION by its caller (CURLOPT_AWS_SIGV4, 7.75+, in mlflow/s3.c). Owner:
+ * util/. */
 #ifndef EXPT_UTIL_CURL_DL_H
 #define EXPT_UTIL_CURL_DL_H
 

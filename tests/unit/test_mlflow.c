@@ -1,15 +1,18 @@
 /* The MLflow client's pure parts: keys as the server accepts them (a table), values cut on a
- * UTF-8 boundary, expt's statuses as MLflow's, and the URIs it takes or refuses. The REST calls
- * themselves are tested against a real server (tests/mlflow/t_mlflow.sh). */
+ * UTF-8 boundary, expt's statuses as MLflow's, and the URIs it takes or refuses; the S3
+ * client's s3:// locations and the environment it needs. The REST calls themselves are tested
+ * against real servers (tests/mlflow/t_mlflow.sh, tests/s3/t_mlflow_s3.sh). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "mlflow/mlflow.h"
+#include "mlflow/s3.h"
 
 static const struct {
 	const char *in, *out;
@@ -94,12 +97,70 @@ static void uris(void **state)
 	expt_mlflow_close(NULL);
 }
 
+static void s3_uris(void **state)
+{
+	static const struct {
+		const char *uri, *bucket, *prefix;
+	} ok[] = {
+	    {"s3://b", "b", ""},
+	    {"s3://b/", "b", ""},
+	    {"s3://b/p", "b", "p"},
+	    {"s3://ml/mlflow-artifacts/1/abc/artifacts/", "ml", "mlflow-artifacts/1/abc/artifacts"},
+	    {"s3://b//deep//x", "b", "deep//x"},
+	};
+	char *b, *p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(expt_s3_parse_uri(ok[i].uri, &b, &p), 0);
+		assert_string_equal(b, ok[i].bucket);
+		assert_string_equal(p, ok[i].prefix);
+		free(b);
+		free(p);
+	}
+	assert_int_equal(expt_s3_parse_uri("s3://", &b, &p), -1);
+	assert_int_equal(expt_s3_parse_uri("s3:///x", &b, &p), -1);
+	assert_int_equal(expt_s3_parse_uri("mlflow-artifacts:/1/a", &b, &p), -1);
+	assert_int_equal(expt_s3_parse_uri("gs://b/p", &b, &p), -1);
+	assert_null(b);
+	assert_null(p);
+}
+
+static void s3_env(void **state)
+{
+	struct expt_s3 *s = NULL;
+	struct expt_err err = EXPT_ERR_INIT;
+
+	(void)state;
+	unsetenv("AWS_ACCESS_KEY_ID");
+	setenv("AWS_SECRET_ACCESS_KEY", "x", 1);
+	assert_int_equal(expt_s3_open(&s, &err), EXPT_EUSAGE);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "AWS_ACCESS_KEY_ID"));
+	setenv("AWS_ACCESS_KEY_ID", "k", 1);
+	setenv("MLFLOW_S3_ENDPOINT_URL", "ftp://h", 1);
+	assert_int_equal(expt_s3_open(&s, &err), EXPT_EUSAGE);
+	assert_non_null(strstr(err.msg, "MLFLOW_S3_ENDPOINT_URL"));
+	setenv("MLFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:8333//", 1);
+	if (expt_s3_open(&s, &err) == EXPT_EBACKEND)
+		skip(); /* no libcurl to load here */
+	assert_string_equal(expt_s3_endpoint(s), "http://127.0.0.1:8333");
+	expt_s3_close(s);
+	unsetenv("MLFLOW_S3_ENDPOINT_URL");
+	setenv("AWS_DEFAULT_REGION", "eu-west-3", 1);
+	assert_int_equal(expt_s3_open(&s, &err), 0);
+	assert_string_equal(expt_s3_endpoint(s), "AWS S3 (eu-west-3)");
+	expt_s3_close(s);
+	expt_s3_close(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(key_table), cmocka_unit_test(key_cut_at_250),
 	    cmocka_unit_test(utf8_cut),	 cmocka_unit_test(statuses),
-	    cmocka_unit_test(uris),
+	    cmocka_unit_test(uris),	 cmocka_unit_test(s3_uris),
+	    cmocka_unit_test(s3_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
