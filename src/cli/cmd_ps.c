@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mlflow_link.h"
 #include "output.h"
 #include "resolve.h"
 
@@ -20,7 +21,8 @@ static const char usage[] =
     "  -a, --all             every run\n"
     "  -n, --last N          the N most recent runs\n"
     "  -s, --status LIST     only runs in these states (queued,running,succeeded,failed,stopped)\n"
-    "  -o, --output FORMAT   text (default), wide (untruncated, adds backend, host, pid, GPUs),\n"
+    "  -o, --output FORMAT   text (default), wide (untruncated, adds backend, host, pid, GPUs,\n"
+    "                        and the linked MLflow run with its status on the server),\n"
     "                        json, yaml\n"
     "  -h, --help            this help\n";
 
@@ -203,15 +205,31 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	{
 		struct cli_table t;
 		int wide = fmt == CLI_OUT_WIDE, co = ctx->color_out;
-		const char *head[] = {"RUN",	 "STATUS",  "EXIT", "DURATION", "STARTED", "PARAMS",
-				      "METRICS", "BACKEND", "NODE", "REF",	"GPUS"};
-		cli_table_init(&t, wide ? 11 : 7);
+		const char *head[] = {"RUN",	"STATUS",  "EXIT",	   "DURATION", "STARTED",
+				      "PARAMS", "METRICS", "BACKEND",	   "NODE",     "REF",
+				      "GPUS",	"MLFLOW",  "MLFLOW STATUS"};
+		struct cli_mlflow_row *mr = NULL;
+		cli_table_init(&t, wide ? 13 : 7);
 		cli_table_row(&t, head);
+		if (wide) {
+			/* The linked MLflow runs (store tags) and their status on the server: one
+			 * runs/search per 100 runs of a server; a server that cannot be read
+			 * leaves "?" and a warning, not an error. */
+			struct expt_err e = EXPT_ERR_INIT;
+			mr = expt_xcalloc(l.n, sizeof(*mr));
+			for (size_t i = 0; i < l.n; i++)
+				mr[i].run_id = l.v[i].run_id;
+			if (cli_mlflow_fill(ctx->store, mr, l.n, &e)) {
+				char msg[1400];
+				expt_err_format(&e, msg, sizeof(msg));
+				fprintf(stderr, "expt: warning: MLflow status not read: %s\n", msg);
+			}
+		}
 		for (size_t i = 0; i < l.n; i++) {
 			const struct expt_run_rec *r = &l.v[i];
 			char status[64], exitc[32], dur[32], started[32], params[256], metrics[256];
 			const char *st = expt_run_status_name(r->status);
-			const char *row[11];
+			const char *row[13];
 
 			snprintf(status, sizeof(status), "%s%s%s", cli_status_color(st, co), st,
 				 CLI_RESET(co));
@@ -248,11 +266,16 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 				row[8] = r->node ? r->node : r->host;
 				row[9] = r->backend_ref ? r->backend_ref : "-";
 				row[10] = r->gpus;
+				row[11] = mr[i].mlflow_run[0] ? mr[i].mlflow_run : "-";
+				row[12] = mr[i].mlflow_status[0] ? mr[i].mlflow_status
+					  : mr[i].mlflow_run[0]	 ? "?"
+								 : "-";
 			}
 			cli_table_row(&t, row);
 		}
 		cli_table_print(stdout, &t, co);
 		cli_table_release(&t);
+		free(mr);
 		if (total > (int64_t)l.n)
 			fprintf(stderr, "... %lld older runs not shown (expt ps -a)\n",
 				(long long)(total - (int64_t)l.n));

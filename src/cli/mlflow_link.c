@@ -242,7 +242,13 @@ int cli_mlflow_fetch(struct expt_store *st, const char *run_id, json_t **run, ch
 static void fill_row(struct cli_mlflow_row *row, json_t *r)
 {
 	json_t *data = json_object_get(r, "data"), *x;
+	const char *status =
+	    json_string_value(json_object_get(json_object_get(r, "info"), "status"));
 	size_t i;
+
+	snprintf(row->mlflow_status, sizeof(row->mlflow_status), "%s", status ? status : "");
+	if (!row->params || !row->metrics)
+		return;
 
 	json_array_foreach(json_object_get(data, "params"), i, x)
 	{
@@ -289,6 +295,7 @@ int cli_mlflow_fill(struct expt_store *st, struct cli_mlflow_row *rows, size_t n
 		}
 		if (mrun && exp && uri) {
 			char *key = expt_xasprintf("%s\t%s", uri, exp);
+			snprintf(rows[i].mlflow_run, sizeof(rows[i].mlflow_run), "%s", mrun);
 			if (!(g = json_object_get(groups, key)))
 				json_object_set_new(groups, key, g = json_object());
 			json_object_set_new(g, mrun, json_integer((json_int_t)i));

@@ -65,16 +65,19 @@ int cli_mlflow_end(struct cli_mlflow *mf, const char *mlflow_run_id, const char 
 int cli_mlflow_fetch(struct expt_store *st, const char *run_id, json_t **run, char **url,
 		     struct expt_err *err);
 
-/* Runs for cli_mlflow_fill: params and metrics are JSON objects it adds to. */
+/* Runs for cli_mlflow_fill: params and metrics are JSON objects it adds to (either may be NULL:
+ * not wanted); mlflow_run and mlflow_status are filled (zero-initialise them). */
 struct cli_mlflow_row {
 	const char *run_id;
 	json_t *params, *metrics;
+	char mlflow_run[64];	/* the linked MLflow run's id (store tags); "" when not linked */
+	char mlflow_status[16]; /* its status on the server (RUNNING, FINISHED, ...); "" unread */
 };
 /* For the rows linked to an MLflow run, adds what the server has and the store lacks: params
  * (as text) and metrics ({"last","step","source":"mlflow"}; the server keeps only the latest
- * value of each). One runs/search per 100 runs of a server and experiment. Goes on past a
- * server that cannot be read; the first such error is returned (with the rows of the others
- * filled). */
+ * value of each), and the run's id and status. One runs/search per 100 runs of a server and
+ * experiment. Goes on past a server that cannot be read; the first such error is returned
+ * (with the rows of the others filled). */
 int cli_mlflow_fill(struct expt_store *st, struct cli_mlflow_row *rows, size_t n,
 		    struct expt_err *err);
 

@@ -102,6 +102,11 @@ contains "show lists what the script logged to MLflow" "$out" "alpha"
 expect_code "compare" 0 "$EXPT" compare "interop-$X" -o json
 equals "compare reads the script's metric from MLflow" "$(echo "$out" | json "[r['metrics']['loss']['last'] for r in d['runs']] if isinstance(d, dict) else [r['metrics']['loss']['last'] for r in d]")" "[0.2, 0.2]"
 equals "and its param" "$(echo "$out" | json "[r['params']['alpha'] for r in (d['runs'] if isinstance(d, dict) else d)]")" "['0.5', '0.5']"
+expect_code "ps -o wide" 0 "$EXPT" ps -o wide
+contains "has the MLflow columns" "$out" "MLFLOW STATUS"
+equals "the MLflow run and its status on the server" \
+	"$(echo "$out" | awk -v r="interop-$X-1" '$1 == r {print $(NF-1), $NF}')/$(echo "$out" | awk -v r="interop-$X-2" '$1 == r {print $(NF-1), $NF}')" \
+	"$m1 FINISHED/$m2 FAILED"
 fi
 
 # --- 2. The sink: expt's own logging API, many points, exactly once ---------------------------
@@ -244,6 +249,9 @@ m=$(mlflow_id restart-$X-1)
 equals "all 400 points arrived exactly once across the restart" "$(history "$RURI" "$m" x)" "$(seq_csv 0 399)"
 equals "the run ended FINISHED" "$(run_info "$RURI" "$m" "r['info']['status']")" "FINISHED"
 "$SRC/tests/mlflow/down" --dir "$R" 2>/dev/null
+expect_code "ps -o wide with that server gone" 0 "$EXPT" ps -o wide
+equals "the run's MLflow id, its status unknown" "$(echo "$out" | awk -v r="restart-$X-1" '$1 == r {print $(NF-1), $NF}')" "$m ?"
+contains "and a warning that says why" "$out" "warning: MLflow status not read: MLflow server $RURI"
 fi
 
 # --- 5. A server that wants credentials ---------------------------------------------------
