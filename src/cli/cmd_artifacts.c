@@ -42,6 +42,8 @@ struct remote_art {
 	char *root;
 	struct expt_s3 *s3;
 	char *bucket, *prefix;
+	struct expt_err s3_err; /* why s3 could not be opened (no credentials): reported only
+				   when S3 is needed, not for a file the run has locally */
 };
 
 static void remote_art_release(struct remote_art *ra)
@@ -77,7 +79,7 @@ static int remote(struct cli_ctx *ctx, const char *run_id, struct cli_mlflow *mf
 		else if ((au = json_string_value(
 			      json_object_get(json_object_get(run, "info"), "artifact_uri")))) {
 			if (!expt_s3_parse_uri(au, &ra->bucket, &ra->prefix))
-				rc = expt_s3_open(&ra->s3, err);
+				expt_s3_open(&ra->s3, &ra->s3_err);
 			else
 				expt_mlflow_artifact_root(au, &ra->root);
 		}
@@ -259,6 +261,9 @@ static int cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv)
 		struct stat st;
 		if (!stat(local, &st) && S_ISREG(st.st_mode)) {
 			rc = copy_file(local, dest, &ctx->err);
+		} else if (ra.bucket && !ra.s3) {
+			ctx->err = ra.s3_err;
+			rc = ctx->err.code;
 		} else if (ra.s3) {
 			char *key = *ra.prefix ? expt_xasprintf("%s/%s", ra.prefix, rel)
 					       : expt_xstrdup(rel);
@@ -291,6 +296,11 @@ static int cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv)
 	local_files(dir, rel, files, 0);
 	if (ra.root && (rc = remote_files(mf.m, ra.root, rel, files, 0, &ctx->err)))
 		goto out;
+	if (ra.bucket && !ra.s3) {
+		ctx->err = ra.s3_err;
+		rc = ctx->err.code;
+		goto out;
+	}
 	if (ra.s3 && (rc = s3_files(&ra, rel, files, &ctx->err)))
 		goto out;
 	if (fmt != CLI_OUT_TEXT) {

@@ -143,5 +143,7 @@ expect_code "artifacts ls with a wrong secret" 8 env AWS_SECRET_ACCESS_KEY=wrong
 contains "names the bucket" "$out" "s3://$B/mlflow-artifacts/"
 expect_code "artifacts ls without credentials" 2 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$EXPT" artifacts ls "s3sink-$X-1"
 contains "says what to set" "$out" "AWS_ACCESS_KEY_ID"
+expect_code "but a file the run has here needs no credentials" 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$EXPT" artifacts get "s3bad-$X-1" model.txt "$T/model-local.txt"
+equals "it is the local copy" "$(cat "$T/model-local.txt")" "weights v1"
 
 finish
