@@ -4,7 +4,7 @@
 # claimer is gone and whose port nobody listens on is given up; h_release_ports drops only the
 # claims of its own fixture directory.
 . "$(dirname "$0")/lib.sh"
-export TMPDIR="$T" # claims of this test only ($T/expt-test-ports)
+export EXPT_TEST_PORT_DIR="$T/expt-test-ports" # claims of this test only
 cat > pick.sh <<SH
 h_name=ports; h_dir=\$1
 . "$SRC/tests/lib/harness.sh"

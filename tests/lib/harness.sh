@@ -116,8 +116,10 @@ h_tail() {
 # is a directory $h_port_dir/PORT made with mkdir (atomic: one process wins), holding the
 # claimer's pid and h_dir. A claim is stale, and another process may take the port, once its
 # claimer has exited and nothing listens on the port (the claimer's server, started detached,
-# keeps it while it runs). h_release_ports (in each down) drops the claims of h_dir.
-h_port_dir="${TMPDIR:-/tmp}/expt-test-ports"
+# keeps it while it runs). h_release_ports (in each down) drops the claims of h_dir. The claims
+# are in /tmp whatever TMPDIR is (ports are the machine's, and so must their claims be);
+# EXPT_TEST_PORT_DIR moves them (a test of the claims themselves).
+h_port_dir="${EXPT_TEST_PORT_DIR:-/tmp/expt-test-ports}"
 h_used_ports=" "
 h_free_port() {
   local p i
