@@ -136,6 +136,10 @@ struct expt_backend_conf {
  * --dry-run -o yaml` prints them (Kubernetes manifests) instead of the plan. */
 #define EXPT_BACKEND_MANIFESTS 0x2
 
+/* The engine enforces retries, timeouts and GPUs itself (a Job's backoffLimit,
+ * activeDeadlineSeconds and nvidia.com/gpu): -d needs no supervisor for them. */
+#define EXPT_BACKEND_ENGINE_LIMITS 0x4
+
 struct expt_backend_ops {
 	const char *name;
 	unsigned caps;

@@ -53,8 +53,7 @@ const char *expt_kb_jstr(const json_t *o, const char *path)
 	return json_string_value(expt_kb_jget(o, path));
 }
 
-/* The condition of type with status True, or NULL. */
-static json_t *condition(const json_t *obj, const char *type)
+json_t *expt_kb_condition(const json_t *obj, const char *type)
 {
 	json_t *c;
 	size_t i;
@@ -137,6 +136,14 @@ char *expt_kb_selector(struct kb *b, const char *run_id)
 
 /* ---- open / close / contract / render ---- */
 
+/* A duration of the resolved spec ("10m"; "keep" and anything else: -1). */
+static int64_t json_ms(const char *s)
+{
+	int64_t ms;
+
+	return expt_parse_duration_ms(s, &ms) ? -1 : ms;
+}
+
 static void kb_spec_from_json(struct kb *b, const char *spec_json)
 {
 	json_t *j = spec_json ? json_loads(spec_json, 0, NULL) : NULL;
@@ -150,6 +157,13 @@ static void kb_spec_from_json(struct kb *b, const char *spec_json)
 		b->ns = expt_xstrdup(s);
 	if ((s = expt_kb_jstr(j, "name")) && !b->experiment)
 		b->experiment = expt_xstrdup(s);
+	/* What the end of a run nobody followed needs (kube/adopt.c). */
+	if ((s = expt_kb_jstr(j, "cleanup.failed")))
+		b->cleanup_failed_ms = json_ms(s);
+	if ((s = expt_kb_jstr(j, "cleanup.succeeded")))
+		b->cleanup_succeeded_ms = json_ms(s);
+	if ((s = expt_kb_jstr(j, "kubernetes.start_timeout")))
+		b->start_timeout_ms = json_ms(s);
 	json_decref(j);
 }
 
@@ -159,9 +173,14 @@ static int kb_open(void **state, const struct expt_backend_conf *conf, struct ex
 
 	(void)err;
 	b->db_path = conf && conf->db_path ? expt_xstrdup(conf->db_path) : NULL;
+	b->cleanup_failed_ms = b->cleanup_succeeded_ms = -1;
+	b->start_timeout_ms = 600000;
 	if (conf && conf->spec) {
 		const struct expt_spec *spec = conf->spec;
 		b->spec = spec;
+		b->cleanup_failed_ms = spec->cleanup_failed_ms;
+		b->cleanup_succeeded_ms = spec->cleanup_succeeded_ms;
+		b->start_timeout_ms = spec->kubernetes.start_timeout_ms;
 		b->context =
 		    spec->kubernetes.context ? expt_xstrdup(spec->kubernetes.context) : NULL;
 		b->ns =
@@ -584,7 +603,7 @@ const char *expt_kb_waiting(const json_t *pod, const char **message)
 }
 
 /* Reasons that mean the pod will not start without someone changing something. */
-static int stuck(const char *reason)
+int expt_kb_stuck(const char *reason)
 {
 	static const char *const r[] = {"ImagePullBackOff", "InvalidImageName",
 					"CreateContainerConfigError", "ErrImageNeverPull"};
@@ -595,27 +614,24 @@ static int stuck(const char *reason)
 	return 0;
 }
 
-/* How the run ended, from its Job and its last pod. */
-static void outcome(struct katt *t, const json_t *jobobj)
+void expt_kb_outcome(const json_t *jobobj, const json_t *last_pod, int npods, const char *name,
+		     struct expt_observed *o)
 {
-	struct expt_observed *o = &t->o;
-	json_t *c, *tm = t->last_pod ? expt_kb_terminated(t->last_pod) : NULL;
+	json_t *c, *tm = last_pod ? expt_kb_terminated(last_pod) : NULL;
 	const char *reason;
 
 	memset(o, 0, sizeof(*o));
 	o->phase = EXPT_OBS_EXITED;
 	o->exit_code = -1;
-	o->attempt = t->npods > 0 ? t->npods : 1;
-	o->start_ms = t->a->start_ms;
-	o->end_ms = expt_now_ms();
-	if (t->last_pod && expt_kb_jstr(t->last_pod, "spec.nodeName"))
-		snprintf(o->node, sizeof(o->node), "%s",
-			 expt_kb_jstr(t->last_pod, "spec.nodeName"));
-	if (t->last_pod && expt_kb_jstr(t->last_pod, "status.reason") &&
-	    !strcmp(expt_kb_jstr(t->last_pod, "status.reason"), "Evicted"))
+	o->final = 1;
+	o->attempt = npods > 0 ? npods : 1;
+	if (last_pod && expt_kb_jstr(last_pod, "spec.nodeName"))
+		snprintf(o->node, sizeof(o->node), "%s", expt_kb_jstr(last_pod, "spec.nodeName"));
+	if (last_pod && expt_kb_jstr(last_pod, "status.reason") &&
+	    !strcmp(expt_kb_jstr(last_pod, "status.reason"), "Evicted"))
 		snprintf(o->message, sizeof(o->message), "evicted from its node: %s",
-			 expt_kb_jstr(t->last_pod, "status.message")
-			     ? expt_kb_jstr(t->last_pod, "status.message")
+			 expt_kb_jstr(last_pod, "status.message")
+			     ? expt_kb_jstr(last_pod, "status.message")
 			     : "");
 	else if (tm) {
 		json_int_t code = json_integer_value(json_object_get(tm, "exitCode"));
@@ -633,22 +649,25 @@ static void outcome(struct katt *t, const json_t *jobobj)
 	if (!jobobj) {
 		if (!tm)
 			snprintf(o->message, sizeof(o->message),
-				 "the Job %s was deleted before it ended", t->name);
+				 "the Job %s was deleted before it ended", name);
 		return;
 	}
-	if (condition(jobobj, "Complete") || condition(jobobj, "SuccessCriteriaMet")) {
+	if (expt_kb_condition(jobobj, "Complete") ||
+	    expt_kb_condition(jobobj, "SuccessCriteriaMet")) {
 		o->exit_code = 0;
 		o->message[0] = '\0';
 		return;
 	}
-	c = condition(jobobj, "Failed");
+	c = expt_kb_condition(jobobj, "Failed");
 	if (!c)
-		c = condition(jobobj, "FailureTarget");
+		c = expt_kb_condition(jobobj, "FailureTarget");
 	reason = c ? json_string_value(json_object_get(c, "reason")) : NULL;
 	if (reason && !strcmp(reason, "DeadlineExceeded")) {
 		char dur[32];
 		o->timed_out = 1;
-		expt_fmt_duration(t->job->timeout_ms, dur, sizeof(dur));
+		expt_fmt_duration(
+		    json_integer_value(expt_kb_jget(jobobj, "spec.activeDeadlineSeconds")) * 1000,
+		    dur, sizeof(dur));
 		snprintf(o->message, sizeof(o->message),
 			 "timed out after %s (the Job's activeDeadlineSeconds)", dur);
 	}
@@ -661,12 +680,28 @@ static void outcome(struct katt *t, const json_t *jobobj)
 			 c && expt_kb_jstr(c, "message") ? expt_kb_jstr(c, "message") : "");
 }
 
+/* How the run ended, from its Job and its last pod. */
+static void outcome(struct katt *t, const json_t *jobobj)
+{
+	expt_kb_outcome(jobobj, t->last_pod, t->npods, t->name, &t->o);
+	t->o.final = 0; /* the scheduler says */
+	t->o.start_ms = t->a->start_ms;
+	t->o.end_ms = expt_now_ms();
+}
+
+/* A line of the pod's log: whole into the run's files, in pieces of EXPT_LINE_PIECE to the
+ * scheduler (as every engine delivers long lines). */
 static void deliver(struct katt *t, const char *line, size_t len)
 {
 	write_all(t->out_fd, line, len);
 	write_all(t->out_fd, "\n", 1);
 	write_all(t->comb_fd, line, len);
 	write_all(t->comb_fd, "\n", 1);
+	while (len > EXPT_LINE_PIECE) {
+		expt_sched_line(t->b->sched, t->a, 1, line, EXPT_LINE_PIECE);
+		line += EXPT_LINE_PIECE;
+		len -= EXPT_LINE_PIECE;
+	}
 	expt_sched_line(t->b->sched, t->a, 1, line, len);
 }
 
@@ -675,15 +710,8 @@ static void drain_log(struct katt *t)
 	const char *line;
 	size_t len;
 
-	while (t->log && expt_kube_stream_line(t->log, &line, &len) == 1) {
-		/* A line longer than a piece comes in pieces; the sched wants them as such. */
-		while (len > EXPT_LINE_PIECE) {
-			expt_sched_line(t->b->sched, t->a, 1, line, EXPT_LINE_PIECE);
-			line += EXPT_LINE_PIECE;
-			len -= EXPT_LINE_PIECE;
-		}
+	while (t->log && expt_kube_stream_line(t->log, &line, &len) == 1)
 		deliver(t, line, len);
-	}
 }
 
 static int log_ended(struct katt *t)
@@ -703,6 +731,8 @@ static void follow_pod(struct katt *t, const char *pod)
 		t->log = NULL;
 	}
 	snprintf(t->pod, sizeof(t->pod), "%s", pod);
+	if (t->job->log_dir)
+		expt_kb_pod_begins(t->job->log_dir, pod);
 	path = expt_xasprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&follow=true",
 			      expt_kb_namespace(b), pod, EXPT_KUBE_CONTAINER);
 	if (expt_kube_stream_open(b->k, path, &t->log, &e))
@@ -738,7 +768,7 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 			follow_pod(t, name);
 	}
 	wr = expt_kb_waiting(pod, &wmsg);
-	if (stuck(wr)) {
+	if (expt_kb_stuck(wr)) {
 		/* It will not start by itself: end it now, saying why, rather than wait forever. */
 		struct expt_err e = EXPT_ERR_INIT;
 		memset(&t->o, 0, sizeof(t->o));
@@ -767,8 +797,8 @@ static void on_job(struct kb *b, const char *type, json_t *job)
 		return;
 	if (!strcmp(type, "DELETED")) {
 		outcome(t, NULL);
-	} else if (condition(job, "Complete") || condition(job, "Failed") ||
-		   condition(job, "SuccessCriteriaMet")) {
+	} else if (expt_kb_condition(job, "Complete") || expt_kb_condition(job, "Failed") ||
+		   expt_kb_condition(job, "SuccessCriteriaMet")) {
 		outcome(t, job);
 	} else {
 		return;
@@ -796,15 +826,16 @@ static int pump_watch(struct kb *b, struct expt_kube_watch *w, int pods, struct 
 /* Why a created Job has no running pod: the latest pod's scheduling condition or waiting
  * state, else the Job's own events (a quota or an admission webhook refusing its pods shows only
  * as a FailedCreate event). */
-static void why_not_started(struct kb *b, struct katt *t, char *out, size_t n)
+void expt_kb_why_not_started(struct kb *b, const char *job, const json_t *last_pod, char *out,
+			     size_t n)
 {
 	json_t *c, *events = NULL, *ev;
 	const char *wm = NULL, *wr;
 	size_t i;
 
 	out[0] = '\0';
-	if (t->last_pod) {
-		json_array_foreach(expt_kb_jget(t->last_pod, "status.conditions"), i, c)
+	if (last_pod) {
+		json_array_foreach(expt_kb_jget(last_pod, "status.conditions"), i, c)
 		{
 			const char *st = expt_kb_jstr(c, "status"),
 				   *reason = expt_kb_jstr(c, "reason");
@@ -815,7 +846,7 @@ static void why_not_started(struct kb *b, struct katt *t, char *out, size_t n)
 				return;
 			}
 		}
-		if ((wr = expt_kb_waiting(t->last_pod, &wm))) {
+		if ((wr = expt_kb_waiting(last_pod, &wm))) {
 			snprintf(out, n, "%s%s%s", wr, wm ? ": " : "", wm ? wm : "");
 			return;
 		}
@@ -823,7 +854,7 @@ static void why_not_started(struct kb *b, struct katt *t, char *out, size_t n)
 	{
 		struct expt_err e = EXPT_ERR_INIT;
 		char *sel =
-		    expt_xasprintf("involvedObject.name=%s,involvedObject.kind=Job", t->name);
+		    expt_xasprintf("involvedObject.name=%s,involvedObject.kind=Job", job);
 		char *esc = expt_kube_escape(sel);
 		char *path = expt_xasprintf("/api/v1/namespaces/%s/events?fieldSelector=%s",
 					    expt_kb_namespace(b), esc ? esc : "");
@@ -847,21 +878,21 @@ static void why_not_started(struct kb *b, struct katt *t, char *out, size_t n)
 	}
 	if (!out[0])
 		snprintf(out, n, "%s",
-			 t->last_pod ? "its pod is still pending" : "no pod was created");
+			 last_pod ? "its pod is still pending" : "no pod was created");
 }
 
 /* kubernetes.start_timeout: a Job whose pod never ran by then fails with the reason, instead
  * of sitting pending unnoticed. */
 static void check_start_timeout(struct kb *b, struct katt *t)
 {
-	int64_t limit = b->spec ? b->spec->kubernetes.start_timeout_ms : 0;
+	int64_t limit = b->start_timeout_ms;
 	struct expt_err e = EXPT_ERR_INIT;
 	char why[700], msg[900], dur[32];
 
 	if (limit <= 0 || t->done || !t->created || t->running ||
 	    expt_mono_ms() - t->created_at < limit)
 		return;
-	why_not_started(b, t, why, sizeof(why));
+	expt_kb_why_not_started(b, t->name, t->last_pod, why, sizeof(why));
 	expt_fmt_duration(limit, dur, sizeof(dur));
 	snprintf(msg, sizeof(msg), "did not start within %s (kubernetes.start_timeout): %s", dur,
 		 why);
@@ -952,78 +983,32 @@ static const char *ref_job(const struct expt_run_rec *run)
 	return run->backend_ref && *run->backend_ref ? run->backend_ref : run->run_id;
 }
 
-static int kb_poll(void *state, const struct expt_run_rec *runs, size_t n,
-		   struct expt_observed *out, struct expt_err *err)
-{
-	struct kb *b = state;
-	int reach = -1;
-
-	for (size_t i = 0; i < n; i++) {
-		struct expt_err e = EXPT_ERR_INIT;
-		json_t *job = NULL;
-		char *path;
-		int r;
-
-		memset(&out[i], 0, sizeof(out[i]));
-		out[i].exit_code = -1;
-		out[i].attempt = runs[i].attempt;
-		if (expt_run_status_done(runs[i].status) || runs[i].status == EXPT_RUN_QUEUED)
-			continue;
-		if (reach < 0)
-			reach = expt_kb_connect(b, &e) ? 0 : 1;
-		if (!reach)
-			continue; /* UNKNOWN: the cluster cannot be asked now */
-		path = expt_xasprintf("%s/%s", expt_kb_jobs_path(b), ref_job(&runs[i]));
-		r = expt_kube_request(b->k, "GET", path, NULL, &job, NULL, &e);
-		free(path);
-		if (r == EXPT_ENOTFOUND) {
-			out[i].phase = EXPT_OBS_GONE;
-			snprintf(out[i].message, sizeof(out[i].message),
-				 "its Job %s is gone from namespace %s", ref_job(&runs[i]),
-				 expt_kb_namespace(b));
-		} else if (!r) {
-			if (condition(job, "Complete")) {
-				out[i].phase = EXPT_OBS_EXITED;
-				out[i].exit_code = 0;
-				out[i].final = 1;
-			} else if (condition(job, "Failed")) {
-				out[i].phase = EXPT_OBS_EXITED;
-				out[i].final = 1;
-				snprintf(out[i].message, sizeof(out[i].message),
-					 "the Job failed: %s",
-					 expt_kb_jstr(condition(job, "Failed"), "reason")
-					     ? expt_kb_jstr(condition(job, "Failed"), "reason")
-					     : "?");
-			} else {
-				out[i].phase = EXPT_OBS_RUNNING;
-			}
-		}
-		json_decref(job);
-	}
-	(void)err;
-	return 0;
-}
-
 /* cleanup: the Job (with its pods) goes after the spec's delay for its outcome: the TTL
  * controller does it (ttlSecondsAfterFinished, set now that the outcome is known); keep: no
  * TTL. The run's logs and evidence stay here. */
-static void schedule_cleanup(struct kb *b, struct katt *t)
+void expt_kb_cleanup(struct kb *b, const char *job, int failed)
 {
-	int failed = t->o.exit_code != 0 || t->o.oom || t->o.timed_out || t->o.spawn_failed;
-	int64_t ms =
-	    b->spec ? (failed ? b->spec->cleanup_failed_ms : b->spec->cleanup_succeeded_ms) : -1;
+	int64_t ms = failed ? b->cleanup_failed_ms : b->cleanup_succeeded_ms;
 	struct expt_err e = EXPT_ERR_INIT;
 	json_t *patch;
 	char *path;
 
-	if (ms < 0 || !t->created)
+	if (ms < 0)
 		return;
 	patch = json_pack("{s:{s:I}}", "spec", "ttlSecondsAfterFinished",
 			  (json_int_t)((ms + 999) / 1000));
-	path = expt_xasprintf("%s/%s", expt_kb_jobs_path(b), t->name);
+	path = expt_xasprintf("%s/%s", expt_kb_jobs_path(b), job);
 	expt_kube_request(b->k, "PATCH", path, patch, NULL, NULL, &e);
 	free(path);
 	json_decref(patch);
+}
+
+static void schedule_cleanup(struct kb *b, struct katt *t)
+{
+	if (t->created)
+		expt_kb_cleanup(b, t->name,
+				t->o.exit_code != 0 || t->o.oom || t->o.timed_out ||
+				    t->o.spawn_failed);
 }
 
 static int kb_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
@@ -1096,9 +1081,28 @@ static int kb_remove(void *state, const struct expt_run_rec *run, struct expt_er
 	return expt_local_remove(state, run, err);
 }
 
+/* expt run -d: lets go of the runs once every Job exists (and every one that could not be
+ * created was reported): the cluster runs, retries and times them out without expt, and read
+ * commands ask it how they go on (kube/adopt.c). */
+static int kb_detach(void *state, struct expt_err *err)
+{
+	struct kb *b = state;
+
+	(void)err;
+	if (!b->sched)
+		return 1;
+	if (b->nqueued || !expt_sched_all_started(b->sched))
+		return 0;
+	for (size_t i = 0; i < b->nlive; i++)
+		if (b->live[i]->done)
+			return 0; /* its end is reported first */
+	expt_sched_let_go(b->sched);
+	return 1;
+}
+
 const struct expt_backend_ops expt_backend_kubernetes = {
     .name = "kubernetes",
-    .caps = EXPT_BACKEND_MANIFESTS,
+    .caps = EXPT_BACKEND_MANIFESTS | EXPT_BACKEND_DETACHED | EXPT_BACKEND_ENGINE_LIMITS,
     .open = kb_open,
     .close = kb_close,
     .contract = kb_contract,
@@ -1106,11 +1110,12 @@ const struct expt_backend_ops expt_backend_kubernetes = {
     .validate = expt_kb_validate,
     .submit = kb_submit,
     .watch = kb_watch,
-    .poll = kb_poll,
-    .logs_open = expt_local_logs_open,
-    .logs_read = expt_local_logs_read,
-    .logs_close = expt_local_logs_close,
+    .poll = expt_kb_poll,
+    .logs_open = expt_kb_logs_open,
+    .logs_read = expt_kb_logs_read,
+    .logs_close = expt_kb_logs_close,
     .diagnose = kb_diagnose,
     .stop = kb_stop,
     .remove = kb_remove,
+    .detach = kb_detach,
 };

@@ -676,8 +676,9 @@ static int detach_and_supervise(struct supervisor *sv)
 
 /* Whether `expt run -d` can leave the runs to an engine that keeps them going without expt
  * (EXPT_BACKEND_DETACHED): when every run starts at once and nothing needs watching later. A
- * run that would wait for a slot (more runs than `parallel`), a GPU slot, a retry or a timeout
- * needs a supervisor, which -d then forks as for local. */
+ * run that would wait for a slot (more runs than `parallel`) needs a supervisor, which -d then
+ * forks as for local; so does a retry, a timeout or a GPU slot unless the engine enforces them
+ * itself (EXPT_BACKEND_ENGINE_LIMITS). */
 static int needs_no_supervisor(const struct supervisor *sv)
 {
 	size_t left = 0;
@@ -686,8 +687,11 @@ static int needs_no_supervisor(const struct supervisor *sv)
 		return 0;
 	for (size_t i = 0; i < sv->n; i++)
 		left += !sv->runs[i].done;
-	return left <= (size_t)(sv->spec->parallel > 0 ? sv->spec->parallel : 1) &&
-	       sv->spec->retries == 0 && sv->spec->timeout_ms == 0 && sv->spec->resources.gpu == 0;
+	if (left > (size_t)(sv->spec->parallel > 0 ? sv->spec->parallel : 1))
+		return 0;
+	return (sv->be.ops->caps & EXPT_BACKEND_ENGINE_LIMITS) ||
+	       (sv->spec->retries == 0 && sv->spec->timeout_ms == 0 &&
+		sv->spec->resources.gpu == 0);
 }
 
 /* `expt run -d` without a supervisor: starts every run through the engine, then lets go of
