@@ -853,8 +853,7 @@ void expt_kb_why_not_started(struct kb *b, const char *job, const json_t *last_p
 	}
 	{
 		struct expt_err e = EXPT_ERR_INIT;
-		char *sel =
-		    expt_xasprintf("involvedObject.name=%s,involvedObject.kind=Job", job);
+		char *sel = expt_xasprintf("involvedObject.name=%s,involvedObject.kind=Job", job);
 		char *esc = expt_kube_escape(sel);
 		char *path = expt_xasprintf("/api/v1/namespaces/%s/events?fieldSelector=%s",
 					    expt_kb_namespace(b), esc ? esc : "");

@@ -28,8 +28,8 @@ static void apply_observed(struct cli_ctx *ctx, const struct expt_run_rec *r,
 			const char *why =
 			    t.to == EXPT_RUN_PENDING && o->message[0] ? o->message : NULL;
 			if (r->status == t.to &&
-			    (t.to == EXPT_RUN_RUNNING || !strcmp(r->message ? r->message : "",
-								 why ? why : "")))
+			    (t.to == EXPT_RUN_RUNNING ||
+			     !strcmp(r->message ? r->message : "", why ? why : "")))
 				return;
 			t.message = why;
 			t.node = o->node[0] ? o->node : NULL;

@@ -237,10 +237,10 @@ static void harvest(struct kb *b, const char *log_dir, json_t **pods, size_t npo
 				len--;
 		else if (len && text.buf[len - 1] != '\n')
 			len += !expt_buf_add(&text, "\n", 1);
-		complete_file(log_dir, "stdout.log",
-			      json_integer_value(json_object_get(e, "out")), text.buf, len);
-		complete_file(log_dir, "output.log",
-			      json_integer_value(json_object_get(e, "comb")), text.buf, len);
+		complete_file(log_dir, "stdout.log", json_integer_value(json_object_get(e, "out")),
+			      text.buf, len);
+		complete_file(log_dir, "output.log", json_integer_value(json_object_get(e, "comb")),
+			      text.buf, len);
 		if (ended)
 			json_object_set_new(e, "done", json_true());
 		expt_buf_release(&text);
@@ -337,8 +337,8 @@ static void observe(struct kb *b, const struct expt_run_rec *r, struct expt_obse
 					 dur, why);
 			if (r->log_dir)
 				expt_kb_save_evidence(b, name, r->log_dir);
-			path = expt_xasprintf("%s/%s?propagationPolicy=Background", expt_kb_jobs_path(b),
-					      name);
+			path = expt_xasprintf("%s/%s?propagationPolicy=Background",
+					      expt_kb_jobs_path(b), name);
 			expt_kube_request(b->k, "DELETE", path, NULL, NULL, NULL, &e);
 			free(path);
 		}
@@ -349,8 +349,8 @@ out:
 	json_decref(job);
 }
 
-int expt_kb_poll(void *state, const struct expt_run_rec *runs, size_t n,
-		 struct expt_observed *out, struct expt_err *err)
+int expt_kb_poll(void *state, const struct expt_run_rec *runs, size_t n, struct expt_observed *out,
+		 struct expt_err *err)
 {
 	struct kb *b = state;
 	int reach = -1;
@@ -395,8 +395,8 @@ static void refresh(struct klogs *l)
 	l->next = expt_mono_ms() + 1000;
 }
 
-int expt_kb_logs_open(void *state, const struct expt_run_rec *run,
-		      const struct expt_logs_opts *o, void **stream, struct expt_err *err)
+int expt_kb_logs_open(void *state, const struct expt_run_rec *run, const struct expt_logs_opts *o,
+		      void **stream, struct expt_err *err)
 {
 	struct kb *b = state;
 	struct klogs *l = expt_xcalloc(1, sizeof(*l));

@@ -27,7 +27,7 @@ struct kb {
 	int tracking_looked; /* looked for a deployed MLflow server (tracking_uri: what it found) */
 	char *tracking_uri;
 	int64_t cleanup_failed_ms, cleanup_succeeded_ms; /* -1: keep */
-	int64_t start_timeout_ms;			  /* 0: none */
+	int64_t start_timeout_ms;			 /* 0: none */
 	/* supervising */
 	struct expt_sched *sched;
 	struct expt_kube_watch *jobs_w, *pods_w;
@@ -99,10 +99,10 @@ void expt_kb_pod_begins(const char *log_dir, const char *pod);
 
 /* kube/adopt.c: runs no expt process follows (expt run -d, or their supervisor gone): state,
  * end and log files read from the cluster. The backend's poll and logs operations. */
-int expt_kb_poll(void *state, const struct expt_run_rec *runs, size_t n,
-		 struct expt_observed *out, struct expt_err *err);
-int expt_kb_logs_open(void *state, const struct expt_run_rec *run,
-		      const struct expt_logs_opts *o, void **stream, struct expt_err *err);
+int expt_kb_poll(void *state, const struct expt_run_rec *runs, size_t n, struct expt_observed *out,
+		 struct expt_err *err);
+int expt_kb_logs_open(void *state, const struct expt_run_rec *run, const struct expt_logs_opts *o,
+		      void **stream, struct expt_err *err);
 int expt_kb_logs_read(void *stream, int run_ended, expt_line_fn fn, void *payload, int *ended,
 		      struct expt_err *err);
 void expt_kb_logs_close(void *stream);
