@@ -22,6 +22,7 @@
 #include "kube/kb.h"
 #include "kube/manifest.h"
 #include "kube/tracking.h"
+#include "util/base64.h"
 #include "util/util.h"
 
 #define DRAIN_MS 2000	       /* how long a finished pod's log stream may take to end */
@@ -216,6 +217,7 @@ static void kb_close(void *state)
 	free(b->live);
 	free(b->queued);
 	expt_strv_release(&b->io);
+	expt_strv_release(&b->renamed);
 	free(b->db_path);
 	free(b->context);
 	free(b->ns);
@@ -289,6 +291,30 @@ static int kb_contract(void *state, const struct expt_run_rec *run, struct expt_
 	return 0;
 }
 
+const char *expt_kb_job_name(struct kb *b, const char *run_id)
+{
+	size_t k = strlen(run_id);
+
+	for (size_t i = 0; i < b->renamed.n; i++)
+		if (!strncmp(b->renamed.v[i], run_id, k) && b->renamed.v[i][k] == '=')
+			return b->renamed.v[i] + k + 1;
+	return run_id;
+}
+
+const char *expt_kb_rename(struct kb *b, const char *run_id)
+{
+	unsigned r;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || read(fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
+		r = (unsigned)expt_mono_ms() ^ (unsigned)getpid();
+	if (fd >= 0)
+		close(fd);
+	/* At most 63 characters: the run id cut to make room for "-" and 5 hex digits. */
+	expt_strv_pushf(&b->renamed, "%s=%.57s-%05x", run_id, run_id, r & 0xfffff);
+	return expt_kb_job_name(b, run_id);
+}
+
 /* The Job for job (the caller's). */
 int expt_kb_manifest(struct kb *b, const struct expt_job *job, json_t **out, struct expt_err *err)
 {
@@ -302,6 +328,7 @@ int expt_kb_manifest(struct kb *b, const struct expt_job *job, json_t **out, str
 				    "image: (or a build: section)");
 	memset(&r, 0, sizeof(r));
 	r.run_id = job->run_id;
+	r.name = expt_kb_job_name(b, job->run_id);
 	r.index = job->index;
 	r.argv = &job->argv;
 	r.env = &job->env;
@@ -310,9 +337,79 @@ int expt_kb_manifest(struct kb *b, const struct expt_job *job, json_t **out, str
 	return expt_kube_job_manifest(b->spec, &r, out, err);
 }
 
+/* A ConfigMap holds at most 1 MiB in all; base64 (binaryData) takes 4/3 of the bytes. */
+#define FILES_MAX (700 * 1024)
+
+int expt_kb_files_configmap(struct kb *b, const char *run_id, json_t **out, struct expt_err *err)
+{
+	const struct expt_spec *spec = b->spec;
+	json_t *data, *labels;
+	char *name;
+	size_t total = 0;
+	char exp_label[80];
+
+	*out = NULL;
+	if (!spec || !spec->files.n)
+		return 0;
+	data = json_object();
+	for (size_t i = 0; i < spec->files.n; i++) {
+		const struct expt_kv *f = &spec->files.v[i];
+		struct expt_buf text = EXPT_BUF_INIT;
+		struct expt_err e = EXPT_ERR_INIT;
+		char key[32],
+		    *path = *f->value == '/'
+				? expt_xstrdup(f->value)
+				: expt_xasprintf("%s/%s", spec->dir ? spec->dir : ".", f->value);
+		char *b64;
+		int r = expt_read_file(path, &text, &e);
+		free(path);
+		if (r) {
+			json_decref(data);
+			expt_buf_release(&text);
+			return expt_err_set(err, EXPT_EUSAGE, "files.%s: %s", f->key, e.msg);
+		}
+		total += text.len;
+		if (total > FILES_MAX) {
+			json_decref(data);
+			expt_buf_release(&text);
+			return expt_err_set(
+			    err, EXPT_EUSAGE,
+			    "files.%s: the files come to more than %d KiB, more than a "
+			    "ConfigMap holds: ship big files with inputs: (a PVC, NFS) "
+			    "or in the image",
+			    f->key, FILES_MAX / 1024);
+		}
+		snprintf(key, sizeof(key), "f%zu", i);
+		b64 = expt_base64_encode(text.buf, text.len, 0);
+		json_object_set_new(data, key, json_string(b64));
+		free(b64);
+		expt_buf_release(&text);
+	}
+	expt_kube_experiment_label(spec->name, exp_label, sizeof(exp_label));
+	labels = json_pack("{s:s, s:s, s:s}", EXPT_KUBE_L_MANAGED, "expt", EXPT_KUBE_L_EXPERIMENT,
+			   exp_label, EXPT_KUBE_L_RUN, run_id);
+	name = expt_kube_files_name(expt_kb_job_name(b, run_id));
+	*out = json_pack("{s:s, s:s, s:{s:s, s:s, s:o}, s:o}", "apiVersion", "v1", "kind",
+			 "ConfigMap", "metadata", "name", name, "namespace", expt_kb_namespace(b),
+			 "labels", labels, "binaryData", data);
+	free(name);
+	return 0;
+}
+
+/* The Job; with files: a List of their ConfigMap and the Job, in the order they are made. */
 static int kb_render(void *state, const struct expt_job *job, json_t **out, struct expt_err *err)
 {
-	return expt_kb_manifest(state, job, out, err);
+	json_t *files = NULL;
+	int rc = expt_kb_manifest(state, job, out, err);
+
+	if (!rc && (rc = expt_kb_files_configmap(state, job->run_id, &files, err))) {
+		json_decref(*out);
+		*out = NULL;
+	}
+	if (files)
+		*out = json_pack("{s:s, s:s, s:[o, o]}", "apiVersion", "v1", "kind", "List",
+				 "items", files, *out);
+	return rc;
 }
 
 /* ---- validate: nothing is created unless every Job would be accepted ---- */
@@ -334,10 +431,12 @@ static void live_del(struct kb *b, struct katt *t)
 		}
 }
 
-static struct katt *live_find(struct kb *b, const char *run_id)
+/* The attempt of the Job named name, or (pods, by their run label) of run run_id. */
+static struct katt *live_find(struct kb *b, const char *name, const char *run_id)
 {
-	for (size_t i = 0; run_id && i < b->nlive; i++)
-		if (!strcmp(b->live[i]->name, run_id))
+	for (size_t i = 0; i < b->nlive; i++)
+		if ((name && !strcmp(b->live[i]->name, name)) ||
+		    (run_id && !strcmp(b->live[i]->job->run_id, run_id)))
 			return b->live[i];
 	return NULL;
 }
@@ -418,7 +517,7 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 	t->a = sa;
 	t->job = job;
 	t->out_fd = t->comb_fd = -1;
-	snprintf(t->name, sizeof(t->name), "%s", job->run_id);
+	snprintf(t->name, sizeof(t->name), "%s", expt_kb_job_name(b, job->run_id));
 	sa->eng = t;
 	sa->node = "";
 	live_add(b, t);
@@ -426,7 +525,8 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 			     open_log(job->log_dir, "stdout.log", &t->out_fd, &e) ||
 			     open_log(job->log_dir, "output.log", &t->comb_fd, &e)))
 		goto fail;
-	if (expt_kb_manifest(b, job, &t->body, &e))
+	if (expt_kb_manifest(b, job, &t->body, &e) ||
+	    expt_kb_files_configmap(b, job->run_id, &t->files, &e))
 		goto fail;
 	snprintf(sa->ref, sizeof(sa->ref), "%s", t->name); /* the Job's name */
 	EXPT_ALLOC_GROW(b->queued, b->nqueued + 1, b->capqueued);
@@ -448,6 +548,80 @@ static void end_unstarted(struct katt *t, const char *why)
 	snprintf(t->o.message, sizeof(t->o.message), "%.*s", (int)sizeof(t->o.message) - 1, why);
 	t->done = 1;
 	t->drain_until = expt_mono_ms();
+}
+
+/* The files: ConfigMaps of the runs about to be created, first (their pods mount them). One
+ * that cannot be made ends its run. Server-side apply: a leftover of an earlier try is taken
+ * over. */
+static void create_files(struct kb *b, struct katt **ready, size_t n)
+{
+	struct expt_kube_req *reqs = expt_xcalloc(n, sizeof(*reqs));
+	char **paths = expt_xcalloc(n, sizeof(*paths));
+	struct expt_err e = EXPT_ERR_INIT;
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char *name;
+		if (!ready[i]->files)
+			continue;
+		name = expt_kube_files_name(ready[i]->name);
+		paths[m] = expt_xasprintf(
+		    "/api/v1/namespaces/%s/configmaps/%s?fieldManager=expt&force=true",
+		    expt_kb_namespace(b), name);
+		free(name);
+		reqs[m].method = "APPLY";
+		reqs[m].path = paths[m];
+		reqs[m].body = ready[i]->files;
+		m++;
+	}
+	if (m)
+		expt_kube_request_many(b->k, reqs, m, CREATE_PARALLEL, &e);
+	for (size_t i = 0, j = 0; i < n; i++) {
+		if (!ready[i]->files)
+			continue;
+		if (reqs[j].rc) {
+			char msg[1200];
+			snprintf(msg, sizeof(msg),
+				 "its files: (ConfigMap) could not be created: %s",
+				 reqs[j].err.msg);
+			json_decref(ready[i]->files);
+			ready[i]->files = NULL;
+			json_decref(ready[i]->body);
+			ready[i]->body = NULL;
+			end_unstarted(ready[i], msg);
+		}
+		json_decref(reqs[j].reply);
+		expt_kube_status_release(&reqs[j].st);
+		free(paths[j]);
+		j++;
+	}
+	free(reqs);
+	free(paths);
+}
+
+/* The files: ConfigMap goes with its Job (the garbage collector deletes it when the Job goes),
+ * or now when the Job could not be created (job NULL). */
+static void own_files(struct kb *b, struct katt *t, const json_t *job)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	char *name = expt_kube_files_name(t->name);
+	char *path =
+	    expt_xasprintf("/api/v1/namespaces/%s/configmaps/%s", expt_kb_namespace(b), name);
+	const char *uid = expt_kb_jstr(job, "metadata.uid");
+
+	if (uid) {
+		json_t *patch =
+		    json_pack("{s:{s:[{s:s, s:s, s:s, s:s}]}}", "metadata", "ownerReferences",
+			      "apiVersion", "batch/v1", "kind", "Job", "name", t->name, "uid", uid);
+		expt_kube_request(b->k, "PATCH", path, patch, NULL, NULL, &e);
+		json_decref(patch);
+	} else {
+		expt_kube_request(b->k, "DELETE", path, NULL, NULL, NULL, &e);
+	}
+	json_decref(t->files);
+	t->files = NULL;
+	free(name);
+	free(path);
 }
 
 /* Creates the queued Jobs whose time has come. One the API server did not answer (it restarts,
@@ -472,9 +646,20 @@ static void create_queued(struct kb *b)
 		reqs[n].method = "POST";
 		reqs[n].path = path;
 		reqs[n].body = t->body;
+		reqs[n].want_reply = t->files != NULL; /* its uid owns the files' ConfigMap */
 		n++;
 	}
 	b->nqueued = keep;
+	if (n) {
+		size_t k = 0;
+		create_files(b, ready, n);
+		for (size_t i = 0; i < n; i++)
+			if (!ready[i]->done) { /* else its files could not be created */
+				ready[k] = ready[i];
+				reqs[k++] = reqs[i];
+			}
+		n = k;
+	}
 	if (n)
 		expt_kube_request_many(b->k, reqs, n, CREATE_PARALLEL, &e);
 	for (size_t i = 0; i < n; i++) {
@@ -485,8 +670,12 @@ static void create_queued(struct kb *b)
 
 		if (r == EXPT_ECONFLICT && b->on_conflict && !strcmp(b->on_conflict, "replace")) {
 			r = replace_job(b, t->name, &e2);
-			if (!r)
-				r = expt_kube_request(b->k, "POST", path, t->body, NULL, NULL, &e2);
+			if (!r) {
+				json_decref(reqs[i].reply);
+				reqs[i].reply = NULL;
+				r = expt_kube_request(b->k, "POST", path, t->body, &reqs[i].reply,
+						      NULL, &e2);
+			}
 		} else if (r) {
 			e2 = reqs[i].err;
 		}
@@ -509,7 +698,8 @@ static void create_queued(struct kb *b)
 			snprintf(
 			    msg, sizeof(msg),
 			    "a Job named %s already exists in namespace %s (on_conflict: fail); "
-			    "delete it (kubectl delete job %s) or set on_conflict: replace",
+			    "delete it (kubectl delete job %s) or set on_conflict: replace or "
+			    "new-id",
 			    t->name, expt_kb_namespace(b), t->name);
 			end_unstarted(t, msg);
 		} else if (r) {
@@ -518,6 +708,8 @@ static void create_queued(struct kb *b)
 			t->created = 1;
 			t->created_at = now;
 		}
+		if (t->files)
+			own_files(b, t, r ? NULL : reqs[i].reply);
 		json_decref(t->body);
 		t->body = NULL;
 		json_decref(reqs[i].reply);
@@ -558,6 +750,7 @@ static void engine_release(void *eng, struct expt_sched_attempt *sa)
 		return;
 	live_del(b, t);
 	json_decref(t->body);
+	json_decref(t->files);
 	expt_kube_stream_close(t->log);
 	json_decref(t->last_pod);
 	if (t->out_fd >= 0)
@@ -751,7 +944,7 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 	/* label keys hold dots and slashes: looked up directly */
 	run = json_string_value(
 	    json_object_get(expt_kb_jget(pod, "metadata.labels"), EXPT_KUBE_L_RUN));
-	t = live_find(b, run);
+	t = live_find(b, NULL, run);
 	if (!t || !name || t->done)
 		return;
 	if (strcmp(type, "DELETED")) {
@@ -791,7 +984,7 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 static void on_job(struct kb *b, const char *type, json_t *job)
 {
 	const char *name = expt_kb_jstr(job, "metadata.name");
-	struct katt *t = live_find(b, name);
+	struct katt *t = live_find(b, name, NULL);
 
 	if (!t || t->done)
 		return;

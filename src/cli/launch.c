@@ -826,6 +826,34 @@ static int validate_runs(struct supervisor *sv)
 	return rc;
 }
 
+/* files: ships files to runs that do not have this machine's (containers, pods). A local run
+ * has them already, at their local paths: an entry that puts a file elsewhere is not done here,
+ * and says so rather than pass in silence. */
+static void warn_local_files(const struct expt_spec *spec, const struct expt_backend_ops *ops)
+{
+	if (strcmp(ops->name, "local"))
+		return;
+	for (size_t i = 0; i < spec->files.n; i++) {
+		const struct expt_kv *f = &spec->files.v[i];
+		char *want = *f->key == '/' ? expt_xstrdup(f->key)
+					    : expt_xasprintf("%s/%s", spec->dir, f->key);
+		char *have = *f->value == '/' ? expt_xstrdup(f->value)
+					      : expt_xasprintf("%s/%s", spec->dir, f->value);
+		char *rw = realpath(want, NULL), *rh = realpath(have, NULL);
+		if (!rw || !rh || strcmp(rw, rh))
+			fprintf(
+			    stderr,
+			    "expt: warning: files.%s: the local backend does not copy files (a "
+			    "local run reads %s where it is); container and kubernetes runs get "
+			    "it at %s\n",
+			    f->key, f->value, f->key);
+		free(want);
+		free(have);
+		free(rw);
+		free(rh);
+	}
+}
+
 int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct expt_params *params,
 	       const char *const *retry_of, size_t n, const struct cli_launch_opts *opts)
 {
@@ -848,6 +876,7 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 	}
 	if ((rc = expt_backend_open(&sv.be, spec->backend, &sv.conf, &ctx->err)))
 		return rc;
+	warn_local_files(spec, sv.be.ops);
 	news = expt_xcalloc(n, sizeof(*news));
 	pjson = expt_xcalloc(n, sizeof(*pjson));
 	for (size_t i = 0; i < n; i++) {

@@ -182,8 +182,12 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 			job.params_json = pj;
 			job.index = i;
 			rc = be.ops->render(be.state, &job, &obj, &ctx->err);
-			if (obj)
-				json_array_append_new(items, obj);
+			/* A run of several objects (a Job and its ConfigMap) comes as a List. */
+			if (json_is_array(json_object_get(obj, "items")))
+				json_array_extend(items, json_object_get(obj, "items"));
+			else if (obj)
+				json_array_append(items, obj);
+			json_decref(obj);
 		}
 		json_object_set_new(run, "index", json_integer((json_int_t)i + 1));
 		json_object_set_new(run, "params", json_loads(pj, 0, NULL));

@@ -9,8 +9,8 @@ cluster_test_env
 LOGS=$EXPT_CLUSTER_LOGS/$NS
 E=kt$(date +%s | tail -c 5)$RANDOM # experiment names never collide between test runs
 cleanup_cluster() {
-	K delete jobs -l "expt.dev/experiment in ($E,${E}p,${E}v,${E}d,${E}c)" --wait=false >/dev/null 2>&1 || true
-	K delete jobs "${E}d-1" "${E}d-2" --wait=false >/dev/null 2>&1 || true
+	K delete jobs -l "expt.dev/experiment in ($E,${E}p,${E}v,${E}d,${E}c,${E}f)" --wait=false >/dev/null 2>&1 || true
+	K delete jobs "${E}d-1" "${E}d-2" "${E}d-3" --wait=false >/dev/null 2>&1 || true
 }
 trap 'cleanup_cluster; rm -rf "$T"' EXIT
 
@@ -183,6 +183,14 @@ spec "${E}d" "on_conflict: replace"
 expect_code "on_conflict: replace deletes it and runs" 0 "$EXPT" run --backend kubernetes
 equals "the replaced Job is expt's" \
 	"$(K get job "${E}d-2" -o jsonpath='{.metadata.labels.expt\.dev/run}' 2>&1)" "${E}d-2"
+K create job "${E}d-3" --image=x -- true >/dev/null 2>&1
+spec "${E}d" "on_conflict: new-id"
+expect_code "on_conflict: new-id runs under a Job name of its own" 0 "$EXPT" run --backend kubernetes
+job=$("$EXPT" ps "${E}d" -o json | json "[r.get('backend_ref') for r in d if r['id']=='${E}d-3'][0]")
+case "$job" in "${E}d-3-"?????) pass "its Job is named after the run, with a suffix" ;; *) fail "its Job is named after the run, with a suffix" "got $job" ;; esac
+equals "the other Job is left alone" "$(K get job "${E}d-3" -o jsonpath='{.metadata.labels.expt\.dev/run}' 2>&1)" ""
+equals "the new Job carries the run's label" "$(K get job "$job" -o jsonpath='{.metadata.labels.expt\.dev/run}' 2>&1)" "${E}d-3"
+K delete job "${E}d-3" --wait=false >/dev/null 2>&1
 
 # ---- cleanup: a finished Job goes after the delay for its outcome, the evidence stays here
 spec "${E}c" "cleanup: {succeeded: 0s, failed: keep}"
@@ -206,6 +214,34 @@ equals "no TTL on a kept Job" "$(K get job "${E}c-2" -o jsonpath='{.spec.ttlSeco
 spec "${E}c" "" "  queue: team-a"
 out=$("$EXPT" run --backend kubernetes --dry-run -o json 2>&1)
 equals "queue becomes the Kueue label" "$(printf '%s' "$out" | json 'd["items"][0]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]')" "team-a"
+
+# ---- files: a ConfigMap per run, owned by its Job, each file mounted read-only
+mkdir -p conf && printf '{"depth": 3}\n' >conf/train.json && printf '\001\002binary' >conf/blob.bin
+spec "${E}f" "files: {/etc/train/train.json: conf/train.json, /etc/train/blob.bin: conf/blob.bin}"
+out=$("$EXPT" run --backend kubernetes --dry-run -o json 2>&1)
+equals "the dry run lists the ConfigMap, then the Job" \
+	"$(printf '%s' "$out" | json '",".join(i["kind"] for i in d["items"])')" "ConfigMap,Job"
+equals "the file's bytes are in it" \
+	"$(printf '%s' "$out" | json '__import__("base64").b64decode(d["items"][0]["binaryData"]["f0"]).decode()' 2>&1 | head -1)" '{"depth": 3}'
+equals "mounted where the spec says, read-only" \
+	"$(printf '%s' "$out" | json '[(m["mountPath"], m["subPath"], m["readOnly"]) for m in d["items"][1]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] if m["name"]=="expt-files"][0]')" \
+	"('/etc/train/train.json', 'f0', True)"
+expect_code "a run with files: succeeds" 0 "$EXPT" run --backend kubernetes
+equals "its ConfigMap holds the binary file exactly" \
+	"$(K get configmap "${E}f-1-files" -o json | json '__import__("base64").b64decode(d["binaryData"]["f1"]) == open("conf/blob.bin","rb").read()')" "True"
+equals "the ConfigMap is owned by the Job" \
+	"$(K get configmap "${E}f-1-files" -o jsonpath='{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}')" "Job/${E}f-1"
+K delete job "${E}f-1" --wait=false >/dev/null 2>&1
+for _ in $(seq 150); do [ -z "$(K get configmap "${E}f-1-files" -o name 2>/dev/null)" ] && break; sleep 0.2; done
+equals "it goes with its Job" "$(K get configmap "${E}f-1-files" -o name 2>/dev/null)" ""
+spec "${E}f" "files: {conf/train.json: conf/train.json}"
+expect_code "a relative path in a prebuilt image: exit 2" 2 "$EXPT" run --backend kubernetes
+contains "the error names the field and the way out" "$out" "files.conf/train.json: a relative path in the run needs its working directory"
+spec "${E}f" "files: {/etc/x.json: conf/missing.json}"
+expect_code "a missing local file: exit 2" 2 "$EXPT" run --backend kubernetes
+contains "the error names the field" "$out" "files./etc/x.json"
+equals "no Job or ConfigMap was created for them" \
+	"$(K get jobs,configmaps -l "expt.dev/experiment=${E}f" -o name 2>&1 | grep -c "${E}f-[23]")" "0"
 
 # ---- rm deletes the Job
 expect_code "expt rm" 0 "$EXPT" rm "$E-1"

@@ -28,6 +28,7 @@ struct kb {
 	char *tracking_uri;
 	int64_t cleanup_failed_ms, cleanup_succeeded_ms; /* -1: keep */
 	int64_t start_timeout_ms;			 /* 0: none */
+	struct expt_strv renamed; /* "RUN=JOB": on_conflict: new-id gave the run's Job this name */
 	/* supervising */
 	struct expt_sched *sched;
 	struct expt_kube_watch *jobs_w, *pods_w;
@@ -47,6 +48,7 @@ struct katt {
 	int npods;	  /* pods seen (attempts the Job controller made) */
 	json_t *last_pod; /* the latest pod seen */
 	json_t *body;	  /* the Job, until it is created */
+	json_t *files;	  /* its files: ConfigMap (spec files:), until it is owned by the Job */
 	int created;	  /* the API server accepted it */
 	int evidence_saved;
 	int64_t first_try, retry_at, backoff; /* creation retried while the API server is away */
@@ -71,6 +73,13 @@ const char *expt_kb_namespace(struct kb *b);
 const char *expt_kb_jobs_path(struct kb *b);
 /* "labelSelector=..." for the experiment's objects, or one run's; caller frees. */
 char *expt_kb_selector(struct kb *b, const char *run_id);
+/* The ConfigMap of the spec's files: for run_id (NULL *out when the spec has none); err names
+ * files.PATH when a local file cannot be read or they are too big for a ConfigMap. */
+int expt_kb_files_configmap(struct kb *b, const char *run_id, json_t **out, struct expt_err *err);
+/* The name of run_id's Job: run_id, unless on_conflict: new-id named it otherwise. Borrowed. */
+const char *expt_kb_job_name(struct kb *b, const char *run_id);
+/* A name of its own for run_id's Job, whose name is taken (on_conflict: new-id); recorded. */
+const char *expt_kb_rename(struct kb *b, const char *run_id);
 /* The Job for job; *out the caller's. */
 int expt_kb_manifest(struct kb *b, const struct expt_job *job, json_t **out, struct expt_err *err);
 /* A pod's container terminated state (state, else lastState), and its waiting reason (with
