@@ -29,6 +29,7 @@
 #define GONE_WAIT_MS 30000     /* on_conflict: replace waits this long for the old Job to go */
 #define CREATE_PARALLEL 32     /* concurrent creations */
 #define CREATE_RETRY_MS 300000 /* how long creation is retried while the API server is away */
+#define ROOM_RECHECK_MS 1000   /* kubernetes.max_in_flight: how often a full namespace is asked */
 
 static void schedule_cleanup(struct kb *b, struct katt *t);
 
@@ -550,6 +551,39 @@ static void end_unstarted(struct katt *t, const char *why)
 	t->drain_until = expt_mono_ms();
 }
 
+/* How many more Jobs kubernetes.max_in_flight lets into the namespace now: the cap less the
+ * unfinished Jobs expt made there (every experiment's, every user's); SIZE_MAX without a cap.
+ * Asked only when a queued Job is due. */
+static size_t namespace_room(struct kb *b)
+{
+	int cap = b->spec ? b->spec->kubernetes.max_in_flight : 0;
+	struct expt_err e = EXPT_ERR_INIT;
+	json_t *list = NULL, *j;
+	char *path, *sel, *esc;
+	size_t i, active = 0, due = 0;
+	int64_t now = expt_mono_ms();
+
+	if (cap <= 0)
+		return SIZE_MAX;
+	for (i = 0; i < b->nqueued; i++)
+		due += b->queued[i]->retry_at <= now;
+	if (!due)
+		return 0;
+	sel = expt_xasprintf("%s=expt", EXPT_KUBE_L_MANAGED);
+	esc = expt_kube_escape(sel);
+	path = expt_xasprintf("%s?labelSelector=%s", expt_kb_jobs_path(b), esc ? esc : "");
+	if (expt_kube_request(b->k, "GET", path, NULL, &list, NULL, &e))
+		active = (size_t)cap; /* cannot count: wait, and ask again */
+	json_array_foreach(json_object_get(list, "items"), i, j) active +=
+	    !expt_kb_condition(j, "Complete") && !expt_kb_condition(j, "Failed") &&
+	    !expt_kb_condition(j, "SuccessCriteriaMet") && !expt_kb_condition(j, "FailureTarget");
+	json_decref(list);
+	free(path);
+	free(esc);
+	free(sel);
+	return active >= (size_t)cap ? 0 : (size_t)cap - active;
+}
+
 /* The files: ConfigMaps of the runs about to be created, first (their pods mount them). One
  * that cannot be made ends its run. Server-side apply: a leftover of an earlier try is taken
  * over. */
@@ -636,12 +670,17 @@ static void create_queued(struct kb *b)
 	int64_t now = expt_mono_ms();
 	size_t n = 0, keep = 0;
 
+	size_t room = namespace_room(b);
+
 	for (size_t i = 0; i < b->nqueued; i++) {
 		struct katt *t = b->queued[i];
+		if (t->retry_at <= now && !room) /* kubernetes.max_in_flight: asked again later */
+			t->retry_at = now + ROOM_RECHECK_MS;
 		if (t->retry_at > now) {
 			b->queued[keep++] = t;
 			continue;
 		}
+		room--;
 		ready[n] = t;
 		reqs[n].method = "POST";
 		reqs[n].path = path;

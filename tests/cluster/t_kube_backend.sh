@@ -148,6 +148,43 @@ if [ "$max" -le 2 ] && [ "$max" -ge 1 ]; then pass "at most 2 Jobs in flight (sa
 equals "five Jobs, one per run" "$(K get jobs -l "expt.dev/experiment=${E}p" -o name | wc -l)" "5"
 equals "sweep index label" "$(K get job "${E}p-3" -o jsonpath='{.metadata.labels.expt\.dev/sweep-index}')" "2"
 
+# ---- kubernetes.max_in_flight caps the namespace across experiments (a namespace of its own:
+# the other suites' Jobs would count)
+MNS=${E}-mif
+K create namespace "$MNS" >/dev/null 2>&1
+for x in a b; do
+	mkdir -p "mif-$x"
+	cat >"mif-$x/expt.yaml" <<EOF
+name: ${E}m$x
+image: registry.local/does/not/matter:1
+command: python3 train.py
+parallel: 3
+sweep: {lr: [1, 2, 3]}
+kubernetes:
+  namespace: $MNS
+  max_in_flight: 2
+  pod_template:
+    metadata:
+      annotations: {expt-test/run-for: "2s"}
+EOF
+done
+"$EXPT" run --backend kubernetes -q -f mif-a/expt.yaml >mif-a.out 2>&1 &
+pa=$!
+"$EXPT" run --backend kubernetes -q -f mif-b/expt.yaml >mif-b.out 2>&1 &
+pb=$!
+max=0
+while kill -0 $pa 2>/dev/null || kill -0 $pb 2>/dev/null; do
+	n=$("$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" -n "$MNS" get jobs -o json 2>/dev/null | json 'sum(1 for j in d["items"] if not any(c["status"]=="True" for c in j.get("status",{}).get("conditions",[])))' 2>/dev/null || echo 0)
+	[ "$n" -gt "$max" ] && max=$n
+	sleep 0.2
+done
+wait $pa; ra=$?
+wait $pb; rb=$?
+equals "both sweeps succeed" "$ra,$rb" "0,0"
+if [ "$max" -le 2 ] && [ "$max" -ge 1 ]; then pass "at most 2 Jobs in the namespace at once (saw $max)"; else fail "at most 2 Jobs in the namespace at once" "saw $max"; fi
+equals "six Jobs in all" "$("$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" -n "$MNS" get jobs -o name | wc -l)" "6"
+"$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" delete namespace "$MNS" --wait=false >/dev/null 2>&1
+
 # ---- the API server's refusal, before anything exists
 spec "${E}v" "" "  labels: {team: 'not a valid value!'}"
 expect_code "a Job the server refuses: exit 2" 2 "$EXPT" run --backend kubernetes
