@@ -942,8 +942,68 @@ static void drain_log(struct katt *t)
 	const char *line;
 	size_t len;
 
-	while (t->log && expt_kube_stream_line(t->log, &line, &len) == 1)
+	while (t->log && expt_kube_stream_line(t->log, &line, &len) == 1) {
+		if (t->skip > 0) { /* a reopened stream starts again from the pod's first line */
+			t->skip -= (int64_t)len + 1;
+			continue;
+		}
+		t->pod_bytes += (int64_t)len + 1;
 		deliver(t, line, len);
+	}
+}
+
+static const char *pod_phase(const struct katt *t)
+{
+	const char *ph = t->last_pod ? expt_kb_jstr(t->last_pod, "status.phase") : NULL;
+
+	return ph ? ph : "";
+}
+
+/* Opens the followed pod's log stream again after it broke (the API server restarted, the
+ * connection dropped) while the pod still runs; what was delivered is skipped. */
+static void reopen_log(struct katt *t)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	char *path;
+
+	drain_log(t);
+	expt_kube_stream_close(t->log);
+	t->log = NULL;
+	t->skip = t->pod_bytes;
+	path = expt_xasprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&follow=true",
+			      expt_kb_namespace(t->b), t->pod, EXPT_KUBE_CONTAINER);
+	if (expt_kube_stream_open(t->b->k, path, &t->log, &e))
+		t->log = NULL;
+	free(path);
+	t->reopen_at = expt_mono_ms() + 1000;
+}
+
+/* Once the run ended: what the pod printed after the stream broke (or that the stream did not
+ * bring before its end) is read from the pod's whole log, beyond what was delivered. */
+static void catch_up_log(struct katt *t)
+{
+	struct expt_buf text = EXPT_BUF_INIT;
+	struct expt_err e = EXPT_ERR_INIT;
+	char *path;
+
+	if (!t->pod[0])
+		return;
+	text.max = 256u << 20;
+	path = expt_xasprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s",
+			      expt_kb_namespace(t->b), t->pod, EXPT_KUBE_CONTAINER);
+	if (!expt_kube_request_text(t->b->k, "GET", path, &text, NULL, &e) &&
+	    (int64_t)text.len > t->pod_bytes) {
+		const char *p = text.buf + t->pod_bytes, *end = text.buf + text.len;
+		while (p < end) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+			t->pod_bytes += (int64_t)len + 1;
+			deliver(t, p, len);
+			p += len + 1;
+		}
+	}
+	free(path);
+	expt_buf_release(&text);
 }
 
 static int log_ended(struct katt *t)
@@ -963,6 +1023,7 @@ static void follow_pod(struct katt *t, const char *pod)
 		t->log = NULL;
 	}
 	snprintf(t->pod, sizeof(t->pod), "%s", pod);
+	t->pod_bytes = t->skip = 0;
 	if (t->job->log_dir)
 		expt_kb_pod_begins(t->job->log_dir, pod);
 	path = expt_xasprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&follow=true",
@@ -1154,9 +1215,14 @@ static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_
 	for (size_t i = 0; i < b->nlive;) {
 		struct katt *t = b->live[i];
 		drain_log(t);
+		if (!t->done && t->log && log_ended(t) && strcmp(pod_phase(t), "Succeeded") &&
+		    strcmp(pod_phase(t), "Failed") && expt_mono_ms() >= t->reopen_at)
+			reopen_log(t);
 		if (t->done && (log_ended(t) || expt_mono_ms() >= t->drain_until)) {
 			struct expt_observed o;
 			drain_log(t);
+			if (t->created && t->running)
+				catch_up_log(t);
 			if (t->created && !t->evidence_saved)
 				expt_kb_save_evidence(b, t->name, t->job->log_dir);
 			schedule_cleanup(b, t);

@@ -55,6 +55,9 @@ struct katt {
 	int64_t created_at;		      /* monotonic ms */
 	int running;			      /* a pod of it ran (or ended) */
 	struct expt_kube_stream *log;
+	int64_t pod_bytes;   /* of the followed pod's log, delivered (whole lines, with newlines) */
+	int64_t skip;	     /* bytes of a reopened stream already delivered: not again */
+	int64_t reopen_at;   /* a broken stream of a running pod is reopened then (monotonic ms) */
 	int out_fd, comb_fd; /* stdout.log, output.log */
 	int done;	     /* the Job ended (or went): report once the log drained */
 	int64_t drain_until;
