@@ -65,6 +65,11 @@ struct expt_job_events {
 	void (*finished)(struct expt_job *job, const struct expt_observed *o, void *payload);
 	/* Called about every 200 ms while watching; may be NULL. */
 	void (*tick)(void *payload);
+	/* May be NULL. A started attempt the engine has not run yet, or that now runs: o->phase
+	 * PENDING with why in o->message ("Unschedulable: 0/3 nodes are available..."), or
+	 * RUNNING with o->node. Engines that place work themselves (Kubernetes) report it; the
+	 * others' attempts run as they start. */
+	void (*state)(struct expt_job *job, const struct expt_observed *o, void *payload);
 };
 
 struct expt_exec_opts {

@@ -29,7 +29,7 @@
 #define GONE_WAIT_MS 30000     /* on_conflict: replace waits this long for the old Job to go */
 #define CREATE_PARALLEL 32     /* concurrent creations */
 #define CREATE_RETRY_MS 300000 /* how long creation is retried while the API server is away */
-#define ROOM_RECHECK_MS 1000   /* kubernetes.max_in_flight: how often a full namespace is asked */
+#define ROOM_RECHECK_MS 500    /* kubernetes.max_in_flight: how often a full namespace is asked */
 
 static void schedule_cleanup(struct kb *b, struct katt *t);
 
@@ -551,10 +551,83 @@ static void end_unstarted(struct katt *t, const char *why)
 	t->drain_until = expt_mono_ms();
 }
 
+/* kubernetes.max_in_flight is shared by every expt creating Jobs in the namespace: counting
+ * and creating happen under a Lease (coordination.k8s.io), taken by creating it (one creator
+ * wins), given back by deleting it, taken over when its holder stopped renewing it (crashed)
+ * LEASE_S seconds ago. */
+#define LEASE_NAME "expt-max-in-flight"
+#define LEASE_S 15
+
+static char *lease_path(struct kb *b, int named)
+{
+	return expt_xasprintf("/apis/coordination.k8s.io/v1/namespaces/%s/leases%s%s",
+			      expt_kb_namespace(b), named ? "/" : "", named ? LEASE_NAME : "");
+}
+
+/* 1 when this process holds the namespace's Lease now, 0 when another does, -1 when it cannot
+ * be had at all (no such API): counted without it then. */
+static int lease_take(struct kb *b)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	char now[40], holder[300], *path = lease_path(b, 0);
+	struct timespec ts;
+	struct tm tm;
+	json_t *body, *cur = NULL;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(now + strlen(now), sizeof(now) - strlen(now), ".%06ldZ", ts.tv_nsec / 1000);
+	snprintf(holder, sizeof(holder), "expt pid %d", (int)getpid());
+	body = json_pack("{s:s, s:s, s:{s:s}, s:{s:s, s:i, s:s, s:s}}", "apiVersion",
+			 "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name", LEASE_NAME,
+			 "spec", "holderIdentity", holder, "leaseDurationSeconds", LEASE_S,
+			 "acquireTime", now, "renewTime", now);
+	rc = expt_kube_request(b->k, "POST", path, body, NULL, NULL, &e);
+	free(path);
+	if (rc == EXPT_ECONFLICT) {
+		/* Held: taken over only when its holder is long gone (not renewed in time). */
+		struct tm rt;
+		const char *renew;
+		path = lease_path(b, 1);
+		expt_err_clear(&e);
+		if (!expt_kube_request(b->k, "GET", path, NULL, &cur, NULL, &e) &&
+		    (renew = expt_kb_jstr(cur, "spec.renewTime"))) {
+			memset(&rt, 0, sizeof(rt));
+			if (strptime(renew, "%Y-%m-%dT%H:%M:%S", &rt) &&
+			    timegm(&rt) + 2 * LEASE_S < ts.tv_sec) {
+				json_t *pre = json_pack(
+				    "{s:s, s:s, s:{s:s}}", "kind", "DeleteOptions", "apiVersion",
+				    "v1", "preconditions", "resourceVersion",
+				    expt_kb_jstr(cur, "metadata.resourceVersion")
+					? expt_kb_jstr(cur, "metadata.resourceVersion")
+					: "");
+				expt_kube_request(b->k, "DELETE", path, pre, NULL, NULL, &e);
+				json_decref(pre);
+			}
+		}
+		json_decref(cur);
+		free(path);
+	}
+	json_decref(body);
+	return rc == 0 ? 1 : rc == EXPT_ECONFLICT || rc == EXPT_EDENIED ? 0 : -1;
+}
+
+static void lease_give_back(struct kb *b)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	char *path = lease_path(b, 1);
+
+	expt_kube_request(b->k, "DELETE", path, NULL, NULL, NULL, &e);
+	free(path);
+}
+
 /* How many more Jobs kubernetes.max_in_flight lets into the namespace now: the cap less the
  * unfinished Jobs expt made there (every experiment's, every user's); SIZE_MAX without a cap.
- * Asked only when a queued Job is due. */
-static size_t namespace_room(struct kb *b)
+ * Asked only when a queued Job is due, holding the namespace's Lease (*held), which the caller
+ * gives back once it created what it may. */
+static size_t namespace_room(struct kb *b, int *held)
 {
 	int cap = b->spec ? b->spec->kubernetes.max_in_flight : 0;
 	struct expt_err e = EXPT_ERR_INIT;
@@ -563,12 +636,15 @@ static size_t namespace_room(struct kb *b)
 	size_t i, active = 0, due = 0;
 	int64_t now = expt_mono_ms();
 
+	*held = 0;
 	if (cap <= 0)
 		return SIZE_MAX;
 	for (i = 0; i < b->nqueued; i++)
 		due += b->queued[i]->retry_at <= now;
-	if (!due)
+	if (!due || !(*held = lease_take(b)))
 		return 0;
+	if (*held < 0)
+		*held = 0;
 	sel = expt_xasprintf("%s=expt", EXPT_KUBE_L_MANAGED);
 	esc = expt_kube_escape(sel);
 	path = expt_xasprintf("%s?labelSelector=%s", expt_kb_jobs_path(b), esc ? esc : "");
@@ -670,7 +746,8 @@ static void create_queued(struct kb *b)
 	int64_t now = expt_mono_ms();
 	size_t n = 0, keep = 0;
 
-	size_t room = namespace_room(b);
+	int held;
+	size_t room = namespace_room(b, &held);
 
 	for (size_t i = 0; i < b->nqueued; i++) {
 		struct katt *t = b->queued[i];
@@ -754,6 +831,8 @@ static void create_queued(struct kb *b)
 		json_decref(reqs[i].reply);
 		expt_kube_status_release(&reqs[i].st);
 	}
+	if (held)
+		lease_give_back(b);
 	free(reqs);
 	free(ready);
 }
@@ -1195,6 +1274,38 @@ static void check_start_timeout(struct kb *b, struct katt *t)
 	t->o.attempt = t->npods;
 }
 
+/* Tells the scheduler's events how a created Job stands: pending with why (asked again every
+ * few seconds while it waits, told when it changes), then running on its node. */
+static void report_state(struct kb *b, struct katt *t)
+{
+	struct expt_observed o;
+	int64_t now = expt_mono_ms();
+
+	if (t->done || !t->created || t->shown == 2)
+		return;
+	memset(&o, 0, sizeof(o));
+	if (t->running) {
+		o.phase = EXPT_OBS_RUNNING;
+		if (t->last_pod && expt_kb_jstr(t->last_pod, "spec.nodeName"))
+			snprintf(o.node, sizeof(o.node), "%s",
+				 expt_kb_jstr(t->last_pod, "spec.nodeName"));
+		t->shown = 2;
+		expt_sched_state(b->sched, t->a, &o);
+		return;
+	}
+	/* A pod gets a moment to be placed before the first word on why it is not. */
+	if (now < t->why_at || now - t->created_at < 1000)
+		return;
+	t->why_at = now + 3000;
+	o.phase = EXPT_OBS_PENDING;
+	expt_kb_why_not_started(b, t->name, t->last_pod, o.message, sizeof(o.message));
+	if (t->shown == 1 && !strcmp(o.message, t->why))
+		return;
+	snprintf(t->why, sizeof(t->why), "%s", o.message);
+	t->shown = 1;
+	expt_sched_state(b->sched, t->a, &o);
+}
+
 static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_err *err)
 {
 	struct kb *b = eng;
@@ -1210,8 +1321,10 @@ static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_
 		return -rc;
 	if ((rc = pump_watch(b, b->jobs_w, 0, err)) || (rc = pump_watch(b, b->pods_w, 1, err)))
 		return rc < 0 ? rc : -rc;
-	for (size_t i = 0; i < b->nlive; i++)
+	for (size_t i = 0; i < b->nlive; i++) {
 		check_start_timeout(b, b->live[i]);
+		report_state(b, b->live[i]);
+	}
 	for (size_t i = 0; i < b->nlive;) {
 		struct katt *t = b->live[i];
 		drain_log(t);

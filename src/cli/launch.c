@@ -196,6 +196,26 @@ static void ev_started(struct expt_job *job, const struct expt_attempt_info *ai,
 	draw_status(sv);
 }
 
+/* The engine placed the attempt, or says why it cannot yet: ps shows `pending (Reason)` until
+ * it runs, then the node. */
+static void ev_state(struct expt_job *job, const struct expt_observed *o, void *payload)
+{
+	struct supervisor *sv = payload;
+	struct run_state *rs = job->data;
+	struct expt_transition t = EXPT_TRANSITION_INIT;
+	struct expt_err e = EXPT_ERR_INIT;
+
+	t.from = EXPT_RUN_ACTIVE;
+	t.to = o->phase == EXPT_OBS_RUNNING ? EXPT_RUN_RUNNING : EXPT_RUN_PENDING;
+	t.message = t.to == EXPT_RUN_PENDING && o->message[0] ? o->message : NULL;
+	t.node = o->node[0] ? o->node : NULL;
+	t.event = t.to == EXPT_RUN_RUNNING ? "running" : "waiting";
+	t.event_message = t.message ? t.message : (t.node ? t.node : "");
+	if (expt_lifecycle_move(sv->ctx->store, rs->rec->run_id, &t, NULL, &e) &&
+	    e.code != EXPT_ECONFLICT)
+		store_error(sv, &e);
+}
+
 static void ev_line(struct expt_job *job, int fd, const char *line, size_t len, void *payload)
 {
 	struct supervisor *sv = payload;
@@ -515,7 +535,7 @@ out:
 
 static int supervise(struct supervisor *sv, int detached)
 {
-	struct expt_job_events ev = {ev_admit, ev_started, ev_line, ev_finished, ev_tick};
+	struct expt_job_events ev = {ev_admit, ev_started, ev_line, ev_finished, ev_tick, ev_state};
 	struct expt_exec_opts eo;
 	struct expt_job **jobs;
 	struct sigaction sa;
@@ -698,7 +718,7 @@ static int needs_no_supervisor(const struct supervisor *sv)
  * them; read commands ask the engine how they go on (ps, logs, debug). */
 static int launch_detached(struct supervisor *sv)
 {
-	struct expt_job_events ev = {ev_admit, ev_started, ev_line, ev_finished, NULL};
+	struct expt_job_events ev = {ev_admit, ev_started, ev_line, ev_finished, NULL, ev_state};
 	struct cli_ctx *ctx = sv->ctx;
 	struct expt_exec_opts eo;
 	struct expt_job **jobs;

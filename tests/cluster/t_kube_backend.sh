@@ -65,6 +65,9 @@ out=$("$EXPT" compare "$E" -o json 2>&1)
 contains "metrics from the pod's log reach compare" "$out" "0.125"
 out=$("$EXPT" ps -o json 2>&1)
 equals "backend recorded" "$(printf '%s' "$out" | json "[r.get('backend') for r in d if r['id']=='$E-1'][0]")" "kubernetes"
+contains "the node it ran on is recorded" "$(printf '%s' "$out" | json "[r.get('node') for r in d if r['id']=='$E-1'][0]")" "node-"
+equals "its events say it waited, then ran" \
+	"$("$EXPT" debug "$E-1" -o json | json '",".join(e["kind"] for e in d.get("events", []) if e["kind"] in ("waiting", "running"))' 2>&1 | sed 's/waiting,//g')" "running"
 
 # ---- a run that fails with an exit code; debug explains from the cluster
 spec "$E" "retries: 0"
@@ -123,9 +126,19 @@ for _ in $(seq 100); do [ -z "$(K get job "$E-7" -o name 2>/dev/null)" ] && brea
 equals "the stopped run's Job is deleted" "$(K get job "$E-7" -o name 2>/dev/null)" ""
 
 # ---- kubernetes.start_timeout: a run that cannot be placed fails with the scheduler's reason
-spec "$E" "resources: {gpu: 2}" "  start_timeout: 3s"
-expect_code "an unschedulable run with start_timeout: 3s exits 1" 1 "$EXPT" run --backend kubernetes
-contains "it says it did not start, and why" "$out" "did not start within 3.0s (kubernetes.start_timeout): Unschedulable"
+spec "$E" "resources: {gpu: 2}" "  start_timeout: 6s"
+"$EXPT" run --backend kubernetes >st.out 2>&1 &
+pid=$!
+seen=
+while kill -0 $pid 2>/dev/null; do
+	case "$("$EXPT" ps "$E" 2>&1)" in *"$E-8 "*"pending (Unschedulable)"*) seen=1 ;; esac
+	sleep 0.3
+done
+wait $pid
+equals "an unschedulable run with start_timeout: 6s exits 1" "$?" "1"
+out=$(cat st.out)
+equals "while it waits, ps says pending and why (from the supervisor)" "$seen" "1"
+contains "it says it did not start, and why" "$out" "did not start within 6.0s (kubernetes.start_timeout): Unschedulable"
 contains "in the scheduler's words" "$out" "nodes are available"
 equals "its Job is deleted" "$(K get job "$E-8" -o name 2>/dev/null)" ""
 

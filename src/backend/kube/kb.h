@@ -58,6 +58,9 @@ struct katt {
 	int64_t pod_bytes;   /* of the followed pod's log, delivered (whole lines, with newlines) */
 	int64_t skip;	     /* bytes of a reopened stream already delivered: not again */
 	int64_t reopen_at;   /* a broken stream of a running pod is reopened then (monotonic ms) */
+	int shown;	     /* last reported of it: 0 nothing, 1 pending, 2 running */
+	char why[512];	     /* the pending reason last reported */
+	int64_t why_at;	     /* when to ask again why it waits (monotonic ms) */
 	int out_fd, comb_fd; /* stdout.log, output.log */
 	int done;	     /* the Job ended (or went): report once the log drained */
 	int64_t drain_until;

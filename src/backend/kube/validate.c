@@ -267,6 +267,21 @@ int expt_kb_validate(void *state, struct expt_job **jobs, size_t n, struct expt_
 		    b->cfg->context, ns, reason && *reason ? ": " : "", reason ? reason : "");
 		goto out;
 	}
+	if (b->spec && b->spec->kubernetes.max_in_flight > 0) {
+		int ok = 0;
+		char *why = NULL;
+		if ((rc = expt_kube_access_check(b->k, "create", "coordination.k8s.io", "leases",
+						 ns, &ok, &why, err)))
+			goto out;
+		if (!ok)
+			expt_buf_addf(
+			    &problems,
+			    "\n  kubernetes.max_in_flight: this user may not create Leases "
+			    "(coordination.k8s.io) in namespace %s, under which the cap is "
+			    "counted%s%s",
+			    ns, why && *why ? ": " : "", why ? why : "");
+		free(why);
+	}
 	if ((rc = check_refs(b, &problems, err)) ||
 	    (n && (rc = check_files(b, jobs[0], &problems, err))))
 		goto out;
