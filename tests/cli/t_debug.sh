@@ -161,8 +161,14 @@ pids=$("$EXPT" ps lost -o json | json '" ".join("%s %s" % (r["supervisor_pid"], 
 read -r s1 p1 s2 p2 <<<"$pids"
 if [ "${s1:-0}" -gt 0 ] && [ "${s2:-0}" -gt 0 ] && [ "$s1" != "$s2" ]; then
 	kill -9 "$s1" "$s2"
-	sleep 0.3
 	kill -9 -- "-$p1" "-$p2" 2>/dev/null
+	# Both gone (and reaped) before expt looks: a process group seen alive is adopted, and
+	# ends with another message (its own cause, rightly apart).
+	for _ in $(seq 100); do
+		kill -0 -- "-$p1" 2>/dev/null || kill -0 -- "-$p2" 2>/dev/null || kill -0 "$s1" 2>/dev/null ||
+			kill -0 "$s2" 2>/dev/null || break
+		sleep 0.1
+	done
 	wait_status lost-1 failed
 	wait_status lost-2 failed
 	expect_code "debug the lost runs" 0 "$EXPT" debug lost
