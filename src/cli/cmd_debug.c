@@ -358,8 +358,9 @@ static int debug_experiment(struct cli_ctx *ctx, const struct expt_run_list *l, 
 		cli_emit(stdout, o, fmt);
 		json_decref(o);
 	} else if (ng) {
-		printf("\n%sone run in full: expt debug %s%s\n", CLI_DIM(co),
-		       l->v[g[0].runs[g[0].n - 1]].run_id, CLI_RESET(co));
+		printf("\n%sone run in full: expt debug %s · all failed runs again: expt retry %s "
+		       "--failed%s\n",
+		       CLI_DIM(co), l->v[g[0].runs[g[0].n - 1]].run_id, name, CLI_RESET(co));
 	}
 	for (size_t k = 0; k < ng; k++)
 		free(g[k].runs);

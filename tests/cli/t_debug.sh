@@ -131,6 +131,7 @@ equals "causes sorted by how many runs they hit, then by the first run they hit"
 1 exited with code 4
 1 timeout: timed out a"
 not_contains "no succeeded run is a cause" "$out" "mix-3"
+contains "how to see one in full, how to retry them" "$out" "expt debug mix-9 · all failed runs again: expt retry mix --failed"
 
 expect_code "debug EXPT -o json" 0 "$EXPT" debug mix -o json
 equals "json counts" "$(echo "$out" | json '(d["experiment"], d["runs"], d["failed"], d["succeeded"], d["running"], d["queued"])')" \
