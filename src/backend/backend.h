@@ -101,6 +101,14 @@ struct expt_diagnosis {
 	char stderr_where[1024], stdout_where[1024]; /* where the tails come from ("" none) */
 };
 void expt_diagnosis_release(struct expt_diagnosis *d);
+/* What runs that failed the same way share: cause with what is particular to one run taken
+ * out, so that `expt debug EXPT` can group its runs by it. The run's own names (its id, the
+ * engine's ref, a pod named after either, its directories) become <run>, <ref>, <pod>, <dir>;
+ * timestamps <time>; UUIDs and long hex ids <id>; every other number <n> unless the word before
+ * it makes it part of the cause (exit code 3, signal 9, memory limit 64Mi, after 2s, HTTP 503).
+ * Writes at most n bytes (n > 0) including the NUL into out; run may be NULL. */
+void expt_diagnosis_cause_key(const char *cause, const struct expt_run_rec *run, char *out,
+			      size_t n);
 
 /* The run contract's paths as the run sees them (host paths for local, mount paths in a
  * container or pod). Owned by the struct. */

@@ -587,7 +587,12 @@ static void print_summary(struct supervisor *sv)
 		fprintf(stderr, ", %s%zu stopped%s", cli_status_color("stopped", c), sv->nstopped,
 			CLI_RESET(c));
 	fputc('\n', stderr);
-	if (first_failed)
+	if (first_failed && sv->nfailed > 1)
+		fprintf(stderr,
+			"expt: see why with 'expt debug %s' (its failures by cause) or 'expt "
+			"debug %s'\n",
+			sv->spec->name, first_failed);
+	else if (first_failed)
 		fprintf(stderr, "expt: see why with 'expt debug %s'\n", first_failed);
 	if (sv->nsucceeded && sv->n > 1)
 		fprintf(stderr, "expt: compare with 'expt compare %s'\n", sv->spec->name);

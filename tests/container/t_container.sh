@@ -100,6 +100,11 @@ equals "failed for lack of memory" "$(echo "$out" | json '[(r["status"], r["reas
 expect_code "debug" 0 "$EXPT" debug $N-3
 contains "debug says out of memory" "$out" "out of memory"
 contains "with the limit" "$out" "32Mi"
+# The experiment's failed runs by cause, from the container backend's diagnosis.
+expect_code "debug the experiment" 0 "$EXPT" debug $N
+contains "by cause: the exit code" "$out" "exited with code 3 — 1 run: $N-2"
+contains "by cause: out of memory" "$out" "— 1 run: $N-3"
+contains "the counts" "$out" "$N  3 runs · 2 failed (2 causes) · 1 succeeded"
 
 # Stop: a running container is stopped, and then removed.
 expect_code "a long run, detached" 0 "$EXPT" run -d mode=sleep
