@@ -293,6 +293,14 @@ contains "the error names the field" "$out" "files./etc/x.json"
 equals "no Job or ConfigMap was created for them" \
 	"$(K get jobs,configmaps -l "expt.dev/experiment=${E}f" -o name 2>&1 | grep -c "${E}f-[23]")" "0"
 
+# ---- expt debug EXPT: the sweep's failures grouped by cause, in the cluster's words
+out=$("$EXPT" debug "$E" 2>&1)
+contains "debug EXPT names the OOMKilled run under its cause" "$out" "OOMKilled"
+contains "and the exit code 3 one" "$out" "$E-2"
+out=$("$EXPT" debug "$E" -o json 2>&1)
+equals "each failed run in exactly one group" \
+	"$(printf '%s' "$out" | json 'sorted(r for g in d["groups"] for r in g["runs"]) == sorted(set(r for g in d["groups"] for r in g["runs"]))')" "True"
+
 # ---- rm deletes the Job
 expect_code "expt rm" 0 "$EXPT" rm "$E-1"
 for _ in $(seq 100); do [ -z "$(K get job "$E-1" -o name 2>/dev/null)" ] && break; sleep 0.2; done
