@@ -144,7 +144,9 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		kc.output_dir = expt_xstrdup("<output_dir>");
 		kc.params_file = expt_xstrdup("<params_file>");
 	}
-	if (!kc.store && !items)
+	/* Only a local run reaches the store (a container's or a pod's records travel on stdout):
+	 * the plan shows where, or a placeholder without one. */
+	if (!kc.store && !items && !strcmp(be.ops->name, "local"))
 		kc.store = expt_xstrdup("<store>");
 
 	for (size_t i = 0; i < spec->nruns; i++) {
