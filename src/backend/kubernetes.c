@@ -451,17 +451,11 @@ static int open_log(const char *dir, const char *name, int *fd, struct expt_err 
 	return *fd < 0 ? expt_err_errno(err, EXPT_EBACKEND, "cannot write %s/%s", dir, name) : 0;
 }
 
+/* Best effort: a log file that cannot be written (disk full) loses lines, not the run. */
 static void write_all(int fd, const char *p, size_t n)
 {
-	while (n && fd >= 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return;
-		p += w;
-		n -= (size_t)w;
-	}
+	if (fd >= 0)
+		(void)expt_write_all(fd, p, n);
 }
 
 static int delete_job(struct kb *b, const char *name, int now, struct expt_err *err)

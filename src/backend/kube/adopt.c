@@ -129,17 +129,7 @@ static void complete_file(const char *dir, const char *name, int64_t base, const
 	free(p);
 	if (fd < 0)
 		return;
-	data += have;
-	len -= (size_t)have;
-	while (len) {
-		ssize_t w = write(fd, data, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			break;
-		data += w;
-		len -= (size_t)w;
-	}
+	(void)expt_write_all(fd, data + have, len - (size_t)have);
 	close(fd);
 }
 
