@@ -62,7 +62,10 @@ if [ "$BACKEND" = kubernetes ]; then # the Job's name
 else
 	contains "and the engine's name for it" "$(echo "$out" | json "[r['backend_ref'] for r in d if r['id']=='$rid'][0]")" ":"
 fi
-wait_status "$rid" succeeded
+expect_code "run --attach follows it to its end" 0 "$EXPT" run --attach own
+contains "and sums it up as a foreground run does" "$out" "1 run: 1 succeeded, 0 failed"
+equals "it ended" "$(status_of "$rid")" "succeeded"
+expect_code "nothing left to attach to" 3 "$EXPT" run --attach own
 
 # logs -f across a retry: both attempts' lines, then it ends by itself.
 expect_code "a run that fails once, then succeeds" 0 "$EXPT" run $RUN_BACKEND -d n=2 fail_first=1 retries=1

@@ -71,6 +71,8 @@ sed -i 's/run-for: "3s"}/run-for: "1s", expt-test\/exit-code: "3"}/' expt.yaml
 : >"$LOGS/${E}f-1.log"
 expect_code "a failing run, detached" 0 "$EXPT" run -d --backend kubernetes
 "$SRC/tests/cluster/write-log" "$LOGS/${E}f-1.log" "about to fail"
+expect_code "run --attach: the failure is its exit status" 1 "$EXPT" run --attach "${E}f"
+contains "with the summary" "$out" "1 run: 0 succeeded, 1 failed"
 wait_status "${E}f-1" failed 60
 equals "its exit code, from the pod" "$("$EXPT" ps "${E}f" -o json | json 'd[0]["exit_code"]')" "3"
 out=$("$EXPT" debug "${E}f-1" 2>&1)
