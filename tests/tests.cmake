@@ -39,6 +39,10 @@ foreach(src ${CLI_TESTS})
     TIMEOUT 600)
 endforeach()
 
+# The fixtures' process helpers (tests/lib/harness.sh): start, wait, failure reports.
+add_test(NAME harness/t_harness COMMAND bash ${CMAKE_SOURCE_DIR}/tests/lib/t_harness.sh)
+set_tests_properties(harness/t_harness PROPERTIES TIMEOUT 120)
+
 # Python binding tests (pytest) against the built libexpt.
 if(EXISTS ${CMAKE_SOURCE_DIR}/python/tests AND TARGET libexpt)
   add_test(NAME python/pytest COMMAND python3 -m pytest -q ${CMAKE_SOURCE_DIR}/python/tests)

@@ -65,6 +65,11 @@ struct expt_job_events {
 	void (*finished)(struct expt_job *job, const struct expt_observed *o, void *payload);
 	/* Called about every 200 ms while watching; may be NULL. */
 	void (*tick)(void *payload);
+	/* May be NULL. A started attempt the engine has not run yet, or that now runs: o->phase
+	 * PENDING with why in o->message ("Unschedulable: 0/3 nodes are available..."), or
+	 * RUNNING with o->node. Engines that place work themselves (Kubernetes) report it; the
+	 * others' attempts run as they start. */
+	void (*state)(struct expt_job *job, const struct expt_observed *o, void *payload);
 };
 
 struct expt_exec_opts {
@@ -96,6 +101,14 @@ struct expt_diagnosis {
 	char stderr_where[1024], stdout_where[1024]; /* where the tails come from ("" none) */
 };
 void expt_diagnosis_release(struct expt_diagnosis *d);
+/* What runs that failed the same way share: cause with what is particular to one run taken
+ * out, so that `expt debug EXPT` can group its runs by it. The run's own names (its id, the
+ * engine's ref, a pod named after either, its directories) become <run>, <ref>, <pod>, <dir>;
+ * timestamps <time>; UUIDs and long hex ids <id>; every other number <n> unless the word before
+ * it makes it part of the cause (exit code 3, signal 9, memory limit 64Mi, after 2s, HTTP 503).
+ * Writes at most n bytes (n > 0) including the NUL into out; run may be NULL. */
+void expt_diagnosis_cause_key(const char *cause, const struct expt_run_rec *run, char *out,
+			      size_t n);
 
 /* The run contract's paths as the run sees them (host paths for local, mount paths in a
  * container or pod). Owned by the struct. */
@@ -135,6 +148,10 @@ struct expt_backend_conf {
 /* render gives the objects the engine is sent, which a user could apply themselves: `expt run
  * --dry-run -o yaml` prints them (Kubernetes manifests) instead of the plan. */
 #define EXPT_BACKEND_MANIFESTS 0x2
+
+/* The engine enforces retries, timeouts and GPUs itself (a Job's backoffLimit,
+ * activeDeadlineSeconds and nvidia.com/gpu): -d needs no supervisor for them. */
+#define EXPT_BACKEND_ENGINE_LIMITS 0x4
 
 struct expt_backend_ops {
 	const char *name;

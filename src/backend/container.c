@@ -225,6 +225,48 @@ static void find_binding(struct conf *cf)
 	expt_contract_release(&k);
 }
 
+/* files: each local file bind-mounted read-only where the spec says: an absolute path as
+ * written, a relative one under the run's working directory (the project's path, or with
+ * container.code: image the image's, known when expt builds it: build.workdir). */
+static int files_binds(struct conf *cf, const struct expt_spec *spec, struct expt_err *err)
+{
+	const char *wd = !cf->code_image			  ? cf->project
+			 : spec->build.set && spec->build.workdir ? spec->build.workdir
+			 : spec->build.set			  ? "/app"
+								  : NULL;
+
+	for (size_t i = 0; i < spec->files.n; i++) {
+		const struct expt_kv *f = &spec->files.v[i];
+		char *src = *f->value == '/' ? expt_xstrdup(f->value)
+					     : expt_xasprintf("%s/%s", spec->dir, f->value);
+		char *real = realpath(src, NULL);
+		if (!real || access(real, R_OK)) {
+			int rc = expt_err_errno(err, EXPT_EUSAGE, "files.%s: cannot read %s",
+						f->key, src);
+			free(src);
+			free(real);
+			return rc;
+		}
+		free(src);
+		if (*f->key != '/' && !wd) {
+			free(real);
+			return expt_err_set(err, EXPT_EUSAGE,
+					    "files.%s: a relative path in the run needs its "
+					    "working directory, which "
+					    "expt does not know for a prebuilt image with "
+					    "container.code: image: write "
+					    "it absolute",
+					    f->key);
+		}
+		if (*f->key == '/')
+			expt_strv_pushf(&cf->binds, "%s:%s:ro", real, f->key);
+		else
+			expt_strv_pushf(&cf->binds, "%s:%s/%s:ro", real, wd, f->key);
+		free(real);
+	}
+	return 0;
+}
+
 static int conf_from_spec(struct conf *cf, const struct expt_spec *spec, struct expt_err *err)
 {
 	struct expt_strv host = EXPT_STRV_INIT;
@@ -279,6 +321,7 @@ static int conf_from_spec(struct conf *cf, const struct expt_spec *spec, struct 
 			free(key);
 		}
 	}
+	rc = files_binds(cf, spec, err);
 out:
 	expt_strv_release(&host);
 	return rc;

@@ -22,12 +22,14 @@
 #include "kube/kb.h"
 #include "kube/manifest.h"
 #include "kube/tracking.h"
+#include "util/base64.h"
 #include "util/util.h"
 
 #define DRAIN_MS 2000	       /* how long a finished pod's log stream may take to end */
 #define GONE_WAIT_MS 30000     /* on_conflict: replace waits this long for the old Job to go */
 #define CREATE_PARALLEL 32     /* concurrent creations */
 #define CREATE_RETRY_MS 300000 /* how long creation is retried while the API server is away */
+#define ROOM_RECHECK_MS 500    /* kubernetes.max_in_flight: how often a full namespace is asked */
 
 static void schedule_cleanup(struct kb *b, struct katt *t);
 
@@ -53,8 +55,7 @@ const char *expt_kb_jstr(const json_t *o, const char *path)
 	return json_string_value(expt_kb_jget(o, path));
 }
 
-/* The condition of type with status True, or NULL. */
-static json_t *condition(const json_t *obj, const char *type)
+json_t *expt_kb_condition(const json_t *obj, const char *type)
 {
 	json_t *c;
 	size_t i;
@@ -137,6 +138,14 @@ char *expt_kb_selector(struct kb *b, const char *run_id)
 
 /* ---- open / close / contract / render ---- */
 
+/* A duration of the resolved spec ("10m"; "keep" and anything else: -1). */
+static int64_t json_ms(const char *s)
+{
+	int64_t ms;
+
+	return expt_parse_duration_ms(s, &ms) ? -1 : ms;
+}
+
 static void kb_spec_from_json(struct kb *b, const char *spec_json)
 {
 	json_t *j = spec_json ? json_loads(spec_json, 0, NULL) : NULL;
@@ -150,6 +159,13 @@ static void kb_spec_from_json(struct kb *b, const char *spec_json)
 		b->ns = expt_xstrdup(s);
 	if ((s = expt_kb_jstr(j, "name")) && !b->experiment)
 		b->experiment = expt_xstrdup(s);
+	/* What the end of a run nobody followed needs (kube/adopt.c). */
+	if ((s = expt_kb_jstr(j, "cleanup.failed")))
+		b->cleanup_failed_ms = json_ms(s);
+	if ((s = expt_kb_jstr(j, "cleanup.succeeded")))
+		b->cleanup_succeeded_ms = json_ms(s);
+	if ((s = expt_kb_jstr(j, "kubernetes.start_timeout")))
+		b->start_timeout_ms = json_ms(s);
 	json_decref(j);
 }
 
@@ -159,9 +175,14 @@ static int kb_open(void **state, const struct expt_backend_conf *conf, struct ex
 
 	(void)err;
 	b->db_path = conf && conf->db_path ? expt_xstrdup(conf->db_path) : NULL;
+	b->cleanup_failed_ms = b->cleanup_succeeded_ms = -1;
+	b->start_timeout_ms = 600000;
 	if (conf && conf->spec) {
 		const struct expt_spec *spec = conf->spec;
 		b->spec = spec;
+		b->cleanup_failed_ms = spec->cleanup_failed_ms;
+		b->cleanup_succeeded_ms = spec->cleanup_succeeded_ms;
+		b->start_timeout_ms = spec->kubernetes.start_timeout_ms;
 		b->context =
 		    spec->kubernetes.context ? expt_xstrdup(spec->kubernetes.context) : NULL;
 		b->ns =
@@ -197,6 +218,7 @@ static void kb_close(void *state)
 	free(b->live);
 	free(b->queued);
 	expt_strv_release(&b->io);
+	expt_strv_release(&b->renamed);
 	free(b->db_path);
 	free(b->context);
 	free(b->ns);
@@ -270,6 +292,30 @@ static int kb_contract(void *state, const struct expt_run_rec *run, struct expt_
 	return 0;
 }
 
+const char *expt_kb_job_name(struct kb *b, const char *run_id)
+{
+	size_t k = strlen(run_id);
+
+	for (size_t i = 0; i < b->renamed.n; i++)
+		if (!strncmp(b->renamed.v[i], run_id, k) && b->renamed.v[i][k] == '=')
+			return b->renamed.v[i] + k + 1;
+	return run_id;
+}
+
+const char *expt_kb_rename(struct kb *b, const char *run_id)
+{
+	unsigned r;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || read(fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
+		r = (unsigned)expt_mono_ms() ^ (unsigned)getpid();
+	if (fd >= 0)
+		close(fd);
+	/* At most 63 characters: the run id cut to make room for "-" and 5 hex digits. */
+	expt_strv_pushf(&b->renamed, "%s=%.57s-%05x", run_id, run_id, r & 0xfffff);
+	return expt_kb_job_name(b, run_id);
+}
+
 /* The Job for job (the caller's). */
 int expt_kb_manifest(struct kb *b, const struct expt_job *job, json_t **out, struct expt_err *err)
 {
@@ -283,6 +329,7 @@ int expt_kb_manifest(struct kb *b, const struct expt_job *job, json_t **out, str
 				    "image: (or a build: section)");
 	memset(&r, 0, sizeof(r));
 	r.run_id = job->run_id;
+	r.name = expt_kb_job_name(b, job->run_id);
 	r.index = job->index;
 	r.argv = &job->argv;
 	r.env = &job->env;
@@ -291,9 +338,79 @@ int expt_kb_manifest(struct kb *b, const struct expt_job *job, json_t **out, str
 	return expt_kube_job_manifest(b->spec, &r, out, err);
 }
 
+/* A ConfigMap holds at most 1 MiB in all; base64 (binaryData) takes 4/3 of the bytes. */
+#define FILES_MAX (700 * 1024)
+
+int expt_kb_files_configmap(struct kb *b, const char *run_id, json_t **out, struct expt_err *err)
+{
+	const struct expt_spec *spec = b->spec;
+	json_t *data, *labels;
+	char *name;
+	size_t total = 0;
+	char exp_label[80];
+
+	*out = NULL;
+	if (!spec || !spec->files.n)
+		return 0;
+	data = json_object();
+	for (size_t i = 0; i < spec->files.n; i++) {
+		const struct expt_kv *f = &spec->files.v[i];
+		struct expt_buf text = EXPT_BUF_INIT;
+		struct expt_err e = EXPT_ERR_INIT;
+		char key[32],
+		    *path = *f->value == '/'
+				? expt_xstrdup(f->value)
+				: expt_xasprintf("%s/%s", spec->dir ? spec->dir : ".", f->value);
+		char *b64;
+		int r = expt_read_file(path, &text, &e);
+		free(path);
+		if (r) {
+			json_decref(data);
+			expt_buf_release(&text);
+			return expt_err_set(err, EXPT_EUSAGE, "files.%s: %s", f->key, e.msg);
+		}
+		total += text.len;
+		if (total > FILES_MAX) {
+			json_decref(data);
+			expt_buf_release(&text);
+			return expt_err_set(
+			    err, EXPT_EUSAGE,
+			    "files.%s: the files come to more than %d KiB, more than a "
+			    "ConfigMap holds: ship big files with inputs: (a PVC, NFS) "
+			    "or in the image",
+			    f->key, FILES_MAX / 1024);
+		}
+		snprintf(key, sizeof(key), "f%zu", i);
+		b64 = expt_base64_encode(text.buf, text.len, 0);
+		json_object_set_new(data, key, json_string(b64));
+		free(b64);
+		expt_buf_release(&text);
+	}
+	expt_kube_experiment_label(spec->name, exp_label, sizeof(exp_label));
+	labels = json_pack("{s:s, s:s, s:s}", EXPT_KUBE_L_MANAGED, "expt", EXPT_KUBE_L_EXPERIMENT,
+			   exp_label, EXPT_KUBE_L_RUN, run_id);
+	name = expt_kube_files_name(expt_kb_job_name(b, run_id));
+	*out = json_pack("{s:s, s:s, s:{s:s, s:s, s:o}, s:o}", "apiVersion", "v1", "kind",
+			 "ConfigMap", "metadata", "name", name, "namespace", expt_kb_namespace(b),
+			 "labels", labels, "binaryData", data);
+	free(name);
+	return 0;
+}
+
+/* The Job; with files: a List of their ConfigMap and the Job, in the order they are made. */
 static int kb_render(void *state, const struct expt_job *job, json_t **out, struct expt_err *err)
 {
-	return expt_kb_manifest(state, job, out, err);
+	json_t *files = NULL;
+	int rc = expt_kb_manifest(state, job, out, err);
+
+	if (!rc && (rc = expt_kb_files_configmap(state, job->run_id, &files, err))) {
+		json_decref(*out);
+		*out = NULL;
+	}
+	if (files)
+		*out = json_pack("{s:s, s:s, s:[o, o]}", "apiVersion", "v1", "kind", "List",
+				 "items", files, *out);
+	return rc;
 }
 
 /* ---- validate: nothing is created unless every Job would be accepted ---- */
@@ -315,10 +432,12 @@ static void live_del(struct kb *b, struct katt *t)
 		}
 }
 
-static struct katt *live_find(struct kb *b, const char *run_id)
+/* The attempt of the Job named name, or (pods, by their run label) of run run_id. */
+static struct katt *live_find(struct kb *b, const char *name, const char *run_id)
 {
-	for (size_t i = 0; run_id && i < b->nlive; i++)
-		if (!strcmp(b->live[i]->name, run_id))
+	for (size_t i = 0; i < b->nlive; i++)
+		if ((name && !strcmp(b->live[i]->name, name)) ||
+		    (run_id && !strcmp(b->live[i]->job->run_id, run_id)))
 			return b->live[i];
 	return NULL;
 }
@@ -332,17 +451,11 @@ static int open_log(const char *dir, const char *name, int *fd, struct expt_err 
 	return *fd < 0 ? expt_err_errno(err, EXPT_EBACKEND, "cannot write %s/%s", dir, name) : 0;
 }
 
+/* Best effort: a log file that cannot be written (disk full) loses lines, not the run. */
 static void write_all(int fd, const char *p, size_t n)
 {
-	while (n && fd >= 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return;
-		p += w;
-		n -= (size_t)w;
-	}
+	if (fd >= 0)
+		(void)expt_write_all(fd, p, n);
 }
 
 static int delete_job(struct kb *b, const char *name, int now, struct expt_err *err)
@@ -399,7 +512,7 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 	t->a = sa;
 	t->job = job;
 	t->out_fd = t->comb_fd = -1;
-	snprintf(t->name, sizeof(t->name), "%s", job->run_id);
+	snprintf(t->name, sizeof(t->name), "%s", expt_kb_job_name(b, job->run_id));
 	sa->eng = t;
 	sa->node = "";
 	live_add(b, t);
@@ -407,7 +520,8 @@ static int engine_start(void *eng, struct expt_sched *s, struct expt_job *job,
 			     open_log(job->log_dir, "stdout.log", &t->out_fd, &e) ||
 			     open_log(job->log_dir, "output.log", &t->comb_fd, &e)))
 		goto fail;
-	if (expt_kb_manifest(b, job, &t->body, &e))
+	if (expt_kb_manifest(b, job, &t->body, &e) ||
+	    expt_kb_files_configmap(b, job->run_id, &t->files, &e))
 		goto fail;
 	snprintf(sa->ref, sizeof(sa->ref), "%s", t->name); /* the Job's name */
 	EXPT_ALLOC_GROW(b->queued, b->nqueued + 1, b->capqueued);
@@ -431,6 +545,189 @@ static void end_unstarted(struct katt *t, const char *why)
 	t->drain_until = expt_mono_ms();
 }
 
+/* kubernetes.max_in_flight is shared by every expt creating Jobs in the namespace: counting
+ * and creating happen under a Lease (coordination.k8s.io), taken by creating it (one creator
+ * wins), given back by deleting it, taken over when its holder stopped renewing it (crashed)
+ * LEASE_S seconds ago. */
+#define LEASE_NAME "expt-max-in-flight"
+#define LEASE_S 15
+
+static char *lease_path(struct kb *b, int named)
+{
+	return expt_xasprintf("/apis/coordination.k8s.io/v1/namespaces/%s/leases%s%s",
+			      expt_kb_namespace(b), named ? "/" : "", named ? LEASE_NAME : "");
+}
+
+/* 1 when this process holds the namespace's Lease now, 0 when another does, -1 when it cannot
+ * be had at all (no such API): counted without it then. */
+static int lease_take(struct kb *b)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	char now[40], holder[300], *path = lease_path(b, 0);
+	struct timespec ts;
+	struct tm tm;
+	json_t *body, *cur = NULL;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(now + strlen(now), sizeof(now) - strlen(now), ".%06ldZ", ts.tv_nsec / 1000);
+	snprintf(holder, sizeof(holder), "expt pid %d", (int)getpid());
+	body = json_pack("{s:s, s:s, s:{s:s}, s:{s:s, s:i, s:s, s:s}}", "apiVersion",
+			 "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name", LEASE_NAME,
+			 "spec", "holderIdentity", holder, "leaseDurationSeconds", LEASE_S,
+			 "acquireTime", now, "renewTime", now);
+	rc = expt_kube_request(b->k, "POST", path, body, NULL, NULL, &e);
+	free(path);
+	if (rc == EXPT_ECONFLICT) {
+		/* Held: taken over only when its holder is long gone (not renewed in time). */
+		struct tm rt;
+		const char *renew;
+		path = lease_path(b, 1);
+		expt_err_clear(&e);
+		if (!expt_kube_request(b->k, "GET", path, NULL, &cur, NULL, &e) &&
+		    (renew = expt_kb_jstr(cur, "spec.renewTime"))) {
+			memset(&rt, 0, sizeof(rt));
+			if (strptime(renew, "%Y-%m-%dT%H:%M:%S", &rt) &&
+			    timegm(&rt) + 2 * LEASE_S < ts.tv_sec) {
+				json_t *pre = json_pack(
+				    "{s:s, s:s, s:{s:s}}", "kind", "DeleteOptions", "apiVersion",
+				    "v1", "preconditions", "resourceVersion",
+				    expt_kb_jstr(cur, "metadata.resourceVersion")
+					? expt_kb_jstr(cur, "metadata.resourceVersion")
+					: "");
+				expt_kube_request(b->k, "DELETE", path, pre, NULL, NULL, &e);
+				json_decref(pre);
+			}
+		}
+		json_decref(cur);
+		free(path);
+	}
+	json_decref(body);
+	return rc == 0 ? 1 : rc == EXPT_ECONFLICT || rc == EXPT_EDENIED ? 0 : -1;
+}
+
+static void lease_give_back(struct kb *b)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	char *path = lease_path(b, 1);
+
+	expt_kube_request(b->k, "DELETE", path, NULL, NULL, NULL, &e);
+	free(path);
+}
+
+/* How many more Jobs kubernetes.max_in_flight lets into the namespace now: the cap less the
+ * unfinished Jobs expt made there (every experiment's, every user's); SIZE_MAX without a cap.
+ * Asked only when a queued Job is due, holding the namespace's Lease (*held), which the caller
+ * gives back once it created what it may. */
+static size_t namespace_room(struct kb *b, int *held)
+{
+	int cap = b->spec ? b->spec->kubernetes.max_in_flight : 0;
+	struct expt_err e = EXPT_ERR_INIT;
+	json_t *list = NULL, *j;
+	char *path, *sel, *esc;
+	size_t i, active = 0, due = 0;
+	int64_t now = expt_mono_ms();
+
+	*held = 0;
+	if (cap <= 0)
+		return SIZE_MAX;
+	for (i = 0; i < b->nqueued; i++)
+		due += b->queued[i]->retry_at <= now;
+	if (!due || !(*held = lease_take(b)))
+		return 0;
+	if (*held < 0)
+		*held = 0;
+	sel = expt_xasprintf("%s=expt", EXPT_KUBE_L_MANAGED);
+	esc = expt_kube_escape(sel);
+	path = expt_xasprintf("%s?labelSelector=%s", expt_kb_jobs_path(b), esc ? esc : "");
+	if (expt_kube_request(b->k, "GET", path, NULL, &list, NULL, &e))
+		active = (size_t)cap; /* cannot count: wait, and ask again */
+	json_array_foreach(json_object_get(list, "items"), i, j) active +=
+	    !expt_kb_condition(j, "Complete") && !expt_kb_condition(j, "Failed") &&
+	    !expt_kb_condition(j, "SuccessCriteriaMet") && !expt_kb_condition(j, "FailureTarget");
+	json_decref(list);
+	free(path);
+	free(esc);
+	free(sel);
+	return active >= (size_t)cap ? 0 : (size_t)cap - active;
+}
+
+/* The files: ConfigMaps of the runs about to be created, first (their pods mount them). One
+ * that cannot be made ends its run. Server-side apply: a leftover of an earlier try is taken
+ * over. */
+static void create_files(struct kb *b, struct katt **ready, size_t n)
+{
+	struct expt_kube_req *reqs = expt_xcalloc(n, sizeof(*reqs));
+	char **paths = expt_xcalloc(n, sizeof(*paths));
+	struct expt_err e = EXPT_ERR_INIT;
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char *name;
+		if (!ready[i]->files)
+			continue;
+		name = expt_kube_files_name(ready[i]->name);
+		paths[m] = expt_xasprintf(
+		    "/api/v1/namespaces/%s/configmaps/%s?fieldManager=expt&force=true",
+		    expt_kb_namespace(b), name);
+		free(name);
+		reqs[m].method = "APPLY";
+		reqs[m].path = paths[m];
+		reqs[m].body = ready[i]->files;
+		m++;
+	}
+	if (m)
+		expt_kube_request_many(b->k, reqs, m, CREATE_PARALLEL, &e);
+	for (size_t i = 0, j = 0; i < n; i++) {
+		if (!ready[i]->files)
+			continue;
+		if (reqs[j].rc) {
+			char msg[1200];
+			snprintf(msg, sizeof(msg),
+				 "its files: (ConfigMap) could not be created: %s",
+				 reqs[j].err.msg);
+			json_decref(ready[i]->files);
+			ready[i]->files = NULL;
+			json_decref(ready[i]->body);
+			ready[i]->body = NULL;
+			end_unstarted(ready[i], msg);
+		}
+		json_decref(reqs[j].reply);
+		expt_kube_status_release(&reqs[j].st);
+		free(paths[j]);
+		j++;
+	}
+	free(reqs);
+	free(paths);
+}
+
+/* The files: ConfigMap goes with its Job (the garbage collector deletes it when the Job goes),
+ * or now when the Job could not be created (job NULL). */
+static void own_files(struct kb *b, struct katt *t, const json_t *job)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	char *name = expt_kube_files_name(t->name);
+	char *path =
+	    expt_xasprintf("/api/v1/namespaces/%s/configmaps/%s", expt_kb_namespace(b), name);
+	const char *uid = expt_kb_jstr(job, "metadata.uid");
+
+	if (uid) {
+		json_t *patch =
+		    json_pack("{s:{s:[{s:s, s:s, s:s, s:s}]}}", "metadata", "ownerReferences",
+			      "apiVersion", "batch/v1", "kind", "Job", "name", t->name, "uid", uid);
+		expt_kube_request(b->k, "PATCH", path, patch, NULL, NULL, &e);
+		json_decref(patch);
+	} else {
+		expt_kube_request(b->k, "DELETE", path, NULL, NULL, NULL, &e);
+	}
+	json_decref(t->files);
+	t->files = NULL;
+	free(name);
+	free(path);
+}
+
 /* Creates the queued Jobs whose time has come. One the API server did not answer (it restarts,
  * the network blinks) stays queued and is tried again with a growing delay, for up to
  * CREATE_RETRY_MS: a restart of the control plane in the middle of a sweep loses no run. */
@@ -443,19 +740,36 @@ static void create_queued(struct kb *b)
 	int64_t now = expt_mono_ms();
 	size_t n = 0, keep = 0;
 
+	int held;
+	size_t room = namespace_room(b, &held);
+
 	for (size_t i = 0; i < b->nqueued; i++) {
 		struct katt *t = b->queued[i];
+		if (t->retry_at <= now && !room) /* kubernetes.max_in_flight: asked again later */
+			t->retry_at = now + ROOM_RECHECK_MS;
 		if (t->retry_at > now) {
 			b->queued[keep++] = t;
 			continue;
 		}
+		room--;
 		ready[n] = t;
 		reqs[n].method = "POST";
 		reqs[n].path = path;
 		reqs[n].body = t->body;
+		reqs[n].want_reply = t->files != NULL; /* its uid owns the files' ConfigMap */
 		n++;
 	}
 	b->nqueued = keep;
+	if (n) {
+		size_t k = 0;
+		create_files(b, ready, n);
+		for (size_t i = 0; i < n; i++)
+			if (!ready[i]->done) { /* else its files could not be created */
+				ready[k] = ready[i];
+				reqs[k++] = reqs[i];
+			}
+		n = k;
+	}
 	if (n)
 		expt_kube_request_many(b->k, reqs, n, CREATE_PARALLEL, &e);
 	for (size_t i = 0; i < n; i++) {
@@ -466,8 +780,12 @@ static void create_queued(struct kb *b)
 
 		if (r == EXPT_ECONFLICT && b->on_conflict && !strcmp(b->on_conflict, "replace")) {
 			r = replace_job(b, t->name, &e2);
-			if (!r)
-				r = expt_kube_request(b->k, "POST", path, t->body, NULL, NULL, &e2);
+			if (!r) {
+				json_decref(reqs[i].reply);
+				reqs[i].reply = NULL;
+				r = expt_kube_request(b->k, "POST", path, t->body, &reqs[i].reply,
+						      NULL, &e2);
+			}
 		} else if (r) {
 			e2 = reqs[i].err;
 		}
@@ -490,7 +808,8 @@ static void create_queued(struct kb *b)
 			snprintf(
 			    msg, sizeof(msg),
 			    "a Job named %s already exists in namespace %s (on_conflict: fail); "
-			    "delete it (kubectl delete job %s) or set on_conflict: replace",
+			    "delete it (kubectl delete job %s) or set on_conflict: replace or "
+			    "new-id",
 			    t->name, expt_kb_namespace(b), t->name);
 			end_unstarted(t, msg);
 		} else if (r) {
@@ -499,11 +818,15 @@ static void create_queued(struct kb *b)
 			t->created = 1;
 			t->created_at = now;
 		}
+		if (t->files)
+			own_files(b, t, r ? NULL : reqs[i].reply);
 		json_decref(t->body);
 		t->body = NULL;
 		json_decref(reqs[i].reply);
 		expt_kube_status_release(&reqs[i].st);
 	}
+	if (held)
+		lease_give_back(b);
 	free(reqs);
 	free(ready);
 }
@@ -539,6 +862,7 @@ static void engine_release(void *eng, struct expt_sched_attempt *sa)
 		return;
 	live_del(b, t);
 	json_decref(t->body);
+	json_decref(t->files);
 	expt_kube_stream_close(t->log);
 	json_decref(t->last_pod);
 	if (t->out_fd >= 0)
@@ -584,7 +908,7 @@ const char *expt_kb_waiting(const json_t *pod, const char **message)
 }
 
 /* Reasons that mean the pod will not start without someone changing something. */
-static int stuck(const char *reason)
+int expt_kb_stuck(const char *reason)
 {
 	static const char *const r[] = {"ImagePullBackOff", "InvalidImageName",
 					"CreateContainerConfigError", "ErrImageNeverPull"};
@@ -595,27 +919,24 @@ static int stuck(const char *reason)
 	return 0;
 }
 
-/* How the run ended, from its Job and its last pod. */
-static void outcome(struct katt *t, const json_t *jobobj)
+void expt_kb_outcome(const json_t *jobobj, const json_t *last_pod, int npods, const char *name,
+		     struct expt_observed *o)
 {
-	struct expt_observed *o = &t->o;
-	json_t *c, *tm = t->last_pod ? expt_kb_terminated(t->last_pod) : NULL;
+	json_t *c, *tm = last_pod ? expt_kb_terminated(last_pod) : NULL;
 	const char *reason;
 
 	memset(o, 0, sizeof(*o));
 	o->phase = EXPT_OBS_EXITED;
 	o->exit_code = -1;
-	o->attempt = t->npods > 0 ? t->npods : 1;
-	o->start_ms = t->a->start_ms;
-	o->end_ms = expt_now_ms();
-	if (t->last_pod && expt_kb_jstr(t->last_pod, "spec.nodeName"))
-		snprintf(o->node, sizeof(o->node), "%s",
-			 expt_kb_jstr(t->last_pod, "spec.nodeName"));
-	if (t->last_pod && expt_kb_jstr(t->last_pod, "status.reason") &&
-	    !strcmp(expt_kb_jstr(t->last_pod, "status.reason"), "Evicted"))
+	o->final = 1;
+	o->attempt = npods > 0 ? npods : 1;
+	if (last_pod && expt_kb_jstr(last_pod, "spec.nodeName"))
+		snprintf(o->node, sizeof(o->node), "%s", expt_kb_jstr(last_pod, "spec.nodeName"));
+	if (last_pod && expt_kb_jstr(last_pod, "status.reason") &&
+	    !strcmp(expt_kb_jstr(last_pod, "status.reason"), "Evicted"))
 		snprintf(o->message, sizeof(o->message), "evicted from its node: %s",
-			 expt_kb_jstr(t->last_pod, "status.message")
-			     ? expt_kb_jstr(t->last_pod, "status.message")
+			 expt_kb_jstr(last_pod, "status.message")
+			     ? expt_kb_jstr(last_pod, "status.message")
 			     : "");
 	else if (tm) {
 		json_int_t code = json_integer_value(json_object_get(tm, "exitCode"));
@@ -633,22 +954,25 @@ static void outcome(struct katt *t, const json_t *jobobj)
 	if (!jobobj) {
 		if (!tm)
 			snprintf(o->message, sizeof(o->message),
-				 "the Job %s was deleted before it ended", t->name);
+				 "the Job %s was deleted before it ended", name);
 		return;
 	}
-	if (condition(jobobj, "Complete") || condition(jobobj, "SuccessCriteriaMet")) {
+	if (expt_kb_condition(jobobj, "Complete") ||
+	    expt_kb_condition(jobobj, "SuccessCriteriaMet")) {
 		o->exit_code = 0;
 		o->message[0] = '\0';
 		return;
 	}
-	c = condition(jobobj, "Failed");
+	c = expt_kb_condition(jobobj, "Failed");
 	if (!c)
-		c = condition(jobobj, "FailureTarget");
+		c = expt_kb_condition(jobobj, "FailureTarget");
 	reason = c ? json_string_value(json_object_get(c, "reason")) : NULL;
 	if (reason && !strcmp(reason, "DeadlineExceeded")) {
 		char dur[32];
 		o->timed_out = 1;
-		expt_fmt_duration(t->job->timeout_ms, dur, sizeof(dur));
+		expt_fmt_duration(
+		    json_integer_value(expt_kb_jget(jobobj, "spec.activeDeadlineSeconds")) * 1000,
+		    dur, sizeof(dur));
 		snprintf(o->message, sizeof(o->message),
 			 "timed out after %s (the Job's activeDeadlineSeconds)", dur);
 	}
@@ -661,12 +985,28 @@ static void outcome(struct katt *t, const json_t *jobobj)
 			 c && expt_kb_jstr(c, "message") ? expt_kb_jstr(c, "message") : "");
 }
 
+/* How the run ended, from its Job and its last pod. */
+static void outcome(struct katt *t, const json_t *jobobj)
+{
+	expt_kb_outcome(jobobj, t->last_pod, t->npods, t->name, &t->o);
+	t->o.final = 0; /* the scheduler says */
+	t->o.start_ms = t->a->start_ms;
+	t->o.end_ms = expt_now_ms();
+}
+
+/* A line of the pod's log: whole into the run's files, in pieces of EXPT_LINE_PIECE to the
+ * scheduler (as every engine delivers long lines). */
 static void deliver(struct katt *t, const char *line, size_t len)
 {
 	write_all(t->out_fd, line, len);
 	write_all(t->out_fd, "\n", 1);
 	write_all(t->comb_fd, line, len);
 	write_all(t->comb_fd, "\n", 1);
+	while (len > EXPT_LINE_PIECE) {
+		expt_sched_line(t->b->sched, t->a, 1, line, EXPT_LINE_PIECE);
+		line += EXPT_LINE_PIECE;
+		len -= EXPT_LINE_PIECE;
+	}
 	expt_sched_line(t->b->sched, t->a, 1, line, len);
 }
 
@@ -676,14 +1016,67 @@ static void drain_log(struct katt *t)
 	size_t len;
 
 	while (t->log && expt_kube_stream_line(t->log, &line, &len) == 1) {
-		/* A line longer than a piece comes in pieces; the sched wants them as such. */
-		while (len > EXPT_LINE_PIECE) {
-			expt_sched_line(t->b->sched, t->a, 1, line, EXPT_LINE_PIECE);
-			line += EXPT_LINE_PIECE;
-			len -= EXPT_LINE_PIECE;
+		if (t->skip > 0) { /* a reopened stream starts again from the pod's first line */
+			t->skip -= (int64_t)len + 1;
+			continue;
 		}
+		t->pod_bytes += (int64_t)len + 1;
 		deliver(t, line, len);
 	}
+}
+
+static const char *pod_phase(const struct katt *t)
+{
+	const char *ph = t->last_pod ? expt_kb_jstr(t->last_pod, "status.phase") : NULL;
+
+	return ph ? ph : "";
+}
+
+/* Opens the followed pod's log stream again after it broke (the API server restarted, the
+ * connection dropped) while the pod still runs; what was delivered is skipped. */
+static void reopen_log(struct katt *t)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	char *path;
+
+	drain_log(t);
+	expt_kube_stream_close(t->log);
+	t->log = NULL;
+	t->skip = t->pod_bytes;
+	path = expt_xasprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&follow=true",
+			      expt_kb_namespace(t->b), t->pod, EXPT_KUBE_CONTAINER);
+	if (expt_kube_stream_open(t->b->k, path, &t->log, &e))
+		t->log = NULL;
+	free(path);
+	t->reopen_at = expt_mono_ms() + 1000;
+}
+
+/* Once the run ended: what the pod printed after the stream broke (or that the stream did not
+ * bring before its end) is read from the pod's whole log, beyond what was delivered. */
+static void catch_up_log(struct katt *t)
+{
+	struct expt_buf text = EXPT_BUF_INIT;
+	struct expt_err e = EXPT_ERR_INIT;
+	char *path;
+
+	if (!t->pod[0])
+		return;
+	text.max = 256u << 20;
+	path = expt_xasprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s",
+			      expt_kb_namespace(t->b), t->pod, EXPT_KUBE_CONTAINER);
+	if (!expt_kube_request_text(t->b->k, "GET", path, &text, NULL, &e) &&
+	    (int64_t)text.len > t->pod_bytes) {
+		const char *p = text.buf + t->pod_bytes, *end = text.buf + text.len;
+		while (p < end) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+			t->pod_bytes += (int64_t)len + 1;
+			deliver(t, p, len);
+			p += len + 1;
+		}
+	}
+	free(path);
+	expt_buf_release(&text);
 }
 
 static int log_ended(struct katt *t)
@@ -703,6 +1096,9 @@ static void follow_pod(struct katt *t, const char *pod)
 		t->log = NULL;
 	}
 	snprintf(t->pod, sizeof(t->pod), "%s", pod);
+	t->pod_bytes = t->skip = 0;
+	if (t->job->log_dir)
+		expt_kb_pod_begins(t->job->log_dir, pod);
 	path = expt_xasprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&follow=true",
 			      expt_kb_namespace(b), pod, EXPT_KUBE_CONTAINER);
 	if (expt_kube_stream_open(b->k, path, &t->log, &e))
@@ -721,7 +1117,7 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 	/* label keys hold dots and slashes: looked up directly */
 	run = json_string_value(
 	    json_object_get(expt_kb_jget(pod, "metadata.labels"), EXPT_KUBE_L_RUN));
-	t = live_find(b, run);
+	t = live_find(b, NULL, run);
 	if (!t || !name || t->done)
 		return;
 	if (strcmp(type, "DELETED")) {
@@ -738,7 +1134,7 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 			follow_pod(t, name);
 	}
 	wr = expt_kb_waiting(pod, &wmsg);
-	if (stuck(wr)) {
+	if (expt_kb_stuck(wr)) {
 		/* It will not start by itself: end it now, saying why, rather than wait forever. */
 		struct expt_err e = EXPT_ERR_INIT;
 		memset(&t->o, 0, sizeof(t->o));
@@ -761,14 +1157,14 @@ static void on_pod(struct kb *b, const char *type, json_t *pod)
 static void on_job(struct kb *b, const char *type, json_t *job)
 {
 	const char *name = expt_kb_jstr(job, "metadata.name");
-	struct katt *t = live_find(b, name);
+	struct katt *t = live_find(b, name, NULL);
 
 	if (!t || t->done)
 		return;
 	if (!strcmp(type, "DELETED")) {
 		outcome(t, NULL);
-	} else if (condition(job, "Complete") || condition(job, "Failed") ||
-		   condition(job, "SuccessCriteriaMet")) {
+	} else if (expt_kb_condition(job, "Complete") || expt_kb_condition(job, "Failed") ||
+		   expt_kb_condition(job, "SuccessCriteriaMet")) {
 		outcome(t, job);
 	} else {
 		return;
@@ -796,15 +1192,16 @@ static int pump_watch(struct kb *b, struct expt_kube_watch *w, int pods, struct 
 /* Why a created Job has no running pod: the latest pod's scheduling condition or waiting
  * state, else the Job's own events (a quota or an admission webhook refusing its pods shows only
  * as a FailedCreate event). */
-static void why_not_started(struct kb *b, struct katt *t, char *out, size_t n)
+void expt_kb_why_not_started(struct kb *b, const char *job, const json_t *last_pod, char *out,
+			     size_t n)
 {
 	json_t *c, *events = NULL, *ev;
 	const char *wm = NULL, *wr;
 	size_t i;
 
 	out[0] = '\0';
-	if (t->last_pod) {
-		json_array_foreach(expt_kb_jget(t->last_pod, "status.conditions"), i, c)
+	if (last_pod) {
+		json_array_foreach(expt_kb_jget(last_pod, "status.conditions"), i, c)
 		{
 			const char *st = expt_kb_jstr(c, "status"),
 				   *reason = expt_kb_jstr(c, "reason");
@@ -815,15 +1212,14 @@ static void why_not_started(struct kb *b, struct katt *t, char *out, size_t n)
 				return;
 			}
 		}
-		if ((wr = expt_kb_waiting(t->last_pod, &wm))) {
+		if ((wr = expt_kb_waiting(last_pod, &wm))) {
 			snprintf(out, n, "%s%s%s", wr, wm ? ": " : "", wm ? wm : "");
 			return;
 		}
 	}
 	{
 		struct expt_err e = EXPT_ERR_INIT;
-		char *sel =
-		    expt_xasprintf("involvedObject.name=%s,involvedObject.kind=Job", t->name);
+		char *sel = expt_xasprintf("involvedObject.name=%s,involvedObject.kind=Job", job);
 		char *esc = expt_kube_escape(sel);
 		char *path = expt_xasprintf("/api/v1/namespaces/%s/events?fieldSelector=%s",
 					    expt_kb_namespace(b), esc ? esc : "");
@@ -847,21 +1243,21 @@ static void why_not_started(struct kb *b, struct katt *t, char *out, size_t n)
 	}
 	if (!out[0])
 		snprintf(out, n, "%s",
-			 t->last_pod ? "its pod is still pending" : "no pod was created");
+			 last_pod ? "its pod is still pending" : "no pod was created");
 }
 
 /* kubernetes.start_timeout: a Job whose pod never ran by then fails with the reason, instead
  * of sitting pending unnoticed. */
 static void check_start_timeout(struct kb *b, struct katt *t)
 {
-	int64_t limit = b->spec ? b->spec->kubernetes.start_timeout_ms : 0;
+	int64_t limit = b->start_timeout_ms;
 	struct expt_err e = EXPT_ERR_INIT;
 	char why[700], msg[900], dur[32];
 
 	if (limit <= 0 || t->done || !t->created || t->running ||
 	    expt_mono_ms() - t->created_at < limit)
 		return;
-	why_not_started(b, t, why, sizeof(why));
+	expt_kb_why_not_started(b, t->name, t->last_pod, why, sizeof(why));
 	expt_fmt_duration(limit, dur, sizeof(dur));
 	snprintf(msg, sizeof(msg), "did not start within %s (kubernetes.start_timeout): %s", dur,
 		 why);
@@ -870,6 +1266,38 @@ static void check_start_timeout(struct kb *b, struct katt *t)
 	delete_job(b, t->name, 1, &e);
 	end_unstarted(t, msg);
 	t->o.attempt = t->npods;
+}
+
+/* Tells the scheduler's events how a created Job stands: pending with why (asked again every
+ * few seconds while it waits, told when it changes), then running on its node. */
+static void report_state(struct kb *b, struct katt *t)
+{
+	struct expt_observed o;
+	int64_t now = expt_mono_ms();
+
+	if (t->done || !t->created || t->shown == 2)
+		return;
+	memset(&o, 0, sizeof(o));
+	if (t->running) {
+		o.phase = EXPT_OBS_RUNNING;
+		if (t->last_pod && expt_kb_jstr(t->last_pod, "spec.nodeName"))
+			snprintf(o.node, sizeof(o.node), "%s",
+				 expt_kb_jstr(t->last_pod, "spec.nodeName"));
+		t->shown = 2;
+		expt_sched_state(b->sched, t->a, &o);
+		return;
+	}
+	/* A pod gets a moment to be placed before the first word on why it is not. */
+	if (now < t->why_at || now - t->created_at < 1000)
+		return;
+	t->why_at = now + 3000;
+	o.phase = EXPT_OBS_PENDING;
+	expt_kb_why_not_started(b, t->name, t->last_pod, o.message, sizeof(o.message));
+	if (t->shown == 1 && !strcmp(o.message, t->why))
+		return;
+	snprintf(t->why, sizeof(t->why), "%s", o.message);
+	t->shown = 1;
+	expt_sched_state(b->sched, t->a, &o);
 }
 
 static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_err *err)
@@ -887,14 +1315,21 @@ static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_
 		return -rc;
 	if ((rc = pump_watch(b, b->jobs_w, 0, err)) || (rc = pump_watch(b, b->pods_w, 1, err)))
 		return rc < 0 ? rc : -rc;
-	for (size_t i = 0; i < b->nlive; i++)
+	for (size_t i = 0; i < b->nlive; i++) {
 		check_start_timeout(b, b->live[i]);
+		report_state(b, b->live[i]);
+	}
 	for (size_t i = 0; i < b->nlive;) {
 		struct katt *t = b->live[i];
 		drain_log(t);
+		if (!t->done && t->log && log_ended(t) && strcmp(pod_phase(t), "Succeeded") &&
+		    strcmp(pod_phase(t), "Failed") && expt_mono_ms() >= t->reopen_at)
+			reopen_log(t);
 		if (t->done && (log_ended(t) || expt_mono_ms() >= t->drain_until)) {
 			struct expt_observed o;
 			drain_log(t);
+			if (t->created && t->running)
+				catch_up_log(t);
 			if (t->created && !t->evidence_saved)
 				expt_kb_save_evidence(b, t->name, t->job->log_dir);
 			schedule_cleanup(b, t);
@@ -952,78 +1387,32 @@ static const char *ref_job(const struct expt_run_rec *run)
 	return run->backend_ref && *run->backend_ref ? run->backend_ref : run->run_id;
 }
 
-static int kb_poll(void *state, const struct expt_run_rec *runs, size_t n,
-		   struct expt_observed *out, struct expt_err *err)
-{
-	struct kb *b = state;
-	int reach = -1;
-
-	for (size_t i = 0; i < n; i++) {
-		struct expt_err e = EXPT_ERR_INIT;
-		json_t *job = NULL;
-		char *path;
-		int r;
-
-		memset(&out[i], 0, sizeof(out[i]));
-		out[i].exit_code = -1;
-		out[i].attempt = runs[i].attempt;
-		if (expt_run_status_done(runs[i].status) || runs[i].status == EXPT_RUN_QUEUED)
-			continue;
-		if (reach < 0)
-			reach = expt_kb_connect(b, &e) ? 0 : 1;
-		if (!reach)
-			continue; /* UNKNOWN: the cluster cannot be asked now */
-		path = expt_xasprintf("%s/%s", expt_kb_jobs_path(b), ref_job(&runs[i]));
-		r = expt_kube_request(b->k, "GET", path, NULL, &job, NULL, &e);
-		free(path);
-		if (r == EXPT_ENOTFOUND) {
-			out[i].phase = EXPT_OBS_GONE;
-			snprintf(out[i].message, sizeof(out[i].message),
-				 "its Job %s is gone from namespace %s", ref_job(&runs[i]),
-				 expt_kb_namespace(b));
-		} else if (!r) {
-			if (condition(job, "Complete")) {
-				out[i].phase = EXPT_OBS_EXITED;
-				out[i].exit_code = 0;
-				out[i].final = 1;
-			} else if (condition(job, "Failed")) {
-				out[i].phase = EXPT_OBS_EXITED;
-				out[i].final = 1;
-				snprintf(out[i].message, sizeof(out[i].message),
-					 "the Job failed: %s",
-					 expt_kb_jstr(condition(job, "Failed"), "reason")
-					     ? expt_kb_jstr(condition(job, "Failed"), "reason")
-					     : "?");
-			} else {
-				out[i].phase = EXPT_OBS_RUNNING;
-			}
-		}
-		json_decref(job);
-	}
-	(void)err;
-	return 0;
-}
-
 /* cleanup: the Job (with its pods) goes after the spec's delay for its outcome: the TTL
  * controller does it (ttlSecondsAfterFinished, set now that the outcome is known); keep: no
  * TTL. The run's logs and evidence stay here. */
-static void schedule_cleanup(struct kb *b, struct katt *t)
+void expt_kb_cleanup(struct kb *b, const char *job, int failed)
 {
-	int failed = t->o.exit_code != 0 || t->o.oom || t->o.timed_out || t->o.spawn_failed;
-	int64_t ms =
-	    b->spec ? (failed ? b->spec->cleanup_failed_ms : b->spec->cleanup_succeeded_ms) : -1;
+	int64_t ms = failed ? b->cleanup_failed_ms : b->cleanup_succeeded_ms;
 	struct expt_err e = EXPT_ERR_INIT;
 	json_t *patch;
 	char *path;
 
-	if (ms < 0 || !t->created)
+	if (ms < 0)
 		return;
 	patch = json_pack("{s:{s:I}}", "spec", "ttlSecondsAfterFinished",
 			  (json_int_t)((ms + 999) / 1000));
-	path = expt_xasprintf("%s/%s", expt_kb_jobs_path(b), t->name);
+	path = expt_xasprintf("%s/%s", expt_kb_jobs_path(b), job);
 	expt_kube_request(b->k, "PATCH", path, patch, NULL, NULL, &e);
 	free(path);
 	json_decref(patch);
+}
+
+static void schedule_cleanup(struct kb *b, struct katt *t)
+{
+	if (t->created)
+		expt_kb_cleanup(b, t->name,
+				t->o.exit_code != 0 || t->o.oom || t->o.timed_out ||
+				    t->o.spawn_failed);
 }
 
 static int kb_diagnose(void *state, const struct expt_run_rec *r, size_t nlines,
@@ -1096,9 +1485,28 @@ static int kb_remove(void *state, const struct expt_run_rec *run, struct expt_er
 	return expt_local_remove(state, run, err);
 }
 
+/* expt run -d: lets go of the runs once every Job exists (and every one that could not be
+ * created was reported): the cluster runs, retries and times them out without expt, and read
+ * commands ask it how they go on (kube/adopt.c). */
+static int kb_detach(void *state, struct expt_err *err)
+{
+	struct kb *b = state;
+
+	(void)err;
+	if (!b->sched)
+		return 1;
+	if (b->nqueued || !expt_sched_all_started(b->sched))
+		return 0;
+	for (size_t i = 0; i < b->nlive; i++)
+		if (b->live[i]->done)
+			return 0; /* its end is reported first */
+	expt_sched_let_go(b->sched);
+	return 1;
+}
+
 const struct expt_backend_ops expt_backend_kubernetes = {
     .name = "kubernetes",
-    .caps = EXPT_BACKEND_MANIFESTS,
+    .caps = EXPT_BACKEND_MANIFESTS | EXPT_BACKEND_DETACHED | EXPT_BACKEND_ENGINE_LIMITS,
     .open = kb_open,
     .close = kb_close,
     .contract = kb_contract,
@@ -1106,11 +1514,12 @@ const struct expt_backend_ops expt_backend_kubernetes = {
     .validate = expt_kb_validate,
     .submit = kb_submit,
     .watch = kb_watch,
-    .poll = kb_poll,
-    .logs_open = expt_local_logs_open,
-    .logs_read = expt_local_logs_read,
-    .logs_close = expt_local_logs_close,
+    .poll = expt_kb_poll,
+    .logs_open = expt_kb_logs_open,
+    .logs_read = expt_kb_logs_read,
+    .logs_close = expt_kb_logs_close,
     .diagnose = kb_diagnose,
     .stop = kb_stop,
     .remove = kb_remove,
+    .detach = kb_detach,
 };

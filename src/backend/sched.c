@@ -83,6 +83,13 @@ struct expt_sched_attempt *const *expt_sched_running(struct expt_sched *s, size_
 	return s->run;
 }
 
+void expt_sched_state(struct expt_sched *s, struct expt_sched_attempt *a,
+		      const struct expt_observed *o)
+{
+	if (s->ev->state)
+		s->ev->state(s->jobs[a->job], o, s->payload);
+}
+
 void expt_sched_line(struct expt_sched *s, struct expt_sched_attempt *a, int fd, const char *line,
 		     size_t len)
 {

@@ -85,6 +85,10 @@ struct expt_job *expt_sched_job(struct expt_sched *s, const struct expt_sched_at
 /* The attempts that run now (valid until the next call into the scheduler). */
 struct expt_sched_attempt *const *expt_sched_running(struct expt_sched *s, size_t *n);
 /* A line of a's output (see struct expt_job_events.line). */
+/* The engine's view of a started attempt changed (pending and why, or running where): passed
+ * to the events' state. */
+void expt_sched_state(struct expt_sched *s, struct expt_sched_attempt *a,
+		      const struct expt_observed *o);
 void expt_sched_line(struct expt_sched *s, struct expt_sched_attempt *a, int fd, const char *line,
 		     size_t len);
 /* a has ended, as o says (exit code, signal, oom, message; phase EXITED): the scheduler adds

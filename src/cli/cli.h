@@ -25,6 +25,10 @@ struct cli_ctx {
 	int color_err;
 	int tty_err;	     /* stderr is a terminal (live progress), whatever NO_COLOR says */
 	struct expt_err err; /* a command fills it and returns its code; main prints it */
+	/* Engines asked about runs no expt process follows (reconcile), kept open across the
+	 * runs and calls of one command: one connection to a cluster, not one per run. */
+	struct cli_engine **engines;
+	size_t nengines;
 };
 
 struct cli_cmd {

@@ -237,6 +237,12 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 			    strcmp(r->reason, "exit")) {
 				size_t len = strlen(status);
 				snprintf(status + len, sizeof(status) - len, " (%s)", r->reason);
+			} else if (r->status == EXPT_RUN_PENDING && r->message && *r->message) {
+				/* Why it waits, by its first word ("Unschedulable: 0/3 nodes..."):
+				 * expt debug has the rest. */
+				size_t len = strlen(status), w = strcspn(r->message, ": ");
+				snprintf(status + len, sizeof(status) - len, " (%.*s)",
+					 (int)(w > 32 ? 32 : w), r->message);
 			}
 			if (r->signal)
 				expt_signal_name(r->signal, exitc, sizeof(exitc));

@@ -3,9 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <poll.h>
+#include <unistd.h>
+
 #include "buildimg.h"
 #include "cli.h"
 #include "launch.h"
+#include "resolve.h"
 #include "specopts.h"
 
 static const char usage[] =
@@ -25,6 +29,10 @@ static const char usage[] =
     "  -d, --detach          return at once; a background supervisor keeps the runs going\n"
     "                        (follow them with 'expt logs -f', stop with 'expt stop')\n"
     "  -q, --quiet           do not show run output, only the summary\n"
+    "      --attach EXPT     attach to an experiment's runs that are still going (started\n"
+    "                        with -d, or from another terminal): follow their new output\n"
+    "                        and end, like a run in the foreground, when they have all\n"
+    "                        ended; Ctrl-C detaches and leaves them running\n"
     "      --build           build and push the image of the spec's build: section first\n"
     "                        (as 'expt build' does) and pin every run to its digest; the\n"
     "                        same as image: build in the spec\n"
@@ -41,21 +49,96 @@ static int cmd_run(struct cli_ctx *ctx, int argc, char **argv);
 const struct cli_cmd cli_cmd_run = {"run", "run the experiment (a sweep runs many)", usage, 0,
 				    cmd_run};
 
+/* expt run --attach EXPT: the experiment's runs still going, followed as a foreground run is:
+ * their new output (through expt logs -f), then the summary and the exit status of a run. The
+ * runs are not this process's: Ctrl-C leaves them going. */
+static int attach(struct cli_ctx *ctx, const char *ref, int quiet)
+{
+	struct expt_run_list l = {0};
+	struct expt_strv ids = EXPT_STRV_INIT;
+	size_t ok = 0, failed = 0, stopped = 0, left = 0;
+	char cwd[4096];
+	int rc;
+
+	if (!getcwd(cwd, sizeof(cwd)))
+		return expt_err_errno(&ctx->err, EXPT_EFAIL, "cannot read the current directory");
+	if ((rc = expt_store_locate(cwd, 0, &ctx->db_path, &ctx->project_dir, &ctx->err)) ||
+	    (rc = expt_store_open(&ctx->store, ctx->db_path, &ctx->err)) ||
+	    (rc = cli_resolve_runs(ctx, ref, 0, &l, NULL)))
+		goto out;
+	for (size_t i = 0; i < l.n; i++)
+		if (!expt_run_status_done(l.v[i].status))
+			expt_strv_push(&ids, l.v[i].run_id);
+	if (!ids.n) {
+		rc = expt_err_set(&ctx->err, EXPT_ENOTFOUND,
+				  "no run of %s is going: nothing to attach to (see 'expt ps %s')",
+				  ref, ref);
+		goto out;
+	}
+	fprintf(stderr, "expt: attached to %zu run%s of %s (Ctrl-C detaches; they go on)\n", ids.n,
+		ids.n == 1 ? "" : "s", ref);
+	if (!quiet) {
+		char *largv[] = {"logs", "-f", "-n", "0", (char *)ref, NULL};
+		if ((rc = cli_cmd_logs.fn(ctx, 5, largv)))
+			goto out;
+	}
+	for (;;) {
+		expt_run_list_release(&l);
+		if ((rc = cli_resolve_runs(ctx, ref, 0, &l, NULL)))
+			goto out;
+		ok = failed = stopped = left = 0;
+		for (size_t i = 0; i < l.n; i++) {
+			const struct expt_run_rec *r = &l.v[i];
+			if (expt_strv_find(&ids, r->run_id) < 0)
+				continue;
+			ok += r->status == EXPT_RUN_SUCCEEDED;
+			failed += r->status == EXPT_RUN_FAILED;
+			stopped += r->status == EXPT_RUN_STOPPED;
+			left += !expt_run_status_done(r->status);
+		}
+		/* Quiet: waited for here; else logs -f returned at the end, or on Ctrl-C. */
+		if (!left || !quiet)
+			break;
+		poll(NULL, 0, 1000);
+	}
+	if (left) {
+		fprintf(stderr, "expt: detached; %zu run%s of %s still going\n", left,
+			left == 1 ? "" : "s", ref);
+		rc = EXPT_EINTR;
+		goto out;
+	}
+	fprintf(stderr, "expt: %zu run%s: %zu succeeded, %zu failed, %zu stopped\n", ids.n,
+		ids.n == 1 ? "" : "s", ok, failed, stopped);
+	rc = failed || stopped ? EXPT_EFAIL : 0;
+out:
+	expt_strv_release(&ids);
+	expt_run_list_release(&l);
+	return rc;
+}
+
 static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"file", required_argument, NULL, 'f'},	{"variant", required_argument, NULL, 'v'},
-	    {"parallel", required_argument, NULL, 'p'}, {"backend", required_argument, NULL, 'B'},
-	    {"context", required_argument, NULL, 'C'},	{"namespace", required_argument, NULL, 'N'},
-	    {"detach", no_argument, NULL, 'd'},		{"quiet", no_argument, NULL, 'q'},
-	    {"dry-run", no_argument, NULL, 'n'},	{"build", no_argument, NULL, 'b'},
-	    {"output", required_argument, NULL, 'o'},	{NULL, 0, NULL, 0},
+	    {"file", required_argument, NULL, 'f'},
+	    {"variant", required_argument, NULL, 'v'},
+	    {"parallel", required_argument, NULL, 'p'},
+	    {"backend", required_argument, NULL, 'B'},
+	    {"context", required_argument, NULL, 'C'},
+	    {"namespace", required_argument, NULL, 'N'},
+	    {"detach", no_argument, NULL, 'd'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"build", no_argument, NULL, 'b'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"attach", required_argument, NULL, 'A'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cli_specopts so;
 	struct cli_launch_opts lo;
 	struct expt_spec *spec = NULL;
 	struct expt_params *params = NULL;
 	enum cli_output fmt = CLI_OUT_TEXT;
+	const char *attach_to = NULL;
 	int dry = 0, build = 0, c, rc;
 
 	memset(&so, 0, sizeof(so));
@@ -78,6 +161,9 @@ static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		case 'b':
 			build = 1;
 			break;
+		case 'A':
+			attach_to = optarg;
+			break;
 		case 'o':
 			if (cli_parse_output(optarg, &fmt) || fmt == CLI_OUT_WIDE) {
 				rc = cli_usage_error(
@@ -90,6 +176,15 @@ static int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			rc = cli_bad_option(ctx, &cli_cmd_run, c, argv);
 			goto out;
 		}
+	}
+	if (attach_to) {
+		if (optind < argc || dry || build || lo.detach)
+			rc = cli_usage_error(ctx, &cli_cmd_run,
+					     "--attach takes no spec, overrides, -d, --build or "
+					     "--dry-run: it follows runs that exist");
+		else
+			rc = attach(ctx, attach_to, lo.quiet);
+		goto out;
 	}
 	if ((rc = cli_specopts_args(ctx, &cli_cmd_run, &so, argc, argv, optind)))
 		goto out;

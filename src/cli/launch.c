@@ -196,6 +196,26 @@ static void ev_started(struct expt_job *job, const struct expt_attempt_info *ai,
 	draw_status(sv);
 }
 
+/* The engine placed the attempt, or says why it cannot yet: ps shows `pending (Reason)` until
+ * it runs, then the node. */
+static void ev_state(struct expt_job *job, const struct expt_observed *o, void *payload)
+{
+	struct supervisor *sv = payload;
+	struct run_state *rs = job->data;
+	struct expt_transition t = EXPT_TRANSITION_INIT;
+	struct expt_err e = EXPT_ERR_INIT;
+
+	t.from = EXPT_RUN_ACTIVE;
+	t.to = o->phase == EXPT_OBS_RUNNING ? EXPT_RUN_RUNNING : EXPT_RUN_PENDING;
+	t.message = t.to == EXPT_RUN_PENDING && o->message[0] ? o->message : NULL;
+	t.node = o->node[0] ? o->node : NULL;
+	t.event = t.to == EXPT_RUN_RUNNING ? "running" : "waiting";
+	t.event_message = t.message ? t.message : (t.node ? t.node : "");
+	if (expt_lifecycle_move(sv->ctx->store, rs->rec->run_id, &t, NULL, &e) &&
+	    e.code != EXPT_ECONFLICT)
+		store_error(sv, &e);
+}
+
 static void ev_line(struct expt_job *job, int fd, const char *line, size_t len, void *payload)
 {
 	struct supervisor *sv = payload;
@@ -515,7 +535,7 @@ out:
 
 static int supervise(struct supervisor *sv, int detached)
 {
-	struct expt_job_events ev = {ev_admit, ev_started, ev_line, ev_finished, ev_tick};
+	struct expt_job_events ev = {ev_admit, ev_started, ev_line, ev_finished, ev_tick, ev_state};
 	struct expt_exec_opts eo;
 	struct expt_job **jobs;
 	struct sigaction sa;
@@ -567,7 +587,12 @@ static void print_summary(struct supervisor *sv)
 		fprintf(stderr, ", %s%zu stopped%s", cli_status_color("stopped", c), sv->nstopped,
 			CLI_RESET(c));
 	fputc('\n', stderr);
-	if (first_failed)
+	if (first_failed && sv->nfailed > 1)
+		fprintf(stderr,
+			"expt: see why with 'expt debug %s' (its failures by cause) or 'expt "
+			"debug %s'\n",
+			sv->spec->name, first_failed);
+	else if (first_failed)
 		fprintf(stderr, "expt: see why with 'expt debug %s'\n", first_failed);
 	if (sv->nsucceeded && sv->n > 1)
 		fprintf(stderr, "expt: compare with 'expt compare %s'\n", sv->spec->name);
@@ -676,8 +701,9 @@ static int detach_and_supervise(struct supervisor *sv)
 
 /* Whether `expt run -d` can leave the runs to an engine that keeps them going without expt
  * (EXPT_BACKEND_DETACHED): when every run starts at once and nothing needs watching later. A
- * run that would wait for a slot (more runs than `parallel`), a GPU slot, a retry or a timeout
- * needs a supervisor, which -d then forks as for local. */
+ * run that would wait for a slot (more runs than `parallel`) needs a supervisor, which -d then
+ * forks as for local; so does a retry, a timeout or a GPU slot unless the engine enforces them
+ * itself (EXPT_BACKEND_ENGINE_LIMITS). */
 static int needs_no_supervisor(const struct supervisor *sv)
 {
 	size_t left = 0;
@@ -686,15 +712,18 @@ static int needs_no_supervisor(const struct supervisor *sv)
 		return 0;
 	for (size_t i = 0; i < sv->n; i++)
 		left += !sv->runs[i].done;
-	return left <= (size_t)(sv->spec->parallel > 0 ? sv->spec->parallel : 1) &&
-	       sv->spec->retries == 0 && sv->spec->timeout_ms == 0 && sv->spec->resources.gpu == 0;
+	if (left > (size_t)(sv->spec->parallel > 0 ? sv->spec->parallel : 1))
+		return 0;
+	return (sv->be.ops->caps & EXPT_BACKEND_ENGINE_LIMITS) ||
+	       (sv->spec->retries == 0 && sv->spec->timeout_ms == 0 &&
+		sv->spec->resources.gpu == 0);
 }
 
 /* `expt run -d` without a supervisor: starts every run through the engine, then lets go of
  * them; read commands ask the engine how they go on (ps, logs, debug). */
 static int launch_detached(struct supervisor *sv)
 {
-	struct expt_job_events ev = {ev_admit, ev_started, ev_line, ev_finished, NULL};
+	struct expt_job_events ev = {ev_admit, ev_started, ev_line, ev_finished, NULL, ev_state};
 	struct cli_ctx *ctx = sv->ctx;
 	struct expt_exec_opts eo;
 	struct expt_job **jobs;
@@ -822,6 +851,34 @@ static int validate_runs(struct supervisor *sv)
 	return rc;
 }
 
+/* files: ships files to runs that do not have this machine's (containers, pods). A local run
+ * has them already, at their local paths: an entry that puts a file elsewhere is not done here,
+ * and says so rather than pass in silence. */
+static void warn_local_files(const struct expt_spec *spec, const struct expt_backend_ops *ops)
+{
+	if (strcmp(ops->name, "local"))
+		return;
+	for (size_t i = 0; i < spec->files.n; i++) {
+		const struct expt_kv *f = &spec->files.v[i];
+		char *want = *f->key == '/' ? expt_xstrdup(f->key)
+					    : expt_xasprintf("%s/%s", spec->dir, f->key);
+		char *have = *f->value == '/' ? expt_xstrdup(f->value)
+					      : expt_xasprintf("%s/%s", spec->dir, f->value);
+		char *rw = realpath(want, NULL), *rh = realpath(have, NULL);
+		if (!rw || !rh || strcmp(rw, rh))
+			fprintf(
+			    stderr,
+			    "expt: warning: files.%s: the local backend does not copy files (a "
+			    "local run reads %s where it is); container and kubernetes runs get "
+			    "it at %s\n",
+			    f->key, f->value, f->key);
+		free(want);
+		free(have);
+		free(rw);
+		free(rh);
+	}
+}
+
 int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct expt_params *params,
 	       const char *const *retry_of, size_t n, const struct cli_launch_opts *opts)
 {
@@ -844,6 +901,7 @@ int cli_launch(struct cli_ctx *ctx, const struct expt_spec *spec, const struct e
 	}
 	if ((rc = expt_backend_open(&sv.be, spec->backend, &sv.conf, &ctx->err)))
 		return rc;
+	warn_local_files(spec, sv.be.ops);
 	news = expt_xcalloc(n, sizeof(*news));
 	pjson = expt_xcalloc(n, sizeof(*pjson));
 	for (size_t i = 0; i < n; i++) {

@@ -1,5 +1,6 @@
 /* expt: the entry point. Finds the command, sets up what it needs, prints its error once. */
 #include "cli.h"
+#include "resolve.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -157,6 +158,7 @@ int main(int argc, char **argv)
 		expt_err_format(&ctx.err, msg, sizeof(msg));
 		fprintf(stderr, "expt %s: %s\n", cmd->name, msg);
 	}
+	cli_engines_close(&ctx);
 	expt_store_close(ctx.store);
 	free(ctx.db_path);
 	free(ctx.project_dir);

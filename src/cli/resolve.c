@@ -22,9 +22,24 @@ static void apply_observed(struct cli_ctx *ctx, const struct expt_run_rec *r,
 	case EXPT_OBS_RUNNING:
 		t.from = EXPT_RUN_ACTIVE;
 		t.to = o->phase == EXPT_OBS_RUNNING ? EXPT_RUN_RUNNING : EXPT_RUN_PENDING;
+		if (r->supervisor_pid <= 0) {
+			/* The engine's already: only a change is recorded (it started, or why it
+			 * waits changed: ps shows that reason beside "pending"). */
+			const char *why =
+			    t.to == EXPT_RUN_PENDING && o->message[0] ? o->message : NULL;
+			if (r->status == t.to &&
+			    (t.to == EXPT_RUN_RUNNING ||
+			     !strcmp(r->message ? r->message : "", why ? why : "")))
+				return;
+			t.message = why;
+			t.node = o->node[0] ? o->node : NULL;
+			t.attempt = o->attempt;
+			t.event = t.to == EXPT_RUN_RUNNING ? "running" : "waiting";
+			t.event_message = why ? why : "the engine runs it";
+			expt_lifecycle_move(ctx->store, r->run_id, &t, NULL, &e);
+			return;
+		}
 		if (t.to == EXPT_RUN_RUNNING && r->status == EXPT_RUN_RUNNING) {
-			if (r->supervisor_pid <= 0)
-				return; /* the engine's already */
 			/* Already running: only the owner changes (no new attempt), once, in one
 			 * transaction that re-reads it. */
 			struct expt_run_rec cur;
@@ -66,6 +81,50 @@ static void apply_observed(struct cli_ctx *ctx, const struct expt_run_rec *r,
 	}
 }
 
+struct cli_engine {
+	char *name, *spec_json;
+	struct expt_backend be;
+};
+
+struct expt_backend *cli_engine(struct cli_ctx *ctx, const char *name, const char *spec_json,
+				struct expt_err *err)
+{
+	struct expt_backend_conf conf = {spec_json, ctx->db_path, NULL, 0, NULL, NULL};
+	struct cli_engine *ce;
+
+	if (!name)
+		name = "local";
+	for (size_t i = 0; i < ctx->nengines; i++) {
+		ce = ctx->engines[i];
+		if (!strcmp(ce->name, name) &&
+		    !strcmp(ce->spec_json ? ce->spec_json : "", spec_json ? spec_json : ""))
+			return &ce->be;
+	}
+	ce = expt_xcalloc(1, sizeof(*ce));
+	if (expt_backend_open(&ce->be, name, &conf, err)) {
+		free(ce);
+		return NULL;
+	}
+	ce->name = expt_xstrdup(name);
+	ce->spec_json = spec_json ? expt_xstrdup(spec_json) : NULL;
+	ctx->engines = expt_xrealloc(ctx->engines, (ctx->nengines + 1) * sizeof(*ctx->engines));
+	ctx->engines[ctx->nengines++] = ce;
+	return &ce->be;
+}
+
+void cli_engines_close(struct cli_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nengines; i++) {
+		expt_backend_close(&ctx->engines[i]->be);
+		free(ctx->engines[i]->name);
+		free(ctx->engines[i]->spec_json);
+		free(ctx->engines[i]);
+	}
+	free(ctx->engines);
+	ctx->engines = NULL;
+	ctx->nengines = 0;
+}
+
 /* A run that no live expt process watches, asked of its engine (containers and pods keep going
  * without expt; a local process group may outlive its supervisor). 1 when settled. */
 static int ask_engine(const char *run_id, void *payload)
@@ -73,7 +132,7 @@ static int ask_engine(const char *run_id, void *payload)
 	struct cli_ctx *ctx = payload;
 	struct expt_run_rec r;
 	struct expt_err e = EXPT_ERR_INIT;
-	struct expt_backend be = {0};
+	struct expt_backend *be;
 	struct expt_observed o;
 	int settled = 0;
 
@@ -81,9 +140,8 @@ static int ask_engine(const char *run_id, void *payload)
 	if (expt_store_get_run(ctx->store, run_id, &r, &e))
 		return 0;
 	{
-		struct expt_backend_conf conf = {r.spec_json, ctx->db_path, NULL, 0, NULL, NULL};
-		if (!expt_backend_open(&be, r.backend, &conf, &e) &&
-		    !be.ops->poll(be.state, &r, 1, &o, &e)) {
+		if ((be = cli_engine(ctx, r.backend, r.spec_json, &e)) &&
+		    !be->ops->poll(be->state, &r, 1, &o, &e)) {
 			apply_observed(ctx, &r, &o);
 			/* Ended with no expt process watching: its metrics are still only in its
 			 * output. */
@@ -99,7 +157,6 @@ static int ask_engine(const char *run_id, void *payload)
 				  (o.phase == EXPT_OBS_GONE && r.supervisor_pid <= 0);
 		}
 	}
-	expt_backend_close(&be);
 	expt_run_rec_release(&r);
 	return settled;
 }

@@ -144,7 +144,9 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 		kc.output_dir = expt_xstrdup("<output_dir>");
 		kc.params_file = expt_xstrdup("<params_file>");
 	}
-	if (!kc.store && !items)
+	/* Only a local run reaches the store (a container's or a pod's records travel on stdout):
+	 * the plan shows where, or a placeholder without one. */
+	if (!kc.store && !items && !strcmp(be.ops->name, "local"))
 		kc.store = expt_xstrdup("<store>");
 
 	for (size_t i = 0; i < spec->nruns; i++) {
@@ -182,8 +184,12 @@ int cli_print_plan(struct cli_ctx *ctx, const struct expt_spec *spec, enum cli_o
 			job.params_json = pj;
 			job.index = i;
 			rc = be.ops->render(be.state, &job, &obj, &ctx->err);
-			if (obj)
-				json_array_append_new(items, obj);
+			/* A run of several objects (a Job and its ConfigMap) comes as a List. */
+			if (json_is_array(json_object_get(obj, "items")))
+				json_array_extend(items, json_object_get(obj, "items"));
+			else if (obj)
+				json_array_append(items, obj);
+			json_decref(obj);
 		}
 		json_object_set_new(run, "index", json_integer((json_int_t)i + 1));
 		json_object_set_new(run, "params", json_loads(pj, 0, NULL));

@@ -92,6 +92,8 @@ struct expt_spec {
 		char *pod_template_json;  /* deep-merged over the generated pod template; NULL */
 		char *queue;		  /* Kueue LocalQueue (label kueue.x-k8s.io/queue-name) */
 		int64_t start_timeout_ms; /* a Job with no running pod by then fails; 0 = never */
+		int max_in_flight; /* unfinished expt Jobs in the namespace, all experiments; 0 =
+				      no cap */
 	} kubernetes;
 	/* The sweep, expanded (grid product, trials list, or random samples); at least one run. */
 	struct expt_run_plan *runs;

@@ -836,7 +836,8 @@ static void v_kubernetes(struct vctx *c, const struct expt_ynode *n)
 	static const char *const keys[] = {"context",	     "namespace",	"node_selector",
 					   "tolerations",    "service_account", "image_pull_policy",
 					   "priority_class", "labels",		"annotations",
-					   "pod_template",   "queue",		"start_timeout"};
+					   "pod_template",   "queue",		"start_timeout",
+					   "max_in_flight"};
 	static const char *const policies[] = {"Always", "IfNotPresent", "Never"};
 	struct expt_spec *s = c->spec;
 	const struct expt_ynode *v;
@@ -876,6 +877,8 @@ static void v_kubernetes(struct vctx *c, const struct expt_ynode *n)
 		get_kvs(c, v, "kubernetes.annotations", &s->kubernetes.annotations, 0);
 	get_duration(c, expt_ynode_get(n, "start_timeout"), "kubernetes.start_timeout",
 		     &s->kubernetes.start_timeout_ms);
+	get_int(c, expt_ynode_get(n, "max_in_flight"), "kubernetes.max_in_flight", 1, 1000000,
+		&s->kubernetes.max_in_flight);
 	v = expt_ynode_get(n, "queue");
 	if (!get_word(c, v, "kubernetes.queue", &s->kubernetes.queue) &&
 	    !dns_subdomain_ok(s->kubernetes.queue))

@@ -367,6 +367,10 @@ void expt_tail_lines(const char *path, size_t n, struct expt_strv *out)
 
 	if (fd < 0)
 		return;
+	if (!n) { /* the walk back below would never stop: every line */
+		close(fd);
+		return;
+	}
 	size = lseek(fd, 0, SEEK_END);
 	from = size > 262144 ? size - 262144 : 0;
 	lseek(fd, from, SEEK_SET);

@@ -43,7 +43,7 @@ int expt_proc_stat(int pid, char *state, int64_t *start_time);
 /* Short host name ("" if unknown); n >= 64. */
 void expt_hostname(char *out, size_t n);
 
-/* The last n lines of a file (reads at most the last 256 KiB). Missing file: no lines. */
+/* The last n lines of a file (reads at most the last 256 KiB). Missing file or n 0: no lines. */
 void expt_tail_lines(const char *path, size_t n, struct expt_strv *out);
 
 /* Runs argv (argv[0] searched in PATH; stdin and stderr /dev/null) and appends its stdout to

@@ -37,8 +37,11 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 # with `"$EXPT" run $RUN_BACKEND ...` and ask about them only through expt, never through pids.
 # EXPT_TEST_BACKEND_ARGS adds overrides the backend needs (container: image=... and
 # container.network=none; tests/container/t_backend.sh sets them).
+# EXPT_TEST_BACKEND_YAML is spec text a backend needs that overrides cannot say (kubernetes: the
+# image build, namespace and node; tests/cluster/t_backend.sh): `backend_spec FILE` appends it.
 BACKEND=${EXPT_TEST_BACKEND:-local}
 RUN_BACKEND="--backend $BACKEND ${EXPT_TEST_BACKEND_ARGS:-}"
+backend_spec() { if [ -n "${EXPT_TEST_BACKEND_YAML:-}" ]; then printf '%s\n' "$EXPT_TEST_BACKEND_YAML" >>"$1"; fi; }
 
 # status_of RUN: the run's status as `expt ps` says ("" when there is no such run).
 status_of() {

@@ -9,8 +9,8 @@ cluster_test_env
 LOGS=$EXPT_CLUSTER_LOGS/$NS
 E=kt$(date +%s | tail -c 5)$RANDOM # experiment names never collide between test runs
 cleanup_cluster() {
-	K delete jobs -l "expt.dev/experiment in ($E,${E}p,${E}v,${E}d,${E}c)" --wait=false >/dev/null 2>&1 || true
-	K delete jobs "${E}d-1" "${E}d-2" --wait=false >/dev/null 2>&1 || true
+	K delete jobs -l "expt.dev/experiment in ($E,${E}p,${E}v,${E}d,${E}c,${E}f)" --wait=false >/dev/null 2>&1 || true
+	K delete jobs "${E}d-1" "${E}d-2" "${E}d-3" --wait=false >/dev/null 2>&1 || true
 }
 trap 'cleanup_cluster; rm -rf "$T"' EXIT
 
@@ -65,6 +65,9 @@ out=$("$EXPT" compare "$E" -o json 2>&1)
 contains "metrics from the pod's log reach compare" "$out" "0.125"
 out=$("$EXPT" ps -o json 2>&1)
 equals "backend recorded" "$(printf '%s' "$out" | json "[r.get('backend') for r in d if r['id']=='$E-1'][0]")" "kubernetes"
+contains "the node it ran on is recorded" "$(printf '%s' "$out" | json "[r.get('node') for r in d if r['id']=='$E-1'][0]")" "node-"
+equals "its events say it waited, then ran" \
+	"$("$EXPT" debug "$E-1" -o json | json '",".join(e["kind"] for e in d.get("events", []) if e["kind"] in ("waiting", "running"))' 2>&1 | sed 's/waiting,//g')" "running"
 
 # ---- a run that fails with an exit code; debug explains from the cluster
 spec "$E" "retries: 0"
@@ -123,9 +126,19 @@ for _ in $(seq 100); do [ -z "$(K get job "$E-7" -o name 2>/dev/null)" ] && brea
 equals "the stopped run's Job is deleted" "$(K get job "$E-7" -o name 2>/dev/null)" ""
 
 # ---- kubernetes.start_timeout: a run that cannot be placed fails with the scheduler's reason
-spec "$E" "resources: {gpu: 2}" "  start_timeout: 3s"
-expect_code "an unschedulable run with start_timeout: 3s exits 1" 1 "$EXPT" run --backend kubernetes
-contains "it says it did not start, and why" "$out" "did not start within 3.0s (kubernetes.start_timeout): Unschedulable"
+spec "$E" "resources: {gpu: 2}" "  start_timeout: 6s"
+"$EXPT" run --backend kubernetes >st.out 2>&1 &
+pid=$!
+seen=
+while kill -0 $pid 2>/dev/null; do
+	case "$("$EXPT" ps "$E" 2>&1)" in *"$E-8 "*"pending (Unschedulable)"*) seen=1 ;; esac
+	sleep 0.3
+done
+wait $pid
+equals "an unschedulable run with start_timeout: 6s exits 1" "$?" "1"
+out=$(cat st.out)
+equals "while it waits, ps says pending and why (from the supervisor)" "$seen" "1"
+contains "it says it did not start, and why" "$out" "did not start within 6.0s (kubernetes.start_timeout): Unschedulable"
 contains "in the scheduler's words" "$out" "nodes are available"
 equals "its Job is deleted" "$(K get job "$E-8" -o name 2>/dev/null)" ""
 
@@ -147,6 +160,43 @@ equals "the sweep of 5 succeeds" "$rc" "0"
 if [ "$max" -le 2 ] && [ "$max" -ge 1 ]; then pass "at most 2 Jobs in flight (saw $max)"; else fail "at most 2 Jobs in flight" "saw $max"; fi
 equals "five Jobs, one per run" "$(K get jobs -l "expt.dev/experiment=${E}p" -o name | wc -l)" "5"
 equals "sweep index label" "$(K get job "${E}p-3" -o jsonpath='{.metadata.labels.expt\.dev/sweep-index}')" "2"
+
+# ---- kubernetes.max_in_flight caps the namespace across experiments (a namespace of its own:
+# the other suites' Jobs would count)
+MNS=${E}-mif
+K create namespace "$MNS" >/dev/null 2>&1
+for x in a b; do
+	mkdir -p "mif-$x"
+	cat >"mif-$x/expt.yaml" <<EOF
+name: ${E}m$x
+image: registry.local/does/not/matter:1
+command: python3 train.py
+parallel: 3
+sweep: {lr: [1, 2, 3]}
+kubernetes:
+  namespace: $MNS
+  max_in_flight: 2
+  pod_template:
+    metadata:
+      annotations: {expt-test/run-for: "2s"}
+EOF
+done
+"$EXPT" run --backend kubernetes -q -f mif-a/expt.yaml >mif-a.out 2>&1 &
+pa=$!
+"$EXPT" run --backend kubernetes -q -f mif-b/expt.yaml >mif-b.out 2>&1 &
+pb=$!
+max=0
+while kill -0 $pa 2>/dev/null || kill -0 $pb 2>/dev/null; do
+	n=$("$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" -n "$MNS" get jobs -o json 2>/dev/null | json 'sum(1 for j in d["items"] if not any(c["status"]=="True" for c in j.get("status",{}).get("conditions",[])))' 2>/dev/null || echo 0)
+	[ "$n" -gt "$max" ] && max=$n
+	sleep 0.2
+done
+wait $pa; ra=$?
+wait $pb; rb=$?
+equals "both sweeps succeed" "$ra,$rb" "0,0"
+if [ "$max" -le 2 ] && [ "$max" -ge 1 ]; then pass "at most 2 Jobs in the namespace at once (saw $max)"; else fail "at most 2 Jobs in the namespace at once" "saw $max"; fi
+equals "six Jobs in all" "$("$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" -n "$MNS" get jobs -o name | wc -l)" "6"
+"$EXPT_KUBECTL" --kubeconfig "$EXPT_TEST_ADMIN_KUBECONFIG" delete namespace "$MNS" --wait=false >/dev/null 2>&1
 
 # ---- the API server's refusal, before anything exists
 spec "${E}v" "" "  labels: {team: 'not a valid value!'}"
@@ -183,6 +233,14 @@ spec "${E}d" "on_conflict: replace"
 expect_code "on_conflict: replace deletes it and runs" 0 "$EXPT" run --backend kubernetes
 equals "the replaced Job is expt's" \
 	"$(K get job "${E}d-2" -o jsonpath='{.metadata.labels.expt\.dev/run}' 2>&1)" "${E}d-2"
+K create job "${E}d-3" --image=x -- true >/dev/null 2>&1
+spec "${E}d" "on_conflict: new-id"
+expect_code "on_conflict: new-id runs under a Job name of its own" 0 "$EXPT" run --backend kubernetes
+job=$("$EXPT" ps "${E}d" -o json | json "[r.get('backend_ref') for r in d if r['id']=='${E}d-3'][0]")
+case "$job" in "${E}d-3-"?????) pass "its Job is named after the run, with a suffix" ;; *) fail "its Job is named after the run, with a suffix" "got $job" ;; esac
+equals "the other Job is left alone" "$(K get job "${E}d-3" -o jsonpath='{.metadata.labels.expt\.dev/run}' 2>&1)" ""
+equals "the new Job carries the run's label" "$(K get job "$job" -o jsonpath='{.metadata.labels.expt\.dev/run}' 2>&1)" "${E}d-3"
+K delete job "${E}d-3" --wait=false >/dev/null 2>&1
 
 # ---- cleanup: a finished Job goes after the delay for its outcome, the evidence stays here
 spec "${E}c" "cleanup: {succeeded: 0s, failed: keep}"
@@ -206,6 +264,42 @@ equals "no TTL on a kept Job" "$(K get job "${E}c-2" -o jsonpath='{.spec.ttlSeco
 spec "${E}c" "" "  queue: team-a"
 out=$("$EXPT" run --backend kubernetes --dry-run -o json 2>&1)
 equals "queue becomes the Kueue label" "$(printf '%s' "$out" | json 'd["items"][0]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]')" "team-a"
+
+# ---- files: a ConfigMap per run, owned by its Job, each file mounted read-only
+mkdir -p conf && printf '{"depth": 3}\n' >conf/train.json && printf '\001\002binary' >conf/blob.bin
+spec "${E}f" "files: {/etc/train/train.json: conf/train.json, /etc/train/blob.bin: conf/blob.bin}"
+out=$("$EXPT" run --backend kubernetes --dry-run -o json 2>&1)
+equals "the dry run lists the ConfigMap, then the Job" \
+	"$(printf '%s' "$out" | json '",".join(i["kind"] for i in d["items"])')" "ConfigMap,Job"
+equals "the file's bytes are in it" \
+	"$(printf '%s' "$out" | json '__import__("base64").b64decode(d["items"][0]["binaryData"]["f0"]).decode()' 2>&1 | head -1)" '{"depth": 3}'
+equals "mounted where the spec says, read-only" \
+	"$(printf '%s' "$out" | json '[(m["mountPath"], m["subPath"], m["readOnly"]) for m in d["items"][1]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] if m["name"]=="expt-files"][0]')" \
+	"('/etc/train/train.json', 'f0', True)"
+expect_code "a run with files: succeeds" 0 "$EXPT" run --backend kubernetes
+equals "its ConfigMap holds the binary file exactly" \
+	"$(K get configmap "${E}f-1-files" -o json | json '__import__("base64").b64decode(d["binaryData"]["f1"]) == open("conf/blob.bin","rb").read()')" "True"
+equals "the ConfigMap is owned by the Job" \
+	"$(K get configmap "${E}f-1-files" -o jsonpath='{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}')" "Job/${E}f-1"
+K delete job "${E}f-1" --wait=false >/dev/null 2>&1
+for _ in $(seq 150); do [ -z "$(K get configmap "${E}f-1-files" -o name 2>/dev/null)" ] && break; sleep 0.2; done
+equals "it goes with its Job" "$(K get configmap "${E}f-1-files" -o name 2>/dev/null)" ""
+spec "${E}f" "files: {conf/train.json: conf/train.json}"
+expect_code "a relative path in a prebuilt image: exit 2" 2 "$EXPT" run --backend kubernetes
+contains "the error names the field and the way out" "$out" "files.conf/train.json: a relative path in the run needs its working directory"
+spec "${E}f" "files: {/etc/x.json: conf/missing.json}"
+expect_code "a missing local file: exit 2" 2 "$EXPT" run --backend kubernetes
+contains "the error names the field" "$out" "files./etc/x.json"
+equals "no Job or ConfigMap was created for them" \
+	"$(K get jobs,configmaps -l "expt.dev/experiment=${E}f" -o name 2>&1 | grep -c "${E}f-[23]")" "0"
+
+# ---- expt debug EXPT: the sweep's failures grouped by cause, in the cluster's words
+out=$("$EXPT" debug "$E" 2>&1)
+contains "debug EXPT names the OOMKilled run under its cause" "$out" "OOMKilled"
+contains "and the exit code 3 one" "$out" "$E-2"
+out=$("$EXPT" debug "$E" -o json 2>&1)
+equals "each failed run in exactly one group" \
+	"$(printf '%s' "$out" | json 'sorted(r for g in d["groups"] for r in g["runs"]) == sorted(set(r for g in d["groups"] for r in g["runs"]))')" "True"
 
 # ---- rm deletes the Job
 expect_code "expt rm" 0 "$EXPT" rm "$E-1"

@@ -19,8 +19,10 @@ kubernetes:
   namespace: $NS
   pod_template:
     metadata:
-      annotations: {expt-test/run-for: "3s"}
+      annotations: {expt-test/run-for: "8s"}
 EOF
+LOGS=$EXPT_CLUSTER_LOGS/$NS
+for i in 1 2 3 4 5 6; do "$SRC/tests/cluster/write-log" "$LOGS/${E}r-$i.log" "before $i"; done
 "$EXPT" run --backend kubernetes -q >restart.out 2>&1 &
 pid=$!
 for _ in $(seq 150); do [ "$(K get jobs -l "expt.dev/experiment=${E}r" -o name 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.2; done
@@ -29,11 +31,18 @@ if "$SRC/tests/cluster/restart-apiserver" --dir "$CDIR" --down 3 >restart.log 2>
 else
 	fail "the API server was restarted mid-sweep" "$(cat restart.log)"
 fi
+# What the running pods print while their log streams are broken, and after.
+for i in 1 2 3 4 5 6; do "$SRC/tests/cluster/write-log" "$LOGS/${E}r-$i.log" "after $i" "expt: late=$i"; done
 wait $pid
 rc=$?
 equals "the sweep still succeeds" "$rc" "0"
 [ "$rc" = 0 ] || cat restart.out | sed 's/^/#   /'
 equals "six Jobs, no duplicate" "$(K get jobs -l "expt.dev/experiment=${E}r" -o name | sort -u | wc -l)" "6"
 equals "six runs succeeded" "$("$EXPT" ps -o json | json "sum(1 for r in d if r['id'].startswith('${E}r-') and r['status']=='succeeded')")" "6"
+out=$("$EXPT" logs "${E}r-1" 2>&1)
+contains "a run followed across the restart has what it printed after" "$out" "after 1"
+equals "and each line once" "$(printf '%s\n' "$out" | grep -c 'before 1')" "1"
+equals "every run's late metric reached the store" \
+	"$("$EXPT" compare "${E}r" -o json | json "sorted(int(r['metrics']['late']['last']) for r in d if 'late' in r.get('metrics', {}))")" "[1, 2, 3, 4, 5, 6]"
 
 finish

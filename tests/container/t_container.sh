@@ -39,6 +39,15 @@ elif mode == "big":
     sys.stdout.write("x" * 3000000 + "\n")
     print("after big", flush=True)
     sys.exit(0)
+elif mode == "files":
+    print("abs:", open("/etc/expt-test/c.json").read().strip())
+    print("rel:", open("cfg/c.json").read().strip())
+    try:
+        open("/etc/expt-test/c.json", "w").write("x")
+        print("writable")
+    except OSError:
+        print("read-only")
+    sys.exit(0)
 elif mode == "sleep":
     print("sleeping", flush=True)
     time.sleep(300)
@@ -91,6 +100,11 @@ equals "failed for lack of memory" "$(echo "$out" | json '[(r["status"], r["reas
 expect_code "debug" 0 "$EXPT" debug $N-3
 contains "debug says out of memory" "$out" "out of memory"
 contains "with the limit" "$out" "32Mi"
+# The experiment's failed runs by cause, from the container backend's diagnosis.
+expect_code "debug the experiment" 0 "$EXPT" debug $N
+contains "by cause: the exit code" "$out" "exited with code 3 — 1 run: $N-2"
+contains "by cause: out of memory" "$out" "— 1 run: $N-3"
+contains "the counts" "$out" "$N  3 runs · 2 failed (2 causes) · 1 succeeded"
 
 # Stop: a running container is stopped, and then removed.
 expect_code "a long run, detached" 0 "$EXPT" run -d mode=sleep
@@ -357,5 +371,17 @@ expect_code "the contract names them" 0 "$EXPT" run -q 'command=sh -c "echo lib=
 expect_code "logs" 0 "$EXPT" logs "$(last_run)"
 contains "EXPT_LIBRARY and PYTHONPATH" "$out" "lib=/expt/lib/libexpt.so py=/expt/python"
 contains "the binding is there" "$out" "/expt/python/expt/__init__.py"
+
+# files: each local file bind-mounted read-only where the spec says (absolute, or under the
+# run's working directory: the project's path).
+mkdir -p fsrc && printf '{"k": 42}\n' >fsrc/c.json
+printf 'files: {/etc/expt-test/c.json: fsrc/c.json, cfg/c.json: fsrc/c.json}\n' >>expt.yaml
+expect_code "a run with files:" 0 "$EXPT" run mode=files
+contains "the file at its absolute path" "$out" 'abs: {"k": 42}'
+contains "the file under the working directory" "$out" 'rel: {"k": 42}'
+contains "mounted read-only" "$out" "read-only"
+sed -i 's|^files: .*|files: {/etc/expt-test/c.json: fsrc/missing.json}|' expt.yaml
+expect_code "a missing local file: nothing runs" 2 "$EXPT" run mode=files
+contains "the error names the field" "$out" "files./etc/expt-test/c.json: cannot read"
 
 finish

@@ -45,17 +45,52 @@ h_pid_alive() {
   case "$pid" in ''|*[!0-9]*) return 1 ;; esac
   [ -r "/proc/$pid/cmdline" ] || return 1
   grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$h_dir/" || return 1
+  # (the process may end between the test above and the read: quietly "not alive")
+  { tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$h_dir/" || return 1
   echo "$pid"
 }
 
+# h_ended PID: the process is gone or a zombie.
+h_ended() {
+  ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
 # h_start NAME COMMAND...: detached (own session, no terminal), output to
-# DIR/log/NAME.log, pid in DIR/run/NAME.pid.
+# DIR/log/NAME.log, pid in DIR/run/NAME.pid. COMMAND's arguments must name a
+# path under DIR (h_pid_alive tells it from a recycled pid by that). Returns
+# once the process runs COMMAND, or has already ended: until its exec the
+# child is a copy of this shell, whose command line does not name DIR, and
+# h_wait_for took such a moment (seconds long on a loaded machine) for an exit
+# during start-up, with an empty log.
 h_start() {
-  local name="$1"; shift
+  local name="$1" pid deadline; shift
   mkdir -p "$h_dir/log" "$h_dir/run"
   setsid "$@" </dev/null >>"$h_dir/log/$name.log" 2>&1 &
-  echo $! > "$h_dir/run/$name.pid"
+  pid=$!
+  echo "$pid" > "$h_dir/run/$name.pid"
+  deadline=$(( $(date +%s) + 30 ))
+  until h_pid_alive "$h_dir/run/$name.pid" >/dev/null || h_ended "$pid"; do
+    [ "$(date +%s)" -lt "$deadline" ] ||
+      die "$name (pid $pid) still does not name $h_dir/ in its command line after 30 s: $*"
+    sleep 0.01
+  done
+}
+
+# h_exit_status NAME: sets h_status to " (exit status N)" or " (killed by
+# signal N)" for NAME's process once it ended, "" while it runs. Not in a
+# $(...) subshell: only the shell that started it (h_start) can wait for it.
+h_exit_status() {
+  local pid st=0
+  h_status=""
+  pid="$(cat "$h_dir/run/$1.pid" 2>/dev/null)" || return 0
+  case "$pid" in ''|*[!0-9]*) return 0 ;; esac
+  h_ended "$pid" || return 0
+  wait "$pid" 2>/dev/null || st=$?
+  if [ "$st" -gt 128 ] && [ "$st" -lt 160 ]; then
+    h_status=" (killed by signal $(( st - 128 )))"
+  else
+    h_status=" (exit status $st)"
+  fi
 }
 
 # h_stop NAME...: TERM the named processes (pid files in DIR/run), KILL after 15 s.
@@ -101,14 +136,35 @@ h_wait_for() {
   h_try_wait "$name" "$timeout" "$@" || rc=$?
   case $rc in
     0) ;;
-    1) h_tail "$name"; die "$name exited during start-up" ;;
-    *) h_tail "$name"; die "$name not ready after ${timeout}s" ;;
+    1) h_exit_status "$name"
+       h_tail "$name"; die "$name exited during start-up$h_status" ;;
+    *) h_tail "$name"; die "$name not ready after ${timeout}s (still running; waited for: $*)" ;;
   esac
 }
 h_tail() {
-  [ -f "$h_dir/log/$1.log" ] || return 0
+  if [ ! -s "$h_dir/log/$1.log" ]; then
+    printf '%s: %s wrote nothing (%s is empty)\n' "$h_name" "$1" "$h_dir/log/$1.log" >&2
+    return 0
+  fi
   printf '%s: last lines of %s:\n' "$h_name" "$h_dir/log/$1.log" >&2
   tail -n 30 "$h_dir/log/$1.log" | sed 's/^/    /' >&2
+}
+
+# h_trace_failures: remember the command whose failure ends the script under
+# `set -e` (not inside functions), for h_failed_at.
+h_trace_failures() {
+  h_err_at=""
+  trap 'h_err_at="line $LINENO: $BASH_COMMAND (exit status $?)"' ERR
+}
+# h_failed_at RC COMMAND: in an EXIT trap, given $? and $BASH_COMMAND there,
+# prints " at line N: CMD (exit status N)" naming what failed, or "" when the
+# script ended through exit/die (which said why already).
+h_failed_at() {
+  if [ -n "${h_err_at:-}" ]; then
+    printf ' at %s' "$h_err_at"
+  elif [ "$1" != 0 ]; then
+    case "$2" in exit*|die*|'') ;; *) printf ' in: %s (exit status %s)' "$2" "$1" ;; esac
+  fi
 }
 
 # h_free_port: a TCP port nobody listens on (127.0.0.1), claimed for this fixture (h_dir) so

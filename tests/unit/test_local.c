@@ -116,7 +116,8 @@ static void on_tick(void *payload)
 		run->stop = 1;
 }
 
-static const struct expt_job_events events = {NULL, on_started, on_line, on_finished, on_tick};
+static const struct expt_job_events events = {NULL,	   on_started, on_line,
+					      on_finished, on_tick,    NULL};
 
 static int setup(void **state)
 {

@@ -199,6 +199,72 @@ void expt_kube_merge(json_t *base, const json_t *over)
 	}
 }
 
+/* The working directory of the run's container, when expt knows it: the pod_template's
+ * workingDir for the run's container, else build.workdir of an image expt builds. Borrowed. */
+static const char *known_workdir(const struct expt_spec *spec, json_t *tmpl_over)
+{
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(tmpl_over, "spec"), "containers"), i, c)
+	{
+		const char *n = json_string_value(json_object_get(c, "name"));
+		const char *wd = json_string_value(json_object_get(c, "workingDir"));
+		if (n && !strcmp(n, EXPT_KUBE_CONTAINER) && wd && *wd == '/')
+			return wd;
+	}
+	return spec->build.set ? (spec->build.workdir ? spec->build.workdir : "/app") : NULL;
+}
+
+/* files: one ConfigMap per run (created beside its Job, owned by it), each file mounted
+ * read-only where the spec says (subPath: the directory around it stays the image's). */
+static int add_files(const struct expt_spec *spec, const struct expt_kube_run *r, json_t *volumes,
+		     json_t *mounts, struct expt_err *err)
+{
+	json_t *over = spec->kubernetes.pod_template_json
+			   ? json_loads(spec->kubernetes.pod_template_json, 0, NULL)
+			   : NULL;
+	const char *wd = known_workdir(spec, over);
+	json_t *items = json_array();
+	char *cm = expt_kube_files_name(r->name ? r->name : r->run_id);
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < spec->files.n; i++) {
+		const char *in_run = spec->files.v[i].key;
+		char key[32], *target;
+		if (*in_run != '/' && !wd) {
+			rc = expt_err_set(
+			    err, EXPT_EUSAGE,
+			    "files.%s: a relative path in the run needs its working directory, "
+			    "which "
+			    "expt does not know for a prebuilt image on Kubernetes: write it "
+			    "absolute "
+			    "(e.g. /app/%s), or set workingDir of the container '%s' in "
+			    "kubernetes.pod_template",
+			    in_run, in_run, EXPT_KUBE_CONTAINER);
+			break;
+		}
+		snprintf(key, sizeof(key), "f%zu", i);
+		target =
+		    *in_run == '/' ? expt_xstrdup(in_run) : expt_xasprintf("%s/%s", wd, in_run);
+		json_array_append_new(items, json_pack("{s:s, s:s}", "key", key, "path", key));
+		json_array_append_new(mounts, json_pack("{s:s, s:s, s:s, s:b}", "name",
+							"expt-files", "mountPath", target,
+							"subPath", key, "readOnly", 1));
+		free(target);
+	}
+	json_array_append_new(volumes, json_pack("{s:s, s:{s:s, s:o}}", "name", "expt-files",
+						 "configMap", "name", cm, "items", items));
+	free(cm);
+	json_decref(over);
+	return rc;
+}
+
+char *expt_kube_files_name(const char *job)
+{
+	return expt_xasprintf("%s-files", job);
+}
+
 int expt_kube_job_manifest(const struct expt_spec *spec, const struct expt_kube_run *r,
 			   json_t **out, struct expt_err *err)
 {
@@ -226,7 +292,7 @@ int expt_kube_job_manifest(const struct expt_spec *spec, const struct expt_kube_
 	json_object_set_new(job, "apiVersion", json_string("batch/v1"));
 	json_object_set_new(job, "kind", json_string("Job"));
 	meta = json_object();
-	json_object_set_new(meta, "name", json_string(r->run_id));
+	json_object_set_new(meta, "name", json_string(r->name ? r->name : r->run_id));
 	if (r->namespace_)
 		json_object_set_new(meta, "namespace", json_string(r->namespace_));
 	json_object_set_new(meta, "labels", json_deep_copy(labels));
@@ -327,6 +393,8 @@ int expt_kube_job_manifest(const struct expt_spec *spec, const struct expt_kube_
 		rc = add_mount(spec, &spec->inputs.v[i], 1, volumes, mounts, err);
 	for (size_t i = 0; !rc && i < spec->outputs.n; i++)
 		rc = add_mount(spec, &spec->outputs.v[i], 0, volumes, mounts, err);
+	if (!rc && spec->files.n)
+		rc = add_files(spec, r, volumes, mounts, err);
 	json_object_set_new(ctr, "volumeMounts", mounts);
 	json_object_set_new(pspec, "containers", json_pack("[o]", ctr));
 	json_object_set_new(pspec, "volumes", volumes);

@@ -27,7 +27,9 @@
 
 /* One run, as the manifest needs it. Borrowed. */
 struct expt_kube_run {
-	const char *run_id; /* the Job's name: a DNS-1123 label of at most 63 characters */
+	const char *run_id; /* a DNS-1123 label of at most 63 characters */
+	const char *name;   /* the Job's name: run_id, or another (on_conflict: new-id); NULL:
+			       run_id */
 	size_t index;	    /* 0-based position in the sweep */
 	const struct expt_strv *argv; /* the run's argv (the container's command) */
 	const struct expt_strv *env;  /* "KEY=VALUE" */
@@ -39,6 +41,10 @@ struct expt_kube_run {
  * field when the spec asks for what a Job cannot do (an s3:// mount). */
 int expt_kube_job_manifest(const struct expt_spec *spec, const struct expt_kube_run *r,
 			   json_t **job, struct expt_err *err);
+
+/* The name of the ConfigMap that carries a run's files: (caller frees), from its Job's name. The
+ * Job mounts it; the backend creates it beside the Job, owned by it. */
+char *expt_kube_files_name(const char *job);
 
 /* The value of the expt.dev/experiment label for experiment: the name itself when it is a valid
  * label value, else the run-id prefix derived from it (DNS-safe, with a hash). out has at least

@@ -182,6 +182,45 @@ static int check_refs(struct kb *b, struct expt_buf *problems, struct expt_err *
 	return 0;
 }
 
+/* files: readable, small enough, and a ConfigMap of them accepted (a dry run of the first
+ * run's: the others differ only by name). */
+static int check_files(struct kb *b, const struct expt_job *job, struct expt_buf *problems,
+		       struct expt_err *err)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	json_t *cm = NULL;
+	char *path, *reason = NULL;
+	int rc = 0, allowed = 0, r;
+
+	if (!b->spec || !b->spec->files.n)
+		return 0;
+	if (expt_kb_files_configmap(b, job->run_id, &cm, &e)) {
+		expt_buf_addf(problems, "\n  %s", e.msg);
+		return 0;
+	}
+	if ((rc = expt_kube_access_check(b->k, "create", "", "configmaps", expt_kb_namespace(b),
+					 &allowed, &reason, err)))
+		goto out;
+	if (!allowed) {
+		expt_buf_addf(
+		    problems, "\n  files: this user may not create ConfigMaps in namespace %s%s%s",
+		    expt_kb_namespace(b), reason && *reason ? ": " : "", reason ? reason : "");
+		goto out;
+	}
+	path = expt_xasprintf("/api/v1/namespaces/%s/configmaps?dryRun=All", expt_kb_namespace(b));
+	r = expt_kube_request(b->k, "POST", path, cm, NULL, NULL, &e);
+	free(path);
+	if (r == EXPT_EUSAGE || r == EXPT_EDENIED)
+		expt_buf_addf(problems, "\n  files: the API server refuses their ConfigMap: %s",
+			      e.msg);
+	else if (r && r != EXPT_ECONFLICT)
+		rc = expt_err_set(err, r, "%s", e.msg);
+out:
+	free(reason);
+	json_decref(cm);
+	return rc;
+}
+
 int expt_kb_validate(void *state, struct expt_job **jobs, size_t n, struct expt_err *err)
 {
 	struct kb *b = state;
@@ -228,7 +267,23 @@ int expt_kb_validate(void *state, struct expt_job **jobs, size_t n, struct expt_
 		    b->cfg->context, ns, reason && *reason ? ": " : "", reason ? reason : "");
 		goto out;
 	}
-	if ((rc = check_refs(b, &problems, err)))
+	if (b->spec && b->spec->kubernetes.max_in_flight > 0) {
+		int ok = 0;
+		char *why = NULL;
+		if ((rc = expt_kube_access_check(b->k, "create", "coordination.k8s.io", "leases",
+						 ns, &ok, &why, err)))
+			goto out;
+		if (!ok)
+			expt_buf_addf(
+			    &problems,
+			    "\n  kubernetes.max_in_flight: this user may not create Leases "
+			    "(coordination.k8s.io) in namespace %s, under which the cap is "
+			    "counted%s%s",
+			    ns, why && *why ? ": " : "", why ? why : "");
+		free(why);
+	}
+	if ((rc = check_refs(b, &problems, err)) ||
+	    (n && (rc = check_files(b, jobs[0], &problems, err))))
 		goto out;
 
 	reqs = expt_xcalloc(n ? n : 1, sizeof(*reqs));
@@ -249,10 +304,15 @@ int expt_kb_validate(void *state, struct expt_job **jobs, size_t n, struct expt_
 		if (reqs[i].rc == EXPT_ECONFLICT) {
 			if (b->on_conflict && !strcmp(b->on_conflict, "replace"))
 				continue; /* replaced as it starts */
-			char *m =
-			    expt_xasprintf("a Job of that name already exists in namespace %s "
-					   "(on_conflict: %s; 'replace' deletes it first)",
-					   ns, b->on_conflict ? b->on_conflict : "fail");
+			if (b->on_conflict && !strcmp(b->on_conflict, "new-id")) {
+				expt_kb_rename(b, jobs[i]->run_id); /* its Job named otherwise */
+				continue;
+			}
+			char *m = expt_xasprintf(
+			    "a Job of that name already exists in namespace %s "
+			    "(on_conflict: %s; 'replace' deletes it first, 'new-id' names "
+			    "the run's Job otherwise)",
+			    ns, b->on_conflict ? b->on_conflict : "fail");
 			nbad++;
 			refuse(&refused, jobs[i]->run_id, "on_conflict", NULL, m);
 			free(m);
