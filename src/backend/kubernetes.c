@@ -907,6 +907,17 @@ const char *expt_kb_waiting(const json_t *pod, const char **message)
 	return NULL;
 }
 
+int expt_kb_restarts(const json_t *pod)
+{
+	json_t *cs;
+	size_t i;
+	int n = 0;
+
+	json_array_foreach(expt_kb_jget(pod, "status.containerStatuses"), i, cs) n +=
+	    (int)json_integer_value(json_object_get(cs, "restartCount"));
+	return n;
+}
+
 /* Reasons that mean the pod will not start without someone changing something. */
 int expt_kb_stuck(const char *reason)
 {
@@ -929,7 +940,8 @@ void expt_kb_outcome(const json_t *jobobj, const json_t *last_pod, int npods, co
 	o->phase = EXPT_OBS_EXITED;
 	o->exit_code = -1;
 	o->final = 1;
-	o->attempt = npods > 0 ? npods : 1;
+	/* Each pod is an attempt, and so is each restart in place (CrashLoopBackOff). */
+	o->attempt = (npods > 0 ? npods : 1) + (last_pod ? expt_kb_restarts(last_pod) : 0);
 	if (last_pod && expt_kb_jstr(last_pod, "spec.nodeName"))
 		snprintf(o->node, sizeof(o->node), "%s", expt_kb_jstr(last_pod, "spec.nodeName"));
 	if (last_pod && expt_kb_jstr(last_pod, "status.reason") &&
@@ -950,6 +962,12 @@ void expt_kb_outcome(const json_t *jobobj, const json_t *last_pod, int npods, co
 		else if (code)
 			snprintf(o->message, sizeof(o->message), "exited with code %d%s%s%s",
 				 o->exit_code, r ? " (" : "", r ? r : "", r ? ")" : "");
+		if (code && expt_kb_restarts(last_pod) > 0) {
+			size_t len = strlen(o->message);
+			snprintf(o->message + len, sizeof(o->message) - len,
+				 ", after %d restarts in place (CrashLoopBackOff)",
+				 expt_kb_restarts(last_pod));
+		}
 	}
 	if (!jobobj) {
 		if (!tm)

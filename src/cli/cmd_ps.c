@@ -99,6 +99,47 @@ static void metrics_short(struct cli_ctx *ctx, const char *run_id, char *out, si
 	expt_metric_summaries_release(&s);
 }
 
+/* The store's metric names of run_id, as keys of an object (their values do not matter). */
+static json_t *store_metric_keys(struct cli_ctx *ctx, const char *run_id)
+{
+	struct expt_metric_summaries s = {0};
+	struct expt_err e = EXPT_ERR_INIT;
+	json_t *o = json_object();
+
+	if (!expt_store_metric_summaries(ctx->store, run_id, &s, &e))
+		for (size_t i = 0; i < s.n; i++)
+			json_object_set_new(o, s.v[i].key, json_true());
+	expt_metric_summaries_release(&s);
+	return o;
+}
+
+/* Appends to the PARAMS and METRICS cells what the linked MLflow run has and the store lacks
+ * (cli_mlflow_fill added it to row: params not in the run's own, metrics marked "mlflow"). */
+static void add_mlflow_data(const struct cli_mlflow_row *row, const char *params_json, char *params,
+			    size_t np, char *metrics, size_t nm)
+{
+	json_t *own = cli_json_parse(params_json), *v;
+	const char *k;
+
+	json_object_foreach(row->params, k, v)
+	{
+		size_t len = strlen(params);
+		if (json_object_get(own, k) || !json_is_string(v) || len + 4 >= np)
+			continue;
+		snprintf(params + len, np - len, "%s%s=%s", len ? " " : "", k,
+			 json_string_value(v));
+	}
+	json_object_foreach(row->metrics, k, v)
+	{
+		size_t len = strlen(metrics);
+		if (!json_is_object(v) || len + 4 >= nm)
+			continue;
+		snprintf(metrics + len, nm - len, "%s%s=%.4g", len ? " " : "", k,
+			 json_number_value(json_object_get(v, "last")));
+	}
+	json_decref(own);
+}
+
 static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -217,8 +258,17 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 			 * leaves "?" and a warning, not an error. */
 			struct expt_err e = EXPT_ERR_INIT;
 			mr = expt_xcalloc(l.n, sizeof(*mr));
-			for (size_t i = 0; i < l.n; i++)
+			for (size_t i = 0; i < l.n; i++) {
 				mr[i].run_id = l.v[i].run_id;
+				/* What the store has already; the server adds the rest (what
+				 * the script logged with mlflow.log_*). */
+				mr[i].params = cli_json_parse(l.v[i].params_json);
+				if (!json_is_object(mr[i].params)) {
+					json_decref(mr[i].params);
+					mr[i].params = json_object();
+				}
+				mr[i].metrics = store_metric_keys(ctx, l.v[i].run_id);
+			}
 			if (cli_mlflow_fill(ctx->store, mr, l.n, &e)) {
 				char msg[1400];
 				expt_err_format(&e, msg, sizeof(msg));
@@ -264,6 +314,9 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 			row[5] = params[0] ? params : "-";
 			/* Each metric's last value: what people scan ps for. */
 			metrics_short(ctx, r->run_id, metrics, wide ? sizeof(metrics) : 48);
+			if (wide)
+				add_mlflow_data(&mr[i], r->params_json, params, sizeof(params),
+						metrics, sizeof(metrics));
 			row[6] = metrics[0] ? metrics : "-";
 			if (wide) {
 				/* Where it runs and the engine's name for it: a process group, a
@@ -281,6 +334,10 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		}
 		cli_table_print(stdout, &t, co);
 		cli_table_release(&t);
+		for (size_t i = 0; mr && i < l.n; i++) {
+			json_decref(mr[i].params);
+			json_decref(mr[i].metrics);
+		}
 		free(mr);
 		if (total > (int64_t)l.n)
 			fprintf(stderr, "... %lld older runs not shown (expt ps -a)\n",

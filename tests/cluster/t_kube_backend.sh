@@ -9,7 +9,7 @@ cluster_test_env
 LOGS=$EXPT_CLUSTER_LOGS/$NS
 E=kt$(date +%s | tail -c 5)$RANDOM # experiment names never collide between test runs
 cleanup_cluster() {
-	K delete jobs -l "expt.dev/experiment in ($E,${E}p,${E}v,${E}d,${E}c,${E}f)" --wait=false >/dev/null 2>&1 || true
+	K delete jobs -l "expt.dev/experiment in ($E,${E}p,${E}v,${E}d,${E}c,${E}f,${E}k)" --wait=false >/dev/null 2>&1 || true
 	K delete jobs "${E}d-1" "${E}d-2" "${E}d-3" --wait=false >/dev/null 2>&1 || true
 }
 trap 'cleanup_cluster; rm -rf "$T"' EXIT
@@ -101,6 +101,23 @@ sed -i 's|image: .*|image: registry.local/does-not-exist:1|' expt.yaml
 expect_code "a run whose image cannot be pulled exits 1" 1 "$EXPT" run --backend kubernetes
 out=$("$EXPT" ps -o json | json "[r.get('message') for r in d if r['id']=='$E-5'][0]")
 contains "the reason is the image pull" "$out" "ImagePull"
+
+# ---- CrashLoopBackOff: restartPolicy OnFailure restarts in place; each restart an attempt
+cat >crash.yaml <<EOF
+name: ${E}k
+image: registry.local/does/not/matter:1
+command: python3 train.py
+retries: 2
+kubernetes:
+  namespace: $NS
+  pod_template:
+    metadata:
+      annotations: {expt-test/run-for: "1s", expt-test/crash: "true", expt-test/backoff: "1s"}
+    spec: {restartPolicy: OnFailure}
+EOF
+expect_code "a run in CrashLoopBackOff fails once the restarts are spent" 1 "$EXPT" run --backend kubernetes -f crash.yaml
+contains "it says it crash-looped" "$out" "after 2 restarts in place (CrashLoopBackOff)"
+equals "three attempts: the first run and two restarts" "$("$EXPT" ps "${E}k" -o json | json 'd[0]["attempt"]')" "3"
 
 # ---- timeout: activeDeadlineSeconds
 spec "$E" "timeout: 2s"

@@ -107,6 +107,9 @@ contains "has the MLflow columns" "$out" "MLFLOW STATUS"
 equals "the MLflow run and its status on the server" \
 	"$(echo "$out" | awk -v r="interop-$X-1" '$1 == r {print $(NF-1), $NF}')/$(echo "$out" | awk -v r="interop-$X-2" '$1 == r {print $(NF-1), $NF}')" \
 	"$m1 FINISHED/$m2 FAILED"
+contains "and what the script logged to MLflow (only there) in PARAMS and METRICS" \
+	"$(echo "$out" | awk -v r="interop-$X-1" '$1 == r')" "alpha=0.5"
+contains "its latest metric too" "$(echo "$out" | awk -v r="interop-$X-1" '$1 == r')" "loss=0.2"
 fi
 
 # --- 2. The sink: expt's own logging API, many points, exactly once ---------------------------

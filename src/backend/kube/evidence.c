@@ -69,6 +69,11 @@ int expt_kb_collect_evidence(struct kb *b, const char *jobname, const char *run_
 			if ((wr = expt_kb_waiting(pod, &wm)))
 				expt_strv_pushf(&d->evidence, "pod %s: waiting: %s%s%s", pn, wr,
 						wm ? ": " : "", wm ? wm : "");
+			if (expt_kb_restarts(pod) > 0)
+				expt_strv_pushf(&d->evidence,
+						"pod %s: restarted %d times in place "
+						"(restartPolicy OnFailure)",
+						pn, expt_kb_restarts(pod));
 			if (tm)
 				expt_strv_pushf(
 				    &d->evidence, "pod %s: terminated: exit code %lld%s%s", pn,

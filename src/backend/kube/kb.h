@@ -95,6 +95,9 @@ const char *expt_kb_waiting(const json_t *pod, const char **message);
 
 /* The condition of type with status True, or NULL. Borrowed from obj. */
 json_t *expt_kb_condition(const json_t *obj, const char *type);
+/* How many times the pod's container was restarted in place (restartPolicy OnFailure: each a
+ * retry the Job counts against backoffLimit). */
+int expt_kb_restarts(const json_t *pod);
 /* A waiting reason that means the pod will not start without someone changing something. */
 int expt_kb_stuck(const char *reason);
 /* How a run ended, from its Job (NULL: deleted before it ended), its newest pod and the number
