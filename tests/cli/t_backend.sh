@@ -10,7 +10,7 @@ cat > expt.yaml <<'YAML'
 name: own
 command: python3 job.py
 args: auto
-params: {n: 3, fail_first: 0}
+params: {n: 3, fail_first: 0, hold: 0}
 parallel: 1
 outputs: {state: ./state}
 YAML
@@ -19,6 +19,9 @@ cat > job.py <<'PY'
 import os, sys, time
 args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 n, fail_first = int(args["--n"]), int(args["--fail_first"])
+if int(args["--hold"]):  # until the test lets it go
+    while not os.path.exists(os.path.join(os.environ["EXPT_OUTPUT_STATE"], "release")):
+        time.sleep(0.05)
 marker = os.path.join(os.environ["EXPT_OUTPUT_STATE"], os.environ["EXPT_RUN_ID"] + ".started")
 first = not os.path.exists(marker)
 open(marker, "a").write("x")
@@ -62,9 +65,21 @@ if [ "$BACKEND" = kubernetes ]; then # the Job's name
 else
 	contains "and the engine's name for it" "$(echo "$out" | json "[r['backend_ref'] for r in d if r['id']=='$rid'][0]")" ":"
 fi
-expect_code "run --attach follows it to its end" 0 "$EXPT" run --attach own
-contains "and sums it up as a foreground run does" "$out" "1 run: 1 succeeded, 0 failed"
+wait_status "$rid" succeeded
+
+# run --attach: back to a run still going (held until the test lets it go), to its end.
+expect_code "a held run, detached" 0 "$EXPT" run $RUN_BACKEND -d n=1 hold=1
+rid=$(echo "$out" | grep -o 'own-[0-9]*' | head -1)
+wait_status "$rid" running
+"$EXPT" run --attach own >attach.out 2>&1 &
+apid=$!
+for _ in $(seq 300); do grep -q "attached to" attach.out 2>/dev/null && break; sleep 0.1; done
+touch state/release
+wait $apid
+equals "run --attach follows it to its end" "$?" "0"
+contains "and sums it up as a foreground run does" "$(cat attach.out)" "1 run: 1 succeeded, 0 failed"
 equals "it ended" "$(status_of "$rid")" "succeeded"
+rm -f state/release
 expect_code "nothing left to attach to" 3 "$EXPT" run --attach own
 
 # logs -f across a retry: both attempts' lines, then it ends by itself.

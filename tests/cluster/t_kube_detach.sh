@@ -26,8 +26,6 @@ ${2:-}
 EOF
 }
 
-# A process of this expt still alive (a supervisor would be one).
-expt_procs() { pgrep -f "^$EXPT " | grep -vx "$$" | wc -l; }
 
 # ---- a sweep that fits `parallel`: -d creates its Jobs and leaves
 spec "$E" "parallel: 3
@@ -40,7 +38,8 @@ for i in 1 2 3; do
 done
 contains "it says the cluster keeps them going" "$out" "which keeps them going without expt"
 not_contains "no supervisor is forked" "$out" "supervisor pid"
-equals "no expt process is left running" "$(expt_procs)" "0"
+equals "no expt process supervises them" \
+	"$("$EXPT" ps "$E" -o json | json 'sorted(set(str(r.get("supervisor_pid") or 0) for r in d))')" "['0']"
 equals "three Jobs exist" "$(K get jobs -l "expt.dev/experiment=$E" -o name | wc -l)" "3"
 out=$("$EXPT" ps "$E" -o json 2>&1)
 equals "ps from a new process: all three running" \
