@@ -273,7 +273,8 @@ static int debug_experiment(struct cli_ctx *ctx, const struct expt_run_list *l, 
 		EXPT_ALLOC_GROW(g[j].runs, g[j].n + 1, g[j].cap);
 		g[j].runs[g[j].n++] = i;
 	}
-	qsort(g, ng, sizeof(*g), by_count);
+	if (ng)
+		qsort(g, ng, sizeof(*g), by_count);
 
 	if (fmt != CLI_OUT_TEXT) {
 		o = json_object();
