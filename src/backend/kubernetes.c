@@ -33,43 +33,6 @@
 
 static void schedule_cleanup(struct kb *b, struct katt *t);
 
-/* ---- small JSON helpers ---- */
-
-/* The value at a dotted path ("status.phase"); NULL when any part is missing. Keys holding dots
- * (labels) are looked up with json_object_get directly. */
-json_t *expt_kb_jget(const json_t *o, const char *path)
-{
-	char key[128];
-	const char *dot;
-
-	while (o && (dot = strchr(path, '.'))) {
-		snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
-		o = json_object_get(o, key);
-		path = dot + 1;
-	}
-	return o ? json_object_get(o, path) : NULL;
-}
-
-const char *expt_kb_jstr(const json_t *o, const char *path)
-{
-	return json_string_value(expt_kb_jget(o, path));
-}
-
-json_t *expt_kb_condition(const json_t *obj, const char *type)
-{
-	json_t *c;
-	size_t i;
-
-	json_array_foreach(expt_kb_jget(obj, "status.conditions"), i, c)
-	{
-		const char *t = json_string_value(json_object_get(c, "type"));
-		const char *st = json_string_value(json_object_get(c, "status"));
-		if (t && st && !strcmp(t, type) && !strcmp(st, "True"))
-			return c;
-	}
-	return NULL;
-}
-
 /* ---- connecting ---- */
 
 int expt_kb_connect(struct kb *b, struct expt_err *err)
@@ -545,115 +508,6 @@ static void end_unstarted(struct katt *t, const char *why)
 	t->drain_until = expt_mono_ms();
 }
 
-/* kubernetes.max_in_flight is shared by every expt creating Jobs in the namespace: counting
- * and creating happen under a Lease (coordination.k8s.io), taken by creating it (one creator
- * wins), given back by deleting it, taken over when its holder stopped renewing it (crashed)
- * LEASE_S seconds ago. */
-#define LEASE_NAME "expt-max-in-flight"
-#define LEASE_S 15
-
-static char *lease_path(struct kb *b, int named)
-{
-	return expt_xasprintf("/apis/coordination.k8s.io/v1/namespaces/%s/leases%s%s",
-			      expt_kb_namespace(b), named ? "/" : "", named ? LEASE_NAME : "");
-}
-
-/* 1 when this process holds the namespace's Lease now, 0 when another does, -1 when it cannot
- * be had at all (no such API): counted without it then. */
-static int lease_take(struct kb *b)
-{
-	struct expt_err e = EXPT_ERR_INIT;
-	char now[40], holder[300], *path = lease_path(b, 0);
-	struct timespec ts;
-	struct tm tm;
-	json_t *body, *cur = NULL;
-	int rc;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(now + strlen(now), sizeof(now) - strlen(now), ".%06ldZ", ts.tv_nsec / 1000);
-	snprintf(holder, sizeof(holder), "expt pid %d", (int)getpid());
-	body = json_pack("{s:s, s:s, s:{s:s}, s:{s:s, s:i, s:s, s:s}}", "apiVersion",
-			 "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name", LEASE_NAME,
-			 "spec", "holderIdentity", holder, "leaseDurationSeconds", LEASE_S,
-			 "acquireTime", now, "renewTime", now);
-	rc = expt_kube_request(b->k, "POST", path, body, NULL, NULL, &e);
-	free(path);
-	if (rc == EXPT_ECONFLICT) {
-		/* Held: taken over only when its holder is long gone (not renewed in time). */
-		struct tm rt;
-		const char *renew;
-		path = lease_path(b, 1);
-		expt_err_clear(&e);
-		if (!expt_kube_request(b->k, "GET", path, NULL, &cur, NULL, &e) &&
-		    (renew = expt_kb_jstr(cur, "spec.renewTime"))) {
-			memset(&rt, 0, sizeof(rt));
-			if (strptime(renew, "%Y-%m-%dT%H:%M:%S", &rt) &&
-			    timegm(&rt) + 2 * LEASE_S < ts.tv_sec) {
-				json_t *pre = json_pack(
-				    "{s:s, s:s, s:{s:s}}", "kind", "DeleteOptions", "apiVersion",
-				    "v1", "preconditions", "resourceVersion",
-				    expt_kb_jstr(cur, "metadata.resourceVersion")
-					? expt_kb_jstr(cur, "metadata.resourceVersion")
-					: "");
-				expt_kube_request(b->k, "DELETE", path, pre, NULL, NULL, &e);
-				json_decref(pre);
-			}
-		}
-		json_decref(cur);
-		free(path);
-	}
-	json_decref(body);
-	return rc == 0 ? 1 : rc == EXPT_ECONFLICT || rc == EXPT_EDENIED ? 0 : -1;
-}
-
-static void lease_give_back(struct kb *b)
-{
-	struct expt_err e = EXPT_ERR_INIT;
-	char *path = lease_path(b, 1);
-
-	expt_kube_request(b->k, "DELETE", path, NULL, NULL, NULL, &e);
-	free(path);
-}
-
-/* How many more Jobs kubernetes.max_in_flight lets into the namespace now: the cap less the
- * unfinished Jobs expt made there (every experiment's, every user's); SIZE_MAX without a cap.
- * Asked only when a queued Job is due, holding the namespace's Lease (*held), which the caller
- * gives back once it created what it may. */
-static size_t namespace_room(struct kb *b, int *held)
-{
-	int cap = b->spec ? b->spec->kubernetes.max_in_flight : 0;
-	struct expt_err e = EXPT_ERR_INIT;
-	json_t *list = NULL, *j;
-	char *path, *sel, *esc;
-	size_t i, active = 0, due = 0;
-	int64_t now = expt_mono_ms();
-
-	*held = 0;
-	if (cap <= 0)
-		return SIZE_MAX;
-	for (i = 0; i < b->nqueued; i++)
-		due += b->queued[i]->retry_at <= now;
-	if (!due || !(*held = lease_take(b)))
-		return 0;
-	if (*held < 0)
-		*held = 0;
-	sel = expt_xasprintf("%s=expt", EXPT_KUBE_L_MANAGED);
-	esc = expt_kube_escape(sel);
-	path = expt_xasprintf("%s?labelSelector=%s", expt_kb_jobs_path(b), esc ? esc : "");
-	if (expt_kube_request(b->k, "GET", path, NULL, &list, NULL, &e))
-		active = (size_t)cap; /* cannot count: wait, and ask again */
-	json_array_foreach(json_object_get(list, "items"), i, j) active +=
-	    !expt_kb_condition(j, "Complete") && !expt_kb_condition(j, "Failed") &&
-	    !expt_kb_condition(j, "SuccessCriteriaMet") && !expt_kb_condition(j, "FailureTarget");
-	json_decref(list);
-	free(path);
-	free(esc);
-	free(sel);
-	return active >= (size_t)cap ? 0 : (size_t)cap - active;
-}
-
 /* The files: ConfigMaps of the runs about to be created, first (their pods mount them). One
  * that cannot be made ends its run. Server-side apply: a leftover of an earlier try is taken
  * over. */
@@ -741,7 +595,7 @@ static void create_queued(struct kb *b)
 	size_t n = 0, keep = 0;
 
 	int held;
-	size_t room = namespace_room(b, &held);
+	size_t room = expt_kb_room(b, &held);
 
 	for (size_t i = 0; i < b->nqueued; i++) {
 		struct katt *t = b->queued[i];
@@ -826,7 +680,7 @@ static void create_queued(struct kb *b)
 		expt_kube_status_release(&reqs[i].st);
 	}
 	if (held)
-		lease_give_back(b);
+		expt_kb_room_done(b);
 	free(reqs);
 	free(ready);
 }
@@ -871,136 +725,6 @@ static void engine_release(void *eng, struct expt_sched_attempt *sa)
 		close(t->comb_fd);
 	free(t);
 	sa->eng = NULL;
-}
-
-/* The container's terminated state in a pod: state, else lastState (after a restart). */
-json_t *expt_kb_terminated(const json_t *pod)
-{
-	json_t *cs;
-	size_t i;
-
-	json_array_foreach(expt_kb_jget(pod, "status.containerStatuses"), i, cs)
-	{
-		json_t *tm = expt_kb_jget(cs, "state.terminated");
-		if (!tm)
-			tm = expt_kb_jget(cs, "lastState.terminated");
-		if (tm)
-			return tm;
-	}
-	return NULL;
-}
-
-/* The waiting reason of the pod's container ("ImagePullBackOff"...) and its message. */
-const char *expt_kb_waiting(const json_t *pod, const char **message)
-{
-	json_t *cs;
-	size_t i;
-
-	json_array_foreach(expt_kb_jget(pod, "status.containerStatuses"), i, cs)
-	{
-		const char *r = expt_kb_jstr(cs, "state.waiting.reason");
-		if (r) {
-			*message = expt_kb_jstr(cs, "state.waiting.message");
-			return r;
-		}
-	}
-	return NULL;
-}
-
-int expt_kb_restarts(const json_t *pod)
-{
-	json_t *cs;
-	size_t i;
-	int n = 0;
-
-	json_array_foreach(expt_kb_jget(pod, "status.containerStatuses"), i, cs) n +=
-	    (int)json_integer_value(json_object_get(cs, "restartCount"));
-	return n;
-}
-
-/* Reasons that mean the pod will not start without someone changing something. */
-int expt_kb_stuck(const char *reason)
-{
-	static const char *const r[] = {"ImagePullBackOff", "InvalidImageName",
-					"CreateContainerConfigError", "ErrImageNeverPull"};
-
-	for (size_t i = 0; reason && i < sizeof(r) / sizeof(r[0]); i++)
-		if (!strcmp(reason, r[i]))
-			return 1;
-	return 0;
-}
-
-void expt_kb_outcome(const json_t *jobobj, const json_t *last_pod, int npods, const char *name,
-		     struct expt_observed *o)
-{
-	json_t *c, *tm = last_pod ? expt_kb_terminated(last_pod) : NULL;
-	const char *reason;
-
-	memset(o, 0, sizeof(*o));
-	o->phase = EXPT_OBS_EXITED;
-	o->exit_code = -1;
-	o->final = 1;
-	/* Each pod is an attempt, and so is each restart in place (CrashLoopBackOff). */
-	o->attempt = (npods > 0 ? npods : 1) + (last_pod ? expt_kb_restarts(last_pod) : 0);
-	if (last_pod && expt_kb_jstr(last_pod, "spec.nodeName"))
-		snprintf(o->node, sizeof(o->node), "%s", expt_kb_jstr(last_pod, "spec.nodeName"));
-	if (last_pod && expt_kb_jstr(last_pod, "status.reason") &&
-	    !strcmp(expt_kb_jstr(last_pod, "status.reason"), "Evicted"))
-		snprintf(o->message, sizeof(o->message), "evicted from its node: %s",
-			 expt_kb_jstr(last_pod, "status.message")
-			     ? expt_kb_jstr(last_pod, "status.message")
-			     : "");
-	else if (tm) {
-		json_int_t code = json_integer_value(json_object_get(tm, "exitCode"));
-		const char *r = json_string_value(json_object_get(tm, "reason"));
-		o->exit_code = (int)code;
-		o->signal = (int)json_integer_value(json_object_get(tm, "signal"));
-		o->oom = r && !strcmp(r, "OOMKilled");
-		if (o->oom)
-			snprintf(o->message, sizeof(o->message),
-				 "OOMKilled: out of memory (exit code %d)", o->exit_code);
-		else if (code)
-			snprintf(o->message, sizeof(o->message), "exited with code %d%s%s%s",
-				 o->exit_code, r ? " (" : "", r ? r : "", r ? ")" : "");
-		if (code && expt_kb_restarts(last_pod) > 0) {
-			size_t len = strlen(o->message);
-			snprintf(o->message + len, sizeof(o->message) - len,
-				 ", after %d restarts in place (CrashLoopBackOff)",
-				 expt_kb_restarts(last_pod));
-		}
-	}
-	if (!jobobj) {
-		if (!tm)
-			snprintf(o->message, sizeof(o->message),
-				 "the Job %s was deleted before it ended", name);
-		return;
-	}
-	if (expt_kb_condition(jobobj, "Complete") ||
-	    expt_kb_condition(jobobj, "SuccessCriteriaMet")) {
-		o->exit_code = 0;
-		o->message[0] = '\0';
-		return;
-	}
-	c = expt_kb_condition(jobobj, "Failed");
-	if (!c)
-		c = expt_kb_condition(jobobj, "FailureTarget");
-	reason = c ? json_string_value(json_object_get(c, "reason")) : NULL;
-	if (reason && !strcmp(reason, "DeadlineExceeded")) {
-		char dur[32];
-		o->timed_out = 1;
-		expt_fmt_duration(
-		    json_integer_value(expt_kb_jget(jobobj, "spec.activeDeadlineSeconds")) * 1000,
-		    dur, sizeof(dur));
-		snprintf(o->message, sizeof(o->message),
-			 "timed out after %s (the Job's activeDeadlineSeconds)", dur);
-	}
-	if (o->exit_code == 0)
-		o->exit_code = -1; /* failed, whatever the last pod said */
-	if (!o->message[0])
-		snprintf(o->message, sizeof(o->message), "the Job failed%s%s%s%s",
-			 reason ? ": " : "", reason ? reason : "",
-			 c && expt_kb_jstr(c, "message") ? ": " : "",
-			 c && expt_kb_jstr(c, "message") ? expt_kb_jstr(c, "message") : "");
 }
 
 /* How the run ended, from its Job and its last pod. */
@@ -1069,8 +793,9 @@ static void reopen_log(struct katt *t)
 	t->reopen_at = expt_mono_ms() + 1000;
 }
 
-/* Once the run ended: what the pod printed after the stream broke (or that the stream did not
- * bring before its end) is read from the pod's whole log, beyond what was delivered. */
+/* Once the run ended, when its stream did not end cleanly: what the pod printed after the
+ * stream broke (or that it did not bring before the end) is read from the pod's whole log,
+ * beyond what was delivered. */
 static void catch_up_log(struct katt *t)
 {
 	struct expt_buf text = EXPT_BUF_INIT;
@@ -1095,6 +820,18 @@ static void catch_up_log(struct katt *t)
 	}
 	free(path);
 	expt_buf_release(&text);
+}
+
+/* The followed pod's stream ended cleanly (a reopened one resent the whole log): nothing it
+ * printed can be missing. */
+static int log_clean(struct katt *t)
+{
+	struct expt_err e = EXPT_ERR_INIT;
+	long http = 0;
+	int rc = -1;
+
+	return t->log && expt_kube_stream_ended(t->log, &http, &rc, NULL, &e) && rc == 0 &&
+	       http / 100 == 2;
 }
 
 static int log_ended(struct katt *t)
@@ -1207,63 +944,6 @@ static int pump_watch(struct kb *b, struct expt_kube_watch *w, int pods, struct 
 	return r < 0 || r > 1 ? r : 0;
 }
 
-/* Why a created Job has no running pod: the latest pod's scheduling condition or waiting
- * state, else the Job's own events (a quota or an admission webhook refusing its pods shows only
- * as a FailedCreate event). */
-void expt_kb_why_not_started(struct kb *b, const char *job, const json_t *last_pod, char *out,
-			     size_t n)
-{
-	json_t *c, *events = NULL, *ev;
-	const char *wm = NULL, *wr;
-	size_t i;
-
-	out[0] = '\0';
-	if (last_pod) {
-		json_array_foreach(expt_kb_jget(last_pod, "status.conditions"), i, c)
-		{
-			const char *st = expt_kb_jstr(c, "status"),
-				   *reason = expt_kb_jstr(c, "reason");
-			if (st && !strcmp(st, "False") && reason) {
-				snprintf(out, n, "%s: %s", reason,
-					 expt_kb_jstr(c, "message") ? expt_kb_jstr(c, "message")
-								    : "");
-				return;
-			}
-		}
-		if ((wr = expt_kb_waiting(last_pod, &wm))) {
-			snprintf(out, n, "%s%s%s", wr, wm ? ": " : "", wm ? wm : "");
-			return;
-		}
-	}
-	{
-		struct expt_err e = EXPT_ERR_INIT;
-		char *sel = expt_xasprintf("involvedObject.name=%s,involvedObject.kind=Job", job);
-		char *esc = expt_kube_escape(sel);
-		char *path = expt_xasprintf("/api/v1/namespaces/%s/events?fieldSelector=%s",
-					    expt_kb_namespace(b), esc ? esc : "");
-		if (!expt_kube_request(b->k, "GET", path, NULL, &events, NULL, &e))
-			json_array_foreach(json_object_get(events, "items"), i, ev)
-			{
-				const char *type = expt_kb_jstr(ev, "type");
-				if (type && !strcmp(type, "Warning"))
-					snprintf(out, n, "%s: %s",
-						 expt_kb_jstr(ev, "reason")
-						     ? expt_kb_jstr(ev, "reason")
-						     : "",
-						 expt_kb_jstr(ev, "message")
-						     ? expt_kb_jstr(ev, "message")
-						     : "");
-			}
-		json_decref(events);
-		free(sel);
-		free(esc);
-		free(path);
-	}
-	if (!out[0])
-		snprintf(out, n, "%s",
-			 last_pod ? "its pod is still pending" : "no pod was created");
-}
-
 /* kubernetes.start_timeout: a Job whose pod never ran by then fails with the reason, instead
  * of sitting pending unnoticed. */
 static void check_start_timeout(struct kb *b, struct katt *t)
@@ -1346,7 +1026,7 @@ static int engine_wait(void *eng, struct expt_sched *s, int64_t ms, struct expt_
 		if (t->done && (log_ended(t) || expt_mono_ms() >= t->drain_until)) {
 			struct expt_observed o;
 			drain_log(t);
-			if (t->created && t->running)
+			if (t->created && t->running && !log_clean(t))
 				catch_up_log(t);
 			if (t->created && !t->evidence_saved)
 				expt_kb_save_evidence(b, t->name, t->job->log_dir);

@@ -81,33 +81,14 @@ int expt_kb_collect_evidence(struct kb *b, const char *jobname, const char *run_
 				    expt_kb_jstr(tm, "reason") ? ", reason " : "",
 				    expt_kb_jstr(tm, "reason") ? expt_kb_jstr(tm, "reason") : "");
 			/* Events: the scheduler's and the kubelet's account. */
-			{
-				char *sel = expt_xasprintf(
-				    "involvedObject.name=%s,involvedObject.kind=Pod", pn);
-				char *esc = expt_kube_escape(sel);
-				char *ep =
-				    expt_xasprintf("/api/v1/namespaces/%s/events?fieldSelector=%s",
-						   expt_kb_namespace(b), esc ? esc : "");
-				expt_err_clear(&e);
-				if (!expt_kube_request(b->k, "GET", ep, NULL, &events, NULL, &e)) {
-					json_array_foreach(json_object_get(events, "items"), j, ev)
-					    expt_strv_pushf(&d->evidence, "event %s %s: %s",
-							    expt_kb_jstr(ev, "type")
-								? expt_kb_jstr(ev, "type")
-								: "",
-							    expt_kb_jstr(ev, "reason")
-								? expt_kb_jstr(ev, "reason")
-								: "",
-							    expt_kb_jstr(ev, "message")
-								? expt_kb_jstr(ev, "message")
-								: "");
-				}
-				json_decref(events);
-				events = NULL;
-				free(sel);
-				free(esc);
-				free(ep);
-			}
+			events = expt_kb_events(b, "Pod", pn);
+			json_array_foreach(json_object_get(events, "items"), j, ev) expt_strv_pushf(
+			    &d->evidence, "event %s %s: %s",
+			    expt_kb_jstr(ev, "type") ? expt_kb_jstr(ev, "type") : "",
+			    expt_kb_jstr(ev, "reason") ? expt_kb_jstr(ev, "reason") : "",
+			    expt_kb_jstr(ev, "message") ? expt_kb_jstr(ev, "message") : "");
+			json_decref(events);
+			events = NULL;
 			if (active) {
 				const char *wr2, *wm2 = NULL;
 				json_t *sched = NULL;

@@ -1,7 +1,8 @@
 /* What the Kubernetes backend's files share (kubernetes.c: the operations and the engine;
- * kube/validate.c: the checks before anything is created; kube/evidence.c: what the cluster
- * knows of a run, for expt debug). Internal to src/backend; nothing else includes it.
- * Owner: backend/kube. */
+ * kube/jobstate.c: what a Job's and its pods' JSON say about a run; kube/validate.c: the checks
+ * before anything is created; kube/inflight.c: kubernetes.max_in_flight; kube/evidence.c: what
+ * the cluster knows of a run, for expt debug; kube/adopt.c: runs no expt process follows).
+ * Internal to src/backend; nothing else includes it. Owner: backend/kube. */
 #ifndef EXPT_BACKEND_KUBE_KB_H
 #define EXPT_BACKEND_KUBE_KB_H
 
@@ -114,6 +115,16 @@ void expt_kb_cleanup(struct kb *b, const char *job, int failed);
  * records a pod when it starts following it, so that a later expt can complete the files from
  * the pod's log (kube/adopt.c) if the supervisor goes. */
 void expt_kb_pod_begins(const char *log_dir, const char *pod);
+
+/* kube/jobstate.c also: the events about object kind/name ({"items": [...]}, the caller's;
+ * NULL when the cluster cannot say). */
+json_t *expt_kb_events(struct kb *b, const char *kind, const char *name);
+
+/* kube/inflight.c: how many more Jobs kubernetes.max_in_flight lets into the namespace now
+ * (SIZE_MAX without a cap; 0 while it is full or another expt is counting); when *held, the
+ * caller creates at most that many and then calls expt_kb_room_done. */
+size_t expt_kb_room(struct kb *b, int *held);
+void expt_kb_room_done(struct kb *b);
 
 /* kube/adopt.c: runs no expt process follows (expt run -d, or their supervisor gone): state,
  * end and log files read from the cluster. The backend's poll and logs operations. */
