@@ -13,16 +13,19 @@ static const char usage[] =
     "usage: expt ps [EXPERIMENT] [options]\n"
     "\n"
     "Lists runs, newest last: id, status, exit code, duration, start time, params and\n"
-    "each metric's last value.\n"
+    "each metric's last value. A run the engine has not started says why when the engine\n"
+    "does: pending (Unschedulable), pending (ImagePullBackOff).\n"
     "Without -a, shows the 30 most recent runs (and says how many more there are);\n"
     "-o json and -o yaml list every run unless -n is given.\n"
     "\n"
     "Options:\n"
     "  -a, --all             every run\n"
     "  -n, --last N          the N most recent runs\n"
-    "  -s, --status LIST     only runs in these states (queued,running,succeeded,failed,stopped)\n"
-    "  -o, --output FORMAT   text (default), wide (untruncated, adds backend, host, pid, GPUs,\n"
-    "                        and the linked MLflow run with its status on the server),\n"
+    "  -s, --status LIST     only runs in these states (queued, pending, running, succeeded,\n"
+    "                        failed, stopped; comma-separated)\n"
+    "  -o, --output FORMAT   text (default), wide (untruncated, adds backend, node, the\n"
+    "                        engine's name for the run, GPUs, and the linked MLflow run with\n"
+    "                        its status and what it logged only to MLflow),\n"
     "                        json, yaml\n"
     "  -h, --help            this help\n";
 
@@ -176,8 +179,8 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 			if (parse_status_mask(optarg, &f.status_mask))
 				return cli_usage_error(
 				    ctx, &cli_cmd_ps,
-				    "unknown status in '%s' (queued, running, succeeded, "
-				    "failed, stopped)",
+				    "unknown status in '%s' (queued, pending, running, "
+				    "succeeded, failed, stopped)",
 				    optarg);
 			break;
 		case 'o':
