@@ -120,11 +120,15 @@ h_stop() {
 
 # h_try_wait NAME TIMEOUT COMMAND...: poll until COMMAND succeeds (0); 1 when NAME exited,
 # 2 when the time is up.
+# NAME is this shell's child (h_start): its pid cannot be reused before this shell waits for
+# it, so whether it lives is whether it ended, not what its command line says (a process that
+# execs itself again, as podman does, briefly has none, which read as "exited").
 h_try_wait() {
   local name="$1" timeout="$2"; shift 2
-  local deadline=$(( $(date +%s) + timeout ))
+  local deadline=$(( $(date +%s) + timeout )) pid
+  pid="$(cat "$h_dir/run/$name.pid" 2>/dev/null)" || return 1
   while ! "$@" >/dev/null 2>&1; do
-    h_pid_alive "$h_dir/run/$name.pid" >/dev/null || return 1
+    h_ended "$pid" && return 1
     [ "$(date +%s)" -lt "$deadline" ] || return 2
     sleep 0.1
   done
